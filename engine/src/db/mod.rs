@@ -1,0 +1,199 @@
+//! Database access: the connection pool, the schema migrations and the embedded default cluster.
+//!
+//! `DATABASE_URL` names an external server; without it the engine starts its own private
+//! cluster ([`embedded`]). Either way the schema comes only from `migrations/`.
+
+pub mod embedded;
+
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+
+use crate::config::{Config, DatabaseSource};
+use embedded::{ClusterError, EmbeddedCluster};
+
+/// The schema migrations, embedded in the binary at build time.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+/// Why the engine could not reach or prepare its database.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The embedded cluster could not be created, started or stopped.
+    #[error("embedded database: {0}")]
+    Cluster(#[from] ClusterError),
+    /// The URL is malformed.
+    #[error("invalid database URL {url}: {source}")]
+    BadUrl {
+        /// The URL with any password hidden.
+        url: String,
+        /// Why it was rejected.
+        source: sqlx::Error,
+    },
+    /// The server did not accept a connection.
+    #[error("cannot connect to the database at {url}: {source}")]
+    Connect {
+        /// The URL with any password hidden.
+        url: String,
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+    /// The pgvector extension is not installed on the server.
+    #[error(
+        "pgvector is not installed on the PostgreSQL server ({server}): the extension \"vector\" is not available. \
+         Install it with `bash scripts/setup.sh` (it builds pgvector 0.8 from Debian's source package for PostgreSQL 15), \
+         or install your distribution's postgresql-<major>-pgvector package, then run `amal-engine migrate` again"
+    )]
+    PgvectorMissing {
+        /// The server's version string.
+        server: String,
+    },
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    /// A blocking task panicked or was cancelled.
+    #[error("background task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// Hides the password in a connection URL, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The embedded cluster described by `config` (nothing is started).
+pub fn embedded_cluster(config: &Config) -> Result<EmbeddedCluster, DbError> {
+    Ok(EmbeddedCluster::new(
+        &config.data_dir,
+        config.pg_bin.as_deref(),
+    )?)
+}
+
+/// The URL of the configured database, starting the embedded cluster first when it is the one in use.
+pub async fn database_url(config: &Config) -> Result<String, DbError> {
+    match &config.database {
+        DatabaseSource::External(url) => Ok(url.clone()),
+        DatabaseSource::Embedded(_) => {
+            let config = config.clone();
+            // initdb and pg_ctl block for up to seconds: keep them off the async workers.
+            let url = tokio::task::spawn_blocking(move || {
+                embedded_cluster(&config)?.start().map_err(DbError::from)
+            })
+            .await??;
+            Ok(url)
+        }
+    }
+}
+
+/// Opens a pool on `url` without touching the schema.
+pub async fn connect_url(url: &str, max_connections: u32) -> Result<PgPool, DbError> {
+    let options: PgConnectOptions = url.parse().map_err(|source| DbError::BadUrl {
+        url: redact_url(url),
+        source,
+    })?;
+    let options = options
+        .application_name("amal-engine")
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(|source| DbError::Connect {
+            url: redact_url(url),
+            source,
+        })
+}
+
+/// Default pool size: enough for the server's workers and concurrent requests on a small machine.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
+
+/// Connects to the configured database (starting the embedded one if needed) without migrating.
+pub async fn connect(config: &Config) -> Result<PgPool, DbError> {
+    let url = database_url(config).await?;
+    let max = std::env::var("AMAL_DB_MAX_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(DEFAULT_MAX_CONNECTIONS);
+    connect_url(&url, max).await
+}
+
+/// Connects and brings the schema up to date: what every entry point does on start-up.
+pub async fn connect_and_migrate(config: &Config) -> Result<PgPool, DbError> {
+    let pool = connect(config).await?;
+    migrate(&pool).await?;
+    Ok(pool)
+}
+
+/// The pgvector extension as the server sees it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PgvectorStatus {
+    /// The version the server can install (`None`: not installed on the machine).
+    pub available: Option<String>,
+    /// The version installed in this database (`None`: `CREATE EXTENSION vector` not run yet).
+    pub installed: Option<String>,
+}
+
+/// Asks the server whether pgvector is available and installed.
+pub async fn pgvector_status(pool: &PgPool) -> Result<PgvectorStatus, DbError> {
+    let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT default_version, installed_version FROM pg_available_extensions WHERE name = 'vector'",
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(match row {
+        Some((available, installed)) => PgvectorStatus {
+            available,
+            installed,
+        },
+        None => PgvectorStatus {
+            available: None,
+            installed: None,
+        },
+    })
+}
+
+/// Applies pending migrations. Fails with [`DbError::PgvectorMissing`] before touching anything
+/// when the server lacks pgvector, instead of a half-applied schema and a cryptic SQL error.
+pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
+    if pgvector_status(pool).await?.available.is_none() {
+        let server: String = sqlx::query_scalar("SELECT version()")
+            .fetch_one(pool)
+            .await?;
+        return Err(DbError::PgvectorMissing { server });
+    }
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redacts_password_only() {
+        assert_eq!(
+            redact_url("postgres://amal:secret@127.0.0.1:5432/amal"),
+            "postgres://amal:***@127.0.0.1:5432/amal"
+        );
+        assert_eq!(
+            redact_url("postgres://amal@host/db"),
+            "postgres://amal@host/db"
+        );
+        assert_eq!(redact_url("postgres:///db"), "postgres:///db");
+    }
+}

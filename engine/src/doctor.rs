@@ -1,0 +1,438 @@
+//! `amal-engine doctor`: the platform documents' health check, as one report.
+//!
+//! Failures (the report is unhealthy): no connection, pgvector missing, migrations pending,
+//! failed or modified. Warnings (still healthy): a low cache-hit ratio, connections near the limit.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+use sqlx::PgPool;
+
+use crate::config::Config;
+use crate::db::{self, PgvectorStatus};
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    /// Fine.
+    Ok,
+    /// Worth a look; does not make the database unhealthy.
+    Warn,
+    /// The database is not usable as it is.
+    Fail,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// Short name, e.g. `pgvector`.
+    pub name: &'static str,
+    /// Outcome.
+    pub status: CheckStatus,
+    /// What was found, and what to do when it is not ok.
+    pub detail: String,
+}
+
+/// Migration state compared with the migrations built into this binary.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MigrationReport {
+    /// Migrations this binary carries.
+    pub expected: usize,
+    /// Migrations recorded as applied successfully.
+    pub applied: usize,
+    /// Versions not applied yet.
+    pub pending: Vec<i64>,
+    /// Versions recorded as failed (a dirty database).
+    pub failed: Vec<i64>,
+    /// Versions applied from a different file than this binary carries.
+    pub modified: Vec<i64>,
+    /// Versions applied that this binary does not know (a newer engine ran here).
+    pub unknown: Vec<i64>,
+}
+
+/// Size of one table, indexes and TOAST included.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct TableSize {
+    /// Table name.
+    pub table: String,
+    /// Total bytes.
+    pub total_bytes: i64,
+    /// The planner's row estimate.
+    pub rows_estimate: i64,
+}
+
+/// An index never used since statistics were last reset.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct UnusedIndex {
+    /// Table name.
+    pub table: String,
+    /// Index name.
+    pub index: String,
+    /// Its size in bytes.
+    pub bytes: i64,
+}
+
+/// Connection counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Connections {
+    /// Connections to this database.
+    pub database: i64,
+    /// Connections to the whole server.
+    pub server: i64,
+    /// The server's `max_connections`.
+    pub max: i64,
+}
+
+/// The whole health report; `--json` prints it as is.
+#[derive(Debug, Clone, Serialize)]
+pub struct DoctorReport {
+    /// True when no check failed.
+    pub healthy: bool,
+    /// Every check, in order.
+    pub checks: Vec<Check>,
+    /// `SHOW server_version`.
+    pub server_version: Option<String>,
+    /// pgvector availability.
+    pub pgvector: Option<PgvectorStatus>,
+    /// Migration state.
+    pub migrations: Option<MigrationReport>,
+    /// Database name.
+    pub database: Option<String>,
+    /// Database size in bytes.
+    pub database_bytes: Option<i64>,
+    /// The largest tables.
+    pub tables: Vec<TableSize>,
+    /// Connection counts.
+    pub connections: Option<Connections>,
+    /// Share of table block reads served from shared buffers (`None` before any read).
+    pub cache_hit_ratio: Option<f64>,
+    /// Indexes with no scans.
+    pub unused_indexes: Vec<UnusedIndex>,
+}
+
+impl DoctorReport {
+    fn new() -> Self {
+        DoctorReport {
+            healthy: true,
+            checks: Vec::new(),
+            server_version: None,
+            pgvector: None,
+            migrations: None,
+            database: None,
+            database_bytes: None,
+            tables: Vec::new(),
+            connections: None,
+            cache_hit_ratio: None,
+            unused_indexes: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, name: &'static str, status: CheckStatus, detail: impl Into<String>) {
+        if status == CheckStatus::Fail {
+            self.healthy = false;
+        }
+        self.checks.push(Check {
+            name,
+            status,
+            detail: detail.into(),
+        });
+    }
+}
+
+/// Connects with `config` (starting the embedded cluster if it is the one in use, but never
+/// migrating) and examines the database.
+pub async fn run(config: &Config) -> DoctorReport {
+    match db::connect(config).await {
+        Ok(pool) => {
+            let report = examine(&pool).await;
+            pool.close().await;
+            report
+        }
+        Err(e) => {
+            let mut report = DoctorReport::new();
+            report.push("connectivity", CheckStatus::Fail, e.to_string());
+            report
+        }
+    }
+}
+
+/// Examines the database behind `pool`.
+pub async fn examine(pool: &PgPool) -> DoctorReport {
+    let mut report = DoctorReport::new();
+    match gather(pool, &mut report).await {
+        Ok(()) => {}
+        Err(e) => report.push(
+            "queries",
+            CheckStatus::Fail,
+            format!("a health query failed: {e}"),
+        ),
+    }
+    report
+}
+
+async fn gather(pool: &PgPool, report: &mut DoctorReport) -> Result<(), sqlx::Error> {
+    let (version, database): (String, String) =
+        match sqlx::query_as("SELECT current_setting('server_version'), current_database()")
+            .fetch_one(pool)
+            .await
+        {
+            Ok(row) => row,
+            Err(e) => {
+                report.push(
+                    "connectivity",
+                    CheckStatus::Fail,
+                    format!("connected, but the server does not answer: {e}"),
+                );
+                return Ok(());
+            }
+        };
+    report.push(
+        "connectivity",
+        CheckStatus::Ok,
+        format!("connected to database {database}"),
+    );
+    report.push("server", CheckStatus::Ok, format!("PostgreSQL {version}"));
+    report.server_version = Some(version);
+    report.database = Some(database);
+
+    let pgvector = db::pgvector_status(pool).await.map_err(|e| match e {
+        db::DbError::Sql(e) => e,
+        other => sqlx::Error::Protocol(other.to_string()),
+    })?;
+    match (&pgvector.available, &pgvector.installed) {
+        (None, _) => report.push(
+            "pgvector",
+            CheckStatus::Fail,
+            "pgvector is NOT installed on this PostgreSQL server (extension \"vector\" not available). \
+             Install it with `bash scripts/setup.sh` (builds pgvector 0.8 from Debian's source package) \
+             or the postgresql-<major>-pgvector package",
+        ),
+        (Some(avail), None) => report.push(
+            "pgvector",
+            CheckStatus::Fail,
+            format!("pgvector {avail} is available but not created in this database: run `amal-engine migrate`"),
+        ),
+        (Some(_), Some(installed)) => report.push("pgvector", CheckStatus::Ok, format!("pgvector {installed}")),
+    }
+    report.pgvector = Some(pgvector);
+
+    let migrations = migration_report(pool).await?;
+    let status = if migrations.failed.is_empty()
+        && migrations.modified.is_empty()
+        && migrations.pending.is_empty()
+    {
+        CheckStatus::Ok
+    } else {
+        CheckStatus::Fail
+    };
+    let mut detail = format!("{} of {} applied", migrations.applied, migrations.expected);
+    for (label, list) in [
+        ("pending (run `amal-engine migrate`)", &migrations.pending),
+        ("FAILED (fix, then re-run)", &migrations.failed),
+        ("MODIFIED after being applied", &migrations.modified),
+        (
+            "unknown to this engine (newer version ran here)",
+            &migrations.unknown,
+        ),
+    ] {
+        if !list.is_empty() {
+            detail.push_str(&format!("; {label}: {list:?}"));
+        }
+    }
+    report.push("migrations", status, detail);
+    report.migrations = Some(migrations);
+
+    let bytes: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+        .fetch_one(pool)
+        .await?;
+    report.push(
+        "size",
+        CheckStatus::Ok,
+        format!("database {}", human_bytes(bytes)),
+    );
+    report.database_bytes = Some(bytes);
+
+    report.tables = sqlx::query_as(
+        "SELECT relname::text AS table, pg_total_relation_size(relid) AS total_bytes, \
+                GREATEST(n_live_tup, 0) AS rows_estimate \
+         FROM pg_stat_user_tables WHERE schemaname = 'public' \
+         ORDER BY pg_total_relation_size(relid) DESC, relname LIMIT 20",
+    )
+    .fetch_all(pool)
+    .await?;
+
+    let (in_db, on_server, max): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE datname = current_database()), count(*), \
+                current_setting('max_connections')::bigint \
+         FROM pg_stat_activity WHERE backend_type = 'client backend'",
+    )
+    .fetch_one(pool)
+    .await?;
+    let status = if on_server * 10 >= max * 9 {
+        CheckStatus::Warn
+    } else {
+        CheckStatus::Ok
+    };
+    report.push(
+        "connections",
+        status,
+        format!("{in_db} to this database, {on_server} of {max} on the server"),
+    );
+    report.connections = Some(Connections {
+        database: in_db,
+        server: on_server,
+        max,
+    });
+
+    let (hit, read): (i64, i64) = sqlx::query_as(
+        "SELECT COALESCE(sum(heap_blks_hit), 0)::bigint, COALESCE(sum(heap_blks_read), 0)::bigint FROM pg_statio_user_tables",
+    )
+    .fetch_one(pool)
+    .await?;
+    let ratio = (hit + read > 0).then(|| hit as f64 / (hit + read) as f64);
+    report.cache_hit_ratio = ratio;
+    match ratio {
+        // A freshly started server reads everything from disk once: judge only after real traffic.
+        Some(r) if r < 0.90 && hit + read >= 10_000 => report.push(
+            "cache",
+            CheckStatus::Warn,
+            format!(
+                "cache-hit ratio {:.1}% (below 90%: consider more shared_buffers)",
+                r * 100.0
+            ),
+        ),
+        Some(r) => report.push(
+            "cache",
+            CheckStatus::Ok,
+            format!("cache-hit ratio {:.1}%", r * 100.0),
+        ),
+        None => report.push("cache", CheckStatus::Ok, "no table reads yet"),
+    }
+
+    report.unused_indexes = sqlx::query_as(
+        "SELECT s.relname::text AS table, s.indexrelname::text AS index, pg_relation_size(s.indexrelid) AS bytes \
+         FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid \
+         WHERE s.idx_scan = 0 AND NOT i.indisunique AND NOT i.indisprimary AND s.schemaname = 'public' \
+         ORDER BY pg_relation_size(s.indexrelid) DESC, s.indexrelname",
+    )
+    .fetch_all(pool)
+    .await?;
+    report.push(
+        "indexes",
+        CheckStatus::Ok,
+        format!(
+            "{} non-unique indexes not scanned since statistics were reset",
+            report.unused_indexes.len()
+        ),
+    );
+    Ok(())
+}
+
+async fn migration_report(pool: &PgPool) -> Result<MigrationReport, sqlx::Error> {
+    let expected: BTreeMap<i64, Vec<u8>> = db::MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .map(|m| (m.version, m.checksum.to_vec()))
+        .collect();
+    let table_exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('public._sqlx_migrations') IS NOT NULL")
+            .fetch_one(pool)
+            .await?;
+    let applied: Vec<(i64, bool, Vec<u8>)> = if table_exists {
+        sqlx::query_as("SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(pool)
+            .await?
+    } else {
+        Vec::new()
+    };
+    let mut report = MigrationReport {
+        expected: expected.len(),
+        ..Default::default()
+    };
+    for (version, success, checksum) in &applied {
+        match expected.get(version) {
+            None => report.unknown.push(*version),
+            Some(_) if !success => report.failed.push(*version),
+            Some(sum) if sum != checksum => report.modified.push(*version),
+            Some(_) => report.applied += 1,
+        }
+    }
+    report.pending = expected
+        .keys()
+        .filter(|v| !applied.iter().any(|(a, _, _)| a == *v))
+        .copied()
+        .collect();
+    Ok(report)
+}
+
+/// Formats a byte count as the documents' `pg_size_pretty` would.
+pub fn human_bytes(bytes: i64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+impl fmt::Display for DoctorReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for check in &self.checks {
+            let mark = match check.status {
+                CheckStatus::Ok => "ok  ",
+                CheckStatus::Warn => "WARN",
+                CheckStatus::Fail => "FAIL",
+            };
+            writeln!(f, "[{mark}] {:<12} {}", check.name, check.detail)?;
+        }
+        if !self.tables.is_empty() {
+            writeln!(f, "\nlargest tables:")?;
+            for t in self.tables.iter().take(10) {
+                writeln!(
+                    f,
+                    "  {:<28} {:>10}  ~{} rows",
+                    t.table,
+                    human_bytes(t.total_bytes),
+                    t.rows_estimate
+                )?;
+            }
+        }
+        if !self.unused_indexes.is_empty() {
+            writeln!(f, "\nunused indexes (largest first):")?;
+            for i in self.unused_indexes.iter().take(10) {
+                writeln!(
+                    f,
+                    "  {:<48} on {:<24} {:>10}",
+                    i.index,
+                    i.table,
+                    human_bytes(i.bytes)
+                )?;
+            }
+        }
+        write!(
+            f,
+            "\n{}",
+            if self.healthy { "healthy" } else { "UNHEALTHY" }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn sizes_read_like_pg_size_pretty() {
+        assert_eq!(human_bytes(512), "512 bytes");
+        assert_eq!(human_bytes(2048), "2.0 kB");
+        assert_eq!(human_bytes(5 * 1024 * 1024), "5.0 MB");
+    }
+}

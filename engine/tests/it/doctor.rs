@@ -1,0 +1,104 @@
+//! `doctor`: healthy on a migrated database; a missing pgvector reported clearly.
+
+use amal_engine::db::{self, DbError, embedded::EmbeddedCluster};
+use amal_engine::doctor::{self, CheckStatus};
+use sqlx::PgPool;
+
+use crate::common::PostgresWithoutPgvector;
+
+#[sqlx::test(migrations = "../migrations")]
+async fn healthy_on_a_migrated_database(pool: PgPool) {
+    let report = doctor::examine(&pool).await;
+    assert!(report.healthy, "{report}");
+    let migrations = report.migrations.as_ref().unwrap();
+    assert_eq!(migrations.applied, migrations.expected);
+    assert!(migrations.expected > 0);
+    assert!(report.pgvector.as_ref().unwrap().installed.is_some());
+    assert!(
+        report.tables.iter().any(|t| t.table == "support_tickets"),
+        "{report}"
+    );
+    for name in [
+        "connectivity",
+        "server",
+        "pgvector",
+        "migrations",
+        "size",
+        "connections",
+        "cache",
+        "indexes",
+    ] {
+        assert!(
+            report.checks.iter().any(|c| c.name == name),
+            "missing check {name}"
+        );
+    }
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["healthy"], true);
+}
+
+#[sqlx::test(migrations = false)]
+async fn pending_migrations_make_it_unhealthy(pool: PgPool) {
+    let report = doctor::examine(&pool).await;
+    assert!(!report.healthy);
+    let check = report
+        .checks
+        .iter()
+        .find(|c| c.name == "migrations")
+        .unwrap();
+    assert_eq!(check.status, CheckStatus::Fail);
+    assert!(check.detail.contains("pending"), "{}", check.detail);
+}
+
+#[tokio::test]
+async fn missing_pgvector_is_reported_clearly() {
+    let install = PostgresWithoutPgvector::new();
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = EmbeddedCluster::new(dir.path(), Some(&install.bin)).unwrap();
+    let url = cluster.start().unwrap();
+    let pool = db::connect_url(&url, 2).await.unwrap();
+
+    let report = doctor::examine(&pool).await;
+    assert!(!report.healthy);
+    let check = report.checks.iter().find(|c| c.name == "pgvector").unwrap();
+    assert_eq!(check.status, CheckStatus::Fail);
+    assert!(
+        check.detail.contains("pgvector is NOT installed"),
+        "{}",
+        check.detail
+    );
+    assert!(
+        check.detail.contains("scripts/setup.sh"),
+        "{}",
+        check.detail
+    );
+
+    // Migrating refuses up front, naming the cause, and leaves the database untouched.
+    let err = db::migrate(&pool).await.expect_err("no pgvector");
+    assert!(matches!(err, DbError::PgvectorMissing { .. }), "{err}");
+    assert!(
+        err.to_string().contains("pgvector is not installed"),
+        "{err}"
+    );
+    let tables: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(tables, 0);
+    pool.close().await;
+
+    // The CLI says the same and exits non-zero.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_amal-engine"))
+        .args(["doctor", "--json"])
+        .env_remove("DATABASE_URL")
+        .env("AMAL_DATA_DIR", dir.path())
+        .env("AMAL_PG_BIN", &install.bin)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["healthy"], false);
+    assert_eq!(json["pgvector"]["available"], serde_json::Value::Null);
+    cluster.destroy().unwrap();
+}

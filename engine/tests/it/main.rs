@@ -1,0 +1,10 @@
+//! The engine's integration tests: one binary, real PostgreSQL with pgvector.
+//!
+//! `#[sqlx::test]` tests need DATABASE_URL (a superuser on a server with pgvector; `scripts/test.sh`
+//! provides one) and each gets its own database. Cluster tests create their own private clusters.
+
+mod cli;
+mod cluster;
+mod common;
+mod doctor;
+mod schema;
