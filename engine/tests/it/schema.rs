@@ -675,8 +675,8 @@ async fn document_chunks_store_384_dimension_embeddings_with_their_model(
     let doc = document(&pool, "h", "ar-DZ").await?;
     let insert = |index: i32, vector: Option<String>, model: Option<&'static str>| {
         sqlx::query(
-            "INSERT INTO document_chunks (document_id, content, chunk_index, embedding, embedding_model)
-             VALUES ($1, 'نص', $2, $3::text::vector, $4)",
+            "INSERT INTO document_chunks (document_id, content, search_text, chunk_index, embedding, embedding_model)
+             VALUES ($1, 'نص', 'نص', $2, $3::text::vector, $4)",
         )
         .bind(doc)
         .bind(index)
@@ -719,7 +719,13 @@ async fn embedding_settings_start_at_the_default_embedder_and_match_the_column(
             .await?;
     assert_eq!((model.as_str(), dimension), ("amal-hash-ngram-v1", 384));
     assert_eq!(embedding_column_type(&pool).await?, "vector(384)");
-    assert_eq!(hnsw_index(&pool).await?.as_deref(), Some("hnsw"));
+    for lang in ["ar", "fr", "en"] {
+        assert_eq!(
+            hnsw_index(&pool, lang).await?.as_deref(),
+            Some("hnsw"),
+            "{lang}"
+        );
+    }
     // A singleton: no second row, no row with id = false.
     assert_violates(
         sqlx::query("INSERT INTO embedding_settings (model, dimension) VALUES ('x', 8)")
@@ -745,16 +751,17 @@ async fn embedding_column_type(pool: &PgPool) -> sqlx::Result<String> {
     .await
 }
 
-/// The access method of idx_document_chunks_embedding_hnsw, if the index exists on the column.
-async fn hnsw_index(pool: &PgPool) -> sqlx::Result<Option<String>> {
+/// The access method of the language's partial vector index, if it exists on the column.
+async fn hnsw_index(pool: &PgPool, lang: &str) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar(
         "SELECT am.amname::text FROM pg_index i
            JOIN pg_class c ON c.oid = i.indexrelid
            JOIN pg_am am ON am.oid = c.relam
            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-          WHERE c.relname = 'idx_document_chunks_embedding_hnsw'
+          WHERE c.relname = 'idx_document_chunks_embedding_hnsw_' || $1
             AND i.indrelid = 'document_chunks'::regclass AND a.attname = 'embedding'",
     )
+    .bind(lang)
     .fetch_optional(pool)
     .await
 }
@@ -763,8 +770,8 @@ async fn hnsw_index(pool: &PgPool) -> sqlx::Result<Option<String>> {
 async fn set_embedding_dimension_changes_column_index_and_settings(pool: PgPool) -> TestResult {
     let doc = document(&pool, "h", "en-US").await?;
     sqlx::query(
-        "INSERT INTO document_chunks (document_id, content, chunk_index, embedding, embedding_model)
-         VALUES ($1, 'text', 0, $2::text::vector, 'amal-hash-ngram-v1')",
+        "INSERT INTO document_chunks (document_id, content, search_text, chunk_index, embedding, embedding_model)
+         VALUES ($1, 'text', 'text', 0, $2::text::vector, 'amal-hash-ngram-v1')",
     )
     .bind(doc)
     .bind(vector_literal(384, 0.5))
@@ -784,7 +791,13 @@ async fn set_embedding_dimension_changes_column_index_and_settings(pool: PgPool)
         .execute(&pool)
         .await?;
     assert_eq!(embedding_column_type(&pool).await?, "vector(768)");
-    assert_eq!(hnsw_index(&pool).await?.as_deref(), Some("hnsw"));
+    for lang in ["ar", "fr", "en"] {
+        assert_eq!(
+            hnsw_index(&pool, lang).await?.as_deref(),
+            Some("hnsw"),
+            "{lang}"
+        );
+    }
     let (model, dimension): (String, i32) =
         sqlx::query_as("SELECT model, dimension FROM embedding_settings")
             .fetch_one(&pool)
@@ -806,18 +819,23 @@ async fn set_embedding_dimension_changes_column_index_and_settings(pool: PgPool)
     update(768).await?;
     assert!(update(384).await.is_err());
 
-    // The recreated index is a valid cosine HNSW index on the retyped column.
-    let (definition, valid): (String, bool) = sqlx::query_as(
-        "SELECT pg_get_indexdef(indexrelid), indisvalid FROM pg_index
-          WHERE indexrelid = 'idx_document_chunks_embedding_hnsw'::regclass",
-    )
-    .fetch_one(&pool)
-    .await?;
-    assert!(
-        definition.ends_with("USING hnsw (embedding vector_cosine_ops)"),
-        "{definition}"
-    );
-    assert!(valid);
+    // The recreated indexes are valid cosine HNSW indexes on the retyped column, one per language.
+    for lang in ["ar", "fr", "en"] {
+        let (definition, valid): (String, bool) = sqlx::query_as(
+            "SELECT pg_get_indexdef(indexrelid), indisvalid FROM pg_index
+              WHERE indexrelid = ('idx_document_chunks_embedding_hnsw_' || $1)::regclass",
+        )
+        .bind(lang)
+        .fetch_one(&pool)
+        .await?;
+        assert!(
+            definition.ends_with(&format!(
+                "USING hnsw (embedding vector_cosine_ops) WHERE (retrievable AND (lang = '{lang}'::bpchar))"
+            )),
+            "{definition}"
+        );
+        assert!(valid);
+    }
 
     for bad in [
         "SELECT set_embedding_dimension('m', 0)",

@@ -1,0 +1,666 @@
+//! Knowledge-base benchmark (not a test): `cargo bench -p amal-engine --bench knowledge`.
+//!
+//! On a private database (a fresh database on DATABASE_URL's server, else an embedded cluster
+//! under target/amal-bench-db) it measures, with the offline embedder:
+//! 1. ingestion throughput, building a knowledge base of about 100,000 chunks from documents
+//!    made of the starter knowledge base's sentences;
+//! 2. hybrid search latency (p50, p95, p99) over those chunks;
+//! 3. HNSW recall@10 against an exact scan at several ef_search values;
+//! 4. the platform documents' original query shape side by side: an IVFFlat index (lists = 100)
+//!    built on the empty table, then filled, queried with the threshold in the WHERE clause.
+//!
+//! The public retrieval sets in ../shared/eval are evaluated when present.
+//!
+//! Environment: AMAL_BENCH_CHUNKS (default 100000), AMAL_BENCH_QUERIES (default 300).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use amal_engine::db;
+use amal_engine::knowledge::embed::{Embedder, HashEmbedder};
+use amal_engine::knowledge::source::{self, Format};
+use amal_engine::knowledge::store::{self, IngestOptions};
+use amal_engine::knowledge::{Retriever, SearchRequest, eval};
+use amal_engine::lang::Lang;
+use pgvector::Vector;
+use sqlx::PgPool;
+
+/// xorshift64*: a tiny deterministic generator, so every run builds the same corpus.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+/// Sentences of the starter knowledge base, per language.
+fn sentences(root: &Path) -> Vec<(Lang, Vec<String>)> {
+    Lang::ALL
+        .iter()
+        .map(|lang| {
+            let dir = root.join("seeds/knowledge").join(lang.code());
+            let (files, _) = source::collect(&[dir]);
+            let mut out = Vec::new();
+            for f in files {
+                let doc = source::read(&f).expect("starter document reads");
+                for s in doc.content.split(['.', '؟', '?', '!']) {
+                    let s = s.trim();
+                    if s.split_whitespace().count() >= 5 {
+                        out.push(format!("{s}."));
+                    }
+                }
+            }
+            (*lang, out)
+        })
+        .collect()
+}
+
+async fn bench_pool() -> anyhow::Result<PgPool> {
+    let admin_url = match std::env::var("DATABASE_URL") {
+        Ok(url) => url,
+        Err(_) => {
+            let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/amal-bench-db");
+            let cluster = db::embedded::EmbeddedCluster::new(&dir, None)?;
+            cluster.start()?;
+            cluster.maintenance_url()?.expect("started")
+        }
+    };
+    let admin = db::connect_url(&admin_url, 2).await?;
+    sqlx::query("DROP DATABASE IF EXISTS amal_bench_kb WITH (FORCE)")
+        .execute(&admin)
+        .await?;
+    sqlx::query("CREATE DATABASE amal_bench_kb")
+        .execute(&admin)
+        .await?;
+    admin.close().await;
+    let mut url: url_parts::Url = url_parts::Url::parse(&admin_url);
+    url.database = "amal_bench_kb".into();
+    let pool = db::connect_url(&url.to_string(), 8).await?;
+    db::migrate(&pool).await?;
+    Ok(pool)
+}
+
+/// Just enough URL handling to swap the database name.
+mod url_parts {
+    pub struct Url {
+        pub prefix: String,
+        pub database: String,
+        pub query: String,
+    }
+
+    impl Url {
+        pub fn parse(url: &str) -> Url {
+            let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
+            let slash = base.rfind('/').expect("URL has a database");
+            Url {
+                prefix: base[..slash].to_string(),
+                database: base[slash + 1..].to_string(),
+                query: query.to_string(),
+            }
+        }
+    }
+
+    impl std::fmt::Display for Url {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{}/{}", self.prefix, self.database)?;
+            if !self.query.is_empty() {
+                write!(f, "?{}", self.query)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target_chunks = env_usize("AMAL_BENCH_CHUNKS", 100_000);
+    let queries = env_usize("AMAL_BENCH_QUERIES", 300);
+    let pool = bench_pool().await?;
+    let embedder = Embedder::Hash(HashEmbedder::default());
+    let corpus = sentences(&root);
+    let mut rng = Rng(0x5EED_A11A);
+
+    // 1. Ingestion: documents of 12 paragraphs x 4 sentences; about 6 chunks each.
+    println!("## Knowledge base benchmark\n");
+    let mut docs = Vec::new();
+    let mut planned = 0usize;
+    let mut n = 0usize;
+    while planned < target_chunks {
+        let (lang, sents) = &corpus[n % 3];
+        let mut body = format!(
+            "---\nlang: {}\ncategory: {}\n---\n# Synthetic {n}\n\n",
+            lang.code(),
+            ["addiction", "mental_health", "prevention"][rng.below(3)]
+        );
+        for _ in 0..12 {
+            for _ in 0..4 {
+                body.push_str(&sents[rng.below(sents.len())]);
+                body.push(' ');
+            }
+            body.push_str(&format!("(ref {n})\n\n"));
+        }
+        let doc = source::parse(
+            body.as_bytes(),
+            Format::Markdown,
+            "synthetic",
+            &format!("bench/{n}.md"),
+        )
+        .expect("parses");
+        planned += amal_engine::knowledge::chunk::chunk(&doc.content, Default::default()).len();
+        docs.push(doc);
+        n += 1;
+    }
+    let corpus_dir = std::env::temp_dir().join(format!("amal-bench-corpus-{}", std::process::id()));
+    for (i, doc) in docs.iter().enumerate() {
+        let dir = corpus_dir.join(doc.lang.code());
+        std::fs::create_dir_all(&dir)?;
+        let category = doc.category.clone().unwrap_or_default();
+        std::fs::write(
+            dir.join(format!("{i:05}.md")),
+            format!(
+                "---\nlang: {}\ncategory: {category}\n---\n# {}\n\n{}\n",
+                doc.lang.code(),
+                doc.title,
+                doc.content
+            ),
+        )?;
+    }
+    let options = IngestOptions {
+        approve: true,
+        ..Default::default()
+    };
+    let workers = 2;
+    let started = Instant::now();
+    let summary = store::ingest_paths(
+        &pool,
+        &embedder,
+        std::slice::from_ref(&corpus_dir),
+        &options,
+        workers,
+        |_| {},
+    )
+    .await?;
+    let secs = started.elapsed().as_secs_f64();
+    let chunks = summary.chunks;
+    println!(
+        "ingestion: {} documents, {chunks} chunks in {secs:.1} s = {:.0} chunks/s (offline embedder, {workers} workers, files read from disk, \
+         vector indexes rebuilt after the load)",
+        summary.new,
+        chunks as f64 / secs
+    );
+    std::fs::remove_dir_all(&corpus_dir).ok();
+    sqlx::query("VACUUM ANALYZE document_chunks")
+        .execute(&pool)
+        .await?;
+
+    // 2. Hybrid search latency.
+    let retriever = Retriever::new(embedder.clone());
+    let mut query_texts = Vec::new();
+    for i in 0..queries {
+        let (lang, sents) = &corpus[i % 3];
+        let s = &sents[rng.below(sents.len())];
+        let words: Vec<&str> = s.split_whitespace().collect();
+        let from = rng.below(words.len().saturating_sub(4).max(1));
+        query_texts.push((*lang, words[from..(from + 6).min(words.len())].join(" ")));
+    }
+    for (lang, q) in query_texts.iter().take(20) {
+        retriever
+            .search(
+                &pool,
+                &SearchRequest {
+                    text: q,
+                    lang: Some(*lang),
+                    category: None,
+                    k: 5,
+                },
+            )
+            .await?;
+    }
+    let mut times = Vec::new();
+    for (lang, q) in &query_texts {
+        let t = Instant::now();
+        let out = retriever
+            .search(
+                &pool,
+                &SearchRequest {
+                    text: q,
+                    lang: Some(*lang),
+                    category: None,
+                    k: 5,
+                },
+            )
+            .await?;
+        times.push(t.elapsed());
+        assert!(!out.results.is_empty());
+    }
+    times.sort();
+    println!(
+        "hybrid search over {chunks} chunks, k = 5: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms ({} queries, end to end incl. embedding)",
+        percentile(&times, 0.5),
+        percentile(&times, 0.95),
+        percentile(&times, 0.99),
+        times.len()
+    );
+    let mut times = Vec::new();
+    for (lang, q) in &query_texts {
+        let t = Instant::now();
+        retriever
+            .search(
+                &pool,
+                &SearchRequest {
+                    text: q,
+                    lang: Some(*lang),
+                    category: Some("addiction"),
+                    k: 5,
+                },
+            )
+            .await?;
+        times.push(t.elapsed());
+    }
+    times.sort();
+    println!(
+        "hybrid search with a category filter: p50 {:.2} ms, p95 {:.2} ms",
+        percentile(&times, 0.5),
+        percentile(&times, 0.95)
+    );
+
+    // 3. HNSW recall@10 against an exact scan, per ef_search.
+    let sample: Vec<(Lang, Vector)> = query_texts
+        .iter()
+        .take(100)
+        .map(|(l, q)| (*l, Vector::from(HashEmbedder::default().embed_one(q))))
+        .collect();
+    // Exact neighbours with their distances: the corpus repeats sentences, so several chunks can
+    // tie at the 10th distance; a hit no farther than the exact 10th neighbour counts as found
+    // (distance recall, as ann-benchmarks counts), besides the plain id overlap.
+    let mut exact: Vec<(Vec<uuid::Uuid>, f64)> = Vec::new();
+    {
+        let mut tx = pool.begin().await?;
+        sqlx::query("SET LOCAL enable_indexscan = off")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("SET LOCAL enable_bitmapscan = off")
+            .execute(&mut *tx)
+            .await?;
+        for (lang, v) in &sample {
+            let rows: Vec<(uuid::Uuid, f64)> = sqlx::query_as(
+                "SELECT id, embedding <=> $1 FROM document_chunks WHERE retrievable AND lang = $2 ORDER BY embedding <=> $1 LIMIT 10",
+            )
+            .bind(v)
+            .bind(lang.code())
+            .fetch_all(&mut *tx)
+            .await?;
+            let tenth = rows.last().map_or(f64::MAX, |r| r.1);
+            exact.push((rows.into_iter().map(|r| r.0).collect(), tenth));
+        }
+        tx.commit().await?;
+    }
+    for ef in [40, 100, 200, 400] {
+        let mut tx = pool.begin().await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SET LOCAL hnsw.ef_search = {ef}"
+        )))
+        .execute(&mut *tx)
+        .await?;
+        let (mut by_id, mut by_distance) = (0usize, 0usize);
+        let mut times = Vec::new();
+        for ((lang, v), (truth, tenth)) in sample.iter().zip(&exact) {
+            let sql = format!(
+                "SELECT id, embedding <=> $1 FROM document_chunks WHERE retrievable AND lang = '{}' ORDER BY embedding <=> $1 LIMIT 10",
+                lang.code()
+            );
+            let t = Instant::now();
+            let rows: Vec<(uuid::Uuid, f64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(v)
+                .fetch_all(&mut *tx)
+                .await?;
+            times.push(t.elapsed());
+            by_id += rows.iter().filter(|(id, _)| truth.contains(id)).count();
+            by_distance += rows.iter().filter(|(_, d)| *d <= tenth + 1e-6).count();
+        }
+        tx.commit().await?;
+        times.sort();
+        let n = (10 * sample.len()) as f64;
+        println!(
+            "HNSW ef_search = {ef:>3}: recall@10 {:.3} by distance, {:.3} by id, vs exact scan; p50 {:.2} ms",
+            by_distance as f64 / n,
+            by_id as f64 / n,
+            percentile(&times, 0.5)
+        );
+    }
+
+    // 4. The documents' original shape: IVFFlat (lists = 100) built on an empty table, probes = 1,
+    //    threshold 0.7 inside the WHERE clause.
+    sqlx::query("DROP TABLE IF EXISTS bench_original_chunks")
+        .execute(&pool)
+        .await?;
+    sqlx::query("CREATE TABLE bench_original_chunks (id uuid PRIMARY KEY, embedding vector(384))")
+        .execute(&pool)
+        .await?;
+    sqlx::query(
+        "CREATE INDEX bench_original_ivfflat ON bench_original_chunks USING ivfflat (embedding vector_cosine_ops) WITH (lists = 100)",
+    )
+    .execute(&pool)
+    .await?;
+    sqlx::query("INSERT INTO bench_original_chunks SELECT id, embedding FROM document_chunks")
+        .execute(&pool)
+        .await?;
+    sqlx::query("ANALYZE bench_original_chunks")
+        .execute(&pool)
+        .await?;
+    let mut exact_all = Vec::new();
+    {
+        let mut tx = pool.begin().await?;
+        sqlx::query("SET LOCAL enable_indexscan = off")
+            .execute(&mut *tx)
+            .await?;
+        for (_, v) in &sample {
+            let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+                "SELECT id FROM bench_original_chunks ORDER BY embedding <=> $1 LIMIT 10",
+            )
+            .bind(v)
+            .fetch_all(&mut *tx)
+            .await?;
+            exact_all.push(ids);
+        }
+        tx.commit().await?;
+    }
+    for (label, sql) in [
+        (
+            "original: threshold 0.7 in WHERE",
+            "SELECT id FROM bench_original_chunks WHERE 1 - (embedding <=> $1) > 0.7 ORDER BY embedding <=> $1 LIMIT 10",
+        ),
+        (
+            "original index, no threshold",
+            "SELECT id FROM bench_original_chunks ORDER BY embedding <=> $1 LIMIT 10",
+        ),
+    ] {
+        let mut found = 0usize;
+        let mut returned = 0usize;
+        let mut times = Vec::new();
+        for ((_, v), truth) in sample.iter().zip(&exact_all) {
+            let t = Instant::now();
+            let ids: Vec<uuid::Uuid> = sqlx::query_scalar(sql).bind(v).fetch_all(&pool).await?;
+            times.push(t.elapsed());
+            returned += ids.len();
+            found += ids.iter().filter(|id| truth.contains(id)).count();
+        }
+        times.sort();
+        println!(
+            "IVFFlat lists=100 built empty, probes=1, {label}: recall@10 {:.3}, {:.1} rows returned per query, p50 {:.2} ms",
+            found as f64 / (10 * sample.len()) as f64,
+            returned as f64 / sample.len() as f64,
+            percentile(&times, 0.5)
+        );
+    }
+
+    // Public retrieval sets, when present.
+    public_sets(&root, &embedder).await?;
+    pool.close().await;
+    Ok(())
+}
+
+/// A public retrieval set: documents (file stem, title, body) and queries (text, relevant stems).
+struct PublicSet {
+    name: &'static str,
+    lang: Lang,
+    documents: Vec<(String, String, String)>,
+    queries: Vec<(String, Vec<String>)>,
+}
+
+/// The public retrieval sets in ../shared/eval, when present: each document is ingested and
+/// approved, each query must find one of its relevant documents.
+async fn public_sets(root: &Path, embedder: &Embedder) -> anyhow::Result<()> {
+    let eval_dir = root.join("../shared/eval");
+    for set in [
+        mh_faq(&eval_dir)?,
+        mentalqa(&eval_dir)?,
+        counsel_chat(&eval_dir)?,
+    ] {
+        let Some(set) = set else { continue };
+        let tmp =
+            std::env::temp_dir().join(format!("amal-bench-{}-{}", set.name, std::process::id()));
+        let kb = tmp.join("kb");
+        std::fs::create_dir_all(&kb)?;
+        for (stem, title, body) in &set.documents {
+            let title = title.replace('\n', " ");
+            std::fs::write(
+                kb.join(format!("{stem}.md")),
+                format!("---\nlang: {}\n---\n# {title}\n\n{body}\n", set.lang.code()),
+            )?;
+        }
+        let mut cases = String::new();
+        for (q, expect) in &set.queries {
+            let expect: Vec<String> = expect.iter().map(|e| format!("{e}.md")).collect();
+            cases.push_str(
+                &serde_json::json!({"q": q, "lang": set.lang.code(), "expect": expect}).to_string(),
+            );
+            cases.push('\n');
+        }
+        let cases_path = tmp.join("cases.jsonl");
+        std::fs::write(&cases_path, cases)?;
+        let pool = bench_pool().await?;
+        let options = IngestOptions {
+            approve: true,
+            ..Default::default()
+        };
+        let summary = store::ingest_paths(&pool, embedder, &[kb], &options, 2, |_| {}).await?;
+        let cases = eval::load_cases(&cases_path)?;
+        let report = eval::evaluate(&pool, &Retriever::new(embedder.clone()), &cases).await?;
+        println!(
+            "public set {}: {} documents ({} chunks, {} rejected), {} queries: recall@1 {:.3}, recall@5 {:.3}, recall@10 {:.3}, MRR {:.3}",
+            set.name,
+            summary.new,
+            summary.chunks,
+            summary.rejected,
+            report.overall.queries,
+            report.overall.recall_at_1,
+            report.overall.recall_at_5,
+            report.overall.recall_at_10,
+            report.overall.mrr
+        );
+        pool.close().await;
+        std::fs::remove_dir_all(&tmp).ok();
+    }
+    Ok(())
+}
+
+fn absent(name: &str) -> anyhow::Result<Option<PublicSet>> {
+    println!("public set {name}: absent, skipped");
+    Ok(None)
+}
+
+/// 98 English FAQ answers; 485 generated questions naming the answering document.
+fn mh_faq(eval: &Path) -> anyhow::Result<Option<PublicSet>> {
+    let dir = eval.join("mh-faq-retrieval-en");
+    if !dir.join("documents.json").exists() {
+        return absent("mh-faq-retrieval-en");
+    }
+    let docs: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("documents.json"))?)?;
+    let documents = docs
+        .iter()
+        .map(|d| {
+            (
+                d["Question_ID"].to_string(),
+                d["Questions"].as_str().unwrap_or_default().to_string(),
+                d["Answers"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    // Known near-duplicates in the set (its SOURCE.txt): either document counts as a hit.
+    let twins = [
+        ("2110618", "6361820"),
+        ("1030153", "2553795"),
+        ("1155199", "1259439"),
+    ];
+    let rows = parse_csv(
+        &std::fs::read_to_string(dir.join("ground-truth-data.csv"))?,
+        ',',
+    );
+    let queries = rows
+        .iter()
+        .skip(1)
+        .filter(|r| r.len() >= 2)
+        .map(|r| {
+            let mut expect = vec![r[0].clone()];
+            for (a, b) in twins {
+                if r[0] == a {
+                    expect.push(b.to_string());
+                } else if r[0] == b {
+                    expect.push(a.to_string());
+                }
+            }
+            (r[1].clone(), expect)
+        })
+        .collect();
+    Ok(Some(PublicSet {
+        name: "mh-faq-retrieval-en",
+        lang: Lang::En,
+        documents,
+        queries,
+    }))
+}
+
+/// 499 Arabic question/answer pairs: the answers are the documents, each question's own answer
+/// (or an identical one) is relevant.
+fn mentalqa(eval: &Path) -> anyhow::Result<Option<PublicSet>> {
+    let path = eval.join("mentalqa-ar/MentalQA_500_data.tsv");
+    if !path.exists() {
+        return absent("mentalqa-ar");
+    }
+    let rows = parse_csv(&std::fs::read_to_string(&path)?, '\t');
+    let mut documents: Vec<(String, String, String)> = Vec::new();
+    let mut queries = Vec::new();
+    for (i, r) in rows.iter().skip(1).enumerate() {
+        if r.len() < 2 || r[1].trim().is_empty() {
+            continue;
+        }
+        let existing = documents
+            .iter()
+            .find(|(_, _, body)| body == &r[1])
+            .map(|(stem, _, _)| stem.clone());
+        let stem = existing.unwrap_or_else(|| {
+            let stem = format!("mentalqa-{i}");
+            let title: String = r[1]
+                .split_whitespace()
+                .take(8)
+                .collect::<Vec<_>>()
+                .join(" ");
+            documents.push((stem.clone(), title, r[1].clone()));
+            stem
+        });
+        queries.push((r[0].clone(), vec![stem]));
+    }
+    Ok(Some(PublicSet {
+        name: "mentalqa-ar",
+        lang: Lang::Ar,
+        documents,
+        queries,
+    }))
+}
+
+/// 815 counselling questions and 2,129 therapist answers: every answer is a document, and any
+/// answer to the same question is relevant.
+fn counsel_chat(eval: &Path) -> anyhow::Result<Option<PublicSet>> {
+    let path = eval.join("counsel-chat-en/20200325_counsel_chat.csv");
+    if !path.exists() {
+        return absent("counsel-chat-en");
+    }
+    let rows = parse_csv(&std::fs::read_to_string(&path)?, ',');
+    let header = &rows[0];
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .expect("counsel-chat column")
+    };
+    let (qid, title, text, answer) = (
+        col("questionID"),
+        col("questionTitle"),
+        col("questionText"),
+        col("answerText"),
+    );
+    let mut documents = Vec::new();
+    let mut by_question: std::collections::BTreeMap<String, (String, Vec<String>)> =
+        Default::default();
+    for (i, r) in rows.iter().skip(1).enumerate() {
+        if r.len() <= answer || r[answer].trim().is_empty() {
+            continue;
+        }
+        let stem = format!("counsel-{i}");
+        let short: String = r[answer]
+            .split_whitespace()
+            .take(8)
+            .collect::<Vec<_>>()
+            .join(" ");
+        documents.push((stem.clone(), short, r[answer].clone()));
+        let entry = by_question
+            .entry(r[qid].clone())
+            .or_insert_with(|| (format!("{} {}", r[title], r[text]), Vec::new()));
+        entry.1.push(stem);
+    }
+    let queries = by_question.into_values().collect();
+    Ok(Some(PublicSet {
+        name: "counsel-chat-en",
+        lang: Lang::En,
+        documents,
+        queries,
+    }))
+}
+
+/// Parses CSV/TSV text: quoted fields may hold delimiters, doubled quotes and newlines.
+fn parse_csv(text: &str, delimiter: char) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if quoted {
+            match c {
+                '"' if chars.peek() == Some(&'"') => {
+                    field.push('"');
+                    chars.next();
+                }
+                '"' => quoted = false,
+                c => field.push(c),
+            }
+        } else if c == '"' && field.is_empty() {
+            quoted = true;
+        } else if c == delimiter {
+            row.push(std::mem::take(&mut field));
+        } else if c == '\n' {
+            row.push(std::mem::take(&mut field));
+            rows.push(std::mem::take(&mut row));
+        } else if c != '\r' {
+            field.push(c);
+        }
+    }
+    if !field.is_empty() || !row.is_empty() {
+        row.push(field);
+        rows.push(row);
+    }
+    rows
+}

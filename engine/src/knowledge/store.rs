@@ -1,0 +1,803 @@
+//! Writing the knowledge base: ingestion, review and re-embedding.
+//!
+//! A document and its chunks always change together in one transaction: after a crash a
+//! document has either its old chunks or its new ones, never a mixture.
+
+use std::collections::BTreeSet;
+
+use pgvector::Vector;
+use serde::Serialize;
+use serde_json::json;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::KnowledgeError;
+use super::chunk::{self, ChunkConfig};
+use super::embed::Embedder;
+use super::source::SourceDocument;
+use crate::audit::{self, AuditEntry};
+use crate::events::{self, ChangeKind, ChangeNotice};
+use crate::lang::{fold, is_stopword};
+use crate::staff::{self, Actor, StaffRole};
+
+/// How documents are ingested.
+#[derive(Debug, Clone, Default)]
+pub struct IngestOptions {
+    /// Mark the documents approved (trusted sources).
+    pub approve: bool,
+    /// The staff member ingesting, recorded as reviewer when approving and in the audit trail.
+    pub actor: Option<Actor>,
+    /// Chunk sizes.
+    pub chunking: ChunkConfig,
+}
+
+/// What ingesting one file did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
+pub enum IngestOutcome {
+    /// A new document.
+    New {
+        /// Its id.
+        document_id: Uuid,
+        /// Its chunks.
+        chunks: usize,
+    },
+    /// The file changed: its document and chunks were replaced.
+    Updated {
+        /// Its id.
+        document_id: Uuid,
+        /// Its new chunks.
+        chunks: usize,
+    },
+    /// Same content as already stored (approved now if `--approve` and it was not).
+    Unchanged {
+        /// Its id.
+        document_id: Uuid,
+    },
+    /// Not ingested, with the reason.
+    Rejected {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Prepares chunk rows: content, folded search text, embedding.
+struct PreparedChunks {
+    chunks: Vec<chunk::Chunk>,
+    search_texts: Vec<String>,
+    embeddings: Vec<Vector>,
+    terms: Vec<String>,
+}
+
+async fn prepare(
+    doc: &SourceDocument,
+    embedder: &Embedder,
+    config: ChunkConfig,
+) -> Result<PreparedChunks, KnowledgeError> {
+    let chunks = chunk::chunk(&doc.content, config);
+    // Each chunk is embedded and indexed with its document's title and tags as context: a
+    // paragraph about "cutting down" is about alcohol because its document says so.
+    let context = document_context(doc);
+    let texts: Vec<String> = chunks
+        .iter()
+        .map(|c| format!("{context}\n{}", c.content))
+        .collect();
+    let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let embeddings = embedder
+        .embed(&text_refs)
+        .await?
+        .into_iter()
+        .map(Vector::from)
+        .collect();
+    let search_texts: Vec<String> = texts.iter().map(|t| fold(t)).collect();
+    let terms: BTreeSet<String> = search_texts
+        .iter()
+        .flat_map(|t| t.split(' '))
+        .filter(|w| {
+            w.chars().count() >= 3 && !is_stopword(w) && !w.chars().all(|c| c.is_ascii_digit())
+        })
+        .map(str::to_string)
+        .collect();
+    Ok(PreparedChunks {
+        chunks,
+        search_texts,
+        embeddings,
+        terms: terms.into_iter().collect(),
+    })
+}
+
+/// The title and front-matter tags (`tags: [a, b]`) that give every chunk its context.
+fn document_context(doc: &SourceDocument) -> String {
+    let tags = doc
+        .front_matter
+        .get("tags")
+        .map(|t| t.trim_matches(|c| c == '[' || c == ']').replace(',', " "))
+        .unwrap_or_default();
+    format!("{} {}", doc.title, tags).trim().to_string()
+}
+
+/// Stores one prepared file: new, updated, unchanged or rejected as a duplicate.
+pub async fn ingest_document(
+    pool: &PgPool,
+    embedder: &Embedder,
+    doc: &SourceDocument,
+    options: &IngestOptions,
+) -> Result<IngestOutcome, KnowledgeError> {
+    // Embedding may call a remote provider: do it before taking any lock, then re-check
+    // under the lock in case another process stored this file meanwhile.
+    let known: Option<String> = sqlx::query_scalar(
+        "SELECT content_hash FROM documents WHERE source = $1 AND deleted_at IS NULL",
+    )
+    .bind(&doc.source)
+    .fetch_optional(pool)
+    .await?;
+    let prepared = if known.as_deref() == Some(doc.content_hash.as_str()) {
+        None
+    } else {
+        Some(prepare(doc, embedder, options.chunking).await?)
+    };
+
+    let mut tx = pool.begin().await?;
+    // Ingestion is idempotent: a crash can only lose the last moments of ingested documents
+    // (never leave one half-written), and ingesting again restores them. Not waiting for each
+    // commit's WAL flush makes bulk loads several times faster.
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut *tx)
+        .await?;
+    let existing: Option<(Uuid, String, String)> = sqlx::query_as(
+        "SELECT id, content_hash, review_status FROM documents \
+         WHERE source = $1 AND deleted_at IS NULL FOR UPDATE",
+    )
+    .bind(&doc.source)
+    .fetch_optional(&mut *tx)
+    .await?;
+
+    if let Some((id, hash, status)) = &existing
+        && *hash == doc.content_hash
+    {
+        if options.approve && status != "approved" {
+            approve_row(&mut tx, *id, options.actor.as_ref(), "kb.ingest.approve").await?;
+            events::notify(
+                &mut tx,
+                &ChangeNotice::new(ChangeKind::Document).document(*id),
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        return Ok(IngestOutcome::Unchanged { document_id: *id });
+    }
+
+    let prepared = match prepared {
+        Some(p) => p,
+        // Changed by another process between the two reads: prepare now (rare).
+        None => prepare(doc, embedder, options.chunking).await?,
+    };
+    let total_tokens: usize = prepared.chunks.iter().map(|c| c.tokens).sum();
+    let metadata = json!({
+        "format": doc.format,
+        "front_matter": doc.front_matter,
+        "pii_redactions": doc.pii,
+        "pii_redactions_total": doc.pii.total(),
+    });
+    let (status, reviewer, reviewed) = if options.approve {
+        ("approved", options.actor.as_ref().map(|a| a.id), true)
+    } else {
+        ("pending", None, false)
+    };
+
+    let (document_id, updated) = match existing {
+        Some((id, _, _)) => {
+            let result = sqlx::query(
+                "UPDATE documents SET title = $2, content = $3, content_hash = $4, language = $5, category = $6, \
+                        author = $7, metadata = $8, pii_stripped = true, review_status = $9, reviewed_by = $10, \
+                        reviewed_at = CASE WHEN $11 THEN now() END, chunk_count = $12, total_tokens = $13 \
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(&doc.title)
+            .bind(&doc.content)
+            .bind(&doc.content_hash)
+            .bind(doc.lang.locale())
+            .bind(&doc.category)
+            .bind(&doc.author)
+            .bind(&metadata)
+            .bind(status)
+            .bind(reviewer)
+            .bind(reviewed)
+            .bind(prepared.chunks.len() as i32)
+            .bind(total_tokens as i32)
+            .execute(&mut *tx)
+            .await;
+            if let Err(e) = result {
+                return duplicate_or(e, pool, &doc.content_hash).await;
+            }
+            sqlx::query("DELETE FROM document_chunks WHERE document_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            (id, true)
+        }
+        None => {
+            let inserted: Result<Uuid, sqlx::Error> = sqlx::query_scalar(
+                "INSERT INTO documents (title, content, content_hash, metadata, source, author, language, category, \
+                        pii_stripped, review_status, reviewed_by, reviewed_at, chunk_count, total_tokens) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, true, $9, $10, CASE WHEN $11 THEN now() END, $12, $13) \
+                 RETURNING id",
+            )
+            .bind(&doc.title)
+            .bind(&doc.content)
+            .bind(&doc.content_hash)
+            .bind(&metadata)
+            .bind(&doc.source)
+            .bind(&doc.author)
+            .bind(doc.lang.locale())
+            .bind(&doc.category)
+            .bind(status)
+            .bind(reviewer)
+            .bind(reviewed)
+            .bind(prepared.chunks.len() as i32)
+            .bind(total_tokens as i32)
+            .fetch_one(&mut *tx)
+            .await;
+            match inserted {
+                Ok(id) => (id, false),
+                Err(e) => return duplicate_or(e, pool, &doc.content_hash).await,
+            }
+        }
+    };
+
+    insert_chunks(&mut tx, document_id, embedder.model(), &prepared).await?;
+    sqlx::query(
+        "INSERT INTO kb_terms (lang, term) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+    )
+    .bind(doc.lang.code())
+    .bind(&prepared.terms)
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        &AuditEntry {
+            actor: options.actor.as_ref().map(|a| a.id),
+            action: if updated { "kb.ingest.update" } else { "kb.ingest.new" },
+            resource_type: "document",
+            resource_id: Some(document_id),
+            details: json!({ "source": doc.source, "approved": options.approve, "chunks": prepared.chunks.len() }),
+        },
+    )
+    .await?;
+    events::notify(
+        &mut tx,
+        &ChangeNotice::new(ChangeKind::Document).document(document_id),
+    )
+    .await?;
+    tx.commit().await?;
+    let chunks = prepared.chunks.len();
+    Ok(if updated {
+        IngestOutcome::Updated {
+            document_id,
+            chunks,
+        }
+    } else {
+        IngestOutcome::New {
+            document_id,
+            chunks,
+        }
+    })
+}
+
+/// A unique-hash violation means the same content is already stored from another file.
+async fn duplicate_or(
+    e: sqlx::Error,
+    pool: &PgPool,
+    hash: &str,
+) -> Result<IngestOutcome, KnowledgeError> {
+    match crate::db::violated_constraint(&e) {
+        Some("documents_content_hash_key") => {
+            let other: Option<String> =
+                sqlx::query_scalar("SELECT source FROM documents WHERE content_hash = $1")
+                    .bind(hash)
+                    .fetch_optional(pool)
+                    .await?
+                    .flatten();
+            Ok(IngestOutcome::Rejected {
+                reason: format!(
+                    "same content as the already ingested {}",
+                    other.as_deref().unwrap_or("document without a source")
+                ),
+            })
+        }
+        Some("documents_source_live_key") => Ok(IngestOutcome::Rejected {
+            reason: "ingested concurrently by another process; run again".into(),
+        }),
+        _ => Err(e.into()),
+    }
+}
+
+async fn insert_chunks(
+    conn: &mut PgConnection,
+    document_id: Uuid,
+    model: &str,
+    prepared: &PreparedChunks,
+) -> Result<(), sqlx::Error> {
+    let n = prepared.chunks.len();
+    let mut contents = Vec::with_capacity(n);
+    let (mut indexes, mut tokens, mut starts, mut ends) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for c in &prepared.chunks {
+        contents.push(c.content.as_str());
+        indexes.push(c.index as i32);
+        tokens.push(c.tokens as i32);
+        starts.push(c.start as i32);
+        ends.push(c.end as i32);
+    }
+    sqlx::query(
+        "INSERT INTO document_chunks (document_id, content, search_text, embedding, embedding_model, chunk_index, \
+                token_count, start_position, end_position) \
+         SELECT $1, u.content, u.search_text, u.embedding, $5, u.idx, u.tokens, u.start_pos, u.end_pos \
+         FROM UNNEST($2::text[], $3::text[], $4::vector[], $6::int4[], $7::int4[], $8::int4[], $9::int4[]) \
+              AS u(content, search_text, embedding, idx, tokens, start_pos, end_pos)",
+    )
+    .bind(document_id)
+    .bind(&contents)
+    .bind(&prepared.search_texts)
+    .bind(&prepared.embeddings)
+    .bind(model)
+    .bind(&indexes)
+    .bind(&tokens)
+    .bind(&starts)
+    .bind(&ends)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn approve_row(
+    conn: &mut PgConnection,
+    id: Uuid,
+    actor: Option<&Actor>,
+    action: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE documents SET review_status = 'approved', reviewed_by = $2, reviewed_at = now(), \
+                metadata = metadata - 'review_reason' WHERE id = $1",
+    )
+    .bind(id)
+    .bind(actor.map(|a| a.id))
+    .execute(&mut *conn)
+    .await?;
+    audit::record(
+        conn,
+        &AuditEntry {
+            actor: actor.map(|a| a.id),
+            action,
+            resource_type: "document",
+            resource_id: Some(id),
+            details: json!({}),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// A document as the review queue lists it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct DocumentSummary {
+    /// Its id.
+    pub id: Uuid,
+    /// Its title.
+    pub title: String,
+    /// The file it came from.
+    pub source: Option<String>,
+    /// ar, fr or en.
+    pub lang: String,
+    /// Its category, if any.
+    pub category: Option<String>,
+    /// pending, approved or rejected.
+    pub review_status: String,
+    /// Number of chunks.
+    pub chunk_count: i32,
+    /// PII redactions made at ingestion.
+    pub pii_redactions: i64,
+    /// When it was ingested.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Documents with the given review status (`None`: all), oldest first, deleted ones excluded.
+pub async fn list_documents(
+    conn: &mut PgConnection,
+    status: Option<&str>,
+) -> Result<Vec<DocumentSummary>, KnowledgeError> {
+    Ok(sqlx::query_as(
+        "SELECT id, title, source, lang::text AS lang, category, review_status, chunk_count, \
+                COALESCE((metadata->>'pii_redactions_total')::bigint, 0) AS pii_redactions, created_at \
+         FROM documents WHERE deleted_at IS NULL AND ($1::text IS NULL OR review_status = $1) \
+         ORDER BY created_at, title",
+    )
+    .bind(status)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Approves a pending or rejected document (admins only). Its chunks become retrievable.
+pub async fn approve(pool: &PgPool, id: Uuid, actor: &Actor) -> Result<(), KnowledgeError> {
+    staff::require(actor, StaffRole::Admin, "approving knowledge")?;
+    let mut tx = pool.begin().await?;
+    let status = review_status_for_update(&mut tx, id).await?;
+    if status == "approved" {
+        return Err(KnowledgeError::AlreadyReviewed { id, status });
+    }
+    approve_row(&mut tx, id, Some(actor), "kb.approve").await?;
+    events::notify(
+        &mut tx,
+        &ChangeNotice::new(ChangeKind::Document).document(id),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Rejects a document with a reason (admins only). It is never retrieved.
+pub async fn reject(
+    pool: &PgPool,
+    id: Uuid,
+    actor: &Actor,
+    reason: &str,
+) -> Result<(), KnowledgeError> {
+    staff::require(actor, StaffRole::Admin, "rejecting knowledge")?;
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(KnowledgeError::EmptyReason);
+    }
+    let mut tx = pool.begin().await?;
+    let status = review_status_for_update(&mut tx, id).await?;
+    if status == "rejected" {
+        return Err(KnowledgeError::AlreadyReviewed { id, status });
+    }
+    sqlx::query(
+        "UPDATE documents SET review_status = 'rejected', reviewed_by = $2, reviewed_at = now(), \
+                metadata = jsonb_set(metadata, '{review_reason}', to_jsonb($3::text)) WHERE id = $1",
+    )
+    .bind(id)
+    .bind(actor.id)
+    .bind(reason)
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        &AuditEntry {
+            actor: Some(actor.id),
+            action: "kb.reject",
+            resource_type: "document",
+            resource_id: Some(id),
+            details: json!({ "reason": reason, "previous_status": status }),
+        },
+    )
+    .await?;
+    events::notify(
+        &mut tx,
+        &ChangeNotice::new(ChangeKind::Document).document(id),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn review_status_for_update(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<String, KnowledgeError> {
+    sqlx::query_scalar(
+        "SELECT review_status FROM documents WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .ok_or(KnowledgeError::DocumentNotFound(id))
+}
+
+/// The embedding model and dimension the stored vectors belong to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EmbeddingSettings {
+    /// Model name.
+    pub model: String,
+    /// Dimension.
+    pub dimension: usize,
+    /// Chunks that have a vector.
+    pub embedded_chunks: i64,
+}
+
+/// Reads `embedding_settings` and counts embedded chunks.
+pub async fn embedding_settings(
+    conn: &mut PgConnection,
+) -> Result<EmbeddingSettings, KnowledgeError> {
+    let (model, dimension, embedded_chunks): (String, i32, i64) = sqlx::query_as(
+        "SELECT s.model, s.dimension, (SELECT count(*) FROM document_chunks WHERE embedding IS NOT NULL) \
+         FROM embedding_settings s WHERE s.id",
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(EmbeddingSettings {
+        model,
+        dimension: dimension as usize,
+        embedded_chunks,
+    })
+}
+
+/// Checks at start-up that the configured embedder is the one the stored vectors came from.
+///
+/// With no vectors stored yet, the schema simply follows the configured model. With vectors of
+/// another model or dimension, searching would compare incomparable vectors: that is an error
+/// telling the operator to run `amal-engine kb reembed`.
+pub async fn ensure_embedder_matches(
+    pool: &PgPool,
+    embedder: &Embedder,
+) -> Result<(), KnowledgeError> {
+    let rebuilt = ensure_vector_indexes(pool).await?;
+    if rebuilt > 0 {
+        tracing::warn!(
+            rebuilt,
+            "vector indexes were missing (an interrupted bulk load?) and were rebuilt"
+        );
+    }
+    let mut conn = pool.acquire().await?;
+    let settings = embedding_settings(&mut conn).await?;
+    if settings.model == embedder.model() && settings.dimension == embedder.dimension() {
+        return Ok(());
+    }
+    if settings.embedded_chunks == 0 {
+        sqlx::query("SELECT set_embedding_dimension($1, $2)")
+            .bind(embedder.model())
+            .bind(embedder.dimension() as i32)
+            .execute(&mut *conn)
+            .await?;
+        tracing::info!(
+            model = embedder.model(),
+            dimension = embedder.dimension(),
+            "embedding column follows the configured model"
+        );
+        return Ok(());
+    }
+    Err(KnowledgeError::EmbeddingMismatch {
+        configured_model: embedder.model().to_string(),
+        configured_dimension: embedder.dimension(),
+        stored_model: settings.model,
+        stored_dimension: settings.dimension,
+        embedded_chunks: settings.embedded_chunks,
+    })
+}
+
+/// Re-embeds every chunk with `embedder`, changing the column's dimension first if needed.
+/// `progress` is told how many chunks are done after each batch. Returns the chunk count.
+pub async fn reembed(
+    pool: &PgPool,
+    embedder: &Embedder,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<u64, KnowledgeError> {
+    sqlx::query("SELECT set_embedding_dimension($1, $2)")
+        .bind(embedder.model())
+        .bind(embedder.dimension() as i32)
+        .execute(pool)
+        .await?;
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM document_chunks")
+        .fetch_one(pool)
+        .await?;
+    let total = total as u64;
+    let mut done = 0u64;
+    let mut after = Uuid::nil();
+    const BATCH: i64 = 256;
+    loop {
+        let rows: Vec<(Uuid, String)> = sqlx::query_as(
+            "SELECT id, content FROM document_chunks WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(BATCH)
+        .fetch_all(pool)
+        .await?;
+        let Some((last, _)) = rows.last() else { break };
+        after = *last;
+        let texts: Vec<&str> = rows.iter().map(|(_, c)| c.as_str()).collect();
+        let vectors: Vec<Vector> = embedder
+            .embed(&texts)
+            .await?
+            .into_iter()
+            .map(Vector::from)
+            .collect();
+        let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
+        sqlx::query(
+            "UPDATE document_chunks c SET embedding = u.embedding, embedding_model = $3 \
+             FROM UNNEST($1::uuid[], $2::vector[]) AS u(id, embedding) WHERE c.id = u.id",
+        )
+        .bind(&ids)
+        .bind(&vectors)
+        .bind(embedder.model())
+        .execute(pool)
+        .await?;
+        done += rows.len() as u64;
+        progress(done, total);
+    }
+    Ok(done)
+}
+
+/// From this many files on, a batch rebuilds the vector indexes instead of maintaining them.
+pub const BULK_FILES: usize = 500;
+
+/// Drops the per-language HNSW indexes (before a bulk load).
+pub async fn drop_vector_indexes(pool: &PgPool) -> Result<(), KnowledgeError> {
+    for lang in crate::lang::Lang::ALL {
+        let sql = format!(
+            "DROP INDEX IF EXISTS idx_document_chunks_embedding_hnsw_{}",
+            lang.code()
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(pool).await?;
+    }
+    Ok(())
+}
+
+/// Creates any missing per-language HNSW index (after a bulk load, or at start-up after a
+/// load was interrupted). Returns how many were built.
+pub async fn ensure_vector_indexes(pool: &PgPool) -> Result<usize, KnowledgeError> {
+    let mut built = 0;
+    for lang in crate::lang::Lang::ALL {
+        let name = format!("idx_document_chunks_embedding_hnsw_{}", lang.code());
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+            .bind(&name)
+            .fetch_one(pool)
+            .await?;
+        if exists {
+            continue;
+        }
+        let mut tx = pool.begin().await?;
+        // The build is fastest when the whole graph fits in memory.
+        sqlx::query("SET LOCAL maintenance_work_mem = '512MB'")
+            .execute(&mut *tx)
+            .await?;
+        let sql = format!(
+            "CREATE INDEX IF NOT EXISTS {name} ON document_chunks USING hnsw (embedding vector_cosine_ops) \
+             WHERE retrievable AND lang = '{}'",
+            lang.code()
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        built += 1;
+    }
+    Ok(built)
+}
+
+/// One file's outcome in a batch.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileReport {
+    /// The path as given.
+    pub source: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub outcome: IngestOutcome,
+}
+
+/// The totals of a batch.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestSummary {
+    /// New documents.
+    pub new: usize,
+    /// Changed documents whose chunks were replaced.
+    pub updated: usize,
+    /// Documents already stored with the same content.
+    pub unchanged: usize,
+    /// Files not ingested (each with its reason in `files`).
+    pub rejected: usize,
+    /// Chunks written.
+    pub chunks: usize,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Every file, in the order given.
+    pub files: Vec<FileReport>,
+}
+
+/// Reads, prepares and stores every file under `paths` with `workers` concurrent workers.
+/// A bad file is reported and the batch goes on; a database or embedder failure stops it.
+/// `on_file` is called as each file finishes (for progress bars).
+pub async fn ingest_paths(
+    pool: &PgPool,
+    embedder: &Embedder,
+    paths: &[std::path::PathBuf],
+    options: &IngestOptions,
+    workers: usize,
+    on_file: impl Fn(&FileReport) + Send + Sync + 'static,
+) -> Result<IngestSummary, KnowledgeError> {
+    let started = std::time::Instant::now();
+    let (files, errors) = super::source::collect(paths);
+    let mut reports: Vec<Option<FileReport>> = vec![None; files.len()];
+    let on_file = std::sync::Arc::new(on_file);
+    let mut summary = IngestSummary::default();
+    for (source, error) in errors {
+        let report = FileReport {
+            source,
+            outcome: IngestOutcome::Rejected {
+                reason: error.to_string(),
+            },
+        };
+        on_file(&report);
+        summary.files.push(report);
+    }
+
+    // Inserting into an HNSW graph row by row costs far more than building it once: a large
+    // batch drops the vector indexes and rebuilds them at the end (searches stay correct
+    // meanwhile, through exact scans; a crash leaves them to the next start-up's
+    // ensure_vector_indexes).
+    let bulk = files.len() >= BULK_FILES;
+    if bulk {
+        drop_vector_indexes(pool).await?;
+    }
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(
+        files.into_iter().enumerate().collect::<Vec<_>>(),
+    ));
+    queue.lock().expect("queue").reverse();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers.max(1) {
+        let (pool, embedder, options, queue, on_file) = (
+            pool.clone(),
+            embedder.clone(),
+            options.clone(),
+            queue.clone(),
+            on_file.clone(),
+        );
+        tasks.spawn(async move {
+            let mut done = Vec::new();
+            loop {
+                let next = queue.lock().expect("queue").pop();
+                let Some((i, path)) = next else { break };
+                let source = path.display().to_string();
+                let outcome = match super::source::read(&path) {
+                    Err(e) => IngestOutcome::Rejected {
+                        reason: e.to_string(),
+                    },
+                    Ok(doc) => ingest_document(&pool, &embedder, &doc, &options).await?,
+                };
+                let report = FileReport { source, outcome };
+                on_file(&report);
+                done.push((i, report));
+            }
+            Ok::<_, KnowledgeError>(done)
+        });
+    }
+    let mut failure = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined.map_err(|e| KnowledgeError::BadQuery(format!("ingestion worker failed: {e}")))
+        {
+            Ok(Ok(done)) => {
+                for (i, report) in done {
+                    reports[i] = Some(report);
+                }
+            }
+            Ok(Err(e)) | Err(e) => failure = Some(e),
+        }
+    }
+    if bulk {
+        ensure_vector_indexes(pool).await?;
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    summary.files.extend(reports.into_iter().flatten());
+    for f in &summary.files {
+        match &f.outcome {
+            IngestOutcome::New { chunks, .. } => {
+                summary.new += 1;
+                summary.chunks += chunks;
+            }
+            IngestOutcome::Updated { chunks, .. } => {
+                summary.updated += 1;
+                summary.chunks += chunks;
+            }
+            IngestOutcome::Unchanged { .. } => summary.unchanged += 1,
+            IngestOutcome::Rejected { .. } => summary.rejected += 1,
+        }
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}

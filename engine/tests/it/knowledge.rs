@@ -1,0 +1,713 @@
+//! The knowledge base on real PostgreSQL: ingestion, deduplication, PII, review, retrieval
+//! filters, the embedding-model check, the HTTP provider (against a local stand-in server),
+//! evaluation on the shipped set, and the CLI contract.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use amal_engine::knowledge::embed::{
+    EmbedError, Embedder, HashEmbedder, HttpEmbedder, HttpEmbedderConfig,
+};
+use amal_engine::knowledge::store::{self, IngestOptions, IngestOutcome};
+use amal_engine::knowledge::{KnowledgeError, Retriever, SearchRequest, eval};
+use amal_engine::lang::Lang;
+use amal_engine::staff::actor_by_email;
+use sqlx::PgPool;
+
+fn offline() -> Embedder {
+    Embedder::Hash(HashEmbedder::default())
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn kb_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "en/sleep.md",
+        "---\nlang: en\ncategory: mental_health\n---\n# Sleep problems\n\nKeep a regular bedtime and avoid screens before sleeping. Insomnia that lasts weeks deserves a doctor's advice.\n\nDaylight in the morning helps your body clock.\n",
+    );
+    write(
+        dir.path(),
+        "en/tobacco.md",
+        "---\nlang: en\ncategory: addiction\n---\n# Quitting tobacco\n\nNicotine cravings pass within minutes. Plan your quit day, remove cigarettes from home and ask for support.\n",
+    );
+    write(
+        dir.path(),
+        "fr/sommeil.md",
+        "---\nlang: fr\ncategory: mental_health\n---\n# Troubles du sommeil\n\nGardez des horaires réguliers et évitez les écrans avant de dormir. Une insomnie qui dure mérite l'avis d'un médecin.\n",
+    );
+    write(
+        dir.path(),
+        "ar/sleep.md",
+        "---\nlang: ar\ncategory: mental_health\n---\n# اضطرابات النوم\n\nحافظ على موعد ثابت للنوم وابتعد عن الشاشات قبل النوم. الأرق الذي يستمر أسابيع يستحق استشارة طبيب.\n",
+    );
+    dir
+}
+
+async fn ingest(pool: &PgPool, paths: &[PathBuf], approve: bool) -> store::IngestSummary {
+    let options = IngestOptions {
+        approve,
+        ..Default::default()
+    };
+    store::ingest_paths(pool, &offline(), paths, &options, 2, |_| {})
+        .await
+        .unwrap()
+}
+
+async fn search(
+    pool: &PgPool,
+    text: &str,
+    lang: Option<Lang>,
+    category: Option<&str>,
+    k: usize,
+) -> amal_engine::knowledge::SearchOutcome {
+    Retriever::new(offline())
+        .search(
+            pool,
+            &SearchRequest {
+                text,
+                lang,
+                category,
+                k,
+            },
+        )
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn ingest_is_idempotent_and_a_changed_file_replaces_its_chunks(pool: PgPool) {
+    let dir = kb_dir();
+    let first = ingest(&pool, &[dir.path().to_path_buf()], true).await;
+    assert_eq!(
+        (first.new, first.updated, first.unchanged, first.rejected),
+        (4, 0, 0, 0),
+        "{first:?}"
+    );
+    let chunks_before: i64 = sqlx::query_scalar("SELECT count(*) FROM document_chunks")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(chunks_before >= 4);
+
+    let again = ingest(&pool, &[dir.path().to_path_buf()], true).await;
+    assert_eq!(
+        (again.new, again.updated, again.unchanged, again.chunks),
+        (0, 0, 4, 0)
+    );
+    let chunks_again: i64 = sqlx::query_scalar("SELECT count(*) FROM document_chunks")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(chunks_again, chunks_before);
+
+    let long: String = (0..40)
+        .map(|i| format!("Sentence number {i} about tobacco and cravings. "))
+        .collect();
+    let changed = write(
+        dir.path(),
+        "en/tobacco.md",
+        &format!("---\nlang: en\n---\n# Quitting tobacco\n\n{long}\n"),
+    );
+    let updated = ingest(&pool, std::slice::from_ref(&changed), false).await;
+    assert_eq!(updated.updated, 1, "{updated:?}");
+    let (id, status, chunk_count, total_tokens): (uuid::Uuid, String, i32, i32) = sqlx::query_as(
+        "SELECT id, review_status, chunk_count, total_tokens FROM documents WHERE source = $1",
+    )
+    .bind(changed.display().to_string())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    // Changed content goes back to review unless ingested with --approve.
+    assert_eq!(status, "pending");
+    let (n, min_index, max_index, sum_tokens): (i64, i32, i32, i64) = sqlx::query_as(
+        "SELECT count(*), min(chunk_index), max(chunk_index), sum(token_count) FROM document_chunks WHERE document_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(n > 1, "the longer text needs several chunks");
+    assert_eq!(
+        (n as i32, min_index, max_index),
+        (chunk_count, 0, chunk_count - 1)
+    );
+    assert!(
+        sum_tokens >= i64::from(total_tokens),
+        "overlap repeats tokens, never loses them"
+    );
+    let old_text: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM document_chunks WHERE document_id = $1 AND content LIKE '%remove cigarettes%'",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(old_text, 0, "old chunks are gone");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn pii_is_stripped_before_storage_and_embedding(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "contact.md",
+        "---\nlang: fr\n---\n# Nous contacter\n\nÉcrivez à karim.b@example.dz ou appelez le 0555 12 34 56, ou +213 21 23 45 67. \
+         Lien privé : https://x.example/r?token=s3cr3t. Carte 1234 5678 9012 3456.\n",
+    );
+    let summary = ingest(&pool, &[file], true).await;
+    assert_eq!(summary.new, 1);
+    let (content, pii_stripped, redactions): (String, bool, i64) = sqlx::query_as(
+        "SELECT content, pii_stripped, (metadata->>'pii_redactions_total')::bigint FROM documents",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(pii_stripped);
+    assert_eq!(redactions, 5);
+    for secret in ["karim.b@", "0555", "23 45 67", "s3cr3t", "9012"] {
+        assert!(!content.contains(secret), "{secret} in {content}");
+    }
+    assert!(
+        content.contains("[EMAIL]")
+            && content.contains("[PHONE]")
+            && content.contains("[URL]")
+            && content.contains("[ID]")
+    );
+    let leaked: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM document_chunks WHERE content ~ '0555|karim|s3cr3t' OR search_text ~ '0555|karim|s3cr3t'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(leaked, 0);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn bad_files_are_reported_and_the_batch_goes_on(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "good.md",
+        "---\nlang: en\n---\n# Good\n\nA useful paragraph about stress and rest.\n",
+    );
+    write(dir.path(), "empty.md", "---\nlang: en\n---\n\n");
+    std::fs::write(dir.path().join("binary.txt"), b"abc\0def").unwrap();
+    std::fs::write(dir.path().join("latin1.txt"), b"caf\xe9 cr\xe8me").unwrap();
+    write(dir.path(), "unknown.txt", "12345 67890 !!!");
+    write(
+        dir.path(),
+        "german.md",
+        "---\nlang: de\n---\n# Hallo\n\nText.\n",
+    );
+    std::fs::write(dir.path().join("huge.txt"), vec![b'a'; 3 * 1024 * 1024]).unwrap();
+    write(dir.path(), "image.png", "not considered inside folders");
+    let explicit_unsupported = write(dir.path(), "notes.docx", "x");
+    let missing = dir.path().join("missing.md");
+
+    let summary = ingest(
+        &pool,
+        &[dir.path().to_path_buf(), explicit_unsupported, missing],
+        true,
+    )
+    .await;
+    assert_eq!(summary.new, 1, "{summary:#?}");
+    let reason = |name: &str| -> String {
+        summary
+            .files
+            .iter()
+            .find(|f| f.source.ends_with(name))
+            .map(|f| match &f.outcome {
+                IngestOutcome::Rejected { reason } => reason.clone(),
+                other => panic!("{name}: {other:?}"),
+            })
+            .unwrap_or_else(|| panic!("{name} not reported: {summary:#?}"))
+    };
+    assert!(reason("empty.md").contains("empty"));
+    assert!(reason("binary.txt").contains("binary"));
+    assert!(reason("latin1.txt").contains("UTF-8"));
+    assert!(reason("unknown.txt").contains("unknown language"));
+    assert!(reason("german.md").contains("lang: de"));
+    assert!(reason("huge.txt").contains("too large"));
+    assert!(reason("notes.docx").contains("unsupported"));
+    assert!(reason("missing.md").contains("unreadable"));
+    assert_eq!(summary.rejected, 8);
+    assert!(
+        !summary
+            .files
+            .iter()
+            .any(|f| f.source.ends_with("image.png"))
+    );
+    let docs: i64 = sqlx::query_scalar("SELECT count(*) FROM documents")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(docs, 1, "nothing half-written");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn duplicate_content_from_another_file_is_rejected_by_name(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "---\nlang: en\n---\n# Same\n\nIdentical content in two files.\n";
+    write(dir.path(), "a.md", text);
+    write(dir.path(), "b.md", text);
+    let summary = ingest(&pool, &[dir.path().to_path_buf()], true).await;
+    assert_eq!((summary.new, summary.rejected), (1, 1), "{summary:#?}");
+    let rejected = summary.files.iter().find_map(|f| match &f.outcome {
+        IngestOutcome::Rejected { reason } => Some(reason.clone()),
+        _ => None,
+    });
+    assert!(
+        rejected
+            .unwrap()
+            .contains("same content as the already ingested")
+    );
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn only_approved_documents_are_retrieved_and_only_admins_review(pool: PgPool) {
+    let dir = kb_dir();
+    ingest(&pool, &[dir.path().to_path_buf()], false).await;
+    let outcome = search(&pool, "insomnia bedtime", Some(Lang::En), None, 5).await;
+    assert!(
+        outcome.results.is_empty(),
+        "pending documents are never retrieved"
+    );
+    assert_eq!(outcome.confidence, 0.0);
+
+    for (email, role) in [
+        ("admin@amal.example", "admin"),
+        ("agent@amal.example", "agent"),
+    ] {
+        sqlx::query(
+            "INSERT INTO users (email, password_hash, name, staff_role) VALUES ($1, '!', $2, $2)",
+        )
+        .bind(email)
+        .bind(role)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let mut conn = pool.acquire().await.unwrap();
+    let admin = actor_by_email(&mut conn, "admin@amal.example")
+        .await
+        .unwrap();
+    let agent = actor_by_email(&mut conn, "agent@amal.example")
+        .await
+        .unwrap();
+    let pending = store::list_documents(&mut conn, Some("pending"))
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 4);
+    drop(conn);
+    let sleep_en = pending
+        .iter()
+        .find(|d| d.title == "Sleep problems")
+        .unwrap()
+        .id;
+
+    let err = store::approve(&pool, sleep_en, &agent).await.unwrap_err();
+    assert!(matches!(err, KnowledgeError::Staff(_)), "{err}");
+    store::approve(&pool, sleep_en, &admin).await.unwrap();
+    let err = store::approve(&pool, sleep_en, &admin).await.unwrap_err();
+    assert!(err.to_string().contains("already approved"));
+
+    let outcome = search(&pool, "insomnia bedtime", Some(Lang::En), None, 5).await;
+    assert_eq!(outcome.results.len(), 1);
+    assert_eq!(outcome.results[0].title, "Sleep problems");
+    assert!(outcome.confidence > 0.0);
+
+    let (reviewed_by, audits): (Option<uuid::Uuid>, i64) = sqlx::query_as(
+        "SELECT reviewed_by, (SELECT count(*) FROM audit_logs WHERE action = 'kb.approve' AND resource_id = $1) \
+         FROM documents WHERE id = $1",
+    )
+    .bind(sleep_en)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((reviewed_by, audits), (Some(admin.id), 1));
+
+    assert!(matches!(
+        store::reject(&pool, sleep_en, &admin, "  ")
+            .await
+            .unwrap_err(),
+        KnowledgeError::EmptyReason
+    ));
+    store::reject(&pool, sleep_en, &admin, "outdated advice")
+        .await
+        .unwrap();
+    assert!(
+        search(&pool, "insomnia bedtime", Some(Lang::En), None, 5)
+            .await
+            .results
+            .is_empty()
+    );
+    let reason: String =
+        sqlx::query_scalar("SELECT metadata->>'review_reason' FROM documents WHERE id = $1")
+            .bind(sleep_en)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(reason, "outdated advice");
+
+    // Soft-deleting an approved document removes it from retrieval too.
+    let sleep_fr = store::list_documents(&mut pool.acquire().await.unwrap(), Some("pending"))
+        .await
+        .unwrap();
+    let sleep_fr = sleep_fr.iter().find(|d| d.lang == "fr").unwrap().id;
+    store::approve(&pool, sleep_fr, &admin).await.unwrap();
+    assert_eq!(
+        search(&pool, "insomnie écrans", Some(Lang::Fr), None, 5)
+            .await
+            .results
+            .len(),
+        1
+    );
+    sqlx::query("UPDATE documents SET deleted_at = now() WHERE id = $1")
+        .bind(sleep_fr)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(
+        search(&pool, "insomnie écrans", Some(Lang::Fr), None, 5)
+            .await
+            .results
+            .is_empty()
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn language_and_category_filters_do_not_starve_the_results(pool: PgPool) {
+    // 300 English chunks about sleep in another category crowd the nearest neighbours of the
+    // query; the five addiction chunks must still all be found with the category filter.
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..60 {
+        let body: String = (0..5)
+            .map(|j| format!("Sleep advice {i}-{j}: keep a regular bedtime and rest well.\n\n"))
+            .collect();
+        write(
+            dir.path(),
+            &format!("crowd/{i:02}.md"),
+            &format!("---\nlang: en\ncategory: mental_health\n---\n# Sleep {i}\n\n{body}"),
+        );
+    }
+    for i in 0..5 {
+        write(
+            dir.path(),
+            &format!("addiction/{i}.md"),
+            &format!(
+                "---\nlang: en\ncategory: addiction\n---\n# Sleep and alcohol {i}\n\nAlcohol disturbs sleep and bedtime rest {i}.\n"
+            ),
+        );
+    }
+    write(
+        dir.path(),
+        "fr.md",
+        "---\nlang: fr\ncategory: addiction\n---\n# Alcool et sommeil\n\nL'alcool perturbe le sommeil.\n",
+    );
+    let summary = ingest(&pool, &[dir.path().to_path_buf()], true).await;
+    assert_eq!(summary.rejected, 0);
+
+    let outcome = search(
+        &pool,
+        "regular bedtime rest",
+        Some(Lang::En),
+        Some("addiction"),
+        5,
+    )
+    .await;
+    assert_eq!(
+        outcome.results.len(),
+        5,
+        "{:#?}",
+        outcome.results.iter().map(|h| &h.title).collect::<Vec<_>>()
+    );
+    assert!(
+        outcome
+            .results
+            .iter()
+            .all(|h| h.lang == "en" && h.title.starts_with("Sleep and alcohol"))
+    );
+
+    let fr = search(&pool, "sommeil", Some(Lang::Fr), None, 5).await;
+    assert_eq!(fr.results.len(), 1);
+    assert_eq!(fr.results[0].lang, "fr");
+
+    // Without a language, every language is searched.
+    let all = search(
+        &pool,
+        "alcool sommeil alcohol sleep",
+        None,
+        Some("addiction"),
+        10,
+    )
+    .await;
+    assert!(
+        all.results.iter().any(|h| h.lang == "fr") && all.results.iter().any(|h| h.lang == "en")
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn misspelled_words_are_corrected_to_known_words(pool: PgPool) {
+    ingest(&pool, &[kb_dir().path().to_path_buf()], true).await;
+    let outcome = search(&pool, "insomnya", Some(Lang::En), None, 3).await;
+    assert!(
+        outcome
+            .corrections
+            .iter()
+            .any(|(typed, used)| typed == "insomnya" && used == "insomnia"),
+        "{:?}",
+        outcome.corrections
+    );
+    assert_eq!(outcome.results[0].title, "Sleep problems");
+    assert!(
+        outcome.results[0].text_rank.is_some(),
+        "found by full text through the correction"
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn shipped_knowledge_base_meets_its_evaluation_floor(pool: PgPool) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let summary = ingest(&pool, &[root.join("seeds/knowledge")], true).await;
+    assert_eq!(summary.rejected, 0, "{summary:#?}");
+    assert!(summary.new >= 60, "at least 20 documents per language");
+    for lang in ["ar", "fr", "en"] {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM documents WHERE lang = $1 AND review_status = 'approved'",
+        )
+        .bind(lang)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert!(n >= 20, "{lang}: {n}");
+    }
+    let cases = eval::load_cases(&root.join("seeds/knowledge/eval.jsonl")).unwrap();
+    for lang in Lang::ALL {
+        assert!(
+            cases.iter().filter(|(_, l)| *l == lang).count() >= 30,
+            "{lang}"
+        );
+    }
+    let report = eval::evaluate(&pool, &Retriever::new(offline()), &cases)
+        .await
+        .unwrap();
+    // Floors a little under the figures in README, so that a regression fails here.
+    assert!(report.overall.recall_at_5 >= 0.88, "{:?}", report.overall);
+    assert!(report.overall.mrr >= 0.72, "{:?}", report.overall);
+    for (lang, m) in &report.per_lang {
+        assert!(m.recall_at_10 >= 0.90, "{lang}: {m:?}");
+    }
+}
+
+/// A stand-in for an OpenAI-compatible embeddings server: 8-dimensional vectors from the text's
+/// length, with scripted failures first.
+async fn stand_in(failures: usize, mode: &'static str) -> (String, Arc<AtomicUsize>) {
+    use axum::{Json, Router, http::StatusCode, routing::post};
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let app = Router::new().route(
+        "/v1/embeddings",
+        post(move |Json(body): Json<serde_json::Value>| {
+            let counter = counter.clone();
+            async move {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                if n < failures {
+                    return match mode {
+                        "slow" => {
+                            tokio::time::sleep(Duration::from_secs(2)).await;
+                            (StatusCode::OK, "{}".to_string())
+                        }
+                        _ => (StatusCode::SERVICE_UNAVAILABLE, "busy".to_string()),
+                    };
+                }
+                if mode == "malformed" {
+                    return (StatusCode::OK, "{\"data\": [ {\"embedding\": \"nope\"} ]}".to_string());
+                }
+                let inputs = body["input"].as_array().cloned().unwrap_or_default();
+                let data: Vec<_> = inputs
+                    .iter()
+                    .enumerate()
+                    .rev()
+                    .map(|(i, t)| {
+                        let len = t.as_str().unwrap_or("").len() as f32;
+                        serde_json::json!({"index": i, "embedding": [1.0, len, 0.5, 0.0, 0.25, 1.0, 2.0, len / 2.0]})
+                    })
+                    .collect();
+                (StatusCode::OK, serde_json::json!({ "data": data }).to_string())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, calls)
+}
+
+fn http_config(url: &str) -> HttpEmbedderConfig {
+    let mut config = HttpEmbedderConfig::new(url, "stand-in-8d");
+    config.timeout = Duration::from_millis(500);
+    config.backoff = Duration::from_millis(10);
+    config.batch_size = 3;
+    config
+}
+
+#[tokio::test]
+async fn http_embedder_batches_retries_and_reports_failures() {
+    let (url, calls) = stand_in(2, "unavailable").await;
+    let embedder = HttpEmbedder::connect(http_config(&url))
+        .await
+        .expect("third attempt succeeds");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let embedder = Embedder::Http(embedder);
+    assert_eq!(embedder.dimension(), 8);
+    let texts = ["a", "bb", "ccc", "dddd", "eeeee", "ffffff", "g"];
+    let vectors = embedder.embed(&texts).await.unwrap();
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3 + 3,
+        "7 texts in batches of 3"
+    );
+    // The answer's order follows `index`, not the order of the array.
+    assert_eq!(
+        vectors.iter().map(|v| v[1] as usize).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5, 6, 1]
+    );
+
+    let (url, _) = stand_in(10, "unavailable").await;
+    let err = HttpEmbedder::connect(http_config(&url)).await.unwrap_err();
+    assert!(
+        matches!(&err, EmbedError::Provider { reason, .. } if reason.contains("503") && reason.contains("3 attempts")),
+        "{err}"
+    );
+
+    let (url, _) = stand_in(10, "slow").await;
+    let err = HttpEmbedder::connect(http_config(&url)).await.unwrap_err();
+    assert!(err.to_string().contains("timed out after 500 ms"), "{err}");
+
+    let (url, _) = stand_in(0, "malformed").await;
+    let err = HttpEmbedder::connect(http_config(&url)).await.unwrap_err();
+    assert!(matches!(err, EmbedError::BadResponse { .. }), "{err}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn another_embedding_model_is_refused_until_reembedded(pool: PgPool) {
+    let dir = kb_dir();
+    ingest(&pool, &[dir.path().to_path_buf()], true).await;
+    let (url, _) = stand_in(0, "ok").await;
+    let http = Embedder::Http(HttpEmbedder::connect(http_config(&url)).await.unwrap());
+
+    let err = store::ensure_embedder_matches(&pool, &http)
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, KnowledgeError::EmbeddingMismatch { .. }));
+    assert!(
+        msg.contains("amal-hash-ngram-v1")
+            && msg.contains("stand-in-8d")
+            && msg.contains("kb reembed"),
+        "{msg}"
+    );
+
+    let chunks: i64 = sqlx::query_scalar("SELECT count(*) FROM document_chunks")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let done = store::reembed(&pool, &http, |d, t| seen.push((d, t)))
+        .await
+        .unwrap();
+    assert_eq!(done as i64, chunks);
+    assert_eq!(seen.last().copied(), Some((chunks as u64, chunks as u64)));
+    store::ensure_embedder_matches(&pool, &http)
+        .await
+        .expect("now consistent");
+    let (column, models): (String, i64) = sqlx::query_as(
+        "SELECT format_type(atttypid, atttypmod), (SELECT count(DISTINCT embedding_model) FROM document_chunks WHERE embedding_model = 'stand-in-8d') \
+         FROM pg_attribute WHERE attrelid = 'document_chunks'::regclass AND attname = 'embedding'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((column.as_str(), models), ("vector(8)", 1));
+    let outcome = Retriever::new(http.clone())
+        .search(
+            &pool,
+            &SearchRequest {
+                text: "sleep",
+                lang: Some(Lang::En),
+                category: None,
+                k: 2,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!outcome.results.is_empty());
+    // And the offline embedder is now the one refused.
+    assert!(
+        store::ensure_embedder_matches(&pool, &offline())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn cli_contract_ingest_and_search_json() {
+    let data = tempfile::tempdir().unwrap();
+    let kb = kb_dir();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_amal-engine"))
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env_remove("AMAL_EMBED_URL")
+            .env("AMAL_DATA_DIR", data.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let dir = kb.path().display().to_string();
+    let summary = run(&["kb", "ingest", &dir, "--approve"]);
+    assert!(summary.contains("4 new"), "{summary}");
+    let json: serde_json::Value = serde_json::from_str(&run(&[
+        "kb",
+        "search",
+        "can't sleep at night, insomnia",
+        "--k",
+        "5",
+        "--json",
+    ]))
+    .unwrap();
+    let results = json["results"].as_array().unwrap();
+    assert!(!results.is_empty() && results.len() <= 5);
+    let first = &results[0];
+    for key in ["document_id", "title", "source", "chunk_index", "score"] {
+        assert!(!first[key].is_null(), "{key} missing in {first}");
+    }
+    assert_eq!(first["title"], "Sleep problems");
+    assert!(first["source"].as_str().unwrap().ends_with("en/sleep.md"));
+    let scores: Vec<f64> = results
+        .iter()
+        .map(|r| r["score"].as_f64().unwrap())
+        .collect();
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "best first: {scores:?}"
+    );
+    run(&["db", "stop"]);
+}
