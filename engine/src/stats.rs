@@ -1,0 +1,297 @@
+//! Support statistics for the console and `amal-engine stats`: the queue, SLA compliance and
+//! breaches, response and resolution times, agent workload, AUTO decisions, activity and crisis
+//! escalations.
+//!
+//! The figures come from the reporting views (`migrations/20261122000008_views.sql` and
+//! `20261122100002_ticket_statistics.sql`) and the materialized `mv_daily_statistics`, which
+//! [`refresh`] brings up to date. Days are calendar days in the service time zone
+//! (Africa/Algiers).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+// AssertSqlSafe: the only text spliced into SQL here is constant column names, never input.
+use sqlx::{AssertSqlSafe, PgConnection};
+
+/// Open tickets per status, priority and category.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct QueueCount {
+    /// Status code.
+    pub status: String,
+    /// Priority code.
+    pub priority: String,
+    /// Category code.
+    pub category: String,
+    /// Tickets.
+    pub tickets: i64,
+}
+
+/// SLA outcomes of the tickets created on one day, for one target.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct ComplianceDay {
+    /// Day of creation.
+    pub date: NaiveDate,
+    /// `first_response` or `resolution`.
+    pub target: String,
+    /// Targets met.
+    pub met: i64,
+    /// Targets missed.
+    pub breached: i64,
+    /// Clocks still running.
+    pub running: i64,
+    /// met / (met + breached), when any finished.
+    pub compliance: Option<f64>,
+}
+
+/// Breach events whose deadline fell on one day.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct BreachDay {
+    /// Day of the missed deadline.
+    pub date: NaiveDate,
+    /// `first_response` or `resolution`.
+    pub target: String,
+    /// Breaches.
+    pub breaches: i64,
+}
+
+/// Count, mean and 90th percentile of a duration, in seconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, sqlx::FromRow)]
+pub struct TimeSummary {
+    /// Tickets measured.
+    pub tickets: i64,
+    /// Mean.
+    pub avg_seconds: Option<f64>,
+    /// 90th percentile.
+    pub p90_seconds: Option<f64>,
+}
+
+/// First-response or resolution times on one day.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct TimesDay {
+    /// Day of the response or resolution.
+    pub date: NaiveDate,
+    /// `first_response` or `resolution`.
+    pub metric: String,
+    /// Tickets.
+    pub tickets: i64,
+    /// Mean seconds.
+    pub avg_seconds: Option<f64>,
+    /// 90th percentile seconds.
+    pub p90_seconds: Option<f64>,
+}
+
+/// The open tickets one staff member holds.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct AgentWorkload {
+    /// E-mail.
+    pub email: String,
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub staff_role: Option<String>,
+    /// Open, in progress and pending.
+    pub open_tickets: i64,
+    /// In progress.
+    pub in_progress: i64,
+    /// Pending on the user.
+    pub pending: i64,
+    /// Open tickets that missed a target.
+    pub breached_open: i64,
+    /// Crisis tickets not yet started.
+    pub crisis_open: i64,
+    /// The earliest deadline among them.
+    pub next_due_at: Option<DateTime<Utc>>,
+}
+
+/// AUTO decisions on one day.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct DecisionDay {
+    /// Day.
+    pub date: NaiveDate,
+    /// `rag` (knowledge base) or `support` (human).
+    pub decision: String,
+    /// Decisions.
+    pub count: i64,
+    /// Mean confidence.
+    pub avg_confidence: Option<f64>,
+}
+
+/// Conversations started and messages posted on one day.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct ActivityDay {
+    /// Day.
+    pub date: NaiveDate,
+    /// Conversations started.
+    pub conversations: i64,
+    /// Messages posted.
+    pub messages: i64,
+}
+
+/// Crisis tickets opened on one day and how fast a human answered.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct CrisisDay {
+    /// Day.
+    pub date: NaiveDate,
+    /// Crisis tickets opened.
+    pub tickets: i64,
+    /// Answered so far.
+    pub answered: i64,
+    /// First responses late.
+    pub first_response_breached: i64,
+    /// Mean seconds to the first response.
+    pub avg_first_response_seconds: Option<f64>,
+    /// 90th percentile.
+    pub p90_first_response_seconds: Option<f64>,
+    /// Slowest.
+    pub max_first_response_seconds: Option<f64>,
+}
+
+/// Everything `amal-engine stats` reports, over the last `window_days` days.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Statistics {
+    /// The instant the figures describe.
+    pub generated_at: DateTime<Utc>,
+    /// Days covered by the per-day series (including today).
+    pub window_days: i32,
+    /// Open tickets by status, priority and category.
+    pub queue: Vec<QueueCount>,
+    /// Open tickets in total.
+    pub open_tickets: i64,
+    /// First-response times over the window.
+    pub first_response: TimeSummary,
+    /// Resolution times over the window.
+    pub resolution: TimeSummary,
+    /// SLA outcomes per day of creation.
+    pub sla_compliance: Vec<ComplianceDay>,
+    /// Breaches per day.
+    pub sla_breaches: Vec<BreachDay>,
+    /// Response and resolution times per day.
+    pub times: Vec<TimesDay>,
+    /// Open tickets per staff member.
+    pub workload: Vec<AgentWorkload>,
+    /// RAG versus SUPPORT decisions per day.
+    pub decisions: Vec<DecisionDay>,
+    /// Conversations and messages per day.
+    pub activity: Vec<ActivityDay>,
+    /// Crisis escalations per day.
+    pub crisis: Vec<CrisisDay>,
+}
+
+/// Refreshes the materialized daily statistics (concurrently: readers are never blocked).
+pub async fn refresh(conn: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::query("SELECT refresh_daily_statistics()")
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Collects the statistics at `now` for the last `window_days` days (read-only; call
+/// [`refresh`] first for up-to-date activity figures).
+pub async fn collect(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    window_days: i32,
+) -> sqlx::Result<Statistics> {
+    let window_days = window_days.max(1);
+    let since: NaiveDate = sqlx::query_scalar("SELECT service_local_date($1) - ($2 - 1)")
+        .bind(now)
+        .bind(window_days)
+        .fetch_one(&mut *conn)
+        .await?;
+    let queue: Vec<QueueCount> = sqlx::query_as(
+        "SELECT status, priority, category, ticket_count AS tickets FROM v_ticket_statistics \
+          WHERE status IN (SELECT code FROM ticket_statuses WHERE is_open) \
+          ORDER BY status, priority, category",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let open_tickets = queue.iter().map(|q| q.tickets).sum();
+    let summary = |column: &'static str| {
+        format!(
+            "SELECT count(*) AS tickets, \
+                    avg(extract(epoch FROM {column} - created_at))::double precision AS avg_seconds, \
+                    percentile_cont(0.9) WITHIN GROUP \
+                        (ORDER BY extract(epoch FROM {column} - created_at)) AS p90_seconds \
+               FROM support_tickets WHERE {column} IS NOT NULL \
+                AND service_local_date({column}) >= $1"
+        )
+    };
+    let first_response = sqlx::query_as(AssertSqlSafe(summary("first_response_at")))
+        .bind(since)
+        .fetch_one(&mut *conn)
+        .await?;
+    let resolution = sqlx::query_as(AssertSqlSafe(summary("resolved_at")))
+        .bind(since)
+        .fetch_one(&mut *conn)
+        .await?;
+    let sla_compliance = sqlx::query_as(
+        "SELECT date, target, met, breached, running, compliance FROM v_sla_compliance_daily \
+          WHERE date >= $1 ORDER BY date, target",
+    )
+    .bind(since)
+    .fetch_all(&mut *conn)
+    .await?;
+    let sla_breaches = sqlx::query_as(
+        "SELECT date, target, breaches FROM v_sla_breaches_daily WHERE date >= $1 \
+          ORDER BY date, target",
+    )
+    .bind(since)
+    .fetch_all(&mut *conn)
+    .await?;
+    let times = sqlx::query_as(
+        "SELECT date, metric, tickets, avg_seconds, p90_seconds FROM v_ticket_times_daily \
+          WHERE date >= $1 ORDER BY date, metric",
+    )
+    .bind(since)
+    .fetch_all(&mut *conn)
+    .await?;
+    let workload = sqlx::query_as(
+        "SELECT email, name, staff_role, open_tickets, in_progress, pending, breached_open, \
+                crisis_open, next_due_at \
+           FROM v_agent_workload ORDER BY open_tickets DESC, email",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let decisions = sqlx::query_as(
+        "SELECT date, decision, count, avg_confidence FROM v_decision_statistics \
+          WHERE date >= $1 ORDER BY date, decision",
+    )
+    .bind(since)
+    .fetch_all(&mut *conn)
+    .await?;
+    let activity = sqlx::query_as(
+        "SELECT date, \
+                coalesce(sum(count) FILTER (WHERE metric_type = 'conversations'), 0)::bigint \
+                    AS conversations, \
+                coalesce(sum(count) FILTER (WHERE metric_type = 'messages'), 0)::bigint \
+                    AS messages \
+           FROM mv_daily_statistics \
+          WHERE date >= $1 AND metric_type IN ('conversations', 'messages') \
+          GROUP BY date ORDER BY date",
+    )
+    .bind(since)
+    .fetch_all(&mut *conn)
+    .await?;
+    let crisis = sqlx::query_as(
+        "SELECT date, tickets, answered, first_response_breached, avg_first_response_seconds, \
+                p90_first_response_seconds, max_first_response_seconds \
+           FROM v_crisis_escalations_daily WHERE date >= $1 ORDER BY date",
+    )
+    .bind(since)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Statistics {
+        generated_at: now,
+        window_days,
+        queue,
+        open_tickets,
+        first_response,
+        resolution,
+        sla_compliance,
+        sla_breaches,
+        times,
+        workload,
+        decisions,
+        activity,
+        crisis,
+    })
+}

@@ -1,0 +1,437 @@
+//! Staff accounts: argon2id passwords, management with audit rows, lockout, sessions.
+
+use chrono::{DateTime, Duration, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use amal_engine::staff::{
+    self, ClientInfo, LOCKOUT_MINUTES, Password, SessionProblem, StaffError, StaffRole,
+};
+
+use crate::tickets::{end_user, now_us, staff_account, ticket_at};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn pw(s: &str) -> Password {
+    Password::new(s).unwrap()
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn accounts_are_managed_and_audited(pool: PgPool) -> TestResult {
+    let mut conn = pool.acquire().await?;
+    let admin = staff::add(
+        &mut conn,
+        None,
+        "Admin@Amal.Example",
+        "Leila",
+        StaffRole::Admin,
+        &pw("admin-password-1"),
+    )
+    .await?;
+    assert_eq!(
+        (admin.email.as_str(), admin.role.as_str()),
+        ("admin@amal.example", "admin")
+    );
+    let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+        .bind(admin.id)
+        .fetch_one(&pool)
+        .await?;
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    let leila = staff::actor_by_email(&mut conn, "admin@amal.example").await?;
+
+    let nadia = staff::add(
+        &mut conn,
+        Some(&leila),
+        "nadia@amal.example",
+        "Nadia",
+        StaffRole::Agent,
+        &pw("nadia-password-1"),
+    )
+    .await?;
+    assert!(matches!(
+        staff::add(
+            &mut conn,
+            None,
+            "nadia@amal.example",
+            "N",
+            StaffRole::Agent,
+            &pw("xxxxxxxxxxxx")
+        )
+        .await,
+        Err(StaffError::AlreadyExists(_))
+    ));
+    end_user(&pool, "user@example.dz").await;
+    assert!(matches!(
+        staff::add(
+            &mut conn,
+            None,
+            "user@example.dz",
+            "U",
+            StaffRole::Agent,
+            &pw("xxxxxxxxxxxx")
+        )
+        .await,
+        Err(StaffError::EndUserEmail(_))
+    ));
+    assert!(matches!(
+        staff::add(
+            &mut conn,
+            None,
+            "not-an-email",
+            "U",
+            StaffRole::Agent,
+            &pw("xxxxxxxxxxxx")
+        )
+        .await,
+        Err(StaffError::InvalidEmail(_))
+    ));
+    assert!(matches!(
+        Password::new("123456789"),
+        Err(StaffError::WeakPassword(_))
+    ));
+    let agent = staff::actor_by_email(&mut conn, "nadia@amal.example").await?;
+    assert!(matches!(
+        staff::set_role(
+            &mut conn,
+            Some(&agent),
+            "nadia@amal.example",
+            StaffRole::Admin
+        )
+        .await,
+        Err(StaffError::Forbidden { .. })
+    ));
+
+    let promoted = staff::set_role(
+        &mut conn,
+        Some(&leila),
+        "nadia@amal.example",
+        StaffRole::Supervisor,
+    )
+    .await?;
+    assert_eq!(promoted.role, "supervisor");
+    // The last active admin cannot be demoted or disabled.
+    assert!(matches!(
+        staff::set_role(&mut conn, None, "admin@amal.example", StaffRole::Agent).await,
+        Err(StaffError::LastAdmin(_))
+    ));
+    assert!(matches!(
+        staff::disable(&mut conn, None, "admin@amal.example", now_us()).await,
+        Err(StaffError::LastAdmin(_))
+    ));
+    // Disabling releases the tickets the account held.
+    let (user, conv) = end_user(&pool, "u2@example.dz").await;
+    let t = ticket_at(&mut conn, user, Some(conv), "high", now_us()).await;
+    let nadia_actor = staff::actor_by_email(&mut conn, "nadia@amal.example").await?;
+    amal_engine::tickets::take(&mut conn, &nadia_actor, &t.ticket_number, now_us()).await?;
+    let disabled = staff::disable(&mut conn, Some(&leila), "nadia@amal.example", now_us()).await?;
+    assert!(!disabled.is_active);
+    let (status, holder): (String, Option<Uuid>) =
+        sqlx::query_as("SELECT status, assigned_to FROM support_tickets WHERE id = $1")
+            .bind(t.id)
+            .fetch_one(&pool)
+            .await?;
+    assert_eq!((status.as_str(), holder), ("open", None));
+    assert!(matches!(
+        staff::actor_by_email(&mut conn, "nadia@amal.example").await,
+        Err(StaffError::NotStaff(_))
+    ));
+    staff::set_password(
+        &mut conn,
+        Some(&leila),
+        "nadia@amal.example",
+        &pw("new-password-22"),
+        now_us(),
+    )
+    .await?;
+
+    let listed: Vec<String> = staff::list(&mut conn)
+        .await?
+        .into_iter()
+        .map(|a| a.email)
+        .collect();
+    assert_eq!(listed, ["admin@amal.example", "nadia@amal.example"]);
+
+    let audit: Vec<(String, Option<Uuid>)> = sqlx::query_as(
+        "SELECT action, user_id FROM audit_logs WHERE resource_id = $1 ORDER BY created_at, id",
+    )
+    .bind(nadia.id)
+    .fetch_all(&pool)
+    .await?;
+    assert_eq!(
+        audit,
+        [
+            ("staff.add".to_string(), Some(leila.id)),
+            ("staff.role".to_string(), Some(leila.id)),
+            ("staff.disable".to_string(), Some(leila.id)),
+            ("staff.passwd".to_string(), Some(leila.id)),
+        ]
+    );
+    Ok(())
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn five_failures_lock_the_account_for_fifteen_minutes(pool: PgPool) -> TestResult {
+    let mut conn = pool.acquire().await?;
+    staff::add(
+        &mut conn,
+        None,
+        "agent@amal.example",
+        "Nadia",
+        StaffRole::Agent,
+        &pw("right-password-1"),
+    )
+    .await?;
+    let client = ClientInfo {
+        ip: Some("127.0.0.1".parse()?),
+        user_agent: Some("test".into()),
+    };
+    let t0: DateTime<Utc> = "2026-03-10T09:00:00Z".parse()?;
+    for i in 1..=4 {
+        let err = staff::sign_in(
+            &mut conn,
+            "agent@amal.example",
+            "wrong-password",
+            t0,
+            &client,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, StaffError::InvalidCredentials),
+            "attempt {i}: {err}"
+        );
+        let failures: i32 = sqlx::query_scalar(
+            "SELECT failed_login_attempts FROM users WHERE email = 'agent@amal.example'",
+        )
+        .fetch_one(&pool)
+        .await?;
+        assert_eq!(
+            failures, i,
+            "failures are committed although the sign-in fails"
+        );
+    }
+    let err = staff::sign_in(
+        &mut conn,
+        "agent@amal.example",
+        "wrong-password",
+        t0,
+        &client,
+    )
+    .await
+    .unwrap_err();
+    let until = t0 + Duration::minutes(LOCKOUT_MINUTES);
+    assert!(
+        matches!(err, StaffError::Locked { until: u } if u == until),
+        "{err}"
+    );
+    // While locked, even the right password is refused.
+    let err = staff::sign_in(
+        &mut conn,
+        "agent@amal.example",
+        "right-password-1",
+        t0 + Duration::minutes(14),
+        &client,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, StaffError::Locked { .. }), "{err}");
+    // After 15 minutes it works, and the count starts again.
+    let session = staff::sign_in(
+        &mut conn,
+        "agent@amal.example",
+        "right-password-1",
+        until,
+        &client,
+    )
+    .await?;
+    assert_eq!(session.actor.email, "agent@amal.example");
+    let (failures, locked, last_login): (i32, Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
+        sqlx::query_as(
+            "SELECT failed_login_attempts, locked_until, last_login_at FROM users WHERE email = 'agent@amal.example'",
+        )
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!((failures, locked, last_login), (0, None, Some(until)));
+    // Unknown e-mail: the same answer as a wrong password.
+    assert!(matches!(
+        staff::sign_in(
+            &mut conn,
+            "nobody@amal.example",
+            "whatever-pass",
+            t0,
+            &client
+        )
+        .await,
+        Err(StaffError::InvalidCredentials)
+    ));
+    let audit: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_logs WHERE action LIKE 'staff.sign_in%' ORDER BY created_at, id",
+    )
+    .fetch_all(&pool)
+    .await?;
+    assert_eq!(
+        audit,
+        [
+            "staff.sign_in_failed",
+            "staff.sign_in_failed",
+            "staff.sign_in_failed",
+            "staff.sign_in_failed",
+            "staff.sign_in_failed",
+            "staff.sign_in_refused",
+            "staff.sign_in",
+        ]
+    );
+    Ok(())
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn sessions_store_a_hash_expire_and_revoke(pool: PgPool) -> TestResult {
+    let mut conn = pool.acquire().await?;
+    staff::add(
+        &mut conn,
+        None,
+        "sup@amal.example",
+        "Samir",
+        StaffRole::Supervisor,
+        &pw("sup-password-12"),
+    )
+    .await?;
+    staff::add(
+        &mut conn,
+        None,
+        "admin@amal.example",
+        "Leila",
+        StaffRole::Admin,
+        &pw("adm-password-12"),
+    )
+    .await?;
+    let t0: DateTime<Utc> = "2026-03-10T09:00:00Z".parse()?;
+    let s = staff::sign_in(
+        &mut conn,
+        "sup@amal.example",
+        "sup-password-12",
+        t0,
+        &ClientInfo::default(),
+    )
+    .await?;
+    assert_eq!(s.token.len(), 64);
+    let stored: String =
+        sqlx::query_scalar("SELECT refresh_token_hash FROM user_sessions WHERE id = $1")
+            .bind(s.session_id)
+            .fetch_one(&pool)
+            .await?;
+    assert_eq!(stored, staff::token_hash(&s.token));
+    assert_ne!(stored, s.token, "the token itself is never stored");
+    assert_eq!(s.expires_at, t0 + Duration::hours(staff::SESSION_TTL_HOURS));
+    let who = staff::authenticate(&mut conn, &s.token, t0 + Duration::hours(1)).await?;
+    assert_eq!(
+        (who.email.as_str(), who.role),
+        ("sup@amal.example", StaffRole::Supervisor)
+    );
+    assert!(matches!(
+        staff::authenticate(&mut conn, &s.token, s.expires_at).await,
+        Err(StaffError::Session(SessionProblem::Expired))
+    ));
+    assert!(matches!(
+        staff::authenticate(&mut conn, "0000", t0).await,
+        Err(StaffError::Session(SessionProblem::Unknown))
+    ));
+    assert!(staff::sign_out(&mut conn, &s.token, t0 + Duration::hours(2)).await?);
+    assert!(matches!(
+        staff::authenticate(&mut conn, &s.token, t0 + Duration::hours(2)).await,
+        Err(StaffError::Session(SessionProblem::Revoked))
+    ));
+    // A new password revokes every session.
+    let s2 = staff::sign_in(
+        &mut conn,
+        "sup@amal.example",
+        "sup-password-12",
+        t0,
+        &ClientInfo::default(),
+    )
+    .await?;
+    staff::set_password(
+        &mut conn,
+        None,
+        "sup@amal.example",
+        &pw("sup-password-13"),
+        t0,
+    )
+    .await?;
+    assert!(matches!(
+        staff::authenticate(&mut conn, &s2.token, t0).await,
+        Err(StaffError::Session(SessionProblem::Revoked))
+    ));
+    // So does disabling the account.
+    let s3 = staff::sign_in(
+        &mut conn,
+        "sup@amal.example",
+        "sup-password-13",
+        t0,
+        &ClientInfo::default(),
+    )
+    .await?;
+    staff::disable(&mut conn, None, "sup@amal.example", t0).await?;
+    assert!(staff::authenticate(&mut conn, &s3.token, t0).await.is_err());
+    assert!(
+        staff::sign_in(
+            &mut conn,
+            "sup@amal.example",
+            "sup-password-13",
+            t0,
+            &ClientInfo::default()
+        )
+        .await
+        .is_err()
+    );
+    Ok(())
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn demo_seed_gives_demo_staff_a_password(pool: PgPool) -> TestResult {
+    let accounts = amal_engine::seed::demo(&pool).await?;
+    assert_eq!(accounts.len(), 3);
+    assert!(accounts.iter().all(|a| a.password == staff::DEMO_PASSWORD));
+    let mut conn = pool.acquire().await?;
+    let s = staff::sign_in(
+        &mut conn,
+        "agent.demo@amal.example",
+        staff::DEMO_PASSWORD,
+        now_us(),
+        &ClientInfo::default(),
+    )
+    .await?;
+    assert_eq!(s.actor.role, StaffRole::Agent);
+    // Re-seeding keeps a password someone changed.
+    staff::set_password(
+        &mut conn,
+        None,
+        "agent.demo@amal.example",
+        &pw("changed-password"),
+        now_us(),
+    )
+    .await?;
+    amal_engine::seed::demo(&pool).await?;
+    assert!(
+        staff::sign_in(
+            &mut conn,
+            "agent.demo@amal.example",
+            "changed-password",
+            now_us(),
+            &ClientInfo::default()
+        )
+        .await
+        .is_ok()
+    );
+    let _ = staff_account; // shared helper, used by other modules
+    Ok(())
+}
