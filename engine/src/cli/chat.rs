@@ -1,0 +1,146 @@
+//! `amal-engine chat`: talk to the assistant as an end user, for admins to try it.
+//!
+//! Every line is posted as a real message of a real conversation (stored, decided, answered,
+//! and escalated to a ticket when the decision says so), exactly as the server would.
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use amal_engine::config::Config;
+use amal_engine::conversations::{self, ContentError, ConversationError, MessageContent};
+use amal_engine::db;
+use amal_engine::decision::auto::Mode;
+use amal_engine::lang::Lang;
+
+/// The end user `chat` writes as unless `--as` names another.
+pub const DEMO_USER: &str = "chat.demo@example.dz";
+
+/// Arguments of `amal-engine chat`.
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// The conversation's language (default: detected from the first message).
+    #[arg(long)]
+    lang: Option<Lang>,
+    /// The end user to write as (created with consent if missing).
+    #[arg(long = "as", value_name = "EMAIL", default_value = DEMO_USER)]
+    user: String,
+    /// AUTO, RAG or SUPPORT.
+    #[arg(long, default_value = "AUTO")]
+    mode: Mode,
+}
+
+/// The end user with this e-mail, created (with consent to storage, as the sign-up flow
+/// requires) when missing. Staff accounts are refused: chat is the end user's side.
+async fn end_user(pool: &PgPool, email: &str, lang: Option<Lang>) -> Result<Uuid> {
+    let found: Option<(Uuid, Option<String>)> =
+        sqlx::query_as("SELECT id, staff_role FROM users WHERE email = $1 AND deleted_at IS NULL")
+            .bind(email)
+            .fetch_optional(pool)
+            .await?;
+    if let Some((id, role)) = found {
+        anyhow::ensure!(
+            role.is_none(),
+            "{email} is a staff account ({}); chat as an end user",
+            role.unwrap_or_default()
+        );
+        return Ok(id);
+    }
+    // The placeholder hash matches no password: this account cannot log in.
+    sqlx::query_scalar(
+        "INSERT INTO users (email, password_hash, name, locale, consent_data_storage, consent_timestamp) \
+         VALUES ($1, '!chat-demo', 'Chat demo', $2, true, now()) \
+         ON CONFLICT (email) DO UPDATE SET email = EXCLUDED.email RETURNING id",
+    )
+    .bind(email)
+    .bind(lang.unwrap_or(Lang::Ar).locale())
+    .fetch_one(pool)
+    .await
+    .with_context(|| format!("creating the end user {email}"))
+}
+
+/// Runs `amal-engine chat`.
+pub async fn run(config: &Config, args: ChatArgs) -> Result<ExitCode> {
+    let pool = db::connect_and_migrate(config).await?;
+    let engine = super::decide::engine(&pool).await?;
+    let user = end_user(&pool, &args.user, args.lang).await?;
+    let conversation = conversations::start(&pool, user, args.mode, args.lang).await?;
+    eprintln!(
+        "conversation {} ({}) as {}; type a message, /quit or end of input to leave",
+        conversation.id,
+        args.mode.as_str(),
+        args.user
+    );
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    loop {
+        eprint!("> ");
+        std::io::stderr().flush().ok();
+        let Some(line) = lines.next() else { break };
+        let line = line.context("reading standard input")?;
+        if line.trim() == "/quit" {
+            break;
+        }
+        let content = match MessageContent::parse(&line) {
+            Ok(c) => c,
+            Err(ContentError::Empty) => continue,
+            Err(e) => {
+                eprintln!("not sent: {e}");
+                continue;
+            }
+        };
+        let key = Uuid::new_v4().to_string();
+        let turn = match conversations::post_message(
+            &pool,
+            &engine,
+            conversation.id,
+            Some(&key),
+            &content,
+        )
+        .await
+        {
+            Ok(t) => t,
+            Err(ConversationError::NotActive { status, .. }) => {
+                eprintln!("the conversation is {status}; start a new chat");
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        println!("\n{}\n", turn.reply.content);
+        let d = &turn.decision;
+        let mut line = format!(
+            "[{} · {} · confidence {:.2} · {}",
+            d.decision,
+            d.reason_code.as_deref().unwrap_or("-"),
+            d.confidence,
+            d.reason_en.as_deref().unwrap_or("")
+        );
+        if let Some(t) = &turn.ticket {
+            line.push_str(&format!(
+                " · ticket {} ({}, {})",
+                t.ticket_number, t.category, t.priority
+            ));
+        }
+        line.push(']');
+        println!("{line}");
+        if let Some(cited) = turn
+            .reply
+            .metadata
+            .get("citations")
+            .and_then(|c| c.as_array())
+        {
+            for c in cited {
+                println!(
+                    "  cited: {} ({})",
+                    c["title"].as_str().unwrap_or("?"),
+                    c["source"].as_str().unwrap_or("-")
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

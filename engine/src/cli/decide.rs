@@ -1,0 +1,85 @@
+//! `amal-engine decide "TEXT" [--lang ar|fr|en] [--json]`: a dry run of the AUTO decision.
+//!
+//! It only reads (retrieval over approved knowledge): no conversation, message, decision log or
+//! ticket is written. `--json` prints one object whose `decision`, `category`, `priority`,
+//! `reason_code` and `confidence` keys are a contract used by acceptance checks.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde_json::json;
+use sqlx::PgPool;
+
+use amal_engine::config::Config;
+use amal_engine::db;
+use amal_engine::decision::auto::{Decision, DecisionEngine, message_language};
+use amal_engine::knowledge::store;
+use amal_engine::knowledge::{Embedder, Retriever};
+use amal_engine::lang::Lang;
+
+/// Arguments of `amal-engine decide`.
+#[derive(Debug, Args)]
+pub struct DecideArgs {
+    /// The message to decide on.
+    text: String,
+    /// The person's language (default: detected from the text, else Arabic).
+    #[arg(long)]
+    lang: Option<Lang>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The decision engine from the environment (embedder checked against the stored vectors,
+/// crisis numbers, threshold, clarify setting).
+pub async fn engine(pool: &PgPool) -> Result<DecisionEngine> {
+    let embedder = Embedder::from_env()
+        .await
+        .context("configuring the embedder")?;
+    store::ensure_embedder_matches(pool, &embedder).await?;
+    DecisionEngine::from_env(Retriever::new(embedder))
+        .context("loading the crisis and human-request rules")
+}
+
+/// The decision as the `--json` contract object (plus reasons, language, reply and evidence).
+pub fn decision_json(d: &Decision) -> serde_json::Value {
+    json!({
+        "decision": d.decision,
+        "category": d.category,
+        "priority": d.priority,
+        "reason_code": d.reason_code,
+        "confidence": d.confidence,
+        "reason": d.reason,
+        "lang": d.lang,
+        "model_used": d.model_used,
+        "prompt_tokens": d.prompt_tokens,
+        "completion_tokens": d.completion_tokens,
+        "reply": d.reply,
+        "citations": d.answer.as_ref().map(|a| &a.citations),
+        "evidence": d.evidence,
+    })
+}
+
+/// Runs `amal-engine decide`.
+pub async fn run(config: &Config, args: DecideArgs) -> Result<ExitCode> {
+    let pool = db::connect_and_migrate(config).await?;
+    let engine = engine(&pool).await?;
+    let lang = args
+        .lang
+        .unwrap_or_else(|| message_language(&args.text, Lang::Ar));
+    let d = engine.decide(&pool, &args.text, lang).await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&decision_json(&d))?);
+    } else {
+        println!("decision:   {}", d.decision.as_str());
+        if let (Some(c), Some(p)) = (&d.category, &d.priority) {
+            println!("ticket:     category {c}, priority {p}");
+        }
+        println!("reason:     {} ({})", d.reason_code, d.reason.en);
+        println!("confidence: {:.3}", d.confidence);
+        println!("language:   {}", d.lang.code());
+        println!("\n{}", d.reply);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,1069 @@
+//! The AUTO decision for one message, in a fixed order:
+//!
+//! 1. the crisis gate ([`super::crisis`]): a match returns at once — SUPPORT, category `crisis`,
+//!    priority `urgent`, confidence 1 — before retrieval even runs, so nothing later (retrieval,
+//!    settings, a model) can see the message, let alone change that outcome;
+//! 2. an explicit request for a human ([`super::human_request`]): SUPPORT;
+//! 3. retrieval: no approved chunk in the person's language, or a calibrated confidence below
+//!    the threshold, means SUPPORT (or, when configured, one clarifying question); otherwise RAG;
+//! 4. the RAG answer is composed offline from the approved chunks only (extractive), in the
+//!    person's language, citing the documents it used.
+//!
+//! [`DecisionEngine::decide`] never fails: when retrieval itself fails (database or embedding
+//! provider down) the message goes to a human (`retrieval_error`), because a person who wrote
+//! to the service must never be left without an answer.
+
+use std::str::FromStr;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::crisis::{self, CrisisGate, CrisisKind, CrisisMatch, CrisisNumbers};
+use super::human_request::{self, HumanRequestDetector, HumanRequestMatch};
+use super::llm::{ChatModel, ModelReply};
+use super::rules::RuleError;
+use crate::knowledge::chunk::count_tokens;
+use crate::knowledge::lexicon::Lexicon;
+use crate::knowledge::{Hit, Retriever, SearchRequest};
+use crate::lang::{Lang, fold, is_stopword};
+
+/// Environment variable: the confidence a top hit needs for a RAG answer (0..1).
+pub const THRESHOLD_ENV: &str = "AMAL_RAG_THRESHOLD";
+/// Environment variable: `1`/`true` to ask one clarifying question instead of escalating on low
+/// confidence.
+pub const CLARIFY_ENV: &str = "AMAL_CLARIFY";
+/// The default threshold: the calibrated confidence is the probability that the top hit answers,
+/// so 0.5 means "more likely than not".
+pub const DEFAULT_THRESHOLD: f64 = 0.5;
+/// `model_used` of the offline extractive answer.
+pub const OFFLINE_MODEL: &str = "offline-extractive";
+/// How many chunks retrieval returns for a decision.
+const SEARCH_K: usize = 5;
+/// How many chunks an extractive answer may draw from.
+const ANSWER_CHUNKS: usize = 3;
+/// How many sentences an extractive answer has at most.
+const ANSWER_SENTENCES: usize = 3;
+/// Ticket categories (the `ticket_categories` lookup rows) a document category may map to.
+const TICKET_CATEGORIES: [&str; 5] = [
+    "addiction",
+    "mental_health",
+    "prevention",
+    "resources",
+    "crisis",
+];
+
+/// Stable reason codes written to `decision_logs.reason_code` (besides `crisis_<kind>`).
+pub mod reason {
+    /// The person explicitly asked for a human.
+    pub const HUMAN_REQUESTED: &str = super::human_request::REASON_CODE;
+    /// Approved sources in the language exist, but none reaches the threshold.
+    pub const LOW_CONFIDENCE: &str = "low_confidence";
+    /// No approved source in the person's language matched at all.
+    pub const NO_SOURCE_IN_LANGUAGE: &str = "no_source_in_language";
+    /// The top approved source reaches the threshold: the assistant answers from it.
+    pub const RAG_CONFIDENT: &str = "rag_confident";
+    /// Low confidence, and the service prefers one clarifying question to an escalation.
+    pub const CLARIFY: &str = "clarify";
+    /// The conversation is in SUPPORT mode: every message goes to a human.
+    pub const SUPPORT_MODE: &str = "support_mode";
+    /// The chat model found that the approved sources do not answer: a human does.
+    pub const MODEL_DECLINED: &str = "model_declined";
+    /// Retrieval failed; a human takes over rather than leaving the person unanswered.
+    pub const RETRIEVAL_ERROR: &str = "retrieval_error";
+}
+
+/// Where a message goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Route {
+    /// The assistant answers from the approved knowledge base.
+    Rag,
+    /// A human takes over through a support ticket.
+    Support,
+}
+
+impl Route {
+    /// The `decision_logs.decision` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::Rag => "rag",
+            Route::Support => "support",
+        }
+    }
+}
+
+/// The reason of a decision in the three service languages (for the console's reader).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reasons {
+    /// Arabic.
+    pub ar: String,
+    /// French.
+    pub fr: String,
+    /// English.
+    pub en: String,
+}
+
+impl Reasons {
+    fn new(ar: &str, fr: &str, en: &str) -> Self {
+        Reasons {
+            ar: ar.to_string(),
+            fr: fr.to_string(),
+            en: en.to_string(),
+        }
+    }
+}
+
+/// A document the answer drew from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Citation {
+    /// The document.
+    pub document_id: Uuid,
+    /// Its title (shown in the "Sources" line).
+    pub title: String,
+    /// Its source path, if any.
+    pub source: Option<String>,
+    /// The chunks whose sentences were used.
+    pub chunk_ids: Vec<Uuid>,
+}
+
+/// An extractive answer composed from approved chunks.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Answer {
+    /// The text the person receives.
+    pub text: String,
+    /// The documents it cites, in order of first use.
+    pub citations: Vec<Citation>,
+    /// Token count of the text ([`count_tokens`]).
+    pub tokens: usize,
+}
+
+/// What the engine decided for one message (pure data; nothing is stored by deciding).
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    /// RAG or SUPPORT.
+    pub decision: Route,
+    /// Ticket category code for SUPPORT, `None` for RAG.
+    pub category: Option<String>,
+    /// Ticket priority code for SUPPORT, `None` for RAG.
+    pub priority: Option<String>,
+    /// Stable machine-readable reason ([`reason`], or `crisis_<kind>`).
+    pub reason_code: String,
+    /// The reason in Arabic, French and English.
+    pub reason: Reasons,
+    /// 1.0 for the deterministic steps; retrieval's calibrated confidence otherwise.
+    pub confidence: f64,
+    /// The language the reply is written in.
+    pub lang: Lang,
+    /// What the decision rests on (crisis rule, request rule, chunk ids and scores, citations).
+    pub evidence: Value,
+    /// `decision_logs.model_used`: the answer's composer, `None` when no answer is composed.
+    pub model_used: Option<String>,
+    /// Prompt tokens of the chat model, when one was asked.
+    pub prompt_tokens: Option<i32>,
+    /// Completion tokens of the chat model, when one was asked.
+    pub completion_tokens: Option<i32>,
+    /// The reply the person receives at once: the safety message, the RAG answer, the
+    /// clarifying question or the hand-over notice (its ticket number is added when stored).
+    pub reply: String,
+    /// The RAG answer with its citations (RAG only).
+    pub answer: Option<Answer>,
+    /// The crisis gate's match, when it fired.
+    #[serde(skip)]
+    pub crisis: Option<CrisisMatch>,
+    /// The retrieved hits (best first), for callers that show them.
+    #[serde(skip)]
+    pub hits: Vec<Hit>,
+}
+
+impl Decision {
+    /// True when the crisis gate decided.
+    pub fn is_crisis(&self) -> bool {
+        self.crisis.is_some()
+    }
+}
+
+/// How the conversation asks to be handled (the `conversation_modes` rows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Mode {
+    /// The engine decides per message.
+    #[serde(rename = "AUTO")]
+    Auto,
+    /// The person prefers the knowledge base. The assistant still never answers without an
+    /// approved source, and crises and explicit requests for a human still reach a human, so
+    /// the decision is the same as AUTO.
+    #[serde(rename = "RAG")]
+    Rag,
+    /// The person wants a human: every message goes to support (crises still as crises).
+    #[serde(rename = "SUPPORT")]
+    Support,
+}
+
+impl Mode {
+    /// The `conversations.mode` code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Auto => "AUTO",
+            Mode::Rag => "RAG",
+            Mode::Support => "SUPPORT",
+        }
+    }
+}
+
+impl FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "AUTO" => Ok(Mode::Auto),
+            "RAG" => Ok(Mode::Rag),
+            "SUPPORT" => Ok(Mode::Support),
+            other => Err(format!(
+                "unknown mode `{other}` (expected AUTO, RAG or SUPPORT)"
+            )),
+        }
+    }
+}
+
+/// The context of a message beyond its text.
+#[derive(Debug, Clone, Copy)]
+pub struct TurnContext {
+    /// The conversation's mode.
+    pub mode: Mode,
+    /// The assistant's previous reply in this conversation was a clarifying question: at most
+    /// one is asked, the next low-confidence message goes to a human.
+    pub clarified_before: bool,
+}
+
+impl Default for TurnContext {
+    fn default() -> Self {
+        TurnContext {
+            mode: Mode::Auto,
+            clarified_before: false,
+        }
+    }
+}
+
+/// The decision engine: detectors, retriever and settings, built once and shared.
+#[derive(Debug)]
+pub struct DecisionEngine {
+    crisis: CrisisGate,
+    human: HumanRequestDetector,
+    retriever: Retriever,
+    numbers: CrisisNumbers,
+    /// Minimum calibrated confidence for a RAG answer.
+    pub threshold: f64,
+    /// Ask one clarifying question instead of escalating on low confidence.
+    pub clarify: bool,
+    /// The chat model that writes RAG answers; `None`: the offline extractive answer.
+    pub model: Option<ChatModel>,
+}
+
+/// Converts between the crate's language and the decision detectors' copy of it (same codes).
+fn to_crate_lang(l: super::normalize::Lang) -> Lang {
+    Lang::from_str(l.code()).unwrap_or(Lang::Ar)
+}
+
+fn to_detector_lang(l: Lang) -> super::normalize::Lang {
+    super::normalize::Lang::from_str(l.code()).unwrap_or(super::normalize::Lang::Ar)
+}
+
+/// The language a message is answered in when the conversation has none: the text's detected
+/// language (Arabizi included), else `fallback` (the user's locale).
+pub fn message_language(text: &str, fallback: Lang) -> Lang {
+    crate::lang::detect(text)
+        .or_else(|| super::normalize::guess_message_language(text).map(to_crate_lang))
+        .unwrap_or(fallback)
+}
+
+impl DecisionEngine {
+    /// An engine with the built-in rules and the given retriever, numbers and settings.
+    pub fn new(
+        retriever: Retriever,
+        numbers: CrisisNumbers,
+        threshold: f64,
+        clarify: bool,
+    ) -> Result<Self, RuleError> {
+        Ok(DecisionEngine {
+            crisis: CrisisGate::builtin()?,
+            human: HumanRequestDetector::builtin()?,
+            retriever,
+            numbers,
+            threshold: threshold.clamp(0.0, 1.0),
+            clarify,
+            model: None,
+        })
+    }
+
+    /// From the environment: `AMAL_CRISIS_RULES_DIR` (extra crisis rules), `AMAL_CRISIS_LINE`,
+    /// `AMAL_EMERGENCY_NUMBER`, [`THRESHOLD_ENV`], [`CLARIFY_ENV`] and the chat model's
+    /// `AMAL_LLM_*` ([`super::llm`]).
+    pub fn from_env(retriever: Retriever) -> Result<Self, RuleError> {
+        let threshold = std::env::var(THRESHOLD_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|t| (0.0..=1.0).contains(t))
+            .unwrap_or(DEFAULT_THRESHOLD);
+        let clarify = std::env::var(CLARIFY_ENV)
+            .map(|v| {
+                matches!(
+                    v.trim().to_ascii_lowercase().as_str(),
+                    "1" | "true" | "yes" | "on"
+                )
+            })
+            .unwrap_or(false);
+        Ok(DecisionEngine {
+            crisis: CrisisGate::from_env()?,
+            human: HumanRequestDetector::builtin()?,
+            retriever,
+            numbers: CrisisNumbers::from_env(),
+            threshold: threshold.clamp(0.0, 1.0),
+            clarify,
+            // A misconfigured model must not stop the service: warn and answer offline.
+            model: ChatModel::from_env().unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "chat model not used");
+                None
+            }),
+        })
+    }
+
+    /// The crisis numbers substituted into safety messages.
+    pub fn numbers(&self) -> &CrisisNumbers {
+        &self.numbers
+    }
+
+    /// The AUTO decision for a message of an AUTO conversation with no earlier clarification.
+    pub async fn decide(&self, pool: &PgPool, text: &str, lang: Lang) -> Decision {
+        self.decide_turn(pool, text, lang, TurnContext::default())
+            .await
+    }
+
+    /// The decision for a message in its conversation's context. Reads only.
+    pub async fn decide_turn(
+        &self,
+        pool: &PgPool,
+        text: &str,
+        lang: Lang,
+        ctx: TurnContext,
+    ) -> Decision {
+        // Step 1. The crisis gate is pure and runs on the raw text before anything else; a match
+        // returns here, so no later step (retrieval, mode, settings) is even consulted.
+        if let Some(m) = self.crisis.assess(text) {
+            return crisis_decision(m, &self.numbers);
+        }
+        // Step 2 (and SUPPORT mode): the person asked for a human. Retrieval still runs, only
+        // to give the ticket a topic.
+        let human = self.human.detect(text);
+        let support_mode = ctx.mode == Mode::Support;
+        // Step 3. Retrieval in the person's language only.
+        let outcome = self
+            .retriever
+            .search(
+                pool,
+                &SearchRequest {
+                    text,
+                    lang: Some(lang),
+                    category: None,
+                    k: SEARCH_K,
+                },
+            )
+            .await;
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => return retrieval_error_decision(lang, human.as_ref(), &e.to_string()),
+        };
+        let categories = match document_categories(pool, &outcome.results).await {
+            Ok(c) => c,
+            Err(e) => return retrieval_error_decision(lang, human.as_ref(), &e.to_string()),
+        };
+        let hits = outcome.results;
+        let confidence = outcome.confidence.clamp(0.0, 1.0);
+        let top_category = hits
+            .first()
+            .and_then(|h| categories.iter().find(|(id, _)| *id == h.document_id))
+            .and_then(|(_, c)| c.clone())
+            .filter(|c| TICKET_CATEGORIES.contains(&c.as_str()));
+        let mut evidence = json!({
+            "step": "retrieval",
+            "threshold": self.threshold,
+            "confidence": confidence,
+            "lang": lang.code(),
+            "chunks": chunk_evidence(&hits),
+            "corrections": outcome.corrections,
+        });
+
+        if let Some(h) = human {
+            evidence["step"] = json!("human_request");
+            evidence["rule"] = json!(h.rule_id);
+            evidence["matched"] = json!(h.matched);
+            // The person's topic, when retrieval recognised it; otherwise "resources": someone
+            // asking for a person most often wants to be pointed to help.
+            let category = top_category
+                .filter(|_| confidence >= self.threshold)
+                .unwrap_or_else(|| "resources".to_string());
+            return support(
+                lang,
+                &category,
+                reason::HUMAN_REQUESTED,
+                Reasons::new(
+                    "طلب صريح للتحدث مع شخص",
+                    "Demande explicite de parler à quelqu'un",
+                    "Explicit request for a human",
+                ),
+                1.0,
+                evidence,
+                hits,
+            );
+        }
+        if support_mode {
+            evidence["step"] = json!("support_mode");
+            let category = top_category
+                .filter(|_| confidence >= self.threshold)
+                .unwrap_or_else(|| "resources".to_string());
+            return support(
+                lang,
+                &category,
+                reason::SUPPORT_MODE,
+                Reasons::new(
+                    "المحادثة في وضع الدعم البشري",
+                    "La conversation est en mode assistance humaine",
+                    "The conversation is in human-support mode",
+                ),
+                1.0,
+                evidence,
+                hits,
+            );
+        }
+        if hits.is_empty() || confidence < self.threshold {
+            let (code, reasons) = if hits.is_empty() {
+                (
+                    reason::NO_SOURCE_IN_LANGUAGE,
+                    Reasons::new(
+                        "لا يوجد مصدر معتمد بلغة الشخص",
+                        "Aucune source approuvée dans la langue de la personne",
+                        "No approved source in the person's language",
+                    ),
+                )
+            } else {
+                (
+                    reason::LOW_CONFIDENCE,
+                    Reasons::new(
+                        "لا يوجد مصدر معتمد فوق عتبة الثقة",
+                        "Aucune source approuvée au-dessus du seuil de confiance",
+                        "No approved source above the confidence threshold",
+                    ),
+                )
+            };
+            if self.clarify && !ctx.clarified_before {
+                evidence["below"] = json!(code);
+                return Decision {
+                    decision: Route::Rag,
+                    category: None,
+                    priority: None,
+                    reason_code: reason::CLARIFY.to_string(),
+                    reason: Reasons::new(
+                        "ثقة منخفضة: سؤال توضيحي واحد",
+                        "Confiance faible : une question de clarification",
+                        "Low confidence: one clarifying question",
+                    ),
+                    confidence,
+                    lang,
+                    evidence,
+                    model_used: Some(OFFLINE_MODEL.to_string()),
+                    prompt_tokens: None,
+                    completion_tokens: None,
+                    reply: clarifying_question(lang).to_string(),
+                    answer: None,
+                    crisis: None,
+                    hits,
+                };
+            }
+            // Below the threshold the best source may still name the topic, but far below it the
+            // "best" source is noise (an off-topic message's nearest document may well be the
+            // crisis article): its category is used only from half the threshold up.
+            let category = top_category
+                .filter(|_| confidence >= self.threshold / 2.0)
+                .unwrap_or_else(|| "mental_health".to_string());
+            return support(lang, &category, code, reasons, confidence, evidence, hits);
+        }
+
+        // Step 4. Answer from the approved chunks only: the configured chat model, else (and
+        // whenever the model fails) the offline extractive answer.
+        let mut model_used = OFFLINE_MODEL.to_string();
+        let mut tokens = (None, None);
+        let mut answer = None;
+        if let Some(model) = &self.model {
+            let sources: Vec<Hit> = hits
+                .iter()
+                .filter(|h| h.lang == lang.code())
+                .take(ANSWER_CHUNKS)
+                .cloned()
+                .collect();
+            evidence["model"] = json!(model.model());
+            match model.answer(text, lang, &sources).await {
+                Ok(ModelReply::Declined {
+                    prompt_tokens,
+                    completion_tokens,
+                }) => {
+                    // The model may turn RAG into SUPPORT (never the reverse: it is not asked
+                    // on the SUPPORT paths).
+                    let category = top_category.unwrap_or_else(|| "mental_health".to_string());
+                    let mut d = support(
+                        lang,
+                        &category,
+                        reason::MODEL_DECLINED,
+                        Reasons::new(
+                            "النموذج: المصادر المعتمدة لا تجيب عن السؤال",
+                            "Le modèle : les sources approuvées ne répondent pas à la question",
+                            "The model found that the approved sources do not answer the question",
+                        ),
+                        confidence,
+                        evidence,
+                        hits,
+                    );
+                    d.model_used = Some(model.model().to_string());
+                    d.prompt_tokens = prompt_tokens;
+                    d.completion_tokens = completion_tokens;
+                    return d;
+                }
+                Ok(ModelReply::Answer {
+                    text: written,
+                    cited,
+                    prompt_tokens,
+                    completion_tokens,
+                }) => {
+                    // Uncited text still came from these sources only: cite them all then.
+                    let used: Vec<&Hit> = if cited.is_empty() {
+                        sources.iter().collect()
+                    } else {
+                        cited.iter().map(|&i| &sources[i]).collect()
+                    };
+                    answer = Some(finish_answer(lang, &written, &used));
+                    model_used = model.model().to_string();
+                    tokens = (prompt_tokens, completion_tokens);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "chat model failed; answering with the extractive answer");
+                    evidence["model_error"] = json!(e.to_string());
+                }
+            }
+        }
+        let answer = answer.unwrap_or_else(|| compose_answer(text, lang, &hits));
+        evidence["cited_documents"] = json!(
+            answer
+                .citations
+                .iter()
+                .map(|c| c.document_id)
+                .collect::<Vec<_>>()
+        );
+        Decision {
+            decision: Route::Rag,
+            category: None,
+            priority: None,
+            reason_code: reason::RAG_CONFIDENT.to_string(),
+            reason: Reasons::new(
+                "مصادر معتمدة فوق عتبة الثقة",
+                "Sources approuvées au-dessus du seuil de confiance",
+                "Approved sources above the confidence threshold",
+            ),
+            confidence,
+            lang,
+            evidence,
+            model_used: Some(model_used),
+            prompt_tokens: tokens.0,
+            completion_tokens: tokens.1,
+            reply: answer.text.clone(),
+            answer: Some(answer),
+            crisis: None,
+            hits,
+        }
+    }
+}
+
+/// The crisis decision: fixed, whatever else is true of the message.
+fn crisis_decision(m: CrisisMatch, numbers: &CrisisNumbers) -> Decision {
+    // The safety message goes out in the language the person just wrote in (the gate reads it
+    // from the message), which is the language they can read right now.
+    let lang = to_crate_lang(m.language);
+    let (ar, fr, en) = crisis_kind_names(m.kind);
+    Decision {
+        decision: Route::Support,
+        category: Some(crisis::CATEGORY.to_string()),
+        priority: Some(crisis::PRIORITY.to_string()),
+        reason_code: format!("crisis_{}", m.kind.as_str()),
+        reason: Reasons {
+            ar: format!("بوابة الأزمات: {ar}"),
+            fr: format!("Porte de crise : {fr}"),
+            en: format!("Crisis gate: {en}"),
+        },
+        confidence: 1.0,
+        lang,
+        evidence: json!({
+            "step": "crisis_gate",
+            "rule": m.rule_id,
+            "kind": m.kind.as_str(),
+            "matched": m.matched,
+        }),
+        model_used: None,
+        prompt_tokens: None,
+        completion_tokens: None,
+        reply: crisis::safety_message(to_detector_lang(lang), numbers),
+        answer: None,
+        crisis: Some(m),
+        hits: Vec::new(),
+    }
+}
+
+fn crisis_kind_names(kind: CrisisKind) -> (&'static str, &'static str, &'static str) {
+    // Exhaustive on purpose: a new kind of crisis cannot ship without its reason texts.
+    match kind {
+        CrisisKind::SuicidalIdeation => {
+            ("أفكار انتحارية", "idées suicidaires", "suicidal ideation")
+        }
+        CrisisKind::SuicidePlan => ("خطة انتحار", "projet de suicide", "suicide plan"),
+        CrisisKind::SelfHarm => ("إيذاء النفس", "automutilation", "self-harm"),
+        CrisisKind::Overdose => ("جرعة زائدة", "surdose", "overdose"),
+        CrisisKind::Poisoning => ("تسمم", "empoisonnement", "poisoning"),
+        CrisisKind::DangerToSelf => ("خطر على النفس", "danger pour soi-même", "danger to self"),
+        CrisisKind::DangerToOthers => ("خطر على الآخرين", "danger pour autrui", "danger to others"),
+        CrisisKind::AbuseViolence => (
+            "إساءة أو عنف",
+            "maltraitance ou violence",
+            "abuse or violence",
+        ),
+        CrisisKind::ThirdPartyCrisis => (
+            "شخص آخر في أزمة",
+            "une autre personne en crise",
+            "someone else in crisis",
+        ),
+    }
+}
+
+fn support(
+    lang: Lang,
+    category: &str,
+    code: &str,
+    reason: Reasons,
+    confidence: f64,
+    evidence: Value,
+    hits: Vec<Hit>,
+) -> Decision {
+    // A topic the gate did not flag but whose best document is about crises still deserves a
+    // quick human answer.
+    let priority = if category == crisis::CATEGORY {
+        "high"
+    } else {
+        "medium"
+    };
+    Decision {
+        decision: Route::Support,
+        category: Some(category.to_string()),
+        priority: Some(priority.to_string()),
+        reason_code: code.to_string(),
+        reason,
+        confidence,
+        lang,
+        evidence,
+        model_used: None,
+        prompt_tokens: None,
+        completion_tokens: None,
+        reply: handover_message(lang).to_string(),
+        answer: None,
+        crisis: None,
+        hits,
+    }
+}
+
+fn retrieval_error_decision(
+    lang: Lang,
+    human: Option<&HumanRequestMatch>,
+    error: &str,
+) -> Decision {
+    tracing::warn!(error, "retrieval failed; the message goes to a human");
+    let mut evidence = json!({ "step": "retrieval", "error": error });
+    if let Some(h) = human {
+        evidence["rule"] = json!(h.rule_id);
+    }
+    let (code, reason) = match human {
+        Some(_) => (
+            reason::HUMAN_REQUESTED,
+            Reasons::new(
+                "طلب صريح للتحدث مع شخص",
+                "Demande explicite de parler à quelqu'un",
+                "Explicit request for a human",
+            ),
+        ),
+        None => (
+            reason::RETRIEVAL_ERROR,
+            Reasons::new(
+                "تعذر البحث في قاعدة المعرفة",
+                "La recherche dans la base de connaissances a échoué",
+                "Searching the knowledge base failed",
+            ),
+        ),
+    };
+    support(lang, "resources", code, reason, 0.0, evidence, Vec::new())
+}
+
+async fn document_categories(
+    pool: &PgPool,
+    hits: &[Hit],
+) -> sqlx::Result<Vec<(Uuid, Option<String>)>> {
+    if hits.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = hits.iter().map(|h| h.document_id).collect();
+    sqlx::query_as("SELECT id, category::text FROM documents WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(pool)
+        .await
+}
+
+fn chunk_evidence(hits: &[Hit]) -> Value {
+    Value::Array(
+        hits.iter()
+            .map(|h| {
+                json!({
+                    "chunk_id": h.chunk_id,
+                    "document_id": h.document_id,
+                    "score": h.score,
+                    "similarity": h.vector_similarity,
+                    "text_rank": h.text_rank,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The reply when a human takes over (the stored turn appends the ticket number).
+pub fn handover_message(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Ar => "شكرًا لك على رسالتك. سيرد عليك أحد أعضاء فريقنا هنا في أقرب وقت ممكن.",
+        Lang::Fr => {
+            "Merci pour votre message. Une personne de notre équipe vous répondra ici dès que possible."
+        }
+        Lang::En => {
+            "Thank you for your message. A member of our team will answer you here as soon as possible."
+        }
+    }
+}
+
+/// The one clarifying question asked on low confidence when [`CLARIFY_ENV`] is set.
+pub fn clarifying_question(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Ar => {
+            "حتى أوجهك إلى المعلومة المناسبة، هل يمكنك أن تخبرني أكثر قليلًا عما تمر به (مثلًا: النوم، القلق، الكحول، القنب، التبغ، القمار)؟"
+        }
+        Lang::Fr => {
+            "Pour vous orienter vers la bonne information, pouvez-vous m'en dire un peu plus sur ce que vous vivez (par exemple : sommeil, anxiété, alcool, cannabis, tabac, jeux d'argent) ?"
+        }
+        Lang::En => {
+            "To point you to the right information, could you tell me a little more about what you are going through (for example: sleep, anxiety, alcohol, cannabis, tobacco, gambling)?"
+        }
+    }
+}
+
+fn intro(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Ar => "إليك ما تقوله مصادرنا المعتمدة:",
+        Lang::Fr => "Voici ce que disent nos sources validées :",
+        Lang::En => "Here is what our approved sources say:",
+    }
+}
+
+fn sources_label(lang: Lang) -> (&'static str, &'static str) {
+    match lang {
+        Lang::Ar => ("المصادر: ", "، "),
+        Lang::Fr => ("Sources : ", " ; "),
+        Lang::En => ("Sources: ", "; "),
+    }
+}
+
+fn closing(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Ar => "إذا أردت التحدث مع أحد أعضاء فريقنا، يكفي أن تطلب ذلك.",
+        Lang::Fr => {
+            "Si vous souhaitez parler à une personne de notre équipe, il suffit de le demander."
+        }
+        Lang::En => "If you would like to talk to a member of our team, just ask.",
+    }
+}
+
+/// Splits chunk text into sentences (keeping their end marks), as the chunker does. Lines
+/// without an end mark are headings or list stubs, which read badly inside a paragraph: they
+/// are left out.
+fn sentences(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for c in text.chars() {
+        if c == '\n' {
+            // A line break without an end mark ends a heading: drop it.
+            current.clear();
+            continue;
+        }
+        current.push(c);
+        if matches!(c, '.' | '!' | '?' | '…' | '؟') {
+            push_sentence(&mut out, &mut current);
+        }
+    }
+    out
+}
+
+fn push_sentence(out: &mut Vec<String>, current: &mut String) {
+    let s = current
+        .trim()
+        .trim_start_matches(['#', '-', '*', ' '])
+        .trim();
+    // A few words ("Yes." "See below.") carry no answer.
+    if count_tokens(s) >= 4 {
+        out.push(s.to_string());
+    }
+    current.clear();
+}
+
+/// At most `max` characters of `text` (whole words, lines joined), with an ellipsis when cut.
+fn excerpt(text: &str, max: usize) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        return flat;
+    }
+    let cut: String = flat.chars().take(max).collect();
+    let cut = cut.rsplit_once(' ').map(|(head, _)| head).unwrap_or(&cut);
+    format!("{cut}…")
+}
+
+/// The folded content words of a text.
+fn content_words(text: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    for w in fold(text).split(' ') {
+        if w.chars().count() >= 2 && !is_stopword(w) && !words.iter().any(|x| x == w) {
+            words.push(w.to_string());
+        }
+    }
+    words
+}
+
+/// Two folded words match when equal or when they share a 5-letter prefix (a light stem:
+/// "sleeping"/"sleep", "dormir"/"dormez", "النوم"/"النومي").
+fn words_match(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    let pa: Vec<char> = a.chars().take(5).collect();
+    let pb: Vec<char> = b.chars().take(5).collect();
+    pa.len() == 5 && pa == pb
+}
+
+/// Composes the offline extractive answer: the two or three sentences of the top chunks that
+/// share most words with the query (and its lexicon expansion), in their original order, a
+/// one-line introduction and a "Sources" line citing the documents used.
+pub fn compose_answer(query: &str, lang: Lang, hits: &[Hit]) -> Answer {
+    let mut query_words = content_words(query);
+    for w in Lexicon::builtin().expand(query) {
+        for f in content_words(&w) {
+            if !query_words.contains(&f) {
+                query_words.push(f);
+            }
+        }
+    }
+    // Candidate sentences: (hit index, position, overlap score, sentence).
+    let mut candidates: Vec<(usize, usize, f64, String)> = Vec::new();
+    for (hi, hit) in hits
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.lang == lang.code())
+        .take(ANSWER_CHUNKS)
+    {
+        for (pos, s) in sentences(&hit.content).into_iter().enumerate() {
+            let words = content_words(&s);
+            let overlap = query_words
+                .iter()
+                .filter(|q| words.iter().any(|w| words_match(q, w)))
+                .count() as f64;
+            // Overlap normalised by length, with a small preference for better-ranked chunks
+            // and earlier sentences (articles put the gist first).
+            let score =
+                overlap / (words.len().max(1) as f64).sqrt() - 0.05 * hi as f64 - 0.01 * pos as f64;
+            candidates.push((hi, pos, if overlap > 0.0 { score } else { f64::MIN }, s));
+        }
+    }
+    let mut chosen: Vec<(usize, usize, String)> = Vec::new();
+    let mut ranked = candidates.clone();
+    ranked.sort_by(|a, b| b.2.total_cmp(&a.2));
+    for (hi, pos, score, s) in ranked {
+        if chosen.len() == ANSWER_SENTENCES || score == f64::MIN {
+            break;
+        }
+        if !chosen.iter().any(|(_, _, c)| fold(c) == fold(&s)) {
+            chosen.push((hi, pos, s));
+        }
+    }
+    if chosen.is_empty() {
+        // Retrieval found the chunk by meaning rather than shared words: its opening sentences.
+        let first = candidates.first().map(|c| c.0);
+        chosen = candidates
+            .into_iter()
+            .filter(|c| Some(c.0) == first)
+            .take(2)
+            .map(|(hi, pos, _, s)| (hi, pos, s))
+            .collect();
+    }
+    if chosen.is_empty() {
+        // No complete sentence at all (a chunk cut mid-sentence): the top chunk's own text.
+        if let Some((hi, hit)) = hits.iter().enumerate().find(|(_, h)| h.lang == lang.code()) {
+            chosen.push((hi, 0, excerpt(&hit.content, 400)));
+        }
+    }
+    chosen.sort_by_key(|(hi, pos, _)| (*hi, *pos));
+
+    let body: Vec<&str> = chosen.iter().map(|(_, _, s)| s.as_str()).collect();
+    let used: Vec<&Hit> = chosen.iter().map(|(hi, _, _)| &hits[*hi]).collect();
+    finish_answer(lang, &body.join(" "), &used)
+}
+
+/// The answer as the person reads it: an introduction, the body, the offer of a human and a
+/// "Sources" line naming the documents of `used` (chunks of one document cited once).
+fn finish_answer(lang: Lang, body: &str, used: &[&Hit]) -> Answer {
+    let mut citations: Vec<Citation> = Vec::new();
+    for hit in used {
+        match citations
+            .iter_mut()
+            .find(|c| c.document_id == hit.document_id)
+        {
+            Some(c) => {
+                if !c.chunk_ids.contains(&hit.chunk_id) {
+                    c.chunk_ids.push(hit.chunk_id);
+                }
+            }
+            None => citations.push(Citation {
+                document_id: hit.document_id,
+                title: hit.title.clone(),
+                source: hit.source.clone(),
+                chunk_ids: vec![hit.chunk_id],
+            }),
+        }
+    }
+    let (label, sep) = sources_label(lang);
+    let titles: Vec<&str> = citations.iter().map(|c| c.title.as_str()).collect();
+    let text = format!(
+        "{}\n\n{}\n\n{}\n\n{}{}",
+        intro(lang),
+        body.trim(),
+        closing(lang),
+        label,
+        titles.join(sep)
+    );
+    let tokens = count_tokens(&text);
+    Answer {
+        text,
+        citations,
+        tokens,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(doc: u128, lang: &str, title: &str, content: &str) -> Hit {
+        Hit {
+            chunk_id: Uuid::from_u128(doc + 1000),
+            document_id: Uuid::from_u128(doc),
+            title: title.into(),
+            source: None,
+            lang: lang.into(),
+            chunk_index: 0,
+            content: content.into(),
+            score: 0.03,
+            vector_rank: Some(1),
+            vector_similarity: 0.8,
+            text_rank: Some(1),
+            text_score: Some(0.1),
+        }
+    }
+
+    #[test]
+    fn extractive_answer_picks_overlapping_sentences_and_cites_documents() {
+        let hits = vec![
+            hit(
+                1,
+                "en",
+                "Sleep problems",
+                "# Sleep problems\n\nKeep a regular bedtime and avoid screens before sleeping. Insomnia that lasts weeks deserves a doctor's advice. Cats are nice animals to live with.",
+            ),
+            hit(
+                2,
+                "en",
+                "Quitting tobacco",
+                "Nicotine cravings pass within minutes.",
+            ),
+        ];
+        let a = compose_answer("I can't sleep, insomnia every night", Lang::En, &hits);
+        assert!(
+            a.text.starts_with("Here is what our approved sources say:"),
+            "{}",
+            a.text
+        );
+        assert!(a.text.contains("Insomnia that lasts weeks"), "{}", a.text);
+        assert!(!a.text.contains("Cats"), "{}", a.text);
+        assert!(a.text.ends_with("Sources: Sleep problems"), "{}", a.text);
+        assert_eq!(a.citations.len(), 1);
+        assert_eq!(a.citations[0].document_id, Uuid::from_u128(1));
+        assert_eq!(a.tokens, count_tokens(&a.text));
+    }
+
+    #[test]
+    fn answer_ignores_chunks_in_another_language() {
+        let hits = vec![
+            hit(
+                1,
+                "fr",
+                "Sommeil",
+                "Gardez des horaires réguliers pour bien dormir le soir.",
+            ),
+            hit(
+                2,
+                "en",
+                "Sleep",
+                "Keep a regular bedtime to sleep well at night.",
+            ),
+        ];
+        let a = compose_answer("sleep bedtime", Lang::En, &hits);
+        assert_eq!(a.citations.len(), 1);
+        assert_eq!(a.citations[0].title, "Sleep");
+    }
+
+    #[test]
+    fn headings_are_left_out_and_a_chunk_without_sentences_is_excerpted() {
+        let hits = vec![hit(
+            1,
+            "fr",
+            "Tabac",
+            "Tabac et nicotine : arrêter de fumer\n\nArrêter de fumer demande souvent plusieurs tentatives.",
+        )];
+        let a = compose_answer("arrêter de fumer", Lang::Fr, &hits);
+        assert!(
+            a.text.contains("\n\nArrêter de fumer demande"),
+            "{}",
+            a.text
+        );
+        assert!(!a.text.contains("nicotine : arrêter"), "{}", a.text);
+        let hits = vec![hit(
+            2,
+            "en",
+            "Cut",
+            "a chunk cut in the middle of a long sentence, without",
+        )];
+        let a = compose_answer("long sentence", Lang::En, &hits);
+        assert!(a.text.contains("a chunk cut in the middle"), "{}", a.text);
+        assert_eq!(a.citations.len(), 1);
+    }
+
+    #[test]
+    fn mode_parses_its_codes() {
+        assert_eq!("support".parse::<Mode>().unwrap(), Mode::Support);
+        assert_eq!(Mode::Auto.as_str(), "AUTO");
+        assert!("x".parse::<Mode>().is_err());
+    }
+}

@@ -1,0 +1,709 @@
+//! Conversations on real PostgreSQL: the turn (message, decision, reply, ticket) in one
+//! transaction for crises in every language, requests for a human, off-topic and on-topic
+//! messages; idempotent retries; content rules; paging, closing, archiving and search.
+
+use std::path::{Path, PathBuf};
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use amal_engine::conversations::{self, ContentError, ConversationError, MessageContent, Turn};
+use amal_engine::decision::auto::{DecisionEngine, Mode};
+use amal_engine::decision::crisis::{CrisisNumbers, safety_message};
+use amal_engine::decision::normalize;
+use amal_engine::knowledge::chunk::count_tokens;
+use amal_engine::knowledge::embed::{Embedder, HashEmbedder};
+use amal_engine::knowledge::store::{self, IngestOptions};
+use amal_engine::knowledge::{Retriever, SearchRequest};
+use amal_engine::lang::Lang;
+
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A small knowledge base in the three languages.
+pub fn kb_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "en/sleep.md",
+        "---\nlang: en\ncategory: mental_health\n---\n# Sleep problems\n\nKeep a regular bedtime and avoid screens before sleeping. Insomnia that lasts weeks deserves a doctor's advice.\n\nDaylight in the morning helps your body clock. Caffeine after noon makes it harder to fall asleep at night.\n",
+    );
+    write(
+        dir.path(),
+        "en/tobacco.md",
+        "---\nlang: en\ncategory: addiction\n---\n# Quitting tobacco\n\nNicotine cravings pass within minutes. Plan your quit day, remove cigarettes from home and ask for support.\n",
+    );
+    write(
+        dir.path(),
+        "fr/sommeil.md",
+        "---\nlang: fr\ncategory: mental_health\n---\n# Troubles du sommeil\n\nGardez des horaires réguliers et évitez les écrans avant de dormir. Une insomnie qui dure mérite l'avis d'un médecin.\n",
+    );
+    write(
+        dir.path(),
+        "ar/sleep.md",
+        "---\nlang: ar\ncategory: mental_health\n---\n# اضطرابات النوم\n\nحافظ على موعد ثابت للنوم وابتعد عن الشاشات قبل النوم. الأرق الذي يستمر أسابيع يستحق استشارة طبيب.\n",
+    );
+    dir
+}
+
+pub fn offline() -> Embedder {
+    Embedder::Hash(HashEmbedder::default())
+}
+
+pub async fn ingest(pool: &PgPool, paths: &[PathBuf], approve: bool) {
+    let options = IngestOptions {
+        approve,
+        ..Default::default()
+    };
+    store::ingest_paths(pool, &offline(), paths, &options, 2, |_| {})
+        .await
+        .unwrap();
+}
+
+pub fn numbers() -> CrisisNumbers {
+    CrisisNumbers {
+        crisis_line: "3033".into(),
+        emergency_number: "14".into(),
+    }
+}
+
+pub fn engine() -> DecisionEngine {
+    DecisionEngine::new(Retriever::new(offline()), numbers(), 0.5, false).unwrap()
+}
+
+/// The knowledge base of [`kb_dir`], approved, and an engine over it.
+pub async fn kb_engine(pool: &PgPool) -> DecisionEngine {
+    let dir = kb_dir();
+    ingest(pool, &[dir.path().to_path_buf()], true).await;
+    engine()
+}
+
+async fn end_user(pool: &PgPool, email: &str, locale: &str) -> Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO users (email, password_hash, name, locale, consent_data_storage, consent_timestamp) \
+         VALUES ($1, '!', 'Test', $2, true, now()) RETURNING id",
+    )
+    .bind(email)
+    .bind(locale)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn conversation(pool: &PgPool, email: &str) -> Uuid {
+    let user = end_user(pool, email, "ar-DZ").await;
+    conversations::start(pool, user, Mode::Auto, None)
+        .await
+        .unwrap()
+        .id
+}
+
+async fn post(
+    pool: &PgPool,
+    engine: &DecisionEngine,
+    conv: Uuid,
+    key: Option<&str>,
+    text: &str,
+) -> Turn {
+    conversations::post_message(
+        pool,
+        engine,
+        conv,
+        key,
+        &MessageContent::parse(text).unwrap(),
+    )
+    .await
+    .unwrap()
+}
+
+async fn count(pool: &PgPool, sql: &str, conv: Uuid) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+        .bind(conv)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn rows(pool: &PgPool, conv: Uuid) -> (i64, i64, i64) {
+    (
+        count(
+            pool,
+            "SELECT count(*) FROM messages WHERE conversation_id = $1",
+            conv,
+        )
+        .await,
+        count(
+            pool,
+            "SELECT count(*) FROM decision_logs WHERE conversation_id = $1",
+            conv,
+        )
+        .await,
+        count(
+            pool,
+            "SELECT count(*) FROM support_tickets WHERE conversation_id = $1",
+            conv,
+        )
+        .await,
+    )
+}
+
+fn detector_lang(code: &str) -> normalize::Lang {
+    code.parse().unwrap()
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn a_crisis_in_any_language_gets_the_safety_message_and_an_urgent_ticket_in_one_transaction(
+    pool: PgPool,
+) {
+    let engine = kb_engine(&pool).await;
+    let cases = [
+        ("i really wanna die tonight", "en"),
+        ("j'ai envie de mourir", "fr"),
+        ("أريد أن أموت", "ar"),
+        ("bghit nmout", "ar"),
+    ];
+    for (i, (text, lang)) in cases.into_iter().enumerate() {
+        let conv = conversation(&pool, &format!("crisis{i}@example.dz")).await;
+        let turn = post(&pool, &engine, conv, Some("k1"), text).await;
+        assert_eq!(turn.decision.decision, "support", "{text}");
+        assert_eq!(
+            turn.decision.reason_code.as_deref(),
+            Some("crisis_suicidal_ideation"),
+            "{text}"
+        );
+        assert_eq!(turn.decision.confidence, 1.0);
+        assert_eq!(turn.decision.evidence["step"], "crisis_gate");
+        assert!(
+            turn.decision.evidence["rule"]
+                .as_str()
+                .unwrap()
+                .contains("suicidal_ideation")
+        );
+        for r in [
+            &turn.decision.reason_ar,
+            &turn.decision.reason_fr,
+            &turn.decision.reason_en,
+        ] {
+            assert!(r.as_deref().is_some_and(|r| !r.is_empty()));
+        }
+        let ticket = turn.ticket.as_ref().expect("ticket");
+        assert_eq!(
+            (ticket.category.as_str(), ticket.priority.as_str()),
+            ("crisis", "urgent")
+        );
+        assert!(ticket.ticket_number.starts_with("TKT-"));
+        // The fixed safety message in the person's language, with the configured numbers.
+        assert_eq!(turn.reply.role, "assistant");
+        assert_eq!(
+            turn.reply.content,
+            safety_message(detector_lang(lang), &numbers()),
+            "{text}"
+        );
+        assert!(turn.reply.content.contains("3033") && turn.reply.content.contains("14"));
+        assert_eq!(
+            turn.reply.tokens_used,
+            Some(count_tokens(&turn.reply.content) as i32)
+        );
+        assert!(turn.reply.processing_time_ms.is_some());
+
+        assert_eq!(
+            rows(&pool, conv).await,
+            (2, 1, 1),
+            "{text}: messages, decisions, tickets"
+        );
+        let status: String = sqlx::query_scalar("SELECT status FROM conversations WHERE id = $1")
+            .bind(conv)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(status, "escalated");
+        // The message, decision and reply carry one transaction id (the ticket is written in a
+        // savepoint of that transaction, with a sub-transaction id; atomicity is tested below).
+        let xids: Vec<String> = sqlx::query_scalar(
+            "SELECT xmin::text FROM messages WHERE conversation_id = $1 \
+             UNION ALL SELECT xmin::text FROM decision_logs WHERE conversation_id = $1",
+        )
+        .bind(conv)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(xids.len(), 3);
+        assert!(xids.iter().all(|x| *x == xids[0]), "{xids:?}");
+        let stored_ticket: Option<String> = sqlx::query_scalar(
+            "SELECT evidence->>'ticket_id' FROM decision_logs WHERE conversation_id = $1",
+        )
+        .bind(conv)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(stored_ticket, Some(ticket.id.to_string()));
+    }
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn the_crisis_gate_wins_over_a_perfect_knowledge_base_match(pool: PgPool) {
+    let text = "I really wanna die tonight, nothing helps with my sleep anymore";
+    let dir = kb_dir();
+    write(
+        dir.path(),
+        "en/mirror.md",
+        &format!("---\nlang: en\ncategory: mental_health\n---\n# Mirror\n\n{text}\n"),
+    );
+    ingest(&pool, &[dir.path().to_path_buf()], true).await;
+    let engine = engine();
+    // The knowledge base does hold the message itself, approved, found first and confidently...
+    let found = Retriever::new(offline())
+        .search(
+            &pool,
+            &SearchRequest {
+                text,
+                lang: Some(Lang::En),
+                category: None,
+                k: 3,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.results[0].title, "Mirror");
+    assert!(found.confidence >= 0.5, "{}", found.confidence);
+    // ...and the gate still decides.
+    let conv = conversation(&pool, "mirror@example.dz").await;
+    let turn = post(&pool, &engine, conv, None, text).await;
+    assert_eq!(turn.decision.decision, "support");
+    assert_eq!(
+        turn.decision.reason_code.as_deref(),
+        Some("crisis_suicidal_ideation")
+    );
+    assert_eq!(turn.ticket.unwrap().priority, "urgent");
+    assert_eq!(
+        turn.reply.content,
+        safety_message(normalize::Lang::En, &numbers())
+    );
+    assert!(turn.decision.model_used.is_none());
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn an_explicit_request_for_a_human_opens_a_ticket(pool: PgPool) {
+    let engine = kb_engine(&pool).await;
+    let conv = conversation(&pool, "human@example.dz").await;
+    let turn = post(
+        &pool,
+        &engine,
+        conv,
+        Some("a"),
+        "I want to talk to a counsellor please",
+    )
+    .await;
+    assert_eq!(turn.decision.decision, "support");
+    assert_eq!(
+        turn.decision.reason_code.as_deref(),
+        Some("human_requested")
+    );
+    let ticket = turn.ticket.unwrap();
+    assert_eq!(ticket.priority, "medium");
+    assert_eq!(ticket.status, "open");
+    assert!(
+        turn.reply.content.contains(&ticket.ticket_number),
+        "{}",
+        turn.reply.content
+    );
+    assert_eq!(rows(&pool, conv).await, (2, 1, 1));
+
+    // A later crisis in the same conversation turns its open ticket into an urgent crisis one.
+    let turn = post(
+        &pool,
+        &engine,
+        conv,
+        Some("b"),
+        "i really wanna die tonight",
+    )
+    .await;
+    let again = turn.ticket.unwrap();
+    assert_eq!(again.id, ticket.id);
+    assert_eq!(
+        (again.category.as_str(), again.priority.as_str()),
+        ("crisis", "urgent")
+    );
+    assert_eq!(rows(&pool, conv).await, (4, 2, 1));
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn an_off_topic_message_goes_to_a_human_for_low_confidence(pool: PgPool) {
+    let engine = kb_engine(&pool).await;
+    let conv = conversation(&pool, "offtopic@example.dz").await;
+    let turn = post(
+        &pool,
+        &engine,
+        conv,
+        None,
+        "Which football team won the league last season?",
+    )
+    .await;
+    assert_eq!(turn.decision.decision, "support");
+    assert_eq!(turn.decision.reason_code.as_deref(), Some("low_confidence"));
+    assert!(turn.decision.confidence < 0.5);
+    let ticket = turn.ticket.unwrap();
+    assert_eq!(ticket.priority, "medium");
+    assert!(
+        !turn.decision.evidence["chunks"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn an_on_topic_message_gets_an_extractive_answer_citing_approved_documents_only(
+    pool: PgPool,
+) {
+    let engine = kb_engine(&pool).await;
+    // A pending document on the same topic must never be cited.
+    let pending = tempfile::tempdir().unwrap();
+    write(
+        pending.path(),
+        "en/unreviewed.md",
+        "---\nlang: en\ncategory: mental_health\n---\n# Unreviewed sleep tips\n\nInsomnia at night: drink a glass of wine before sleeping.\n",
+    );
+    ingest(&pool, &[pending.path().to_path_buf()], false).await;
+    let approved: Vec<String> =
+        sqlx::query_scalar("SELECT id::text FROM documents WHERE review_status = 'approved'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+
+    for (text, lang, intro, title) in [
+        (
+            "I can't sleep at night, insomnia for weeks",
+            "en",
+            "Here is what our approved sources say:",
+            "Sleep problems",
+        ),
+        (
+            "Je n'arrive pas à dormir, insomnie depuis des semaines",
+            "fr",
+            "Voici ce que disent nos sources validées :",
+            "Troubles du sommeil",
+        ),
+    ] {
+        let conv = conversation(&pool, &format!("rag-{lang}@example.dz")).await;
+        let turn = post(&pool, &engine, conv, Some("q"), text).await;
+        assert_eq!(turn.decision.decision, "rag", "{text}: {:?}", turn.decision);
+        assert_eq!(turn.decision.reason_code.as_deref(), Some("rag_confident"));
+        assert!(turn.decision.confidence >= 0.5);
+        assert_eq!(
+            turn.decision.model_used.as_deref(),
+            Some("offline-extractive")
+        );
+        assert!(turn.ticket.is_none());
+        let reply = &turn.reply;
+        assert!(reply.content.starts_with(intro), "{}", reply.content);
+        assert!(reply.content.contains(title), "{}", reply.content);
+        assert!(!reply.content.contains("wine"), "{}", reply.content);
+        assert_eq!(reply.metadata["lang"], lang);
+        let cited: Vec<String> = reply.metadata["cited_documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        assert!(!cited.is_empty());
+        assert!(cited.iter().all(|c| approved.contains(c)), "{cited:?}");
+        assert_eq!(
+            turn.decision.evidence["cited_documents"],
+            reply.metadata["cited_documents"]
+        );
+        let doc_langs: Vec<String> =
+            sqlx::query_scalar("SELECT lang::text FROM documents WHERE id::text = ANY($1)")
+                .bind(&cited)
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert!(doc_langs.iter().all(|l| l == lang), "{doc_langs:?}");
+        assert_eq!(reply.tokens_used, Some(count_tokens(&reply.content) as i32));
+        assert!(reply.processing_time_ms.is_some_and(|ms| ms >= 0));
+        assert_eq!(rows(&pool, conv).await, (2, 1, 0));
+        let status: String = sqlx::query_scalar("SELECT status FROM conversations WHERE id = $1")
+            .bind(conv)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(status, "active");
+        let language: Option<String> =
+            sqlx::query_scalar("SELECT lang::text FROM conversations WHERE id = $1")
+                .bind(conv)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            language.as_deref(),
+            Some(lang),
+            "the conversation takes the detected language"
+        );
+    }
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn a_retry_with_the_same_client_message_id_returns_the_same_turn_without_duplicates(
+    pool: PgPool,
+) {
+    let engine = kb_engine(&pool).await;
+    let conv = conversation(&pool, "retry@example.dz").await;
+    for (key, text, expected) in [
+        (
+            "m-1",
+            "I can't sleep at night, insomnia for weeks",
+            (2, 1, 0),
+        ),
+        ("m-2", "j'ai envie de mourir", (4, 2, 1)),
+    ] {
+        let first = post(&pool, &engine, conv, Some(key), text).await;
+        assert!(!first.replayed);
+        let notices_before = rows(&pool, conv).await;
+        assert_eq!(notices_before, expected);
+        let second = post(&pool, &engine, conv, Some(key), text).await;
+        assert!(second.replayed);
+        assert_eq!(second.user_message.id, first.user_message.id);
+        assert_eq!(second.decision.id, first.decision.id);
+        assert_eq!(second.reply.id, first.reply.id);
+        assert_eq!(second.reply.content, first.reply.content);
+        assert_eq!(second.ticket.map(|t| t.id), first.ticket.map(|t| t.id));
+        assert_eq!(rows(&pool, conv).await, expected, "no duplicate rows");
+    }
+    // Concurrent retries of a new key still make one turn.
+    let tobacco = MessageContent::parse("Nicotine cravings, how do I quit tobacco?").unwrap();
+    let (a, b) = tokio::join!(
+        conversations::post_message(&pool, &engine, conv, Some("m-3"), &tobacco),
+        conversations::post_message(&pool, &engine, conv, Some("m-3"), &tobacco),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.user_message.id, b.user_message.id);
+    assert_eq!(a.decision.id, b.decision.id);
+    assert!(a.replayed != b.replayed);
+    assert_eq!(rows(&pool, conv).await, (6, 3, 1));
+    // The same key for another message is refused.
+    let err = conversations::post_message(
+        &pool,
+        &engine,
+        conv,
+        Some("m-1"),
+        &MessageContent::parse("something else").unwrap(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, ConversationError::IdempotencyConflict(ref k) if k == "m-1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn content_errors_name_the_rule_broken() {
+    let empty = MessageContent::parse("  \n\t  ").unwrap_err();
+    assert_eq!(empty, ContentError::Empty);
+    assert!(
+        empty
+            .to_string()
+            .contains("at least 1 character after trimming"),
+        "{empty}"
+    );
+    let long = MessageContent::parse(&"x".repeat(10_001)).unwrap_err();
+    assert_eq!(long, ContentError::TooLong { chars: 10_001 });
+    assert!(
+        long.to_string().contains("at most 10,000 characters"),
+        "{long}"
+    );
+    assert!(MessageContent::parse(&format!("  {}  ", "ن".repeat(10_000))).is_ok());
+    let control = MessageContent::parse("hello\u{0}world").unwrap_err();
+    assert_eq!(
+        control,
+        ContentError::ControlCharacter {
+            code: 0,
+            position: 6
+        }
+    );
+    assert!(
+        control
+            .to_string()
+            .contains("no control characters other than newline and tab"),
+        "{control}"
+    );
+    assert!(MessageContent::parse("a\r\nb").is_err());
+    assert!(MessageContent::parse("first line\n\tsecond").is_ok());
+    let utf8 = MessageContent::parse_bytes(b"caf\xe9").unwrap_err();
+    assert!(utf8.to_string().contains("valid UTF-8"), "{utf8}");
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn pages_close_archive_and_search(pool: PgPool) {
+    let engine = kb_engine(&pool).await;
+    let conv = conversation(&pool, "pages@example.dz").await;
+    for i in 0..3 {
+        post(
+            &pool,
+            &engine,
+            conv,
+            Some(&format!("p{i}")),
+            &format!("Quitting tobacco: nicotine cravings, day {i}"),
+        )
+        .await;
+    }
+    // Newest first by page, oldest first within a page; the cursor walks back without gaps.
+    let newest = conversations::page(&pool, conv, None, 4).await.unwrap();
+    assert_eq!(newest.messages.len(), 4);
+    assert_eq!(newest.messages[0].role, "user");
+    assert!(newest.messages[0].content.ends_with("day 1"));
+    assert_eq!(newest.messages[3].role, "assistant");
+    let cursor = newest.older.expect("an older page");
+    let cursor: conversations::Cursor = cursor.to_string().parse().unwrap();
+    let older = conversations::page(&pool, conv, Some(cursor), 4)
+        .await
+        .unwrap();
+    assert_eq!(older.messages.len(), 2);
+    assert!(older.messages[0].content.ends_with("day 0"));
+    assert!(older.older.is_none());
+    assert!(
+        conversations::page(&pool, Uuid::new_v4(), None, 4)
+            .await
+            .is_err()
+    );
+
+    let hits = conversations::search_messages(&pool, "nicotine", Some(Lang::En), 10)
+        .await
+        .unwrap();
+    assert!(
+        hits.iter()
+            .any(|h| h.conversation_id == conv && h.role == "user"),
+        "{hits:?}"
+    );
+    assert!(hits[0].snippet.contains("«"), "{:?}", hits[0]);
+    assert!(
+        conversations::search_messages(&pool, "nicotine", None, 10)
+            .await
+            .unwrap()
+            .len()
+            >= 3
+    );
+
+    let closed = conversations::close(&pool, conv).await.unwrap();
+    assert_eq!(closed.status, "closed");
+    let err = conversations::post_message(
+        &pool,
+        &engine,
+        conv,
+        None,
+        &MessageContent::parse("hello").unwrap(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ConversationError::NotActive { .. }), "{err}");
+
+    let old = conversation(&pool, "old@example.dz").await;
+    sqlx::query("UPDATE conversations SET created_at = now() - interval '100 days' WHERE id = $1")
+        .bind(old)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(conversations::archive_old(&pool, 90).await.unwrap(), 1);
+    assert_eq!(
+        conversations::get(&pool, old).await.unwrap().status,
+        "archived"
+    );
+    assert!(conversations::archive_old(&pool, 0).await.is_err());
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn support_mode_and_unknown_users(pool: PgPool) {
+    let engine = kb_engine(&pool).await;
+    let user = end_user(&pool, "mode@example.dz", "fr-FR").await;
+    let conv = conversations::start(&pool, user, Mode::Support, Some(Lang::Fr))
+        .await
+        .unwrap();
+    assert_eq!(conv.language.as_deref(), Some("fr-FR"));
+    let turn = post(
+        &pool,
+        &engine,
+        conv.id,
+        None,
+        "I can't sleep at night, insomnia for weeks",
+    )
+    .await;
+    assert_eq!(turn.decision.reason_code.as_deref(), Some("support_mode"));
+    // The conversation's language wins over the message's.
+    assert!(
+        turn.reply.content.starts_with("Merci"),
+        "{}",
+        turn.reply.content
+    );
+    let err = conversations::start(&pool, Uuid::new_v4(), Mode::Auto, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConversationError::UnknownUser(_)), "{err}");
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn every_turn_sends_exactly_one_notice(pool: PgPool) {
+    use amal_engine::events::{CHANNEL, ChangeNotice};
+    let engine = kb_engine(&pool).await;
+    let conv = conversation(&pool, "events@example.dz").await;
+    let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
+        .await
+        .unwrap();
+    listener.listen(CHANNEL).await.unwrap();
+    let mut received = Vec::new();
+    for (key, text) in [
+        ("e1", "I can't sleep at night, insomnia for weeks"),
+        ("e2", "i really wanna die tonight"),
+        ("e3", "can I speak to a real person please"),
+        ("e1", "I can't sleep at night, insomnia for weeks"),
+    ] {
+        post(&pool, &engine, conv, Some(key), text).await;
+        let mut notices = Vec::new();
+        while let Ok(Ok(Some(n))) =
+            tokio::time::timeout(std::time::Duration::from_millis(300), listener.try_recv()).await
+        {
+            notices.push(ChangeNotice::parse(n.payload()).unwrap());
+        }
+        received.push(notices);
+    }
+    // A turn: one notice naming the conversation (a retry writes nothing and sends nothing).
+    for notices in &received[..3] {
+        assert_eq!(notices.len(), 1, "{received:?}");
+        assert_eq!(notices[0].conversation_id, Some(conv));
+    }
+    assert!(
+        received[1][0].ticket_id.is_some(),
+        "the crisis turn names its ticket"
+    );
+    assert!(received[3].is_empty(), "{received:?}");
+}
