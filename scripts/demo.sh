@@ -12,14 +12,14 @@ export AMAL_DATA_DIR="${AMAL_DATA_DIR:-$PWD/.amal-demo}"
 unset DATABASE_URL
 
 cargo build --workspace --bins --locked
-engine=target/debug/amal-engine
+engine="${CARGO_TARGET_DIR:-target}/debug/amal-engine"
 
 "$engine" db start >&2
 "$engine" seed --demo >&2
 
 if [ -t 0 ] && [ -t 1 ]; then
-  exec target/debug/amal "$@"
+  exec "${CARGO_TARGET_DIR:-target}/debug/amal" "$@"
 else
   # No terminal (a script or CI): show what the console would show, once.
-  exec target/debug/amal --once "$@"
+  exec "${CARGO_TARGET_DIR:-target}/debug/amal" --once "$@"
 fi

@@ -11,7 +11,7 @@ export AMAL_DATA_DIR="${AMAL_TEST_DATA_DIR:-$PWD/target/amal-test-db}"
 unset DATABASE_URL
 
 cargo build --workspace --all-targets --locked
-engine=target/debug/amal-engine
+engine="${CARGO_TARGET_DIR:-target}/debug/amal-engine"
 
 # A fresh test cluster for every run (about a second), stopped after it even on failure.
 "$engine" db reset --yes >&2

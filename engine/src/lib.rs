@@ -7,12 +7,32 @@
 //!
 //! Modules by domain area, each owning its queries:
 //! - [`db`]: connection pool, migrations and the embedded PostgreSQL cluster;
+//! - [`conversations`]: conversations, messages and the turn (message, decision, reply, ticket);
+//! - [`decision`]: the AUTO decision (crisis gate, explicit requests for a human);
 //! - [`doctor`]: the database health check;
-//! - [`seed`]: reference and demo data.
+//! - [`seed`]: reference and demo data;
+//! - [`events`]: the NOTIFY channel that keeps consoles live;
+//! - [`audit`]: the audit trail of staff actions;
+//! - [`staff`]: staff accounts, roles and permissions;
+//! - [`lang`]: the three languages, detection and folding for matching;
+//! - [`knowledge`]: the knowledge base (ingestion, review, embeddings, hybrid retrieval);
+//! - [`tickets`]: support tickets, the work queue, assignment, lifecycle, escalation, comments;
+//! - [`sla`]: SLA targets and clocks, pause and resume, business hours, the breach sweeper;
+//! - [`stats`]: support statistics from the reporting views.
 
+pub mod audit;
 pub mod config;
+pub mod conversations;
 pub mod db;
+pub mod decision;
 pub mod doctor;
+pub mod events;
+pub mod knowledge;
+pub mod lang;
 pub mod seed;
+pub mod sla;
+pub mod staff;
+pub mod stats;
+pub mod tickets;
 
 pub use config::Config;

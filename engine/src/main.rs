@@ -1,13 +1,15 @@
 //! `amal-engine`: the engine's server, workers and admin CLI.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use amal_engine::config::{Config, DatabaseSource};
+use amal_engine::config::Config;
 use amal_engine::{db, doctor, seed};
+
+mod cli;
 
 /// Amal support-chat engine.
 ///
@@ -22,9 +24,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Talk to the assistant as an end user (stores a real conversation).
+    Chat(cli::chat::ChatArgs),
+    /// Check, evaluate and benchmark the crisis gate.
+    #[command(subcommand)]
+    Crisis(cli::crisis::CrisisCommand),
+    /// Dry-run the AUTO decision on a text (stores nothing).
+    Decide(cli::decide::DecideArgs),
     /// Manage the embedded PostgreSQL cluster.
     #[command(subcommand)]
-    Db(DbCommand),
+    Db(cli::db::DbCommand),
     /// Apply pending schema migrations.
     Migrate,
     /// Load the reference data (idempotent); --demo adds the demo data set.
@@ -33,33 +42,22 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
+    /// The knowledge base: ingest, review, search, evaluate, re-embed.
+    #[command(subcommand)]
+    Kb(cli::kb::KbCommand),
+    /// Staff accounts: add, list, disable, passwd, role.
+    #[command(subcommand)]
+    Staff(cli::staff::StaffCommand),
+    /// Support tickets: list, show, take, comment, status, assign, escalate, sweep.
+    #[command(subcommand)]
+    Ticket(cli::ticket::TicketCommand),
+    /// Support statistics (refreshes the daily statistics first).
+    Stats(cli::stats::StatsArgs),
     /// Check the database's health; exits non-zero when unhealthy.
     Doctor {
         /// Print the report as one JSON object.
         #[arg(long)]
         json: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum DbCommand {
-    /// Create the cluster if needed, start it and apply migrations.
-    Start,
-    /// Stop the cluster.
-    Stop,
-    /// Show whether the cluster exists and runs.
-    Status {
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Print the database's connection URL as the last line (starting it if needed).
-    Url,
-    /// Delete the embedded cluster and all its data, then create a fresh, migrated one.
-    Reset {
-        /// Do not ask for confirmation.
-        #[arg(long)]
-        yes: bool,
     },
 }
 
@@ -105,7 +103,14 @@ fn error_chain(e: &anyhow::Error) -> String {
 async fn run(cli: Cli) -> Result<ExitCode> {
     let config = Config::from_env();
     match cli.command {
-        Command::Db(cmd) => db_command(&config, cmd).await,
+        Command::Chat(args) => cli::chat::run(&config, args).await,
+        Command::Crisis(cmd) => cli::crisis::run(cmd),
+        Command::Decide(args) => cli::decide::run(&config, args).await,
+        Command::Db(cmd) => cli::db::run(&config, cmd).await,
+        Command::Kb(cmd) => cli::kb::run(&config, cmd).await,
+        Command::Staff(cmd) => cli::staff::run(&config, cmd).await,
+        Command::Ticket(cmd) => cli::ticket::run(&config, cmd).await,
+        Command::Stats(args) => cli::stats::run(&config, args).await,
         Command::Migrate => {
             let pool = db::connect(&config).await?;
             db::migrate(&pool).await?;
@@ -115,8 +120,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Seed { demo } => {
             let pool = db::connect_and_migrate(&config).await?;
             if demo {
-                seed::demo(&pool).await.context("loading the demo data")?;
-                println!("reference and demo data loaded");
+                let accounts = seed::demo(&pool).await.context("loading the demo data")?;
+                let kb = seed::demo_knowledge(&pool)
+                    .await
+                    .context("loading the starter knowledge base")?;
+                println!(
+                    "reference and demo data loaded; knowledge base: {} new, {} updated, {} unchanged, {} rejected documents",
+                    kb.new, kb.updated, kb.unchanged, kb.rejected
+                );
+                cli::staff::print_demo_accounts(&accounts);
             } else {
                 seed::reference(&pool)
                     .await
@@ -139,104 +151,4 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
     }
-}
-
-fn require_embedded(config: &Config, what: &str) -> Result<()> {
-    if let DatabaseSource::External(url) = &config.database {
-        bail!(
-            "DATABASE_URL is set ({}): `db {what}` manages only the embedded cluster; unset DATABASE_URL to use it",
-            db::redact_url(url)
-        );
-    }
-    Ok(())
-}
-
-async fn db_command(config: &Config, cmd: DbCommand) -> Result<ExitCode> {
-    match cmd {
-        DbCommand::Start => {
-            require_embedded(config, "start")?;
-            let pool = db::connect_and_migrate(config).await?;
-            pool.close().await;
-            let cluster = db::embedded_cluster(config)?;
-            let status = cluster.status()?;
-            println!(
-                "embedded PostgreSQL running on 127.0.0.1:{} (data in {})",
-                status.port.unwrap_or_default(),
-                status.data_dir.display()
-            );
-        }
-        DbCommand::Stop => {
-            require_embedded(config, "stop")?;
-            let cluster = db::embedded_cluster(config)?;
-            let was_running = tokio::task::spawn_blocking(move || cluster.stop()).await??;
-            println!(
-                "{}",
-                if was_running {
-                    "stopped"
-                } else {
-                    "not running"
-                }
-            );
-        }
-        DbCommand::Status { json } => {
-            require_embedded(config, "status")?;
-            let status = db::embedded_cluster(config)?.status()?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&status)?);
-            } else {
-                println!("data directory: {}", status.data_dir.display());
-                println!("initialized:    {}", status.initialized);
-                println!("running:        {}", status.running);
-                if let Some(port) = status.port {
-                    println!("address:        127.0.0.1:{port}");
-                }
-                if let Some(pid) = status.pid {
-                    println!("pid:            {pid}");
-                }
-                println!("binaries:       {}", status.pg_bin.display());
-                println!("runs as:        {}", status.run_as);
-            }
-        }
-        DbCommand::Url => {
-            let url = match &config.database {
-                DatabaseSource::External(url) => url.clone(),
-                DatabaseSource::Embedded(_) => {
-                    let pool = db::connect_and_migrate(config).await?;
-                    pool.close().await;
-                    db::embedded_cluster(config)?
-                        .url()?
-                        .context("the embedded cluster has no state after starting")?
-                }
-            };
-            println!("{url}");
-        }
-        DbCommand::Reset { yes } => {
-            require_embedded(config, "reset")?;
-            let cluster = db::embedded_cluster(config)?;
-            if !yes {
-                if !std::io::stdin().is_terminal() {
-                    bail!(
-                        "`db reset` deletes every row in {}; pass --yes to confirm",
-                        cluster.data_dir().display()
-                    );
-                }
-                eprint!(
-                    "Delete the embedded database in {} and all its data? [y/N] ",
-                    cluster.data_dir().display()
-                );
-                std::io::stderr().flush()?;
-                let mut answer = String::new();
-                std::io::stdin().read_line(&mut answer)?;
-                if !matches!(answer.trim(), "y" | "Y" | "yes") {
-                    println!("nothing deleted");
-                    return Ok(ExitCode::FAILURE);
-                }
-            }
-            tokio::task::spawn_blocking(move || cluster.destroy()).await??;
-            let pool = db::connect_and_migrate(config).await?;
-            pool.close().await;
-            println!("embedded database recreated, empty and migrated");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }

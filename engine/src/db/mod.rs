@@ -60,6 +60,13 @@ pub enum DbError {
     Join(#[from] tokio::task::JoinError),
 }
 
+/// The name of the constraint a failed statement violated, if that is why it failed.
+///
+/// Domain modules map these names (all constraints are named in `migrations/`) to their own errors.
+pub fn violated_constraint(err: &sqlx::Error) -> Option<&str> {
+    err.as_database_error().and_then(|e| e.constraint())
+}
+
 /// Hides the password in a connection URL, for messages and logs.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

@@ -6,5 +6,13 @@
 mod cli;
 mod cluster;
 mod common;
+mod conversations;
+mod crisis;
+mod decision;
 mod doctor;
+mod knowledge;
 mod schema;
+mod sla;
+mod staff;
+mod stats;
+mod tickets;

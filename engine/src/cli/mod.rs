@@ -1,0 +1,10 @@
+//! The admin CLI's subcommands, one module per domain area.
+
+pub mod chat;
+pub mod crisis;
+pub mod db;
+pub mod decide;
+pub mod kb;
+pub mod staff;
+pub mod stats;
+pub mod ticket;
