@@ -80,3 +80,27 @@ fn link_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Runs the real `amal-engine` binary on the embedded database in `data_dir`, isolated from the
+/// caller's database and provider settings, and returns its standard output; a failure fails
+/// the test with the command's standard error.
+pub fn run_engine(data_dir: &Path, args: &[&str]) -> String {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_amal-engine"));
+    command.args(args).env("AMAL_DATA_DIR", data_dir);
+    for var in [
+        "DATABASE_URL",
+        "AMAL_EMBED_URL",
+        "AMAL_LLM_URL",
+        "AMAL_RAG_THRESHOLD",
+        "AMAL_CLARIFY",
+    ] {
+        command.env_remove(var);
+    }
+    let out = command.output().expect("run amal-engine");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}

@@ -142,23 +142,7 @@ async fn human_requests_languages_without_sources_and_clarification(pool: PgPool
 fn cli_contract_decide_json() {
     let data = tempfile::tempdir().unwrap();
     let kb = kb_dir();
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_amal-engine"))
-            .args(args)
-            .env_remove("DATABASE_URL")
-            .env_remove("AMAL_EMBED_URL")
-            .env_remove("AMAL_RAG_THRESHOLD")
-            .env_remove("AMAL_CLARIFY")
-            .env("AMAL_DATA_DIR", data.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let run = |args: &[&str]| crate::common::run_engine(data.path(), args);
     let json = |args: &[&str]| -> serde_json::Value {
         let out = run(args);
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))

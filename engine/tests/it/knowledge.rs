@@ -666,21 +666,7 @@ async fn another_embedding_model_is_refused_until_reembedded(pool: PgPool) {
 async fn cli_contract_ingest_and_search_json() {
     let data = tempfile::tempdir().unwrap();
     let kb = kb_dir();
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_amal-engine"))
-            .args(args)
-            .env_remove("DATABASE_URL")
-            .env_remove("AMAL_EMBED_URL")
-            .env("AMAL_DATA_DIR", data.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let run = |args: &[&str]| crate::common::run_engine(data.path(), args);
     let dir = kb.path().display().to_string();
     let summary = run(&["kb", "ingest", &dir, "--approve"]);
     assert!(summary.contains("4 new"), "{summary}");
