@@ -14,15 +14,18 @@
 //! Environment: AMAL_BENCH_CHUNKS (default 100000), AMAL_BENCH_QUERIES (default 300).
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use amal_engine::db;
 use amal_engine::knowledge::embed::{Embedder, HashEmbedder};
 use amal_engine::knowledge::source::{self, Format};
 use amal_engine::knowledge::store::{self, IngestOptions};
 use amal_engine::knowledge::{Retriever, SearchRequest, eval};
 use amal_engine::lang::Lang;
 use pgvector::Vector;
+
+#[path = "common/mod.rs"]
+mod common;
+use common::{env_usize, percentile};
 use sqlx::PgPool;
 
 /// xorshift64*: a tiny deterministic generator, so every run builds the same corpus.
@@ -39,18 +42,6 @@ impl Rng {
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
 }
 
 /// Sentences of the starter knowledge base, per language.
@@ -76,59 +67,9 @@ fn sentences(root: &Path) -> Vec<(Lang, Vec<String>)> {
 }
 
 async fn bench_pool() -> anyhow::Result<PgPool> {
-    let admin_url = match std::env::var("DATABASE_URL") {
-        Ok(url) => url,
-        Err(_) => {
-            let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/amal-bench-db");
-            let cluster = db::embedded::EmbeddedCluster::new(&dir, None)?;
-            cluster.start()?;
-            cluster.maintenance_url()?.expect("started")
-        }
-    };
-    let admin = db::connect_url(&admin_url, 2).await?;
-    sqlx::query("DROP DATABASE IF EXISTS amal_bench_kb WITH (FORCE)")
-        .execute(&admin)
-        .await?;
-    sqlx::query("CREATE DATABASE amal_bench_kb")
-        .execute(&admin)
-        .await?;
-    admin.close().await;
-    let mut url: url_parts::Url = url_parts::Url::parse(&admin_url);
-    url.database = "amal_bench_kb".into();
-    let pool = db::connect_url(&url.to_string(), 8).await?;
-    db::migrate(&pool).await?;
-    Ok(pool)
-}
-
-/// Just enough URL handling to swap the database name.
-mod url_parts {
-    pub struct Url {
-        pub prefix: String,
-        pub database: String,
-        pub query: String,
-    }
-
-    impl Url {
-        pub fn parse(url: &str) -> Url {
-            let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
-            let slash = base.rfind('/').expect("URL has a database");
-            Url {
-                prefix: base[..slash].to_string(),
-                database: base[slash + 1..].to_string(),
-                query: query.to_string(),
-            }
-        }
-    }
-
-    impl std::fmt::Display for Url {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "{}/{}", self.prefix, self.database)?;
-            if !self.query.is_empty() {
-                write!(f, "?{}", self.query)?;
-            }
-            Ok(())
-        }
-    }
+    Ok(common::fresh_database("amal_bench_kb", "amal-bench-db", 8)
+        .await?
+        .0)
 }
 
 #[tokio::main]

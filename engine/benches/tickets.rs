@@ -14,68 +14,28 @@
 //! Environment: AMAL_BENCH_TICKETS (default 1000000), AMAL_BENCH_SECONDS (default 5, per
 //! creation run), AMAL_BENCH_QUERIES (default 200 per filter).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
 use amal_engine::tickets::{self, NewTicket, Queue, QueueFilter, Subject};
-use amal_engine::{db, seed, sla};
+use amal_engine::{seed, sla};
+
+#[path = "common/mod.rs"]
+mod common;
+use common::{env_usize, percentile};
 
 /// The breach sweeper is measured catching up after this long without a pass.
 const BACKLOG_MINUTES: i64 = 60;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
 /// A fresh database `amal_bench_tickets`, migrated, with the reference data.
 async fn private_database() -> anyhow::Result<(PgPool, String)> {
-    let admin_url = match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.trim().is_empty() => url,
-        _ => {
-            let dir =
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/amal-bench-tickets-db");
-            let cluster = db::embedded::EmbeddedCluster::new(&dir, None)?;
-            cluster.start()?;
-            cluster.maintenance_url()?.expect("started")
-        }
-    };
-    let admin = db::connect_url(&admin_url, 2).await?;
-    sqlx::query("DROP DATABASE IF EXISTS amal_bench_tickets WITH (FORCE)")
-        .execute(&admin)
-        .await?;
-    sqlx::query("CREATE DATABASE amal_bench_tickets")
-        .execute(&admin)
-        .await?;
-    admin.close().await;
-    let (base, query) = admin_url
-        .split_once('?')
-        .map_or((admin_url.as_str(), ""), |(b, q)| (b, q));
-    let slash = base.rfind('/').expect("URL has a database");
-    let url = if query.is_empty() {
-        format!("{}/amal_bench_tickets", &base[..slash])
-    } else {
-        format!("{}/amal_bench_tickets?{query}", &base[..slash])
-    };
-    let pool = PgPoolOptions::new()
-        .max_connections(12)
-        .connect(&url)
-        .await?;
-    db::migrate(&pool).await?;
+    let (pool, url) =
+        common::fresh_database("amal_bench_tickets", "amal-bench-tickets-db", 12).await?;
     seed::reference(&pool).await?;
     Ok((pool, url))
 }
