@@ -388,6 +388,7 @@ async fn main() -> anyhow::Result<()> {
         category: Some(categories[i % 5].into()),
         assignee: None,
         limit: 50,
+        ..QueueFilter::new(Queue::Open)
     })
     .await?;
     let agents_for_filter = agents.clone();
@@ -396,6 +397,7 @@ async fn main() -> anyhow::Result<()> {
         category: None,
         assignee: Some(agents_for_filter[i % 50]),
         limit: 50,
+        ..QueueFilter::new(Queue::Open)
     })
     .await?;
     let unassigned = queue_latency(&pool, queries, |_| QueueFilter::new(Queue::Unassigned)).await?;

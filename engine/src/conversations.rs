@@ -25,6 +25,11 @@ use crate::knowledge::chunk::count_tokens;
 use crate::lang::Lang;
 use crate::tickets::{self, TicketError};
 
+mod overview;
+pub use overview::{
+    ConversationFilter, ConversationSummary, MAX_LIST, TranscriptEntry, list, transcript,
+};
+
 /// Most characters a message may have (after trimming), as `chk_messages_content_length`.
 pub const MAX_CONTENT_CHARS: usize = 10_000;
 /// Most characters of a client message id, as the column.

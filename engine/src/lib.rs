@@ -14,10 +14,12 @@
 //! - [`events`]: the NOTIFY channel that keeps consoles live;
 //! - [`audit`]: the audit trail of staff actions;
 //! - [`staff`]: staff accounts, roles and permissions;
+//! - [`lookups`]: the reference lookups' names in the three languages;
 //! - [`lang`]: the three languages, detection and folding for matching;
 //! - [`knowledge`]: the knowledge base (ingestion, review, embeddings, hybrid retrieval);
 //! - [`tickets`]: support tickets, the work queue, assignment, lifecycle, escalation, comments;
 //! - [`sla`]: SLA targets and clocks, pause and resume, business hours, the breach sweeper;
+//! - [`simulator`]: demo traffic for the console;
 //! - [`stats`]: support statistics from the reporting views.
 
 pub mod audit;
@@ -29,7 +31,9 @@ pub mod doctor;
 pub mod events;
 pub mod knowledge;
 pub mod lang;
+pub mod lookups;
 pub mod seed;
+pub mod simulator;
 pub mod sla;
 pub mod staff;
 pub mod stats;

@@ -51,6 +51,8 @@ enum Command {
     /// Support tickets: list, show, take, comment, status, assign, escalate, sweep.
     #[command(subcommand)]
     Ticket(cli::ticket::TicketCommand),
+    /// Demo traffic: simulated people writing in Arabic, French and English, some in crisis.
+    Simulate(cli::simulate::SimulateArgs),
     /// Support statistics (refreshes the daily statistics first).
     Stats(cli::stats::StatsArgs),
     /// Check the database's health; exits non-zero when unhealthy.
@@ -111,6 +113,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Staff(cmd) => cli::staff::run(&config, cmd).await,
         Command::Ticket(cmd) => cli::ticket::run(&config, cmd).await,
         Command::Stats(args) => cli::stats::run(&config, args).await,
+        Command::Simulate(args) => cli::simulate::run(&config, args).await,
         Command::Migrate => {
             let pool = db::connect(&config).await?;
             db::migrate(&pool).await?;

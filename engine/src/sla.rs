@@ -206,6 +206,15 @@ pub(crate) const RAW_CLOCK_COLUMNS: &str = "t.status, t.first_response_at, t.res
      sla_seconds_between(n.bh, coalesce(t.sla_paused_at, n.at), \
                          t.resolution_deadline_at) AS clock_res_left";
 
+/// The state of a running target from the working seconds left and the target: what a
+/// countdown shows between two reads of the clock (the same rule as [`SlaClock`]'s states).
+pub fn state_for_remaining(remaining_seconds: i64, target_seconds: i64) -> SlaState {
+    state_of(
+        (target_seconds - remaining_seconds) as f64,
+        target_seconds as f64,
+    )
+}
+
 /// The state of a target from the time used and the target (both in working seconds).
 fn state_of(elapsed: f64, target: f64) -> SlaState {
     if elapsed >= target {

@@ -25,6 +25,71 @@ use crate::audit::{self, AuditEntry};
 use crate::db::violated_constraint;
 use crate::events::{self, ChangeKind, ChangeNotice};
 
+/// A staff member's saved console preferences.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffPreferences {
+    /// The saved theme name; `None` until one is saved (the stored default `system`).
+    pub theme: Option<String>,
+    /// The language for lookup labels: the saved preference, else the account's locale.
+    pub lang: crate::lang::Lang,
+}
+
+/// Reads a staff member's preferences.
+pub async fn preferences(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+) -> Result<StaffPreferences, StaffError> {
+    let row: Option<(Option<String>, String)> = sqlx::query_as(
+        "SELECT nullif(p.theme, 'system'), coalesce(p.language_preference, u.locale)::text \
+           FROM users u LEFT JOIN user_preferences p ON p.user_id = u.id WHERE u.id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await?;
+    let (theme, locale) = row.ok_or_else(|| StaffError::NotStaff(user_id.to_string()))?;
+    Ok(StaffPreferences {
+        theme,
+        lang: locale.parse().unwrap_or(crate::lang::Lang::Ar),
+    })
+}
+
+/// Saves the staff member's console theme (audited as `staff.preferences`).
+pub async fn save_theme(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    theme: &str,
+) -> Result<(), StaffError> {
+    let valid = (1..=20).contains(&theme.chars().count())
+        && theme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid {
+        return Err(StaffError::InvalidTheme(theme.to_string()));
+    }
+    let mut tx = conn.begin().await?;
+    sqlx::query(
+        "INSERT INTO user_preferences (user_id, theme) VALUES ($1, $2) \
+         ON CONFLICT (user_id) DO UPDATE SET theme = EXCLUDED.theme, updated_at = now()",
+    )
+    .bind(actor.id)
+    .bind(theme)
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        &AuditEntry {
+            actor: Some(actor.id),
+            action: "staff.preferences",
+            resource_type: "user",
+            resource_id: Some(actor.id),
+            details: json!({ "theme": theme }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// A staff member's role; end users have none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -138,6 +203,9 @@ pub enum StaffError {
     /// The change would leave no active admin.
     #[error("{0} is the last active admin; add another admin first")]
     LastAdmin(String),
+    /// A theme name that is not a plain name (letters, digits, `-`, `_`; 1 to 20 characters).
+    #[error("invalid theme name `{0}` (letters, digits, - and _; 1 to 20 characters)")]
+    InvalidTheme(String),
     /// Hashing failed (out of memory or a corrupt stored hash).
     #[error("password hashing failed: {0}")]
     Hash(String),

@@ -633,6 +633,8 @@ pub struct QueueFilter {
     pub queue: Queue,
     /// Only this category.
     pub category: Option<String>,
+    /// Only this priority.
+    pub priority: Option<String>,
     /// Only tickets held by this staff member.
     pub assignee: Option<Uuid>,
     /// Page size.
@@ -645,6 +647,7 @@ impl QueueFilter {
         QueueFilter {
             queue,
             category: None,
+            priority: None,
             assignee: None,
             limit: 50,
         }
@@ -730,6 +733,9 @@ const INPUTS_TAIL: &str =
 fn push_filters(qb: &mut QueryBuilder<Postgres>, filter: &QueueFilter) {
     if let Some(category) = &filter.category {
         qb.push(" AND t.category = ").push_bind(category.clone());
+    }
+    if let Some(priority) = &filter.priority {
+        qb.push(" AND t.priority = ").push_bind(priority.clone());
     }
     if let Some(assignee) = filter.assignee {
         qb.push(" AND t.assigned_to = ").push_bind(assignee);

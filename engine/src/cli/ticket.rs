@@ -163,6 +163,7 @@ pub async fn run(config: &Config, cmd: TicketCommand) -> Result<ExitCode> {
             let filter = QueueFilter {
                 queue,
                 category,
+                priority: None,
                 assignee: None,
                 limit,
             };
