@@ -1,27 +1,50 @@
 //! `amal`: the Amal operator console.
-//!
-//! This first version opens on the configured database (the embedded one by default) and shows
-//! its health and contents; the console issue adds the working screens.
 
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use clap::Parser;
-use crossterm::event::{self, Event, KeyCode, KeyEventKind};
-use ratatui::layout::{Constraint, Layout};
-use ratatui::style::{Modifier, Style, Stylize};
-use ratatui::text::Line;
-use ratatui::widgets::{Block, Paragraph, Row, Table};
-use ratatui::{DefaultTerminal, Frame};
+use chrono::Utc;
+use clap::{Parser, ValueEnum};
+use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event, EventStream, KeyEventKind};
+use futures::StreamExt;
 
+use amal_console::app::App;
+use amal_console::theme::{self, ColorDepth, Theme};
+use amal_console::{data, ui};
 use amal_engine::Config;
-use amal_engine::doctor::{self, CheckStatus, DoctorReport};
+use amal_engine::doctor;
 
-/// Amal operator console.
+/// Arabic reordering for terminals without bidi support.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Bidi {
+    /// Reorder right-to-left text (most terminals need it).
+    On,
+    /// Leave it to the terminal (mlterm, Konsole, GNOME Terminal with bidi).
+    Off,
+}
+
+/// Amal operator console: conversations, the ticket queue with SLA countdowns, ticket work,
+/// statistics, knowledge review and the audit log.
+///
+/// Uses the database that DATABASE_URL names, else the embedded one under AMAL_DATA_DIR.
 #[derive(Debug, Parser)]
 #[command(name = "amal", version, about)]
 struct Cli {
-    /// Print the report and exit instead of opening the full-screen console.
+    /// Sign in as this staff member (only the password is asked).
+    #[arg(long = "as", value_name = "EMAIL")]
+    email: Option<String>,
+    /// Theme: a built-in one (dark, light, high-contrast, desert) or themes/<NAME>.toml.
+    /// Default: AMAL_THEME, else the staff member's saved choice, else dark.
+    #[arg(long, env = "AMAL_THEME")]
+    theme: Option<String>,
+    /// Arabic reordering (switch at any time with Ctrl-B).
+    #[arg(long, value_enum, default_value = "on", env = "AMAL_BIDI")]
+    bidi: Bidi,
+    /// A line shown under the sign-in form (the demo lists its accounts there).
+    #[arg(long, env = "AMAL_SIGN_IN_HINT", hide = true)]
+    sign_in_hint: Option<String>,
+    /// Print the database health report and exit instead of opening the console.
     #[arg(long)]
     once: bool,
 }
@@ -52,88 +75,84 @@ async fn main() -> Result<()> {
     let pool = amal_engine::db::connect_and_migrate(&config)
         .await
         .context("opening the database")?;
-    let report = doctor::examine(&pool).await;
     if cli.once {
-        println!("{report}");
+        println!("{}", doctor::examine(&pool).await);
         return Ok(());
     }
-    let terminal = ratatui::init();
-    let result = run(terminal, &report);
+    anyhow::ensure!(
+        std::io::stdout().is_terminal() && std::io::stdin().is_terminal(),
+        "the console needs a terminal (use --once for a report)"
+    );
+
+    let depth = ColorDepth::detect();
+    let themes_dir = theme::themes_dir();
+    let (theme, theme_error) = match &cli.theme {
+        Some(name) => Theme::load(name, themes_dir.as_deref(), depth),
+        None => (Theme::default_theme(depth), None),
+    };
+    let (requests, request_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(data::worker(pool.clone(), request_rx, events_tx.clone()));
+    tokio::spawn(data::listener(pool.clone(), events_tx));
+
+    let mut app = App::new(requests, theme, themes_dir, cli.email.clone(), Utc::now());
+    app.bidi = cli.bidi == Bidi::On;
+    if let Some(form) = &mut app.sign_in {
+        form.hint = cli.sign_in_hint.clone();
+        if let Some(e) = theme_error {
+            tracing::warn!(error = %e, "theme not used");
+            form.error = Some(format!("{e}; using the default theme"));
+        }
+    }
+    // A theme chosen on the command line wins over the saved preference.
+    let forced_theme = cli.theme.is_some();
+
+    let mut terminal = ratatui::init();
+    crossterm::execute!(std::io::stdout(), EnableMouseCapture).ok();
+    let result = run(&mut terminal, &mut app, &mut events, forced_theme).await;
+    crossterm::execute!(std::io::stdout(), DisableMouseCapture).ok();
     ratatui::restore();
     result
 }
 
-fn run(mut terminal: DefaultTerminal, report: &DoctorReport) -> Result<()> {
+async fn run(
+    terminal: &mut ratatui::DefaultTerminal,
+    app: &mut App,
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<data::DataEvent>,
+    forced_theme: bool,
+) -> Result<()> {
+    let mut input = EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        terminal.draw(|frame| draw(frame, report))?;
-        if event::poll(Duration::from_millis(500))?
-            && let Event::Key(key) = event::read()?
-            && key.kind == KeyEventKind::Press
-            && matches!(key.code, KeyCode::Char('q') | KeyCode::Esc)
-        {
+        if app.dirty {
+            terminal.draw(|frame| ui::draw(frame, app))?;
+            app.dirty = false;
+        }
+        if app.should_quit {
             return Ok(());
         }
+        tokio::select! {
+            event = input.next() => match event {
+                Some(Ok(Event::Key(key))) if key.kind == KeyEventKind::Press => app.on_key(key),
+                Some(Ok(Event::Mouse(mouse))) => app.on_mouse(mouse),
+                Some(Ok(Event::Resize(_, _))) => app.dirty = true,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e).context("reading the terminal"),
+                None => return Ok(()),
+            },
+            Some(event) = events.recv() => {
+                let keep_theme = forced_theme.then(|| app.theme.name.clone());
+                app.on_data(event);
+                // Everything already waiting is applied before the next frame.
+                while let Ok(event) = events.try_recv() {
+                    app.on_data(event);
+                }
+                if let Some(name) = keep_theme && app.theme.name != name {
+                    app.apply_theme(&name, false);
+                }
+            }
+            _ = tick.tick() => app.tick(Utc::now()),
+        }
     }
-}
-
-fn draw(frame: &mut Frame, report: &DoctorReport) {
-    let [header, checks, tables, footer] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Length(report.checks.len() as u16 + 2),
-        Constraint::Min(3),
-        Constraint::Length(1),
-    ])
-    .areas(frame.area());
-    frame.render_widget(
-        Line::from(" Amal — operator console (foundation preview)").add_modifier(Modifier::BOLD),
-        header,
-    );
-    let rows = report.checks.iter().map(|c| {
-        let mark = match c.status {
-            CheckStatus::Ok => "ok".green(),
-            CheckStatus::Warn => "warn".yellow(),
-            CheckStatus::Fail => "FAIL".red().bold(),
-        };
-        Row::new(vec![
-            mark.into(),
-            c.name.into(),
-            Line::from(c.detail.as_str()),
-        ])
-    });
-    frame.render_widget(
-        Table::new(
-            rows,
-            [
-                Constraint::Length(5),
-                Constraint::Length(13),
-                Constraint::Fill(1),
-            ],
-        )
-        .block(Block::bordered().title(" database health ")),
-        checks,
-    );
-    let rows = report.tables.iter().map(|t| {
-        Row::new(vec![
-            t.table.clone(),
-            t.rows_estimate.to_string(),
-            doctor::human_bytes(t.total_bytes),
-        ])
-    });
-    frame.render_widget(
-        Table::new(
-            rows,
-            [
-                Constraint::Fill(1),
-                Constraint::Length(12),
-                Constraint::Length(12),
-            ],
-        )
-        .header(
-            Row::new(vec!["table", "rows", "size"])
-                .style(Style::new().add_modifier(Modifier::BOLD)),
-        )
-        .block(Block::bordered().title(" tables ")),
-        tables,
-    );
-    frame.render_widget(Paragraph::new(" q quit").dim(), footer);
 }

@@ -105,6 +105,33 @@ pub async fn notify(conn: &mut PgConnection, notice: &ChangeNotice) -> sqlx::Res
     Ok(())
 }
 
+/// A live subscription to [`CHANNEL`]: what consoles and streams listen on.
+pub struct Subscription(sqlx::postgres::PgListener);
+
+/// Opens a dedicated connection from the pool's settings and listens on [`CHANNEL`].
+pub async fn subscribe(pool: &sqlx::PgPool) -> sqlx::Result<Subscription> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(Subscription(listener))
+}
+
+impl Subscription {
+    /// The next notice. `Ok(None)` means the connection was lost: notices sent meanwhile are
+    /// gone, so the caller re-reads what it shows (the next call reconnects). A payload that does
+    /// not parse (another program's) is skipped.
+    pub async fn next(&mut self) -> sqlx::Result<Option<ChangeNotice>> {
+        loop {
+            match self.0.try_recv().await? {
+                None => return Ok(None),
+                Some(n) => match ChangeNotice::parse(n.payload()) {
+                    Ok(notice) => return Ok(Some(notice)),
+                    Err(e) => tracing::debug!(error = %e, "ignoring a foreign notification"),
+                },
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

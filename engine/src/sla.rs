@@ -76,8 +76,8 @@ impl fmt::Display for Target {
     }
 }
 
-/// The state of one target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The state of one target, ordered from good to bad.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SlaState {
     /// Below 80% of the target, or met in time.

@@ -627,7 +627,7 @@ impl FromStr for Queue {
 }
 
 /// A page of a queue.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueFilter {
     /// Which queue.
     pub queue: Queue,

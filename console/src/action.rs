@@ -1,0 +1,537 @@
+//! Every action the console knows: the single source of truth for key bindings, the help
+//! screen, the footer and the command palette (as television's `Action` enum).
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+/// Where a binding applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// On every screen.
+    Global,
+    /// On list screens (conversations, queue, knowledge, audit).
+    List,
+    /// The conversations screen.
+    Conversations,
+    /// The queue screen.
+    Queue,
+    /// The ticket screen.
+    Ticket,
+    /// The statistics screen.
+    Statistics,
+    /// The knowledge review screen.
+    Knowledge,
+}
+
+/// A key, written as the help shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    /// The key code.
+    pub code: KeyCode,
+    /// Control held.
+    pub ctrl: bool,
+}
+
+const fn k(c: char) -> Key {
+    Key {
+        code: KeyCode::Char(c),
+        ctrl: false,
+    }
+}
+
+const fn ctrl(c: char) -> Key {
+    Key {
+        code: KeyCode::Char(c),
+        ctrl: true,
+    }
+}
+
+const fn code(code: KeyCode) -> Key {
+    Key { code, ctrl: false }
+}
+
+impl Key {
+    /// `Ctrl-S`, `Enter`, `q`, ...
+    pub fn label(&self) -> String {
+        let base = match self.code {
+            KeyCode::Char(' ') => "Space".to_string(),
+            KeyCode::Char(c) => c.to_string(),
+            KeyCode::Enter => "Enter".into(),
+            KeyCode::Esc => "Esc".into(),
+            KeyCode::Tab => "Tab".into(),
+            KeyCode::BackTab => "S-Tab".into(),
+            KeyCode::Up => "↑".into(),
+            KeyCode::Down => "↓".into(),
+            KeyCode::Left => "←".into(),
+            KeyCode::Right => "→".into(),
+            KeyCode::PageUp => "PgUp".into(),
+            KeyCode::PageDown => "PgDn".into(),
+            KeyCode::Home => "Home".into(),
+            KeyCode::End => "End".into(),
+            KeyCode::F(n) => format!("F{n}"),
+            other => format!("{other:?}"),
+        };
+        if self.ctrl {
+            format!("Ctrl-{}", base.to_uppercase())
+        } else {
+            base
+        }
+    }
+
+    fn matches(&self, event: &KeyEvent) -> bool {
+        let ctrl = event.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl != self.ctrl {
+            return false;
+        }
+        match (self.code, event.code) {
+            (KeyCode::Char(a), KeyCode::Char(b)) => a == b,
+            (a, b) => a == b,
+        }
+    }
+}
+
+/// What a key, a click or a palette command does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Leave the console (asks first when a draft is unsent).
+    Quit,
+    /// Show or hide the key help.
+    Help,
+    /// Open the command palette.
+    Palette,
+    /// Next screen.
+    NextScreen,
+    /// Previous screen.
+    PrevScreen,
+    /// Go to screen 1..6.
+    Screen(u8),
+    /// Filter the current list.
+    Filter,
+    /// Move up.
+    Up,
+    /// Move down.
+    Down,
+    /// A page up.
+    PageUp,
+    /// A page down.
+    PageDown,
+    /// First row.
+    Top,
+    /// Last row.
+    Bottom,
+    /// Open the selected row.
+    Open,
+    /// Back / close an overlay.
+    Back,
+    /// Re-read everything now.
+    Refresh,
+    /// Switch Arabic reordering for terminals without bidi support.
+    ToggleBidi,
+    /// Conversations: cycle the status filter.
+    CycleStatus,
+    /// Conversations: cycle the mode filter.
+    CycleMode,
+    /// Conversations: cycle the language filter.
+    CycleLanguage,
+    /// Conversations: cycle escalated / not escalated / all.
+    CycleEscalated,
+    /// Queue: cycle the view (mine, unassigned, breached, all).
+    CycleQueue,
+    /// Queue: cycle the category filter.
+    CycleCategory,
+    /// Queue: cycle the priority filter.
+    CyclePriority,
+    /// Ticket: take it.
+    Take,
+    /// Ticket: release it.
+    Release,
+    /// Ticket: assign to someone (supervisors).
+    Assign,
+    /// Ticket: move to another tier.
+    Escalate,
+    /// Ticket: wait for the person (pauses the clock).
+    Pending,
+    /// Ticket: resolve, with notes.
+    Resolve,
+    /// Ticket: close.
+    Close,
+    /// Ticket: reopen.
+    Reopen,
+    /// Ticket: focus the composer.
+    Compose,
+    /// Composer: send.
+    Send,
+    /// Composer: switch public reply / internal note.
+    ToggleInternal,
+    /// Statistics: a shorter range.
+    RangeShorter,
+    /// Statistics: a longer range.
+    RangeLonger,
+    /// Knowledge: approve the document.
+    Approve,
+    /// Knowledge: reject the document, with a reason.
+    Reject,
+    /// Choose a theme.
+    Theme,
+}
+
+/// One binding: a key, an action, where it applies and what the help says.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding {
+    /// The key.
+    pub key: Key,
+    /// The action.
+    pub action: Action,
+    /// Where.
+    pub scope: Scope,
+    /// Help text.
+    pub help: &'static str,
+    /// Shown in the footer of its scope.
+    pub footer: bool,
+}
+
+const fn b(key: Key, action: Action, scope: Scope, help: &'static str, footer: bool) -> Binding {
+    Binding {
+        key,
+        action,
+        scope,
+        help,
+        footer,
+    }
+}
+
+/// The key map. The first binding of an action is the one the footer and help show first.
+pub const BINDINGS: &[Binding] = &[
+    b(k('?'), Action::Help, Scope::Global, "help", true),
+    b(
+        k(':'),
+        Action::Palette,
+        Scope::Global,
+        "command palette",
+        true,
+    ),
+    b(k('q'), Action::Quit, Scope::Global, "quit", true),
+    b(ctrl('c'), Action::Quit, Scope::Global, "quit", false),
+    b(
+        code(KeyCode::Tab),
+        Action::NextScreen,
+        Scope::Global,
+        "next screen",
+        false,
+    ),
+    b(
+        code(KeyCode::BackTab),
+        Action::PrevScreen,
+        Scope::Global,
+        "previous screen",
+        false,
+    ),
+    b(
+        k('1'),
+        Action::Screen(1),
+        Scope::Global,
+        "conversations",
+        false,
+    ),
+    b(k('2'), Action::Screen(2), Scope::Global, "queue", false),
+    b(k('3'), Action::Screen(3), Scope::Global, "ticket", false),
+    b(
+        k('4'),
+        Action::Screen(4),
+        Scope::Global,
+        "statistics",
+        false,
+    ),
+    b(
+        k('5'),
+        Action::Screen(5),
+        Scope::Global,
+        "knowledge review",
+        false,
+    ),
+    b(k('6'), Action::Screen(6), Scope::Global, "audit log", false),
+    b(
+        code(KeyCode::Esc),
+        Action::Back,
+        Scope::Global,
+        "back / close",
+        false,
+    ),
+    b(
+        ctrl('r'),
+        Action::Refresh,
+        Scope::Global,
+        "refresh now",
+        false,
+    ),
+    b(
+        ctrl('b'),
+        Action::ToggleBidi,
+        Scope::Global,
+        "Arabic reordering on/off",
+        false,
+    ),
+    b(k('T'), Action::Theme, Scope::Global, "choose theme", false),
+    b(k('/'), Action::Filter, Scope::List, "filter", true),
+    b(k('j'), Action::Down, Scope::List, "down", false),
+    b(
+        code(KeyCode::Down),
+        Action::Down,
+        Scope::List,
+        "down",
+        false,
+    ),
+    b(k('k'), Action::Up, Scope::List, "up", false),
+    b(code(KeyCode::Up), Action::Up, Scope::List, "up", false),
+    b(
+        code(KeyCode::PageDown),
+        Action::PageDown,
+        Scope::List,
+        "page down",
+        false,
+    ),
+    b(ctrl('d'), Action::PageDown, Scope::List, "page down", false),
+    b(
+        code(KeyCode::PageUp),
+        Action::PageUp,
+        Scope::List,
+        "page up",
+        false,
+    ),
+    b(ctrl('u'), Action::PageUp, Scope::List, "page up", false),
+    b(k('g'), Action::Top, Scope::List, "first", false),
+    b(
+        code(KeyCode::Home),
+        Action::Top,
+        Scope::List,
+        "first",
+        false,
+    ),
+    b(k('G'), Action::Bottom, Scope::List, "last", false),
+    b(
+        code(KeyCode::End),
+        Action::Bottom,
+        Scope::List,
+        "last",
+        false,
+    ),
+    b(
+        code(KeyCode::Enter),
+        Action::Open,
+        Scope::List,
+        "open",
+        true,
+    ),
+    b(
+        k('s'),
+        Action::CycleStatus,
+        Scope::Conversations,
+        "status filter",
+        true,
+    ),
+    b(
+        k('m'),
+        Action::CycleMode,
+        Scope::Conversations,
+        "mode filter",
+        true,
+    ),
+    b(
+        k('l'),
+        Action::CycleLanguage,
+        Scope::Conversations,
+        "language filter",
+        true,
+    ),
+    b(
+        k('e'),
+        Action::CycleEscalated,
+        Scope::Conversations,
+        "escalated filter",
+        true,
+    ),
+    b(k('v'), Action::CycleQueue, Scope::Queue, "view", true),
+    b(
+        k('c'),
+        Action::CycleCategory,
+        Scope::Queue,
+        "category",
+        true,
+    ),
+    b(
+        k('p'),
+        Action::CyclePriority,
+        Scope::Queue,
+        "priority",
+        true,
+    ),
+    b(k('t'), Action::Take, Scope::Queue, "take", true),
+    b(k('t'), Action::Take, Scope::Ticket, "take", true),
+    b(k('r'), Action::Release, Scope::Ticket, "release", false),
+    b(k('a'), Action::Assign, Scope::Ticket, "assign", false),
+    b(
+        k('e'),
+        Action::Escalate,
+        Scope::Ticket,
+        "escalate tier",
+        false,
+    ),
+    b(k('p'), Action::Pending, Scope::Ticket, "pending", false),
+    b(k('R'), Action::Resolve, Scope::Ticket, "resolve", true),
+    b(k('C'), Action::Close, Scope::Ticket, "close", false),
+    b(k('o'), Action::Reopen, Scope::Ticket, "reopen", false),
+    b(k('i'), Action::Compose, Scope::Ticket, "write", true),
+    b(ctrl('s'), Action::Send, Scope::Ticket, "send", true),
+    b(
+        ctrl('t'),
+        Action::ToggleInternal,
+        Scope::Ticket,
+        "public/internal",
+        true,
+    ),
+    b(k('j'), Action::Down, Scope::Ticket, "scroll down", false),
+    b(
+        code(KeyCode::Down),
+        Action::Down,
+        Scope::Ticket,
+        "scroll down",
+        false,
+    ),
+    b(k('k'), Action::Up, Scope::Ticket, "scroll up", false),
+    b(
+        code(KeyCode::Up),
+        Action::Up,
+        Scope::Ticket,
+        "scroll up",
+        false,
+    ),
+    b(
+        k('['),
+        Action::RangeShorter,
+        Scope::Statistics,
+        "shorter range",
+        true,
+    ),
+    b(
+        k(']'),
+        Action::RangeLonger,
+        Scope::Statistics,
+        "longer range",
+        true,
+    ),
+    b(k('a'), Action::Approve, Scope::Knowledge, "approve", true),
+    b(k('x'), Action::Reject, Scope::Knowledge, "reject", true),
+];
+
+/// The action bound to `event` in the given scopes (the most specific scope first).
+pub fn action_for(event: &KeyEvent, scopes: &[Scope]) -> Option<Action> {
+    scopes.iter().find_map(|scope| {
+        BINDINGS
+            .iter()
+            .find(|b| b.scope == *scope && b.key.matches(event))
+            .map(|b| b.action)
+    })
+}
+
+/// The bindings shown for the given scopes: for the help (all) or the footer (marked ones),
+/// one entry per action and scope, with every key of it joined (`j/↓`).
+pub fn entries(scopes: &[Scope], footer_only: bool) -> Vec<(String, &'static str)> {
+    let mut out: Vec<(String, &'static str, Action, Scope)> = Vec::new();
+    for scope in scopes {
+        for binding in BINDINGS.iter().filter(|b| b.scope == *scope) {
+            if footer_only && !binding.footer {
+                continue;
+            }
+            if let Some(entry) = out
+                .iter_mut()
+                .find(|(_, _, a, s)| *a == binding.action && *s == binding.scope)
+            {
+                entry.0.push('/');
+                entry.0.push_str(&binding.key.label());
+            } else {
+                out.push((
+                    binding.key.label(),
+                    binding.help,
+                    binding.action,
+                    binding.scope,
+                ));
+            }
+        }
+    }
+    out.into_iter()
+        .map(|(key, help, _, _)| (key, help))
+        .collect()
+}
+
+/// The command palette's commands: every bound action of the scopes, by help text.
+pub fn commands(scopes: &[Scope]) -> Vec<(&'static str, Action)> {
+    let mut out: Vec<(&'static str, Action)> = Vec::new();
+    for scope in scopes {
+        for binding in BINDINGS.iter().filter(|b| b.scope == *scope) {
+            if matches!(
+                binding.action,
+                Action::Up | Action::Down | Action::PageUp | Action::PageDown | Action::Palette
+            ) {
+                continue;
+            }
+            if !out.iter().any(|(_, a)| *a == binding.action) {
+                out.push((binding.help, binding.action));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn press(c: KeyCode, m: KeyModifiers) -> KeyEvent {
+        KeyEvent::new(c, m)
+    }
+
+    #[test]
+    fn no_key_is_bound_twice_in_one_scope() {
+        for (i, a) in BINDINGS.iter().enumerate() {
+            for b in &BINDINGS[i + 1..] {
+                assert!(
+                    !(a.scope == b.scope && a.key == b.key),
+                    "{} bound twice in {:?}",
+                    a.key.label(),
+                    a.scope
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn specific_scopes_win_over_global_ones() {
+        let t = press(KeyCode::Char('t'), KeyModifiers::NONE);
+        assert_eq!(
+            action_for(&t, &[Scope::Queue, Scope::List, Scope::Global]),
+            Some(Action::Take)
+        );
+        assert_eq!(action_for(&t, &[Scope::Global]), None);
+        let s = press(KeyCode::Char('s'), KeyModifiers::CONTROL);
+        assert_eq!(
+            action_for(&s, &[Scope::Ticket, Scope::Global]),
+            Some(Action::Send)
+        );
+        let q = press(KeyCode::Char('q'), KeyModifiers::NONE);
+        assert_eq!(
+            action_for(&q, &[Scope::Ticket, Scope::Global]),
+            Some(Action::Quit)
+        );
+    }
+
+    #[test]
+    fn help_joins_the_keys_of_one_action() {
+        let help = entries(&[Scope::List], false);
+        assert!(
+            help.iter().any(|(k, h)| k == "j/↓" && *h == "down"),
+            "{help:?}"
+        );
+        let footer = entries(&[Scope::Ticket], true);
+        assert!(footer.iter().any(|(k, _)| k == "Ctrl-S"));
+        assert!(!footer.iter().any(|(_, h)| *h == "scroll down"));
+    }
+}

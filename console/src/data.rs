@@ -1,0 +1,396 @@
+//! Database work off the render loop (as gitui's asyncgit): the app sends [`Request`]s, a
+//! worker task runs them with the engine library and reports [`DataEvent`]s by channel. Of
+//! several pending refreshes of the same view only the newest runs. A listener task turns the
+//! engine's NOTIFY channel into events and reconnects with back-off when the connection drops.
+
+use std::time::Duration;
+
+use amal_engine::db::PgPool;
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use uuid::Uuid;
+
+use amal_engine::audit::{self, AuditRecord};
+use amal_engine::conversations::{self, ConversationFilter, ConversationSummary, TranscriptEntry};
+use amal_engine::events::{self, ChangeNotice};
+use amal_engine::knowledge::store::{self, DocumentSummary};
+use amal_engine::lookups::{self, Labels};
+use amal_engine::staff::{self, Actor, ClientInfo, StaffPreferences};
+use amal_engine::stats::{self, Statistics};
+use amal_engine::tickets::{
+    self, CommentText, QueueFilter, Ticket, TicketDetail, TicketStatus, Tier, Visibility,
+};
+
+/// Who is signed in, with what the console needs to show things their way.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The staff member.
+    pub actor: Actor,
+    /// Their saved theme and label language.
+    pub preferences: StaffPreferences,
+    /// Lookup names in three languages.
+    pub labels: Labels,
+}
+
+/// A change a staff member makes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Take the ticket.
+    Take(String),
+    /// Give it back to the queue.
+    Release(String),
+    /// Assign it to a staff member (by e-mail).
+    Assign(String, String),
+    /// Move it to a tier, with a reason.
+    Escalate(String, Tier, String),
+    /// Change its status (pending, resolved with notes, closed).
+    Status(String, TicketStatus, Option<String>),
+    /// Reopen it.
+    Reopen(String),
+    /// Comment: ticket, text, internal.
+    Comment(String, String, bool),
+    /// Approve a knowledge document.
+    Approve(Uuid),
+    /// Reject a knowledge document with a reason.
+    Reject(Uuid, String),
+    /// Save the theme preference.
+    SaveTheme(String),
+}
+
+impl Command {
+    /// What the console says it did (or tried).
+    pub fn describe(&self) -> String {
+        match self {
+            Command::Take(n) => format!("took {n}"),
+            Command::Release(n) => format!("released {n}"),
+            Command::Assign(n, e) => format!("assigned {n} to {e}"),
+            Command::Escalate(n, t, _) => format!("moved {n} to {}", t.as_str()),
+            Command::Status(n, s, _) => format!("{n} is now {}", s.as_str()),
+            Command::Reopen(n) => format!("reopened {n}"),
+            Command::Comment(n, _, true) => format!("internal note added to {n}"),
+            Command::Comment(n, _, false) => format!("reply sent on {n}"),
+            Command::Approve(_) => "document approved".into(),
+            Command::Reject(_, _) => "document rejected".into(),
+            Command::SaveTheme(t) => format!("theme {t} saved"),
+        }
+    }
+}
+
+/// Work for the worker.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// Sign in.
+    SignIn {
+        /// E-mail.
+        email: String,
+        /// Password.
+        password: String,
+    },
+    /// The conversation list.
+    Conversations(ConversationFilter),
+    /// One conversation's transcript.
+    Transcript(Uuid),
+    /// A queue page.
+    Queue(QueueFilter),
+    /// One ticket with its conversation.
+    Ticket(String),
+    /// Statistics over a number of days.
+    Statistics(i32),
+    /// Knowledge documents for review.
+    Documents,
+    /// The audit log.
+    Audit,
+    /// A change.
+    Act(Command),
+}
+
+impl Request {
+    /// Refreshes of the same view replace each other; changes never do.
+    fn view(&self) -> Option<u8> {
+        Some(match self {
+            Request::Conversations(_) => 1,
+            Request::Transcript(_) => 2,
+            Request::Queue(_) => 3,
+            Request::Ticket(_) => 4,
+            Request::Statistics(_) => 5,
+            Request::Documents => 6,
+            Request::Audit => 7,
+            Request::SignIn { .. } | Request::Act(_) => return None,
+        })
+    }
+}
+
+/// A ticket as its screen shows it.
+#[derive(Debug, Clone)]
+pub struct TicketView {
+    /// The ticket, its comments and history.
+    pub detail: TicketDetail,
+    /// Its conversation, newest messages.
+    pub transcript: Vec<TranscriptEntry>,
+}
+
+/// The state of the live connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connection {
+    /// Listening.
+    Live,
+    /// Lost; the next attempt in this many milliseconds.
+    Lost {
+        /// Wait before the next attempt, in milliseconds.
+        retry_in_ms: u64,
+    },
+}
+
+/// What the worker and the listener report.
+#[derive(Debug, Clone)]
+pub enum DataEvent {
+    /// Sign-in outcome.
+    SignedIn(Result<Box<Session>, String>),
+    /// The conversation list.
+    Conversations(Vec<ConversationSummary>),
+    /// A transcript.
+    Transcript(Uuid, Vec<TranscriptEntry>),
+    /// A queue page and the instant its clocks were read.
+    Queue(Vec<Ticket>, DateTime<Utc>),
+    /// A ticket, read at the instant given.
+    Ticket(Box<TicketView>, DateTime<Utc>),
+    /// Statistics.
+    Statistics(Box<Statistics>),
+    /// Knowledge documents.
+    Documents(Vec<DocumentSummary>),
+    /// The audit log.
+    Audit(Vec<AuditRecord>),
+    /// A change was made (or refused: the error text).
+    Done(Command, Result<(), String>),
+    /// A read failed.
+    Failed(String),
+    /// Something changed in the database.
+    Notice(ChangeNotice),
+    /// The live connection's state.
+    Connection(Connection),
+}
+
+/// Runs requests until the sender is dropped.
+pub async fn worker(
+    pool: PgPool,
+    mut requests: UnboundedReceiver<Request>,
+    events: UnboundedSender<DataEvent>,
+) {
+    let mut actor: Option<Actor> = None;
+    while let Some(first) = requests.recv().await {
+        let mut batch = vec![first];
+        while let Ok(more) = requests.try_recv() {
+            batch.push(more);
+        }
+        // Only the newest refresh of each view runs.
+        let mut keep = vec![true; batch.len()];
+        for i in 0..batch.len() {
+            if let Some(view) = batch[i].view()
+                && batch[i + 1..].iter().any(|r| r.view() == Some(view))
+            {
+                keep[i] = false;
+            }
+        }
+        for (request, keep) in batch.into_iter().zip(keep) {
+            if !keep {
+                continue;
+            }
+            let event = run(&pool, &mut actor, request).await;
+            if events.send(event).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+async fn run(pool: &PgPool, actor: &mut Option<Actor>, request: Request) -> DataEvent {
+    let now = Utc::now();
+    let mut conn = match pool.acquire().await {
+        Ok(c) => c,
+        Err(e) => {
+            return match request {
+                Request::SignIn { .. } => DataEvent::SignedIn(Err(format!("database: {e}"))),
+                Request::Act(c) => DataEvent::Done(c, Err(format!("database: {e}"))),
+                _ => DataEvent::Failed(format!("database: {e}")),
+            };
+        }
+    };
+    let fail = |e: String| DataEvent::Failed(e);
+    match request {
+        Request::SignIn { email, password } => {
+            let client = ClientInfo {
+                ip: None,
+                user_agent: Some(format!("amal-console/{}", env!("CARGO_PKG_VERSION"))),
+            };
+            let signed = match staff::sign_in(&mut conn, &email, &password, now, &client).await {
+                Ok(s) => s,
+                Err(e) => return DataEvent::SignedIn(Err(e.to_string())),
+            };
+            let preferences = match staff::preferences(&mut conn, signed.actor.id).await {
+                Ok(p) => p,
+                Err(e) => return DataEvent::SignedIn(Err(e.to_string())),
+            };
+            let labels = match lookups::labels(&mut conn).await {
+                Ok(l) => l,
+                Err(e) => return DataEvent::SignedIn(Err(e.to_string())),
+            };
+            *actor = Some(signed.actor.clone());
+            DataEvent::SignedIn(Ok(Box::new(Session {
+                actor: signed.actor,
+                preferences,
+                labels,
+            })))
+        }
+        Request::Conversations(filter) => match conversations::list(&mut conn, &filter).await {
+            Ok(list) => DataEvent::Conversations(list),
+            Err(e) => fail(e.to_string()),
+        },
+        Request::Transcript(id) => match conversations::transcript(&mut conn, id, 100).await {
+            Ok(t) => DataEvent::Transcript(id, t),
+            Err(e) => fail(e.to_string()),
+        },
+        Request::Queue(filter) => {
+            match tickets::queue(&mut conn, actor.as_ref(), &filter, now).await {
+                Ok(list) => DataEvent::Queue(list, now),
+                Err(e) => fail(e.to_string()),
+            }
+        }
+        Request::Ticket(number) => {
+            let detail = match tickets::detail(&mut conn, &number, now).await {
+                Ok(d) => d,
+                Err(e) => return fail(e.to_string()),
+            };
+            let transcript = match detail.ticket.conversation_id {
+                Some(c) => conversations::transcript(&mut conn, c, 100)
+                    .await
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
+            DataEvent::Ticket(Box::new(TicketView { detail, transcript }), now)
+        }
+        Request::Statistics(days) => {
+            // The daily figures are refreshed first; a refresh that fails (another one is
+            // running) still leaves figures to show.
+            if let Err(e) = stats::refresh(&mut conn).await {
+                tracing::warn!(error = %e, "statistics refresh failed");
+            }
+            match stats::collect(&mut conn, now, days).await {
+                Ok(s) => DataEvent::Statistics(Box::new(s)),
+                Err(e) => fail(e.to_string()),
+            }
+        }
+        Request::Documents => match store::list_documents(&mut conn, None).await {
+            Ok(docs) => DataEvent::Documents(docs),
+            Err(e) => fail(e.to_string()),
+        },
+        Request::Audit => match audit::list(&mut conn, None, 300).await {
+            Ok(rows) => DataEvent::Audit(rows),
+            Err(e) => fail(e.to_string()),
+        },
+        Request::Act(command) => {
+            let Some(actor) = actor.as_ref() else {
+                return DataEvent::Done(command, Err("not signed in".into()));
+            };
+            drop(conn);
+            let result = act(pool, actor, &command, now).await;
+            DataEvent::Done(command, result)
+        }
+    }
+}
+
+async fn act(
+    pool: &PgPool,
+    actor: &Actor,
+    command: &Command,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
+    let c = &mut *conn;
+    let r: Result<(), String> = match command {
+        Command::Take(n) => tickets::take(c, actor, n, now)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        Command::Release(n) => tickets::release(c, actor, n, now)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        Command::Assign(n, email) => tickets::assign(c, actor, n, email, now)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        Command::Escalate(n, tier, reason) => tickets::escalate(c, actor, n, *tier, reason, now)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        Command::Status(n, status, note) => {
+            tickets::set_status(c, actor, n, *status, note.as_deref(), now)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
+        Command::Reopen(n) => tickets::reopen(c, actor, n, now)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        Command::Comment(n, text, internal) => {
+            let text = CommentText::new(text).map_err(|e| e.to_string())?;
+            let visibility = if *internal {
+                Visibility::Internal
+            } else {
+                Visibility::Public
+            };
+            tickets::comment(c, actor, n, &text, visibility, now)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
+        Command::Approve(id) => store::approve(pool, *id, actor)
+            .await
+            .map_err(|e| e.to_string()),
+        Command::Reject(id, reason) => store::reject(pool, *id, actor, reason)
+            .await
+            .map_err(|e| e.to_string()),
+        Command::SaveTheme(theme) => staff::save_theme(c, actor, theme)
+            .await
+            .map_err(|e| e.to_string()),
+    };
+    r
+}
+
+/// First wait after a lost connection; doubled up to [`MAX_BACKOFF_MS`].
+pub const FIRST_BACKOFF_MS: u64 = 250;
+/// Longest wait between reconnection attempts.
+pub const MAX_BACKOFF_MS: u64 = 8_000;
+
+/// Listens for change notices until the receiver is dropped, reconnecting with back-off.
+pub async fn listener(pool: PgPool, events: UnboundedSender<DataEvent>) {
+    let mut backoff_ms = FIRST_BACKOFF_MS;
+    loop {
+        match events::subscribe(&pool).await {
+            Ok(mut sub) => {
+                backoff_ms = FIRST_BACKOFF_MS;
+                if events
+                    .send(DataEvent::Connection(Connection::Live))
+                    .is_err()
+                {
+                    return;
+                }
+                while let Ok(Some(notice)) = sub.next().await {
+                    if events.send(DataEvent::Notice(notice)).is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "live connection failed"),
+        }
+        let lost = DataEvent::Connection(Connection::Lost {
+            retry_in_ms: backoff_ms,
+        });
+        if events.send(lost).is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+        backoff_ms = (backoff_ms * 2).min(MAX_BACKOFF_MS);
+    }
+}

@@ -1,0 +1,231 @@
+//! The real `amal` binary in tmux against a real database: sign in, open the queue, take a
+//! ticket, post a public reply and an internal note, resolve it, and check the rows.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use amal_engine::db::PgPool;
+use amal_engine::tickets::{self, Queue, QueueFilter};
+
+/// The URL of the test's own database: the server of DATABASE_URL, the database `name`.
+fn database_url(name: &str) -> String {
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL (run through scripts/test.sh)");
+    let base = base.split('?').next().unwrap_or(&base);
+    let (server, _) = base.rsplit_once('/').expect("a URL with a database path");
+    format!("{server}/{name}")
+}
+
+struct Tmux {
+    session: String,
+}
+
+impl Tmux {
+    fn start(command: &str, width: u16, height: u16) -> Self {
+        let session = format!("amal-e2e-{}", std::process::id());
+        let status = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &session,
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+                command,
+            ])
+            .status()
+            .expect("tmux is installed (scripts/setup.sh installs it)");
+        assert!(status.success());
+        Tmux { session }
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.session])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", &self.session];
+        args.extend_from_slice(keys);
+        assert!(Command::new("tmux").args(&args).status().unwrap().success());
+        // Separate key presses: an Esc followed at once by a letter reads as Alt-letter.
+        std::thread::sleep(Duration::from_millis(150));
+    }
+
+    fn text(&self, text: &str) {
+        assert!(
+            Command::new("tmux")
+                .args(["send-keys", "-t", &self.session, "-l", text])
+                .status()
+                .unwrap()
+                .success()
+        );
+        std::thread::sleep(Duration::from_millis(150));
+    }
+
+    /// Waits until the screen shows `needle` (10 s at most).
+    fn wait_for(&self, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if screen.contains(needle) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "waited 10 s for {needle:?}; the screen shows:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn is_running(&self) -> bool {
+        Command::new("tmux")
+            .args(["has-session", "-t", &self.session])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.session])
+            .status();
+    }
+}
+
+#[sqlx::test(migrator = "amal_engine::db::MIGRATOR")]
+async fn sign_in_take_reply_note_and_resolve(pool: PgPool) {
+    amal_engine::seed::demo(&pool).await.unwrap();
+    let name: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    let first = tickets::queue(
+        &mut conn,
+        None,
+        &QueueFilter::new(Queue::Open),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap()
+    .remove(0);
+    assert!(
+        first.assigned_to_id.is_none(),
+        "the demo's most urgent ticket is unassigned"
+    );
+    drop(conn);
+
+    let data_dir = tempfile::tempdir().unwrap();
+    let command = format!(
+        "env DATABASE_URL='{}' AMAL_DATA_DIR='{}' TERM=xterm-256color {} --as agent.demo@amal.example",
+        database_url(&name),
+        data_dir.path().display(),
+        env!("CARGO_BIN_EXE_amal"),
+    );
+    let tmux = Tmux::start(&command, 100, 30);
+    tmux.wait_for("Password");
+    tmux.text("amal-demo-2026");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("│age");
+    tmux.keys(&["?"]);
+    tmux.wait_for("Keys · Conversations");
+    tmux.keys(&["Escape"]);
+    tmux.keys(&["2"]);
+    tmux.wait_for(&first.ticket_number);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("press i to write");
+    tmux.keys(&["t"]);
+    tmux.wait_for(&format!("took {}", first.ticket_number));
+    tmux.keys(&["i"]);
+    tmux.text("We are with you now. Are you somewhere safe?");
+    tmux.keys(&["C-s"]);
+    tmux.wait_for(&format!("reply sent on {}", first.ticket_number));
+    tmux.keys(&["C-t"]);
+    tmux.wait_for("INTERNAL NOTE (staff only)");
+    tmux.text("Called the person back; safety plan agreed.");
+    tmux.keys(&["C-s"]);
+    tmux.wait_for(&format!("internal note added to {}", first.ticket_number));
+    tmux.keys(&["Escape"]);
+    tmux.keys(&["R"]);
+    tmux.wait_for("resolution notes");
+    tmux.text("Safe with family; follow-up booked.");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(&format!("{} is now resolved", first.ticket_number));
+    tmux.keys(&["q"]);
+    let start = Instant::now();
+    while tmux.is_running() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!tmux.is_running(), "q quits the console");
+
+    let (status, holder, notes): (String, Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT t.status, u.email::text, t.resolution_notes FROM support_tickets t \
+         LEFT JOIN users u ON u.id = t.assigned_to WHERE t.id = $1",
+    )
+    .bind(first.id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(status, "resolved");
+    assert_eq!(holder.as_deref(), Some("agent.demo@amal.example"));
+    assert_eq!(
+        notes.as_deref(),
+        Some("Safe with family; follow-up booked.")
+    );
+    let comments: Vec<(String, bool, Option<uuid::Uuid>)> = sqlx::query_as(
+        "SELECT content, is_internal, message_id FROM ticket_comments WHERE ticket_id = $1 ORDER BY created_at",
+    )
+    .bind(first.id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(comments.len(), 2, "{comments:?}");
+    assert_eq!(
+        comments[0].0,
+        "We are with you now. Are you somewhere safe?"
+    );
+    assert!(
+        !comments[0].1 && comments[0].2.is_some(),
+        "the public reply reaches the conversation"
+    );
+    assert_eq!(comments[1].0, "Called the person back; safety plan agreed.");
+    assert!(
+        comments[1].1 && comments[1].2.is_none(),
+        "the note stays internal"
+    );
+    let staff_messages: Vec<String> = sqlx::query_scalar(
+        "SELECT content FROM messages WHERE conversation_id = $1 AND role = 'staff'",
+    )
+    .bind(first.conversation_id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        staff_messages,
+        vec!["We are with you now. Are you somewhere safe?".to_string()]
+    );
+    let actions: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_logs WHERE resource_id = $1 ORDER BY created_at",
+    )
+    .bind(first.id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(actions.iter().any(|a| a == "ticket.take"), "{actions:?}");
+    assert!(
+        actions
+            .iter()
+            .filter(|a| a.starts_with("ticket.comment"))
+            .count()
+            >= 2,
+        "{actions:?}"
+    );
+}
