@@ -17,9 +17,21 @@ engine="${CARGO_TARGET_DIR:-target}/debug/amal-engine"
 "$engine" db start >&2
 "$engine" seed --demo >&2
 
+console="${CARGO_TARGET_DIR:-target}/debug/amal"
 if [ -t 0 ] && [ -t 1 ]; then
-  exec "${CARGO_TARGET_DIR:-target}/debug/amal" "$@"
+  # Simulated people write in Arabic, French and English (some in crisis) while the console is
+  # open, so conversations, escalations and countdowns move. Its log is beside the console's.
+  mkdir -p "$AMAL_DATA_DIR/logs"
+  "$engine" simulate --messages-per-minute "${AMAL_DEMO_MESSAGES_PER_MINUTE:-10}" \
+    >>"$AMAL_DATA_DIR/logs/simulator.log" 2>&1 &
+  simulator=$!
+  trap 'kill "$simulator" 2>/dev/null || true' EXIT
+  export AMAL_SIGN_IN_HINT="Demo accounts: agent.demo@amal.example, supervisor.demo@amal.example, admin.demo@amal.example; password amal-demo-2026"
+  echo >&2
+  echo "Demo accounts (password amal-demo-2026): agent.demo@amal.example, supervisor.demo@amal.example, admin.demo@amal.example" >&2
+  read -r -p "Press Enter to open the console (q quits it)... " _ || true
+  "$console" "$@"
 else
   # No terminal (a script or CI): show what the console would show, once.
-  exec "${CARGO_TARGET_DIR:-target}/debug/amal" --once "$@"
+  "$console" --once "$@"
 fi

@@ -416,11 +416,16 @@ impl App {
             .unwrap_or(Lang::En)
     }
 
-    /// A lookup code's name in the staff member's language.
-    pub fn label<'a>(&'a self, kind: LookupKind, code: &'a str) -> &'a str {
-        match &self.session {
+    /// A lookup code's name in the staff member's language, in display order.
+    pub fn label(&self, kind: LookupKind, code: &str) -> String {
+        let name = match &self.session {
             Some(s) => s.labels.label(kind, code, s.preferences.lang),
             None => code,
+        };
+        if self.bidi {
+            crate::bidi::visual(name)
+        } else {
+            name.to_string()
         }
     }
 

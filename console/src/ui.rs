@@ -256,11 +256,11 @@ fn status_text(app: &App) -> String {
                 f.category
                     .as_deref()
                     .map(|c| app.label(LookupKind::TicketCategory, c))
-                    .unwrap_or("any"),
+                    .unwrap_or_else(|| "any".into()),
                 f.priority
                     .as_deref()
                     .map(|p| app.label(LookupKind::TicketPriority, p))
-                    .unwrap_or("any"),
+                    .unwrap_or_else(|| "any".into()),
             )
         }
         ScreenId::Statistics => format!("range: last {} days", RANGES_DAYS[app.range]),

@@ -169,6 +169,21 @@ pub async fn examine(pool: &PgPool) -> DoctorReport {
             format!("a health query failed: {e}"),
         ),
     }
+    let numbers = crate::decision::crisis::CrisisNumbers::from_env();
+    if crate::decision::crisis::numbers_configured(&numbers) {
+        report.push(
+            "crisis numbers",
+            CheckStatus::Ok,
+            "crisis line and emergency number configured",
+        );
+    } else {
+        report.push(
+            "crisis numbers",
+            CheckStatus::Warn,
+            "AMAL_CRISIS_LINE or AMAL_EMERGENCY_NUMBER is not set: safety messages send people to \
+             \"your local emergency number\" and the team instead of giving numbers",
+        );
+    }
     report
 }
 

@@ -319,15 +319,48 @@ fn builtin_safety_messages() -> Option<&'static HashMap<Lang, String>> {
         .as_ref()
 }
 
-/// The fixed safety message for `lang` with the configured numbers substituted.
+/// What a person reads where a number is not configured: words that fit the safety
+/// message's sentences, never a placeholder and never an invented number.
+fn unconfigured_wording(lang: Lang) -> (&'static str, &'static str) {
+    match lang {
+        // (emergency number, crisis line)
+        Lang::Ar => ("الخاص بالطوارئ", "على الرقم الذي يعطيك إياه فريقنا"),
+        Lang::Fr => ("numéro d'urgence", "numéro que notre équipe vous donnera"),
+        Lang::En => (
+            "your local emergency number",
+            "the number our team gives you",
+        ),
+    }
+}
+
+/// Whether both numbers are configured (the doctor warns when not).
+pub fn numbers_configured(numbers: &CrisisNumbers) -> bool {
+    numbers.crisis_line != CRISIS_LINE_PLACEHOLDER
+        && numbers.emergency_number != EMERGENCY_NUMBER_PLACEHOLDER
+}
+
+/// The fixed safety message for `lang` with the configured numbers substituted. A number not
+/// configured is replaced by wording that sends the person to emergency services or to the
+/// team: a person in crisis must never read `{{EMERGENCY_NUMBER}}`.
 pub fn safety_message(lang: Lang, numbers: &CrisisNumbers) -> String {
     let template = builtin_safety_messages()
         .and_then(|m| m.get(&lang))
         .map(String::as_str)
         .unwrap_or(FALLBACK_SAFETY_MESSAGE);
+    let (emergency_words, crisis_words) = unconfigured_wording(lang);
+    let emergency = if numbers.emergency_number == EMERGENCY_NUMBER_PLACEHOLDER {
+        emergency_words
+    } else {
+        numbers.emergency_number.as_str()
+    };
+    let crisis = if numbers.crisis_line == CRISIS_LINE_PLACEHOLDER {
+        crisis_words
+    } else {
+        numbers.crisis_line.as_str()
+    };
     template
-        .replace(CRISIS_LINE_PLACEHOLDER, &numbers.crisis_line)
-        .replace(EMERGENCY_NUMBER_PLACEHOLDER, &numbers.emergency_number)
+        .replace(CRISIS_LINE_PLACEHOLDER, crisis)
+        .replace(EMERGENCY_NUMBER_PLACEHOLDER, emergency)
 }
 
 #[cfg(test)]
@@ -352,7 +385,16 @@ mod tests {
             assert!(m.contains("1111") && m.contains("14"), "{lang}: {m}");
             assert!(!m.contains("{{"), "{lang}: {m}");
         }
-        let m = safety_message(Lang::Fr, &CrisisNumbers::default());
-        assert!(m.contains(CRISIS_LINE_PLACEHOLDER));
+        // Unconfigured numbers never reach the person as placeholders.
+        for lang in Lang::ALL {
+            let m = safety_message(lang, &CrisisNumbers::default());
+            assert!(!m.contains("{{"), "{lang}: {m}");
+        }
+        assert!(
+            safety_message(Lang::En, &CrisisNumbers::default())
+                .contains("please call your local emergency number right now")
+        );
+        assert!(!numbers_configured(&CrisisNumbers::default()));
+        assert!(numbers_configured(&n));
     }
 }

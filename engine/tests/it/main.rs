@@ -6,6 +6,7 @@
 mod cli;
 mod cluster;
 mod common;
+mod console_views;
 mod conversations;
 mod crisis;
 mod decision;

@@ -1,0 +1,271 @@
+//! The console's benchmark (figures in README): with 100,000 conversations and 50,000 tickets,
+//! the first frame after sign-in, how soon a committed change is on screen, and the real
+//! binary's idle CPU and resident memory.
+//!
+//!   cargo bench -p amal-console --bench console
+//!
+//! Knobs: AMAL_BENCH_CONVERSATIONS (100000), AMAL_BENCH_TICKETS (50000), AMAL_BENCH_CHANGES (60),
+//! AMAL_BENCH_IDLE_SECONDS (20). Uses DATABASE_URL's server, else a private cluster under
+//! target/amal-bench-console-db.
+
+#[path = "../../engine/benches/common/mod.rs"]
+#[allow(dead_code)]
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+use amal_console::app::{App, ScreenId};
+use amal_console::data::{self, DataEvent};
+use amal_console::theme::{ColorDepth, Theme};
+use amal_console::ui;
+use amal_engine::conversations;
+use amal_engine::decision::auto::Mode;
+use amal_engine::lang::Lang;
+
+use common::{env_usize, fresh_database, percentile};
+
+const PASSWORD: &str = "amal-demo-2026";
+
+fn render(app: &App) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(120, 40)).expect("test backend");
+    terminal.draw(|f| ui::draw(f, app)).expect("draw");
+    terminal.backend().to_string()
+}
+
+/// Applies events until `done` holds, drawing after each batch as the real loop does.
+async fn run_until(
+    app: &mut App,
+    events: &mut UnboundedReceiver<DataEvent>,
+    done: impl Fn(&App, &str) -> bool,
+) -> anyhow::Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let event = tokio::time::timeout_at(deadline.into(), events.recv())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the worker stopped"))?;
+        app.on_data(event);
+        while let Ok(event) = events.try_recv() {
+            app.on_data(event);
+        }
+        let frame = render(app);
+        if done(app, &frame) {
+            return Ok(frame);
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let conversations_n = env_usize("AMAL_BENCH_CONVERSATIONS", 100_000);
+    let tickets_n = env_usize("AMAL_BENCH_TICKETS", 50_000).min(conversations_n);
+    let changes = env_usize("AMAL_BENCH_CHANGES", 60);
+    let idle_seconds = env_usize("AMAL_BENCH_IDLE_SECONDS", 20);
+    let (pool, url) = fresh_database("amal_bench_console", "amal-bench-console-db", 8).await?;
+    amal_engine::seed::demo(&pool).await?;
+
+    let started = Instant::now();
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO users (id, email, password_hash, name, locale, consent_data_storage, consent_timestamp) \
+         SELECT gen_random_uuid(), 'bench' || i || '@example.dz', '!', 'Person ' || i, \
+                (ARRAY['ar-DZ','fr-FR','en-US'])[1 + i % 3]::locale_code, true, now() \
+           FROM generate_series(1, $1::int / 10) i",
+    )
+    .bind(conversations_n as i32)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO conversations (user_id, mode, status, language, created_at) \
+         SELECT u.id, 'AUTO', CASE WHEN i <= $2 THEN 'escalated' ELSE 'active' END, u.locale, \
+                now() - make_interval(secs => i * 7) \
+           FROM generate_series(1, $1::int) i \
+           JOIN LATERAL (SELECT id, locale FROM users WHERE email = 'bench' || (1 + i % ($1::int / 10)) || '@example.dz') u ON true",
+    )
+    .bind(conversations_n as i32)
+    .bind(tickets_n as i32)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO messages (conversation_id, role, content, created_at) \
+         SELECT c.id, r.role, r.content, c.created_at + r.offs \
+           FROM conversations c \
+          CROSS JOIN (VALUES ('user', 'I need help with my drinking', interval '0 s'), \
+                             ('assistant', 'Here is what our guide says about alcohol.', interval '1 s')) r(role, content, offs) \
+          WHERE c.user_id IN (SELECT id FROM users WHERE email LIKE 'bench%')",
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO support_tickets (conversation_id, user_id, subject, category, priority, status, created_at) \
+         SELECT c.id, c.user_id, 'Bench ticket', \
+                (ARRAY['addiction','mental_health','prevention','resources','crisis'])[1 + (row_number() OVER ()) % 5], \
+                (ARRAY['low','medium','high','urgent'])[1 + (row_number() OVER ()) % 4], 'open', c.created_at \
+           FROM conversations c WHERE c.status = 'escalated' AND c.user_id IN (SELECT id FROM users WHERE email LIKE 'bench%')",
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    sqlx::query("ANALYZE").execute(&pool).await?;
+    let counts: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM conversations), (SELECT count(*) FROM support_tickets)",
+    )
+    .fetch_one(&pool)
+    .await?;
+    eprintln!(
+        "data: {} conversations, {} tickets (built in {:.1} s)",
+        counts.0,
+        counts.1,
+        started.elapsed().as_secs_f64()
+    );
+
+    // First frame after sign-in, through the console's own worker and listener.
+    let console_pool = amal_engine::db::connect_url(&url, 4).await?;
+    let (requests, request_rx) = unbounded_channel();
+    let (events_tx, mut events) = unbounded_channel();
+    tokio::spawn(data::worker(
+        console_pool.clone(),
+        request_rx,
+        events_tx.clone(),
+    ));
+    tokio::spawn(data::listener(console_pool.clone(), events_tx));
+    let mut app = App::new(
+        requests,
+        Theme::default_theme(ColorDepth::TrueColor),
+        None,
+        Some("agent.demo@amal.example".into()),
+        Utc::now(),
+    );
+    for c in PASSWORD.chars() {
+        app.on_key(crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::Char(c),
+            crossterm::event::KeyModifiers::NONE,
+        ));
+    }
+    let submitted = Instant::now();
+    app.on_key(crossterm::event::KeyEvent::new(
+        crossterm::event::KeyCode::Enter,
+        crossterm::event::KeyModifiers::NONE,
+    ));
+    run_until(&mut app, &mut events, |app, _| app.session.is_some()).await?;
+    let signed_in_at = Instant::now();
+    run_until(&mut app, &mut events, |app, _| {
+        app.loaded.contains(&ScreenId::Conversations) && app.transcript.is_some()
+    })
+    .await?;
+    let first_frame = signed_in_at.elapsed();
+    let sign_in = signed_in_at - submitted;
+    eprintln!(
+        "sign-in (argon2id): {:.0} ms; first full frame after sign-in: {:.1} ms",
+        sign_in.as_secs_f64() * 1000.0,
+        first_frame.as_secs_f64() * 1000.0
+    );
+
+    // A committed change on screen: a new conversation at the top of the live list.
+    let person: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM users WHERE email = 'bench1@example.dz'")
+            .fetch_one(&pool)
+            .await?;
+    sqlx::query("UPDATE users SET name = 'Changed person' WHERE id = $1")
+        .bind(person)
+        .execute(&pool)
+        .await?;
+    let mut latencies = Vec::with_capacity(changes);
+    for _ in 0..changes {
+        let before = app.conversations.first().map(|c| c.id);
+        let t0 = Instant::now();
+        let created = conversations::start(&pool, person, Mode::Auto, Some(Lang::Fr)).await?;
+        run_until(&mut app, &mut events, |app, frame| {
+            app.conversations.first().map(|c| c.id) == Some(created.id)
+                && app.conversations.first().map(|c| c.id) != before
+                && frame.contains("Changed person")
+        })
+        .await?;
+        latencies.push(t0.elapsed());
+    }
+    latencies.sort();
+    eprintln!(
+        "change visible ({} changes): p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms",
+        changes,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.95),
+        percentile(&latencies, 1.0)
+    );
+
+    // The real binary, idle on the queue: CPU and resident memory from /proc.
+    let data_dir = tempfile::tempdir()?;
+    let session = format!("amal-bench-{}", std::process::id());
+    let command = format!(
+        "env DATABASE_URL='{url}' AMAL_DATA_DIR='{}' TERM=xterm-256color {} --as agent.demo@amal.example",
+        data_dir.path().display(),
+        env!("CARGO_BIN_EXE_amal")
+    );
+    let tmux = |args: &[&str]| Command::new("tmux").args(args).output();
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "120",
+        "-y",
+        "40",
+        &command,
+    ])?;
+    std::thread::sleep(Duration::from_millis(800));
+    tmux(&["send-keys", "-t", &session, "-l", PASSWORD])?;
+    tmux(&["send-keys", "-t", &session, "Enter"])?;
+    std::thread::sleep(Duration::from_secs(2));
+    tmux(&["send-keys", "-t", &session, "2"])?;
+    std::thread::sleep(Duration::from_secs(2));
+    let pid =
+        String::from_utf8(tmux(&["list-panes", "-t", &session, "-F", "#{pane_pid}"])?.stdout)?
+            .trim()
+            .to_string();
+    let cpu_ticks = |pid: &str| -> anyhow::Result<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r)
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
+    };
+    let ticks_per_second = 100.0; // USER_HZ on Linux
+    let before = cpu_ticks(&pid)?;
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(idle_seconds as u64));
+    let used = (cpu_ticks(&pid)? - before) as f64 / ticks_per_second;
+    let cpu_percent = used / t0.elapsed().as_secs_f64() * 100.0;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let rss_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let screen = String::from_utf8(tmux(&["capture-pane", "-p", "-t", &session])?.stdout)?;
+    tmux(&["kill-session", "-t", &session])?;
+    anyhow::ensure!(
+        screen.contains("TKT-"),
+        "the console did not show the queue:\n{screen}"
+    );
+    eprintln!(
+        "idle on the queue for {idle_seconds} s (countdowns ticking): CPU {cpu_percent:.2}%, resident memory {:.1} MB",
+        rss_kb as f64 / 1024.0
+    );
+    println!(
+        "console: first frame {:.1} ms; change visible p95 {:.1} ms; idle CPU {:.2}%; RSS {:.1} MB",
+        first_frame.as_secs_f64() * 1000.0,
+        percentile(&latencies, 0.95),
+        cpu_percent,
+        rss_kb as f64 / 1024.0
+    );
+    Ok(())
+}
