@@ -10,6 +10,7 @@ use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event, EventStre
 use futures::StreamExt;
 
 use amal_console::app::App;
+use amal_console::config::{self, ConsoleConfig};
 use amal_console::theme::{self, ColorDepth, Theme};
 use amal_console::{data, ui};
 use amal_engine::Config;
@@ -35,12 +36,14 @@ struct Cli {
     #[arg(long = "as", value_name = "EMAIL")]
     email: Option<String>,
     /// Theme: a built-in one (dark, light, high-contrast, desert) or themes/<NAME>.toml.
-    /// Default: AMAL_THEME, else the staff member's saved choice, else dark.
+    /// Default: AMAL_THEME, else the staff member's saved choice, else the config file's
+    /// `theme` (AMAL_CONSOLE_CONFIG or ~/.config/amal/console.toml), else dark.
     #[arg(long, env = "AMAL_THEME")]
     theme: Option<String>,
-    /// Arabic reordering (switch at any time with Ctrl-B).
-    #[arg(long, value_enum, default_value = "on", env = "AMAL_BIDI")]
-    bidi: Bidi,
+    /// Arabic reordering (switch at any time with Ctrl-B). Default: the config file's `bidi`,
+    /// else on.
+    #[arg(long, value_enum, env = "AMAL_BIDI")]
+    bidi: Option<Bidi>,
     /// A line shown under the sign-in form (the demo lists its accounts there).
     #[arg(long, env = "AMAL_SIGN_IN_HINT", hide = true)]
     sign_in_hint: Option<String>,
@@ -84,9 +87,17 @@ async fn main() -> Result<()> {
         "the console needs a terminal (use --once for a report)"
     );
 
+    let file_config = match config::path() {
+        Some(path) => config::load(&path).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "console configuration not used");
+            eprintln!("warning: {e}; the file is ignored");
+            ConsoleConfig::default()
+        }),
+        None => ConsoleConfig::default(),
+    };
     let depth = ColorDepth::detect();
     let themes_dir = theme::themes_dir();
-    let (theme, theme_error) = match &cli.theme {
+    let (theme, theme_error) = match cli.theme.as_ref().or(file_config.theme.as_ref()) {
         Some(name) => Theme::load(name, themes_dir.as_deref(), depth),
         None => (Theme::default_theme(depth), None),
     };
@@ -96,7 +107,10 @@ async fn main() -> Result<()> {
     tokio::spawn(data::listener(pool.clone(), events_tx));
 
     let mut app = App::new(requests, theme, themes_dir, cli.email.clone(), Utc::now());
-    app.bidi = cli.bidi == Bidi::On;
+    app.bidi = match cli.bidi {
+        Some(b) => b == Bidi::On,
+        None => file_config.bidi.unwrap_or(true),
+    };
     if let Some(form) = &mut app.sign_in {
         form.hint = cli.sign_in_hint.clone();
         if let Some(e) = theme_error {

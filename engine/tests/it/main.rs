@@ -8,6 +8,7 @@ mod cluster;
 mod common;
 mod console_views;
 mod conversations;
+mod crash;
 mod crisis;
 mod decision;
 mod doctor;
