@@ -164,7 +164,7 @@ fn map_sql(
 }
 
 /// A conversation row.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Conversation {
     /// `conversations.id`.
     pub id: Uuid,

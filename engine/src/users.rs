@@ -187,11 +187,40 @@ impl Mailer for MemoryMailer {
     }
 }
 
-fn random_token() -> Result<String, UserError> {
+fn random_token() -> sqlx::Result<String> {
     let mut raw = [0u8; 32];
+    // The kernel's generator does not fail once the system is up; if it ever did, no token
+    // may be made from whatever the buffer holds.
     getrandom::fill(&mut raw)
-        .map_err(|e| UserError::Sql(sqlx::Error::Protocol(format!("no randomness: {e}"))))?;
+        .map_err(|e| sqlx::Error::Protocol(format!("no randomness for a token: {e}")))?;
     Ok(hex::encode(raw))
+}
+
+/// Opens a session row for `user_id` (end user or staff) and returns its bearer token, id and
+/// expiry. The token is stored only as [`token_hash`].
+pub(crate) async fn insert_session(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    ttl: Duration,
+    now: DateTime<Utc>,
+    client: &ClientInfo,
+) -> sqlx::Result<(String, Uuid, DateTime<Utc>)> {
+    let token = random_token()?;
+    let expires_at = now + ttl;
+    let session_id: Uuid = sqlx::query_scalar(
+        "INSERT INTO user_sessions (user_id, refresh_token_hash, ip_address, user_agent, \
+                                    created_at, last_activity_at, expires_at) \
+         VALUES ($1, $2, $3::inet, $4, $5, $5, $6) RETURNING id",
+    )
+    .bind(user_id)
+    .bind(token_hash(&token))
+    .bind(client.ip.map(|ip| ip.to_string()))
+    .bind(client.user_agent.as_deref())
+    .bind(now)
+    .bind(expires_at)
+    .fetch_one(conn)
+    .await?;
+    Ok((token, session_id, expires_at))
 }
 
 /// Records a magic link for `email` and returns its token for delivery, or `None` when the
@@ -252,21 +281,8 @@ async fn open_session(
     now: DateTime<Utc>,
     client: &ClientInfo,
 ) -> Result<NewSession, UserError> {
-    let token = random_token()?;
-    let expires_at = now + Duration::hours(ttl_hours);
-    let session_id: Uuid = sqlx::query_scalar(
-        "INSERT INTO user_sessions (user_id, refresh_token_hash, ip_address, user_agent, \
-                                    created_at, last_activity_at, expires_at) \
-         VALUES ($1, $2, $3::inet, $4, $5, $5, $6) RETURNING id",
-    )
-    .bind(user_id)
-    .bind(token_hash(&token))
-    .bind(client.ip.map(|ip| ip.to_string()))
-    .bind(client.user_agent.as_deref())
-    .bind(now)
-    .bind(expires_at)
-    .fetch_one(&mut *tx)
-    .await?;
+    let (token, session_id, expires_at) =
+        insert_session(tx, user_id, Duration::hours(ttl_hours), now, client).await?;
     Ok(NewSession {
         token,
         session_id,

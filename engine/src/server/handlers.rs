@@ -401,62 +401,12 @@ async fn delete_me(
 // ---------------------------------------------------------------------------------------------
 // Conversations
 
-/// A conversation as its owner sees it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ConversationView {
-    /// Its id.
-    pub id: Uuid,
-    /// Title, if any.
-    pub title: Option<String>,
-    /// AUTO, RAG or SUPPORT.
-    pub mode: String,
-    /// active, escalated, closed or archived.
-    pub status: String,
-    /// ar-DZ, fr-FR or en-US once known.
-    pub language: Option<String>,
-    /// Messages so far.
-    pub message_count: i32,
-    /// Latest message.
-    pub last_message_at: Option<DateTime<Utc>>,
-    /// Creation.
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<Conversation> for ConversationView {
-    fn from(c: Conversation) -> Self {
-        ConversationView {
-            id: c.id,
-            title: c.title,
-            mode: c.mode,
-            status: c.status,
-            language: c.language,
-            message_count: c.message_count,
-            last_message_at: c.last_message_at,
-            created_at: c.created_at,
-        }
-    }
-}
-
-/// How a new conversation should be handled.
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-pub enum ModeChoice {
-    /// The assistant decides per message (default).
-    #[serde(rename = "AUTO")]
-    Auto,
-    /// Prefer the knowledge base.
-    #[serde(rename = "RAG")]
-    Rag,
-    /// Straight to a person.
-    #[serde(rename = "SUPPORT")]
-    Support,
-}
-
 /// Start a conversation.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewConversation {
     /// AUTO (default), RAG or SUPPORT.
-    pub mode: Option<ModeChoice>,
+    pub mode: Option<Mode>,
     /// ar, fr or en; detected from the first message when absent.
     #[schema(value_type = Option<String>)]
     pub language: Option<Lang>,
@@ -466,22 +416,18 @@ pub struct NewConversation {
 #[utoipa::path(post, path = "/v1/conversations", tag = "conversations", security(("bearer" = [])),
     request_body = NewConversation,
     responses(
-        (status = 201, description = "Started", body = ConversationView),
+        (status = 201, description = "Started", body = Conversation),
         (status = 403, description = "No consent to data storage", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 async fn create_conversation(
     State(state): State<AppState>,
     Session(user): Session,
     ApiJson(body): ApiJson<NewConversation>,
-) -> Result<(StatusCode, axum::Json<ConversationView>), Problem> {
+) -> Result<(StatusCode, axum::Json<Conversation>), Problem> {
     user.require_consent()?;
-    let mode = match body.mode.unwrap_or(ModeChoice::Auto) {
-        ModeChoice::Auto => Mode::Auto,
-        ModeChoice::Rag => Mode::Rag,
-        ModeChoice::Support => Mode::Support,
-    };
+    let mode = body.mode.unwrap_or(Mode::Auto);
     let c = conversations::start(&state.pool, user.id, mode, body.language).await?;
-    Ok((StatusCode::CREATED, axum::Json(c.into())))
+    Ok((StatusCode::CREATED, axum::Json(c)))
 }
 
 /// Paging of the conversation list.
@@ -507,16 +453,16 @@ fn page_size(limit: Option<i64>, default: i64) -> Result<i64, Problem> {
 /// The person's conversations, most recent first.
 #[utoipa::path(get, path = "/v1/conversations", tag = "conversations", security(("bearer" = [])),
     params(ListQuery),
-    responses((status = 200, description = "Conversations", body = Vec<ConversationView>)))]
+    responses((status = 200, description = "Conversations", body = Vec<Conversation>)))]
 async fn list_conversations(
     State(state): State<AppState>,
     Session(user): Session,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<axum::Json<Vec<ConversationView>>, Problem> {
+) -> Result<axum::Json<Vec<Conversation>>, Problem> {
     let limit = page_size(q.limit, 50)?;
     let mut conn = state.pool.acquire().await?;
     let list = users::conversations(&mut conn, user.id, limit).await?;
-    Ok(axum::Json(list.into_iter().map(Into::into).collect()))
+    Ok(axum::Json(list))
 }
 
 /// Paging of a conversation's messages.
@@ -533,7 +479,7 @@ pub struct PageQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConversationPage {
     /// The conversation.
-    pub conversation: ConversationView,
+    pub conversation: Conversation,
     /// Messages, oldest first.
     pub messages: Vec<PublicMessage>,
     /// Pass as `before` for older messages; null at the beginning.
@@ -561,7 +507,7 @@ async fn get_conversation(
     };
     let page = conversations::page(&state.pool, id, before, limit).await?;
     Ok(axum::Json(ConversationPage {
-        conversation: conversation.into(),
+        conversation,
         messages: page.messages.iter().map(PublicMessage::from).collect(),
         older: page.older.map(|c| c.to_string()),
     }))
@@ -689,21 +635,19 @@ async fn post_message(
 #[utoipa::path(post, path = "/v1/conversations/{id}/close", tag = "conversations", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Conversation id")),
     responses(
-        (status = 200, description = "Closed", body = ConversationView),
+        (status = 200, description = "Closed", body = Conversation),
         (status = 404, description = "No such conversation of yours", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 async fn close_conversation(
     State(state): State<AppState>,
     Session(user): Session,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<axum::Json<ConversationView>, Problem> {
+) -> Result<axum::Json<Conversation>, Problem> {
     {
         let mut conn = state.pool.acquire().await?;
         users::own_conversation(&mut conn, user.id, id).await?;
     }
-    Ok(axum::Json(
-        conversations::close(&state.pool, id).await?.into(),
-    ))
+    Ok(axum::Json(conversations::close(&state.pool, id).await?))
 }
 
 /// Live updates of a conversation (Server-Sent Events): `event: message` for every new

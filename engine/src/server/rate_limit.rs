@@ -66,7 +66,11 @@ impl RateLimiter {
         let capacity = f64::from(per_minute);
         let per_second = capacity / 60.0;
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if self.calls.fetch_add(1, Ordering::Relaxed) % 4096 == 0 {
+        if self
+            .calls
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(4096)
+        {
             buckets.retain(|_, b| now.duration_since(b.updated) < IDLE);
         }
         let bucket = buckets.entry(key).or_insert(Bucket {

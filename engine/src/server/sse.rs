@@ -165,8 +165,10 @@ pub fn stream(
                 ev = events.recv() => match ev {
                     Ok(HubEvent::Notice(n)) => {
                         let ours = n.conversation_id == Some(conversation_id);
-                        pending = ours && n.kinds.contains(&ChangeKind::Message)
-                            // Archiving and forgetting announce no conversation id.
+                        // A turn that opened a ticket is announced by the ticket's notice, so
+                        // any notice about this conversation may carry messages. Archiving and
+                        // forgetting announce no conversation id.
+                        pending = ours
                             || (n.conversation_id.is_none() && n.kinds.contains(&ChangeKind::ConversationChanged));
                         if ours && n.kinds.contains(&ChangeKind::ConversationChanged) {
                             let _ = send_status(&pool, &tx, conversation_id).await;

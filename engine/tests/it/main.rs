@@ -12,6 +12,7 @@ mod decision;
 mod doctor;
 mod knowledge;
 mod schema;
+mod server;
 mod sla;
 mod staff;
 mod stats;
