@@ -100,6 +100,18 @@ impl TestServer {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// Posts a message in `conv`.
+    async fn say(&self, token: &str, conv: &str, body: Value) -> (StatusCode, Value) {
+        let path = format!("/v1/conversations/{conv}/messages");
+        self.call(Method::POST, &path, Some(token), Some(body))
+            .await
+    }
+
+    /// GETs `path` with a session.
+    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
     /// Signs in through a magic link (with consent when asked) and returns the session token.
     async fn sign_in(&self, email: &str, consent: bool) -> String {
         let (s, _) = self
@@ -323,12 +335,7 @@ async fn journey_sign_in_consent_converse_crisis_and_a_staff_reply_on_the_live_s
     let mut seen = Vec::new();
 
     let (s, turn) = srv
-        .call(
-            Method::POST,
-            &format!("/v1/conversations/{conv}/messages"),
-            Some(&token),
-            Some(json!({ "content": "How can I sleep better? I have insomnia", "client_message_id": "m1" })),
-        )
+        .say(&token, &conv, json!({ "content": "How can I sleep better? I have insomnia", "client_message_id": "m1" }))
         .await;
     assert_eq!(s, StatusCode::CREATED, "{turn}");
     assert_eq!(turn["decision"], "rag", "{turn}");
@@ -344,12 +351,7 @@ async fn journey_sign_in_consent_converse_crisis_and_a_staff_reply_on_the_live_s
     );
     // A retry with the same key returns the stored turn.
     let (s, retry) = srv
-        .call(
-            Method::POST,
-            &format!("/v1/conversations/{conv}/messages"),
-            Some(&token),
-            Some(json!({ "content": "How can I sleep better? I have insomnia", "client_message_id": "m1" })),
-        )
+        .say(&token, &conv, json!({ "content": "How can I sleep better? I have insomnia", "client_message_id": "m1" }))
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(retry["replayed"], true);
@@ -366,11 +368,10 @@ async fn journey_sign_in_consent_converse_crisis_and_a_staff_reply_on_the_live_s
 
     // A crisis: the safety message and an urgent ticket.
     let (s, crisis) = srv
-        .call(
-            Method::POST,
-            &format!("/v1/conversations/{conv}/messages"),
-            Some(&token),
-            Some(json!({ "content": "i really wanna die tonight" })),
+        .say(
+            &token,
+            &conv,
+            json!({ "content": "i really wanna die tonight" }),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{crisis}");
@@ -426,12 +427,7 @@ async fn journey_sign_in_consent_converse_crisis_and_a_staff_reply_on_the_live_s
 
     // The history has the same, never the internal note or the staff member's identity.
     let (s, page) = srv
-        .call(
-            Method::GET,
-            &format!("/v1/conversations/{conv}?limit=50"),
-            Some(&token),
-            None,
-        )
+        .get(&format!("/v1/conversations/{conv}?limit=50"), &token)
         .await;
     assert_eq!(s, StatusCode::OK);
     let text = page.to_string();
@@ -440,29 +436,20 @@ async fn journey_sign_in_consent_converse_crisis_and_a_staff_reply_on_the_live_s
     assert_eq!(page["messages"].as_array().unwrap().len(), 5);
     // Paging.
     let (_, first) = srv
-        .call(
-            Method::GET,
-            &format!("/v1/conversations/{conv}?limit=2"),
-            Some(&token),
-            None,
-        )
+        .get(&format!("/v1/conversations/{conv}?limit=2"), &token)
         .await;
     assert_eq!(first["messages"].as_array().unwrap().len(), 2);
     let older = first["older"].as_str().unwrap();
     let (_, second) = srv
-        .call(
-            Method::GET,
+        .get(
             &format!("/v1/conversations/{conv}?limit=2&before={older}"),
-            Some(&token),
-            None,
+            &token,
         )
         .await;
     assert_eq!(second["messages"].as_array().unwrap().len(), 2);
 
     // Listing and closing.
-    let (_, list) = srv
-        .call(Method::GET, "/v1/conversations", Some(&token), None)
-        .await;
+    let (_, list) = srv.get("/v1/conversations", &token).await;
     assert_eq!(list.as_array().unwrap().len(), 1);
     let (s, closed) = srv
         .call(
@@ -474,14 +461,7 @@ async fn journey_sign_in_consent_converse_crisis_and_a_staff_reply_on_the_live_s
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(closed["status"], "closed");
-    let (s, p) = srv
-        .call(
-            Method::POST,
-            &format!("/v1/conversations/{conv}/messages"),
-            Some(&token),
-            Some(json!({ "content": "hello?" })),
-        )
-        .await;
+    let (s, p) = srv.say(&token, &conv, json!({ "content": "hello?" })).await;
     assert_problem(s, &p, StatusCode::CONFLICT, "closed conversation");
 
     let metrics = srv.metrics().await;
@@ -508,12 +488,7 @@ async fn users_reach_only_their_own_conversations_and_staff_sessions_are_refused
     let karim = srv.sign_in("karim@example.dz", true).await;
     let conv = srv.new_conversation(&amina).await;
     let (s, _) = srv
-        .call(
-            Method::POST,
-            &format!("/v1/conversations/{conv}/messages"),
-            Some(&amina),
-            Some(json!({ "content": "bonjour, je dors mal" })),
-        )
+        .say(&amina, &conv, json!({ "content": "bonjour, je dors mal" }))
         .await;
     assert_eq!(s, StatusCode::CREATED);
 
@@ -538,9 +513,7 @@ async fn users_reach_only_their_own_conversations_and_staff_sessions_are_refused
         let (s, p) = srv.call(method.clone(), &path, Some(&karim), body).await;
         assert_problem(s, &p, StatusCode::NOT_FOUND, &format!("{method} {path}"));
     }
-    let (_, list) = srv
-        .call(Method::GET, "/v1/conversations", Some(&karim), None)
-        .await;
+    let (_, list) = srv.get("/v1/conversations", &karim).await;
     assert_eq!(list, json!([]));
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
         .fetch_one(&pool)
@@ -587,7 +560,7 @@ async fn users_reach_only_their_own_conversations_and_staff_sessions_are_refused
         .call(Method::POST, "/v1/auth/sign-out", Some(&karim), None)
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    let (s, p) = srv.call(Method::GET, "/v1/me", Some(&karim), None).await;
+    let (s, p) = srv.get("/v1/me", &karim).await;
     assert_problem(s, &p, StatusCode::UNAUTHORIZED, "signed out");
     srv.stop().await;
     Ok(())
@@ -892,7 +865,7 @@ async fn rate_limits_per_ip_and_per_session_answer_429_with_retry_after(
     .await;
     let token = srv.sign_in("amina@example.dz", true).await;
     for _ in 0..3 {
-        let (s, _) = srv.call(Method::GET, "/v1/me", Some(&token), None).await;
+        let (s, _) = srv.get("/v1/me", &token).await;
         assert_eq!(s, StatusCode::OK);
     }
     let response = srv
@@ -906,7 +879,7 @@ async fn rate_limits_per_ip_and_per_session_answer_429_with_retry_after(
     assert_eq!(body["type"], "urn:amal:problem:rate-limited");
     // Another session from the same address is not affected; monitoring never is.
     let other = srv.sign_in("karim@example.dz", true).await;
-    let (s, _) = srv.call(Method::GET, "/v1/me", Some(&other), None).await;
+    let (s, _) = srv.get("/v1/me", &other).await;
     assert_eq!(s, StatusCode::OK);
     srv.stop().await;
 
@@ -955,11 +928,10 @@ async fn export_then_forget_keeps_the_statistics(pool: PgPool) -> TestResult {
     let token = srv.sign_in("amina@example.dz", true).await;
     let conv = srv.new_conversation(&token).await;
     let (s, _) = srv
-        .call(
-            Method::POST,
-            &format!("/v1/conversations/{conv}/messages"),
-            Some(&token),
-            Some(json!({ "content": "I want to talk to a person about my drinking" })),
+        .say(
+            &token,
+            &conv,
+            json!({ "content": "I want to talk to a person about my drinking" }),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED);
@@ -989,7 +961,7 @@ async fn export_then_forget_keeps_the_statistics(pool: PgPool) -> TestResult {
 
     let (s, _) = srv.call(Method::DELETE, "/v1/me", Some(&token), None).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    let (s, p) = srv.call(Method::GET, "/v1/me", Some(&token), None).await;
+    let (s, p) = srv.get("/v1/me", &token).await;
     assert_problem(s, &p, StatusCode::UNAUTHORIZED, "forgotten");
 
     let (email, name, deleted): (String, String, bool) = sqlx::query_as(
@@ -1038,7 +1010,7 @@ async fn export_then_forget_keeps_the_statistics(pool: PgPool) -> TestResult {
         .await;
     assert_eq!(s, StatusCode::CREATED);
     let anon = anon["token"].as_str().unwrap();
-    let (_, me) = srv.call(Method::GET, "/v1/me", Some(anon), None).await;
+    let (_, me) = srv.get("/v1/me", anon).await;
     assert_eq!(me["is_anonymous"], true);
     assert!(me["email"].is_null());
     srv.new_conversation(anon).await;
