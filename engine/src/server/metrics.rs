@@ -191,13 +191,49 @@ impl Metrics {
         }
     }
 
-    /// The metrics in the text exposition format.
-    pub fn encode(&self) -> String {
+    /// The metrics in the OpenMetrics text format.
+    pub fn encode_openmetrics(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
     }
+
+    /// The metrics in the classic Prometheus text format (version 0.0.4).
+    pub fn encode(&self) -> String {
+        to_prometheus_text(&self.encode_openmetrics())
+    }
+}
+
+/// OpenMetrics text to the classic Prometheus text format, which every scraper and parser
+/// reads: counter families are named after their `_total` samples, and there is no `# EOF`.
+/// (The two formats differ in nothing else for counters and histograms.)
+fn to_prometheus_text(openmetrics: &str) -> String {
+    let mut counters = std::collections::HashSet::new();
+    for line in openmetrics.lines() {
+        if let Some(name) = line
+            .strip_prefix("# TYPE ")
+            .and_then(|rest| rest.strip_suffix(" counter"))
+        {
+            counters.insert(name.to_string());
+        }
+    }
+    let mut out = String::with_capacity(openmetrics.len() + 64);
+    for line in openmetrics.lines() {
+        if line == "# EOF" {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
 }
 
 /// The middleware counting requests and timing them by route template (never the raw path,
@@ -223,4 +259,29 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         .get_or_create(&RouteLabels { method, route })
         .observe(started.elapsed().as_secs_f64());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_text_names_counters_by_their_samples() {
+        let m = Metrics::new();
+        m.worker_run(
+            Job::SlaSweep,
+            &serde_json::json!({ "first_response_breaches": 2 }),
+        );
+        let text = m.encode();
+        assert!(
+            text.contains("# TYPE amal_worker_runs_total counter\n"),
+            "{text}"
+        );
+        assert!(text.contains("# HELP amal_worker_runs_total "), "{text}");
+        assert!(text.contains("amal_worker_runs_total{value=\"sla_sweep\"} 1\n"));
+        assert!(text.contains("amal_sla_breaches_total{value=\"first_response\"} 2\n"));
+        assert!(text.contains("# TYPE amal_turn_duration_seconds histogram\n"));
+        assert!(!text.contains("# EOF"));
+        assert!(m.encode_openmetrics().ends_with("# EOF\n"));
+    }
 }

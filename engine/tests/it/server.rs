@@ -1230,8 +1230,16 @@ async fn contract_serve_binary_health_openapi_metrics(pool: PgPool) -> TestResul
 
     let response = http.get(format!("{base}/metrics")).send().await?;
     assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()?
+            .starts_with("text/plain; version=0.0.4")
+    );
     let text = response.text().await?;
-    assert!(text.contains("# TYPE amal_http_requests counter"), "{text}");
+    assert!(
+        text.contains("# TYPE amal_http_requests_total counter"),
+        "{text}"
+    );
     assert!(
         text.contains("amal_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"}"),
         "{text}"
