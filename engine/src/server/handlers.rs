@@ -85,6 +85,31 @@ impl FromRequestParts<AppState> for Session {
     }
 }
 
+/// The authenticated owner of the conversation named by the path's `{id}`: another person's
+/// conversation is a 404, as a missing one.
+pub struct OwnConversation {
+    /// The end user.
+    pub user: EndUser,
+    /// The conversation.
+    pub id: Uuid,
+}
+
+impl FromRequestParts<AppState> for OwnConversation {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let ApiPath(id) = ApiPath::<Uuid>::from_request_parts(parts, state).await?;
+        let token = super::rate_limit::bearer(&parts.headers)
+            .ok_or_else(|| Problem::unauthorized("sign in first (Authorization: Bearer)"))?;
+        let mut conn = state.pool.acquire().await?;
+        let user = users::authenticate_for(&mut conn, token, Some(id), Utc::now()).await?;
+        Ok(OwnConversation { user, id })
+    }
+}
+
 fn client_info(peer: SocketAddr, headers: &HeaderMap) -> ClientInfo {
     ClientInfo {
         ip: Some(peer.ip()),
@@ -569,17 +594,12 @@ pub struct TurnView {
     ))]
 async fn post_message(
     State(state): State<AppState>,
-    Session(user): Session,
-    ApiPath(id): ApiPath<Uuid>,
+    OwnConversation { user, id }: OwnConversation,
     ApiJson(body): ApiJson<PostMessage>,
 ) -> Result<(StatusCode, axum::Json<TurnView>), Problem> {
     user.require_consent()?;
     let content = MessageContent::parse(&body.content)
         .map_err(|e| Problem::from(conversations::ConversationError::from(e)))?;
-    {
-        let mut conn = state.pool.acquire().await?;
-        users::own_conversation(&mut conn, user.id, id).await?;
-    }
     let started = Instant::now();
     let turn_state = |s: &'static str| TurnState {
         conversation_id: id,
@@ -640,13 +660,8 @@ async fn post_message(
     ))]
 async fn close_conversation(
     State(state): State<AppState>,
-    Session(user): Session,
-    ApiPath(id): ApiPath<Uuid>,
+    OwnConversation { id, .. }: OwnConversation,
 ) -> Result<axum::Json<Conversation>, Problem> {
-    {
-        let mut conn = state.pool.acquire().await?;
-        users::own_conversation(&mut conn, user.id, id).await?;
-    }
     Ok(axum::Json(conversations::close(&state.pool, id).await?))
 }
 
@@ -663,14 +678,9 @@ async fn close_conversation(
     ))]
 async fn conversation_events(
     State(state): State<AppState>,
-    Session(user): Session,
-    ApiPath(id): ApiPath<Uuid>,
+    OwnConversation { id, .. }: OwnConversation,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    {
-        let mut conn = state.pool.acquire().await?;
-        users::own_conversation(&mut conn, user.id, id).await?;
-    }
     let after = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
