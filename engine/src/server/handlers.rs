@@ -606,6 +606,11 @@ async fn post_message(
         state: s,
         client_message_id: body.client_message_id.clone(),
     };
+    let _slot = state
+        .turns
+        .acquire()
+        .await
+        .map_err(|e| Problem::internal(&e))?;
     state.hub.publish_state(turn_state("processing"));
     let turn = conversations::post_message(
         &state.pool,

@@ -93,6 +93,16 @@ pub struct Inner {
     pub hub: EventHub,
     /// Turns true when the server shuts down (ends live streams and workers).
     pub shutdown: watch::Sender<bool>,
+    /// Bounds the turns running at once (see [`turn_concurrency`]).
+    pub turns: tokio::sync::Semaphore,
+}
+
+/// How many turns may run at once on `pool`. A turn holds one connection while retrieval takes
+/// a second one from the same pool, so with more turns than half the pool every connection can
+/// end up held by a turn waiting for its second and the pool times out; bounded, later turns
+/// queue instead.
+pub fn turn_concurrency(pool: &PgPool) -> usize {
+    (pool.options().get_max_connections() / 2).max(1) as usize
 }
 
 /// The shared state (cheap to clone).
@@ -119,7 +129,7 @@ impl AppState {
             config.rate_limit_per_session_per_minute,
         );
         AppState(Arc::new(Inner {
-            pool,
+            pool: pool.clone(),
             engine,
             mailer,
             config,
@@ -127,6 +137,7 @@ impl AppState {
             limiter,
             hub: EventHub::new(),
             shutdown: watch::channel(false).0,
+            turns: tokio::sync::Semaphore::new(turn_concurrency(&pool)),
         }))
     }
 }
