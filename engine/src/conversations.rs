@@ -169,7 +169,7 @@ fn map_sql(
 }
 
 /// A conversation row.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Conversation {
     /// `conversations.id`.
     pub id: Uuid,
@@ -197,7 +197,8 @@ pub struct Conversation {
     pub archived_at: Option<DateTime<Utc>>,
 }
 
-const CONVERSATION_COLUMNS: &str = "id, user_id, title, mode, status, language::text AS language, message_count, \
+/// The columns of a [`Conversation`] row, for the modules that select conversations themselves.
+pub const CONVERSATION_COLUMNS: &str = "id, user_id, title, mode, status, language::text AS language, message_count, \
      last_message_at, escalated_at, created_at, updated_at, archived_at";
 
 /// A message row.

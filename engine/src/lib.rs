@@ -20,7 +20,10 @@
 //! - [`tickets`]: support tickets, the work queue, assignment, lifecycle, escalation, comments;
 //! - [`sla`]: SLA targets and clocks, pause and resume, business hours, the breach sweeper;
 //! - [`simulator`]: demo traffic for the console;
-//! - [`stats`]: support statistics from the reporting views.
+//! - [`stats`]: support statistics from the reporting views;
+//! - [`users`]: end users' sign-in, sessions, consent, preferences, export and forgetting;
+//! - [`server`]: the HTTP API for chat clients (`amal-engine serve`);
+//! - [`workers`]: the server's background jobs, safe with several instances.
 
 pub mod audit;
 pub mod config;
@@ -33,10 +36,13 @@ pub mod knowledge;
 pub mod lang;
 pub mod lookups;
 pub mod seed;
+pub mod server;
 pub mod simulator;
 pub mod sla;
 pub mod staff;
 pub mod stats;
 pub mod tickets;
+pub mod users;
+pub mod workers;
 
 pub use config::Config;

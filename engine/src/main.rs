@@ -45,6 +45,8 @@ enum Command {
     /// The knowledge base: ingest, review, search, evaluate, re-embed.
     #[command(subcommand)]
     Kb(cli::kb::KbCommand),
+    /// Serve the HTTP API for chat clients, with the background workers.
+    Serve(Box<cli::serve::ServeArgs>),
     /// Staff accounts: add, list, disable, passwd, role.
     #[command(subcommand)]
     Staff(cli::staff::StaffCommand),
@@ -110,6 +112,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Decide(args) => cli::decide::run(&config, args).await,
         Command::Db(cmd) => cli::db::run(&config, cmd).await,
         Command::Kb(cmd) => cli::kb::run(&config, cmd).await,
+        Command::Serve(args) => cli::serve::run(&config, *args).await,
         Command::Staff(cmd) => cli::staff::run(&config, cmd).await,
         Command::Ticket(cmd) => cli::ticket::run(&config, cmd).await,
         Command::Stats(args) => cli::stats::run(&config, args).await,

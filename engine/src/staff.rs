@@ -770,23 +770,9 @@ pub async fn sign_in(
         name,
         role: role.as_deref().unwrap_or_default().parse()?,
     };
-    let mut raw = [0u8; 32];
-    getrandom::fill(&mut raw).map_err(|e| StaffError::Hash(e.to_string()))?;
-    let token = hex::encode(raw);
-    let expires_at = now + Duration::hours(SESSION_TTL_HOURS);
-    let session_id: Uuid = sqlx::query_scalar(
-        "INSERT INTO user_sessions (user_id, refresh_token_hash, ip_address, user_agent, \
-                                    created_at, last_activity_at, expires_at) \
-         VALUES ($1, $2, $3::inet, $4, $5, $5, $6) RETURNING id",
-    )
-    .bind(id)
-    .bind(token_hash(&token))
-    .bind(client.ip.map(|ip| ip.to_string()))
-    .bind(client.user_agent.as_deref())
-    .bind(now)
-    .bind(expires_at)
-    .fetch_one(&mut *tx)
-    .await?;
+    let (token, session_id, expires_at) =
+        crate::users::insert_session(&mut tx, id, Duration::hours(SESSION_TTL_HOURS), now, client)
+            .await?;
     sqlx::query(
         "UPDATE users SET failed_login_attempts = 0, locked_until = NULL, last_login_at = $2, \
                           last_login_ip = $3::inet WHERE id = $1",

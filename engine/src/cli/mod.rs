@@ -5,6 +5,7 @@ pub mod crisis;
 pub mod db;
 pub mod decide;
 pub mod kb;
+pub mod serve;
 pub mod simulate;
 pub mod staff;
 pub mod stats;

@@ -185,7 +185,9 @@ impl Decision {
 }
 
 /// How the conversation asks to be handled (the `conversation_modes` rows).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub enum Mode {
     /// The engine decides per message.
     #[serde(rename = "AUTO")]

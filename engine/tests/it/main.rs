@@ -14,6 +14,7 @@ mod decision;
 mod doctor;
 mod knowledge;
 mod schema;
+mod server;
 mod sla;
 mod staff;
 mod stats;

@@ -1,0 +1,243 @@
+//! Live conversations: one Server-Sent Events stream per conversation.
+//!
+//! Each instance keeps one `LISTEN amal_events` connection ([`EventHub`]) and fans the notices
+//! out to its streams. A stream re-reads the conversation's **messages** after the last one it
+//! sent (the person's, the assistant's and staff public replies: internal ticket comments are
+//! not messages, so they cannot appear) and sends each as an `event: message` whose id is its
+//! cursor; a client reconnecting with `Last-Event-ID` resumes after it. Processing states of
+//! turns run by this instance come as `event: state`.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use serde::Serialize;
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use uuid::Uuid;
+
+use crate::conversations::Cursor;
+use crate::events::{CHANNEL, ChangeKind, ChangeNotice};
+use crate::users;
+
+/// What the hub fans out.
+#[derive(Debug, Clone)]
+pub enum HubEvent {
+    /// A notice from the database (any instance's commit).
+    Notice(ChangeNotice),
+    /// A turn's processing state on this instance.
+    State(TurnState),
+    /// The listen connection was re-established: notices may have been missed.
+    Resync,
+}
+
+/// A turn's processing state, as sent in `event: state`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TurnState {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// processing, answered or failed.
+    pub state: &'static str,
+    /// The client's key of the message being answered, if it gave one.
+    pub client_message_id: Option<String>,
+}
+
+/// The per-instance fan-out of database notices and turn states.
+#[derive(Debug, Clone)]
+pub struct EventHub {
+    tx: broadcast::Sender<HubEvent>,
+}
+
+impl Default for EventHub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventHub {
+    /// A hub with no listener yet.
+    pub fn new() -> Self {
+        EventHub {
+            tx: broadcast::channel(1024).0,
+        }
+    }
+
+    /// Publishes a turn state to this instance's streams.
+    pub fn publish_state(&self, state: TurnState) {
+        let _ = self.tx.send(HubEvent::State(state));
+    }
+
+    /// Listens on [`CHANNEL`] until `shutdown`, reconnecting after failures.
+    pub fn spawn_listener(
+        &self,
+        pool: PgPool,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            loop {
+                let listener = async {
+                    let mut l = PgListener::connect_with(&pool).await?;
+                    l.listen(CHANNEL).await?;
+                    Ok::<_, sqlx::Error>(l)
+                };
+                let mut listener = match listener.await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::warn!("live events: cannot listen: {e}");
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                            _ = crate::workers::stopped(&mut shutdown) => return,
+                        }
+                    }
+                };
+                let _ = tx.send(HubEvent::Resync);
+                loop {
+                    tokio::select! {
+                        n = listener.recv() => match n {
+                            Ok(n) => {
+                                if let Ok(notice) = ChangeNotice::parse(n.payload()) {
+                                    let _ = tx.send(HubEvent::Notice(notice));
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!("live events: listen connection lost: {e}");
+                                break;
+                            }
+                        },
+                        _ = crate::workers::stopped(&mut shutdown) => return,
+                    }
+                }
+            }
+        })
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<HubEvent> {
+        self.tx.subscribe()
+    }
+}
+
+/// Most messages sent per catch-up query.
+const BATCH: i64 = 100;
+
+/// The stream of one conversation for its owner (checked by the caller), resuming after
+/// `after` (by default the newest message at connection time).
+pub fn stream(
+    pool: PgPool,
+    hub: EventHub,
+    conversation_id: Uuid,
+    after: Option<Cursor>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(64);
+    // Subscribe before the first read, so nothing committed in between is missed.
+    let mut events = hub.subscribe();
+    tokio::spawn(async move {
+        let mut cursor = after;
+        // With an explicit resume point, catch up at once.
+        let mut pending = cursor.is_some();
+        if cursor.is_none() {
+            match pool.acquire().await {
+                Ok(mut conn) => {
+                    cursor = users::latest_cursor(&mut conn, conversation_id)
+                        .await
+                        .ok()
+                        .flatten()
+                }
+                Err(_) => pending = true,
+            }
+        }
+        loop {
+            if pending {
+                pending = false;
+                match send_new(&pool, &tx, conversation_id, &mut cursor).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => tracing::warn!("live events: {e}"),
+                }
+            }
+            tokio::select! {
+                _ = tx.closed() => return,
+                _ = crate::workers::stopped(&mut shutdown) => return,
+                ev = events.recv() => match ev {
+                    Ok(HubEvent::Notice(n)) => {
+                        let ours = n.conversation_id == Some(conversation_id);
+                        // A turn that opened a ticket is announced by the ticket's notice, so
+                        // any notice about this conversation may carry messages. Archiving and
+                        // forgetting announce no conversation id.
+                        pending = ours
+                            || (n.conversation_id.is_none() && n.kinds.contains(&ChangeKind::ConversationChanged));
+                        if ours && n.kinds.contains(&ChangeKind::ConversationChanged) {
+                            let _ = send_status(&pool, &tx, conversation_id).await;
+                        }
+                    }
+                    Ok(HubEvent::State(s)) if s.conversation_id == conversation_id => {
+                        let event = Event::default().event("state").json_data(&s);
+                        if let Ok(event) = event && tx.send(Ok(event)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(HubEvent::State(_)) => {}
+                    Ok(HubEvent::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => pending = true,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        }
+    });
+    Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// Sends the messages after `cursor`; false when the client is gone.
+async fn send_new(
+    pool: &PgPool,
+    tx: &mpsc::Sender<Result<Event, Infallible>>,
+    conversation_id: Uuid,
+    cursor: &mut Option<Cursor>,
+) -> Result<bool, users::UserError> {
+    loop {
+        let mut conn = pool.acquire().await?;
+        let batch = users::messages_after(&mut conn, conversation_id, *cursor, BATCH).await?;
+        drop(conn);
+        let n = batch.len();
+        for m in batch {
+            let event = Event::default()
+                .event("message")
+                .id(m.cursor.clone())
+                .json_data(&m)
+                .expect("a message serializes");
+            *cursor = Some(Cursor {
+                created_at: m.created_at,
+                id: m.id,
+            });
+            if tx.send(Ok(event)).await.is_err() {
+                return Ok(false);
+            }
+        }
+        if (n as i64) < BATCH {
+            return Ok(true);
+        }
+    }
+}
+
+async fn send_status(
+    pool: &PgPool,
+    tx: &mpsc::Sender<Result<Event, Infallible>>,
+    conversation_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM conversations WHERE id = $1")
+            .bind(conversation_id)
+            .fetch_optional(pool)
+            .await?;
+    if let Some(status) = status {
+        let event = Event::default()
+            .event("conversation")
+            .json_data(serde_json::json!({ "conversation_id": conversation_id, "status": status }))
+            .expect("serializes");
+        let _ = tx.send(Ok(event)).await;
+    }
+    Ok(())
+}

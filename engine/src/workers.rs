@@ -1,0 +1,254 @@
+//! The background jobs of `amal-engine serve`: the SLA breach sweeper, the statistics refresh,
+//! archiving of idle conversations, magic-link cleanup and session expiry.
+//!
+//! Several `serve` instances may share one database. Each instance wakes up a few times per
+//! interval, and before running a job it claims the job's `worker_runs` row with a single
+//! `UPDATE .. WHERE last_started_at <= now - interval`. PostgreSQL re-checks that condition
+//! after waiting on the row lock, so exactly one instance wins each interval and the others
+//! skip: no double work, and no lock is held while the job runs. An instance that dies
+//! mid-run only delays the next run to the following interval.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::conversations::{self, ConversationError};
+use crate::users::{self, UserError};
+use crate::{sla, stats};
+
+/// A background job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Job {
+    /// Records SLA breaches ([`sla::sweep`]).
+    SlaSweep,
+    /// Refreshes the materialized daily statistics ([`stats::refresh`]).
+    StatsRefresh,
+    /// Archives idle conversations ([`conversations::archive_old`]).
+    Archive,
+    /// Deletes old magic links ([`users::cleanup_magic_links`]).
+    MagicLinkCleanup,
+    /// Deletes old expired and revoked sessions ([`users::expire_sessions`]).
+    SessionExpiry,
+}
+
+impl Job {
+    /// Every job.
+    pub const ALL: [Job; 5] = [
+        Job::SlaSweep,
+        Job::StatsRefresh,
+        Job::Archive,
+        Job::MagicLinkCleanup,
+        Job::SessionExpiry,
+    ];
+
+    /// The job's name in `worker_runs` and in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Job::SlaSweep => "sla_sweep",
+            Job::StatsRefresh => "stats_refresh",
+            Job::Archive => "archive",
+            Job::MagicLinkCleanup => "magic_link_cleanup",
+            Job::SessionExpiry => "session_expiry",
+        }
+    }
+}
+
+/// How often each job runs, and its parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// SLA breach sweeper.
+    pub sla_sweep_interval_seconds: u64,
+    /// Daily statistics refresh.
+    pub stats_refresh_interval_seconds: u64,
+    /// Archiving.
+    pub archive_interval_seconds: u64,
+    /// Conversations idle this long are archived.
+    pub archive_after_days: i32,
+    /// Magic-link cleanup.
+    pub magic_link_cleanup_interval_seconds: u64,
+    /// Session expiry.
+    pub session_expiry_interval_seconds: u64,
+    /// Expired or revoked sessions are deleted after this long.
+    pub session_retention_days: i64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            sla_sweep_interval_seconds: 60,
+            stats_refresh_interval_seconds: 300,
+            archive_interval_seconds: 3600,
+            archive_after_days: 90,
+            magic_link_cleanup_interval_seconds: 3600,
+            session_expiry_interval_seconds: 3600,
+            session_retention_days: users::SESSION_RETENTION_DAYS,
+        }
+    }
+}
+
+impl WorkerConfig {
+    /// The interval of `job`, at least one second.
+    pub fn interval_seconds(&self, job: Job) -> u64 {
+        match job {
+            Job::SlaSweep => self.sla_sweep_interval_seconds,
+            Job::StatsRefresh => self.stats_refresh_interval_seconds,
+            Job::Archive => self.archive_interval_seconds,
+            Job::MagicLinkCleanup => self.magic_link_cleanup_interval_seconds,
+            Job::SessionExpiry => self.session_expiry_interval_seconds,
+        }
+        .max(1)
+    }
+}
+
+/// Why a job failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// A database error.
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    /// Archiving failed.
+    #[error(transparent)]
+    Conversation(#[from] ConversationError),
+    /// A user-data job failed.
+    #[error(transparent)]
+    User(#[from] UserError),
+}
+
+/// Claims this interval's run of `job` for `instance`: true when this caller must run it,
+/// false when another instance (or this one) already ran it less than an interval ago.
+pub async fn claim(
+    conn: &mut PgConnection,
+    job: Job,
+    interval_seconds: u64,
+    instance: &str,
+) -> sqlx::Result<bool> {
+    sqlx::query("INSERT INTO worker_runs (job) VALUES ($1) ON CONFLICT (job) DO NOTHING")
+        .bind(job.as_str())
+        .execute(&mut *conn)
+        .await?;
+    // clock_timestamp(): the database's clock, shared by every instance whatever theirs say.
+    let claimed = sqlx::query(
+        "UPDATE worker_runs SET last_started_at = clock_timestamp(), last_instance = $3, runs = runs + 1 \
+          WHERE job = $1 AND (last_started_at IS NULL \
+                OR last_started_at <= clock_timestamp() - make_interval(secs => $2))",
+    )
+    .bind(job.as_str())
+    .bind(interval_seconds as f64)
+    .bind(instance)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(claimed == 1)
+}
+
+/// Runs `job` once, now, and returns what it did.
+pub async fn run(pool: &PgPool, job: Job, config: &WorkerConfig) -> Result<Value, WorkerError> {
+    let mut conn = pool.acquire().await?;
+    let now = Utc::now();
+    Ok(match job {
+        Job::SlaSweep => json!(sla::sweep(&mut conn, now).await?),
+        Job::StatsRefresh => {
+            stats::refresh(&mut conn).await?;
+            json!({ "refreshed": true })
+        }
+        Job::Archive => {
+            json!({ "archived": conversations::archive_old(pool, config.archive_after_days).await? })
+        }
+        Job::MagicLinkCleanup => {
+            json!({ "deleted": users::cleanup_magic_links(&mut conn).await? })
+        }
+        Job::SessionExpiry => json!({
+            "deleted": users::expire_sessions(&mut conn, now, config.session_retention_days).await?
+        }),
+    })
+}
+
+/// Runs `job` if this interval's run is still unclaimed; returns its result when it ran. The
+/// result (or the error) is recorded in `worker_runs`.
+pub async fn run_if_due(
+    pool: &PgPool,
+    job: Job,
+    config: &WorkerConfig,
+    instance: &str,
+) -> Result<Option<Value>, WorkerError> {
+    {
+        let mut conn = pool.acquire().await?;
+        if !claim(&mut conn, job, config.interval_seconds(job), instance).await? {
+            return Ok(None);
+        }
+    }
+    let outcome = run(pool, job, config).await;
+    let recorded = match &outcome {
+        Ok(v) => v.clone(),
+        Err(e) => json!({ "error": e.to_string() }),
+    };
+    sqlx::query(
+        "UPDATE worker_runs SET last_finished_at = clock_timestamp(), last_result = $2 WHERE job = $1",
+    )
+    .bind(job.as_str())
+    .bind(&recorded)
+    .execute(pool)
+    .await?;
+    outcome.map(Some)
+}
+
+/// Completes when `shutdown` turns true (or its sender is gone). The watch guard stays
+/// inside, so the future is `Send`.
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Called after each run with the job and its result (for metrics).
+pub type RunHook = Arc<dyn Fn(Job, &Value) + Send + Sync>;
+
+/// This process's name in `worker_runs`: host name and process id.
+pub fn instance_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{host}:{}", std::process::id())
+}
+
+/// Starts one task per job; each wakes up four times per interval and runs its job when due.
+/// The tasks stop when `shutdown` turns true.
+pub fn spawn(
+    pool: PgPool,
+    config: WorkerConfig,
+    instance: String,
+    hook: RunHook,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    let config = Arc::new(config);
+    Job::ALL
+        .into_iter()
+        .map(|job| {
+            let (pool, config, instance, hook) =
+                (pool.clone(), config.clone(), instance.clone(), hook.clone());
+            let mut shutdown = shutdown.clone();
+            // Waking several times per interval bounds the delay after another instance's
+            // run to a quarter interval, while the claim keeps runs an interval apart.
+            let tick = Duration::from_millis(config.interval_seconds(job) * 250);
+            tokio::spawn(async move {
+                loop {
+                    match run_if_due(&pool, job, &config, &instance).await {
+                        Ok(Some(result)) => {
+                            tracing::debug!(job = job.as_str(), %result, "job ran");
+                            hook(job, &result);
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(job = job.as_str(), "job failed: {e}"),
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(tick) => {}
+                        _ = stopped(&mut shutdown) => break,
+                    }
+                }
+            })
+        })
+        .collect()
+}

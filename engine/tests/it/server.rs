@@ -1,0 +1,1249 @@
+//! The engine server over real HTTP on real PostgreSQL: the whole journey (magic link, consent,
+//! conversation, a crisis with its urgent ticket, a staff public reply on the live stream),
+//! isolation between users, a table of bad inputs, rate limits, forgetting and export, two
+//! instances sharing the workers, and the `serve` binary's contract.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use amal_engine::server::{self, AppState, ServerConfig};
+use amal_engine::staff::{self, ClientInfo, Password, StaffRole};
+use amal_engine::tickets::{self, CommentText, Visibility};
+use amal_engine::users::MemoryMailer;
+use amal_engine::workers::{self, Job, WorkerConfig};
+
+use crate::conversations::{engine, kb_engine};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// A server on 127.0.0.1:0 with the test's pool, stopped by [`TestServer::stop`].
+struct TestServer {
+    base: String,
+    http: reqwest::Client,
+    mailer: Arc<MemoryMailer>,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Test settings: no workers, generous limits.
+fn config() -> ServerConfig {
+    ServerConfig {
+        run_workers: false,
+        rate_limit_per_ip_per_minute: 100_000,
+        rate_limit_per_session_per_minute: 100_000,
+        ..ServerConfig::default()
+    }
+}
+
+impl TestServer {
+    async fn start(pool: &PgPool, config: ServerConfig) -> Self {
+        Self::start_with(pool, config, engine()).await
+    }
+
+    async fn start_with(
+        pool: &PgPool,
+        config: ServerConfig,
+        engine: amal_engine::decision::auto::DecisionEngine,
+    ) -> Self {
+        let mailer = Arc::new(MemoryMailer::default());
+        let state = AppState::new(pool.clone(), engine, mailer.clone(), config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            base,
+            http: reqwest::Client::new(),
+            mailer,
+            stop,
+            task,
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
+
+    fn request(&self, method: Method, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+        let mut r = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r
+    }
+
+    /// Sends JSON (or nothing) and returns the status and the JSON answer (`null` if none).
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut r = self.request(method, path, token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let response = r.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Posts a message in `conv`.
+    async fn say(&self, token: &str, conv: &str, body: Value) -> (StatusCode, Value) {
+        let path = format!("/v1/conversations/{conv}/messages");
+        self.call(Method::POST, &path, Some(token), Some(body))
+            .await
+    }
+
+    /// GETs `path` with a session.
+    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    /// Signs in through a magic link (with consent when asked) and returns the session token.
+    async fn sign_in(&self, email: &str, consent: bool) -> String {
+        let (s, _) = self
+            .call(
+                Method::POST,
+                "/v1/auth/magic-link",
+                None,
+                Some(json!({ "email": email })),
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+        let link = self.mailer.last_link(email).expect("a link was sent");
+        let token = link.split("token=").nth(1).unwrap().to_string();
+        let (s, session) = self
+            .call(
+                Method::POST,
+                "/v1/auth/verify",
+                None,
+                Some(json!({ "token": token, "consent_data_storage": consent })),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{session}");
+        session["token"].as_str().unwrap().to_string()
+    }
+
+    async fn new_conversation(&self, token: &str) -> String {
+        let (s, c) = self
+            .call(
+                Method::POST,
+                "/v1/conversations",
+                Some(token),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{c}");
+        c["id"].as_str().unwrap().to_string()
+    }
+
+    async fn metrics(&self) -> String {
+        self.request(Method::GET, "/metrics", None)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+/// Reads a Server-Sent Events response into (event, data) pairs.
+fn read_events(mut response: reqwest::Response) -> mpsc::UnboundedReceiver<(String, Value)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut buffer = String::new();
+        while let Ok(Some(chunk)) = response.chunk().await {
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buffer.find("\n\n") {
+                let block: String = buffer.drain(..end + 2).collect();
+                let mut event = "message".to_string();
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(e) = line.strip_prefix("event:") {
+                        event = e.trim().to_string();
+                    } else if let Some(d) = line.strip_prefix("data:") {
+                        data.push_str(d.trim_start());
+                    }
+                }
+                if !data.is_empty()
+                    && tx
+                        .send((event, serde_json::from_str(&data).unwrap()))
+                        .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for the first event matching `want`, failing after 10 s; returns it and everything
+/// received before it.
+async fn wait_for(
+    events: &mut mpsc::UnboundedReceiver<(String, Value)>,
+    seen: &mut Vec<(String, Value)>,
+    want: impl Fn(&str, &Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let next = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no matching event; got {seen:#?}"))
+            .expect("stream open");
+        seen.push(next.clone());
+        if want(&next.0, &next.1) {
+            return next.1;
+        }
+    }
+}
+
+fn assert_problem(status: StatusCode, body: &Value, expected: StatusCode, case: &str) {
+    assert_eq!(status, expected, "{case}: {body}");
+    assert!(
+        body["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("urn:amal:problem:")),
+        "{case}: {body}"
+    );
+    assert_eq!(body["status"], expected.as_u16(), "{case}");
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn journey_sign_in_consent_converse_crisis_and_a_staff_reply_on_the_live_stream(
+    pool: PgPool,
+) -> TestResult {
+    let engine = kb_engine(&pool).await;
+    let srv = TestServer::start_with(&pool, config(), engine).await;
+
+    // Sign in by magic link, without consent yet; the link is single use.
+    let (s, _) = srv
+        .call(
+            Method::POST,
+            "/v1/auth/magic-link",
+            None,
+            Some(json!({ "email": "Amina@Example.DZ" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let link = srv.mailer.last_link("amina@example.dz").unwrap();
+    let link_token = link.split("token=").nth(1).unwrap();
+    let stored: String = sqlx::query_scalar("SELECT token FROM magic_links")
+        .fetch_one(&pool)
+        .await?;
+    assert_ne!(stored, link_token, "the link's token is stored hashed");
+    let (s, session) = srv
+        .call(
+            Method::POST,
+            "/v1/auth/verify",
+            None,
+            Some(json!({ "token": link_token })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{session}");
+    assert_eq!(session["consent_data_storage"], false);
+    let token = session["token"].as_str().unwrap().to_string();
+    let (s, again) = srv
+        .call(
+            Method::POST,
+            "/v1/auth/verify",
+            None,
+            Some(json!({ "token": link_token })),
+        )
+        .await;
+    assert_problem(s, &again, StatusCode::BAD_REQUEST, "used link");
+
+    // Nothing is stored before consent.
+    let (s, p) = srv
+        .call(
+            Method::POST,
+            "/v1/conversations",
+            Some(&token),
+            Some(json!({})),
+        )
+        .await;
+    assert_problem(s, &p, StatusCode::FORBIDDEN, "no consent");
+    assert_eq!(p["type"], "urn:amal:problem:consent-required");
+    let (s, me) = srv
+        .call(
+            Method::POST,
+            "/v1/me/consent",
+            Some(&token),
+            Some(json!({ "consent_data_storage": true })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{me}");
+    assert_eq!(me["consent_data_storage"], true);
+    assert_eq!(me["email"], "amina@example.dz");
+    let (ts, ip): (Option<chrono::DateTime<Utc>>, Option<String>) = sqlx::query_as(
+        "SELECT consent_timestamp, host(consent_ip_address) FROM users WHERE email = 'amina@example.dz'",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert!(ts.is_some());
+    assert_eq!(ip.as_deref(), Some("127.0.0.1"));
+
+    // Preferences.
+    let (s, prefs) = srv
+        .call(
+            Method::PATCH,
+            "/v1/me/preferences",
+            Some(&token),
+            Some(json!({ "theme": "dark", "language": "fr", "accessibility_mode": true })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{prefs}");
+    assert_eq!(prefs["theme"], "dark");
+    assert_eq!(prefs["language"], "fr-FR");
+    assert_eq!(prefs["accessibility_mode"], true);
+    assert_eq!(prefs["notifications_enabled"], true);
+
+    // Converse, with the live stream open.
+    let conv = srv.new_conversation(&token).await;
+    let response = srv
+        .request(
+            Method::GET,
+            &format!("/v1/conversations/{conv}/events"),
+            Some(&token),
+        )
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()?
+            .starts_with("text/event-stream")
+    );
+    let mut events = read_events(response);
+    let mut seen = Vec::new();
+
+    let (s, turn) = srv
+        .say(&token, &conv, json!({ "content": "How can I sleep better? I have insomnia", "client_message_id": "m1" }))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{turn}");
+    assert_eq!(turn["decision"], "rag", "{turn}");
+    assert_eq!(turn["safety"], false);
+    assert!(turn["ticket"].is_null());
+    assert!(
+        !turn["reply"]["citations"].as_array().unwrap().is_empty(),
+        "{turn}"
+    );
+    assert!(
+        turn["reply"].get("metadata").is_none(),
+        "internals stay inside"
+    );
+    // A retry with the same key returns the stored turn.
+    let (s, retry) = srv
+        .say(&token, &conv, json!({ "content": "How can I sleep better? I have insomnia", "client_message_id": "m1" }))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(retry["replayed"], true);
+    assert_eq!(retry["reply"]["id"], turn["reply"]["id"]);
+
+    wait_for(&mut events, &mut seen, |e, d| {
+        e == "state" && d["state"] == "processing"
+    })
+    .await;
+    wait_for(&mut events, &mut seen, |e, d| {
+        e == "message" && d["id"] == turn["reply"]["id"]
+    })
+    .await;
+
+    // A crisis: the safety message and an urgent ticket.
+    let (s, crisis) = srv
+        .say(
+            &token,
+            &conv,
+            json!({ "content": "i really wanna die tonight" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{crisis}");
+    assert_eq!(crisis["decision"], "support");
+    assert_eq!(crisis["safety"], true);
+    assert_eq!(crisis["ticket"]["priority"], "urgent");
+    assert_eq!(crisis["ticket"]["category"], "crisis");
+    let number = crisis["ticket"]["ticket_number"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(number.starts_with("TKT-"));
+    assert_eq!(
+        crisis["reply"]["content"].as_str().unwrap(),
+        amal_engine::decision::crisis::safety_message(
+            amal_engine::decision::normalize::Lang::En,
+            &crate::conversations::numbers()
+        )
+    );
+
+    // Staff: an internal note and a public reply. Only the reply reaches the person.
+    let supervisor = crate::tickets::staff_account(&pool, "sup@amal.example", "supervisor").await;
+    let mut conn = pool.acquire().await?;
+    tickets::comment(
+        &mut conn,
+        &supervisor,
+        &number,
+        &CommentText::new("INTERNAL: history of overdoses, call the family doctor")?,
+        Visibility::Internal,
+        Utc::now(),
+    )
+    .await?;
+    tickets::comment(
+        &mut conn,
+        &supervisor,
+        &number,
+        &CommentText::new("Hello, I am Samir from the team. I am here with you.")?,
+        Visibility::Public,
+        Utc::now(),
+    )
+    .await?;
+    let reply = wait_for(&mut events, &mut seen, |e, d| {
+        e == "message" && d["role"] == "staff"
+    })
+    .await;
+    assert_eq!(
+        reply["content"],
+        "Hello, I am Samir from the team. I am here with you."
+    );
+    let everything = serde_json::to_string(&seen)?;
+    assert!(!everything.contains("INTERNAL"), "{everything}");
+    assert!(!everything.contains("sup@amal.example"));
+
+    // The history has the same, never the internal note or the staff member's identity.
+    let (s, page) = srv
+        .get(&format!("/v1/conversations/{conv}?limit=50"), &token)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let text = page.to_string();
+    assert!(text.contains("I am here with you"));
+    assert!(!text.contains("INTERNAL") && !text.contains("sup@amal.example"));
+    assert_eq!(page["messages"].as_array().unwrap().len(), 5);
+    // Paging.
+    let (_, first) = srv
+        .get(&format!("/v1/conversations/{conv}?limit=2"), &token)
+        .await;
+    assert_eq!(first["messages"].as_array().unwrap().len(), 2);
+    let older = first["older"].as_str().unwrap();
+    let (_, second) = srv
+        .get(
+            &format!("/v1/conversations/{conv}?limit=2&before={older}"),
+            &token,
+        )
+        .await;
+    assert_eq!(second["messages"].as_array().unwrap().len(), 2);
+
+    // Listing and closing.
+    let (_, list) = srv.get("/v1/conversations", &token).await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let (s, closed) = srv
+        .call(
+            Method::POST,
+            &format!("/v1/conversations/{conv}/close"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(closed["status"], "closed");
+    let (s, p) = srv.say(&token, &conv, json!({ "content": "hello?" })).await;
+    assert_problem(s, &p, StatusCode::CONFLICT, "closed conversation");
+
+    let metrics = srv.metrics().await;
+    assert!(
+        metrics.contains("amal_turns_total{value=\"support\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("amal_turn_tickets_total{value=\"urgent\"} 1"));
+    assert!(metrics.contains("amal_http_requests_total{method=\"POST\",route=\"/v1/conversations/{id}/messages\",status=\"201\"}"));
+    drop(events);
+    srv.stop().await;
+    Ok(())
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn users_reach_only_their_own_conversations_and_staff_sessions_are_refused(
+    pool: PgPool,
+) -> TestResult {
+    let srv = TestServer::start(&pool, config()).await;
+    let amina = srv.sign_in("amina@example.dz", true).await;
+    let karim = srv.sign_in("karim@example.dz", true).await;
+    let conv = srv.new_conversation(&amina).await;
+    let (s, _) = srv
+        .say(&amina, &conv, json!({ "content": "bonjour, je dors mal" }))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+
+    for (method, path, body) in [
+        (Method::GET, format!("/v1/conversations/{conv}"), None),
+        (
+            Method::POST,
+            format!("/v1/conversations/{conv}/messages"),
+            Some(json!({ "content": "hello" })),
+        ),
+        (
+            Method::POST,
+            format!("/v1/conversations/{conv}/close"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/v1/conversations/{conv}/events"),
+            None,
+        ),
+    ] {
+        let (s, p) = srv.call(method.clone(), &path, Some(&karim), body).await;
+        assert_problem(s, &p, StatusCode::NOT_FOUND, &format!("{method} {path}"));
+    }
+    let (_, list) = srv.get("/v1/conversations", &karim).await;
+    assert_eq!(list, json!([]));
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(count, 2, "Karim's attempts stored nothing");
+
+    // A staff session is not an end-user session, and staff addresses get no link.
+    let mut conn = pool.acquire().await?;
+    staff::add(
+        &mut conn,
+        None,
+        "agent@amal.example",
+        "Agent",
+        StaffRole::Agent,
+        &Password::new("a long enough password")?,
+    )
+    .await?;
+    let signed = staff::sign_in(
+        &mut conn,
+        "agent@amal.example",
+        "a long enough password",
+        Utc::now(),
+        &ClientInfo::default(),
+    )
+    .await?;
+    let (s, p) = srv
+        .call(Method::GET, "/v1/me", Some(&signed.token), None)
+        .await;
+    assert_problem(s, &p, StatusCode::UNAUTHORIZED, "staff token");
+    let sent = srv.mailer.count();
+    let (s, _) = srv
+        .call(
+            Method::POST,
+            "/v1/auth/magic-link",
+            None,
+            Some(json!({ "email": "agent@amal.example" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "the same answer as for anyone");
+    assert_eq!(srv.mailer.count(), sent, "but no link");
+
+    // Signing out ends the session.
+    let (s, _) = srv
+        .call(Method::POST, "/v1/auth/sign-out", Some(&karim), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, p) = srv.get("/v1/me", &karim).await;
+    assert_problem(s, &p, StatusCode::UNAUTHORIZED, "signed out");
+    srv.stop().await;
+    Ok(())
+}
+
+/// A bad request: name, method, path, content type, body, expected status.
+type BadInput<'a> = (
+    &'a str,
+    Method,
+    String,
+    Option<&'a str>,
+    Option<String>,
+    u16,
+);
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn bad_input_gets_a_problem_and_never_a_5xx(pool: PgPool) -> TestResult {
+    let srv = TestServer::start(
+        &pool,
+        ServerConfig {
+            body_limit_bytes: 32 * 1024,
+            ..config()
+        },
+    )
+    .await;
+    let token = srv.sign_in("amina@example.dz", true).await;
+    let conv = srv.new_conversation(&token).await;
+    let messages = format!("/v1/conversations/{conv}/messages");
+    let huge = format!("{{\"content\": \"{}\"}}", "a".repeat(40_000));
+    let long = json!({ "content": "ب".repeat(10_001) }).to_string();
+    let json_type = "application/json";
+    let cases: Vec<BadInput> = vec![
+        (
+            "oversized body",
+            Method::POST,
+            messages.clone(),
+            Some(json_type),
+            Some(huge),
+            413,
+        ),
+        (
+            "bad JSON",
+            Method::POST,
+            messages.clone(),
+            Some(json_type),
+            Some("{\"content\": ".into()),
+            400,
+        ),
+        (
+            "not JSON at all",
+            Method::POST,
+            messages.clone(),
+            Some(json_type),
+            Some("hello".into()),
+            400,
+        ),
+        (
+            "wrong type",
+            Method::POST,
+            messages.clone(),
+            Some(json_type),
+            Some("{\"content\": 42}".into()),
+            422,
+        ),
+        (
+            "array body",
+            Method::POST,
+            messages.clone(),
+            Some(json_type),
+            Some("[1, 2]".into()),
+            422,
+        ),
+        (
+            "missing field",
+            Method::POST,
+            messages.clone(),
+            Some(json_type),
+            Some("{}".into()),
+            422,
+        ),
+        (
+            "unknown field",
+            Method::POST,
+            messages.clone(),
+            Some(json_type),
+            Some("{\"content\": \"hi\", \"role\": \"staff\"}".into()),
+            422,
+        ),
+        (
+            "no content type",
+            Method::POST,
+            messages.clone(),
+            None,
+            Some("{\"content\": \"hi\"}".into()),
+            415,
+        ),
+        (
+            "empty message",
+            Method::POST,
+            messages.clone(),
+            Some(json_type),
+            Some("{\"content\": \"   \"}".into()),
+            422,
+        ),
+        (
+            "message too long",
+            Method::POST,
+            messages.clone(),
+            Some(json_type),
+            Some(long),
+            422,
+        ),
+        (
+            "control character",
+            Method::POST,
+            messages.clone(),
+            Some(json_type),
+            Some("{\"content\": \"a\\u0007b\"}".into()),
+            422,
+        ),
+        (
+            "long client key",
+            Method::POST,
+            messages.clone(),
+            Some(json_type),
+            Some(json!({"content": "hi", "client_message_id": "k".repeat(200)}).to_string()),
+            422,
+        ),
+        (
+            "bad mode",
+            Method::POST,
+            "/v1/conversations".into(),
+            Some(json_type),
+            Some("{\"mode\": \"STAFF\"}".into()),
+            422,
+        ),
+        (
+            "bad language",
+            Method::POST,
+            "/v1/conversations".into(),
+            Some(json_type),
+            Some("{\"language\": \"de\"}".into()),
+            422,
+        ),
+        (
+            "bad theme",
+            Method::PATCH,
+            "/v1/me/preferences".into(),
+            Some(json_type),
+            Some("{\"theme\": \"pink\"}".into()),
+            422,
+        ),
+        (
+            "bad e-mail",
+            Method::POST,
+            "/v1/auth/magic-link".into(),
+            Some(json_type),
+            Some("{\"email\": \"not-an-address\"}".into()),
+            422,
+        ),
+        (
+            "consent false",
+            Method::POST,
+            "/v1/me/consent".into(),
+            Some(json_type),
+            Some("{\"consent_data_storage\": false}".into()),
+            422,
+        ),
+        (
+            "unknown link",
+            Method::POST,
+            "/v1/auth/verify".into(),
+            Some(json_type),
+            Some("{\"token\": \"nope\"}".into()),
+            400,
+        ),
+        (
+            "anonymous switched off",
+            Method::POST,
+            "/v1/auth/anonymous".into(),
+            Some(json_type),
+            Some("{\"consent_data_storage\": true}".into()),
+            403,
+        ),
+        (
+            "malformed id",
+            Method::GET,
+            "/v1/conversations/not-a-uuid".into(),
+            None,
+            None,
+            404,
+        ),
+        (
+            "unknown conversation",
+            Method::GET,
+            format!("/v1/conversations/{}", Uuid::new_v4()),
+            None,
+            None,
+            404,
+        ),
+        (
+            "bad cursor",
+            Method::GET,
+            format!("/v1/conversations/{conv}?before=zzz"),
+            None,
+            None,
+            400,
+        ),
+        (
+            "limit out of range",
+            Method::GET,
+            format!("/v1/conversations/{conv}?limit=0"),
+            None,
+            None,
+            422,
+        ),
+        (
+            "limit not a number",
+            Method::GET,
+            format!("/v1/conversations/{conv}?limit=ten"),
+            None,
+            None,
+            400,
+        ),
+        (
+            "bad Last-Event-ID",
+            Method::GET,
+            format!("/v1/conversations/{conv}/events"),
+            None,
+            None,
+            400,
+        ),
+        (
+            "unknown route",
+            Method::GET,
+            "/v1/nothing-here".into(),
+            None,
+            None,
+            404,
+        ),
+        (
+            "wrong method",
+            Method::PUT,
+            "/v1/conversations".into(),
+            None,
+            None,
+            405,
+        ),
+    ];
+    for (case, method, path, content_type, body, expected) in cases {
+        let mut r = srv.request(method, &path, Some(&token));
+        if let Some(ct) = content_type {
+            r = r.header("content-type", ct);
+        }
+        if case == "bad Last-Event-ID" {
+            r = r.header("last-event-id", "garbage");
+        }
+        if let Some(b) = body {
+            r = r.body(b);
+        }
+        let response = r.send().await?;
+        let status = response.status();
+        let ct = response.headers()["content-type"].to_str()?.to_string();
+        let body: Value = serde_json::from_str(&response.text().await?).unwrap_or(Value::Null);
+        assert!(status.as_u16() < 500, "{case}: {status} {body}");
+        assert_eq!(ct, "application/problem+json", "{case}");
+        assert_problem(status, &body, StatusCode::from_u16(expected)?, case);
+    }
+    // Without a session, or with a made-up one.
+    for token in [None, Some("0".repeat(64))] {
+        let (s, p) = srv
+            .call(Method::GET, "/v1/conversations", token.as_deref(), None)
+            .await;
+        assert_problem(s, &p, StatusCode::UNAUTHORIZED, "no session");
+    }
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(stored, 0, "no bad input was stored");
+    srv.stop().await;
+    Ok(())
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn rate_limits_per_ip_and_per_session_answer_429_with_retry_after(
+    pool: PgPool,
+) -> TestResult {
+    let srv = TestServer::start(
+        &pool,
+        ServerConfig {
+            rate_limit_per_ip_per_minute: 1000,
+            rate_limit_per_session_per_minute: 3,
+            ..config()
+        },
+    )
+    .await;
+    let token = srv.sign_in("amina@example.dz", true).await;
+    for _ in 0..3 {
+        let (s, _) = srv.get("/v1/me", &token).await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let response = srv
+        .request(Method::GET, "/v1/me", Some(&token))
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = response.headers()["retry-after"].to_str()?.parse()?;
+    assert!((1..=60).contains(&retry), "{retry}");
+    let body: Value = response.json().await?;
+    assert_eq!(body["type"], "urn:amal:problem:rate-limited");
+    // Another session from the same address is not affected; monitoring never is.
+    let other = srv.sign_in("karim@example.dz", true).await;
+    let (s, _) = srv.get("/v1/me", &other).await;
+    assert_eq!(s, StatusCode::OK);
+    srv.stop().await;
+
+    let srv = TestServer::start(
+        &pool,
+        ServerConfig {
+            rate_limit_per_ip_per_minute: 2,
+            ..config()
+        },
+    )
+    .await;
+    for _ in 0..2 {
+        let (s, _) = srv.call(Method::GET, "/v1/me", None, None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    let (s, p) = srv
+        .call(
+            Method::POST,
+            "/v1/auth/magic-link",
+            None,
+            Some(json!({ "email": "x@example.dz" })),
+        )
+        .await;
+    assert_problem(s, &p, StatusCode::TOO_MANY_REQUESTS, "per IP");
+    for path in ["/healthz", "/metrics"] {
+        let (s, _) = srv.call(Method::GET, path, None, None).await;
+        assert_eq!(s, StatusCode::OK, "{path} is never limited");
+    }
+    srv.stop().await;
+    Ok(())
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn export_then_forget_keeps_the_statistics(pool: PgPool) -> TestResult {
+    let srv = TestServer::start(
+        &pool,
+        ServerConfig {
+            anonymous_sessions: true,
+            ..config()
+        },
+    )
+    .await;
+    let token = srv.sign_in("amina@example.dz", true).await;
+    let conv = srv.new_conversation(&token).await;
+    let (s, _) = srv
+        .say(
+            &token,
+            &conv,
+            json!({ "content": "I want to talk to a person about my drinking" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+
+    let response = srv
+        .request(Method::GET, "/v1/me/export", Some(&token))
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-disposition"]
+            .to_str()?
+            .contains("attachment")
+    );
+    let export: Value = response.json().await?;
+    assert_eq!(export["profile"]["email"], "amina@example.dz");
+    assert_eq!(export["consent_ip_address"], "127.0.0.1");
+    assert_eq!(export["sessions"].as_array().unwrap().len(), 1);
+    let messages = export["conversations"][0]["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2);
+    assert!(
+        messages[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("drinking")
+    );
+
+    let (s, _) = srv.call(Method::DELETE, "/v1/me", Some(&token), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, p) = srv.get("/v1/me", &token).await;
+    assert_problem(s, &p, StatusCode::UNAUTHORIZED, "forgotten");
+
+    let (email, name, deleted): (String, String, bool) = sqlx::query_as(
+        "SELECT email::text, name, deleted_at IS NOT NULL FROM users WHERE staff_role IS NULL",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert!(email.ends_with("@deleted.invalid") && name.is_empty() && deleted);
+    let leftovers: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM messages WHERE content LIKE '%drinking%') \
+              + (SELECT count(*) FROM user_sessions) + (SELECT count(*) FROM magic_links) \
+              + (SELECT count(*) FROM support_tickets WHERE subject LIKE '%drinking%')",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(leftovers, 0);
+    let (messages, decisions, tickets): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM messages WHERE deleted_at IS NULL), \
+                (SELECT count(*) FROM decision_logs), (SELECT count(*) FROM support_tickets)",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(
+        (messages, decisions, tickets),
+        (2, 1, 1),
+        "the rows stay for the statistics"
+    );
+
+    // Anonymous sessions, where configured, need consent too.
+    let (s, p) = srv
+        .call(
+            Method::POST,
+            "/v1/auth/anonymous",
+            None,
+            Some(json!({ "consent_data_storage": false })),
+        )
+        .await;
+    assert_problem(s, &p, StatusCode::FORBIDDEN, "anonymous without consent");
+    let (s, anon) = srv
+        .call(
+            Method::POST,
+            "/v1/auth/anonymous",
+            None,
+            Some(json!({ "consent_data_storage": true })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let anon = anon["token"].as_str().unwrap();
+    let (_, me) = srv.get("/v1/me", anon).await;
+    assert_eq!(me["is_anonymous"], true);
+    assert!(me["email"].is_null());
+    srv.new_conversation(anon).await;
+    srv.stop().await;
+    Ok(())
+}
+
+fn fast_workers() -> ServerConfig {
+    ServerConfig {
+        run_workers: true,
+        workers: WorkerConfig {
+            sla_sweep_interval_seconds: 1,
+            stats_refresh_interval_seconds: 1,
+            archive_interval_seconds: 1,
+            magic_link_cleanup_interval_seconds: 1,
+            session_expiry_interval_seconds: 1,
+            ..WorkerConfig::default()
+        },
+        ..config()
+    }
+}
+
+/// The sum over both instances' `/metrics` of `amal_worker_runs_total` for `job`.
+fn runs_in(metrics: &str, job: Job) -> u64 {
+    let prefix = format!("amal_worker_runs_total{{value=\"{}\"}} ", job.as_str());
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|n| n.trim().parse().unwrap())
+        .unwrap_or(0)
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn two_instances_share_the_workers_without_double_work(pool: PgPool) -> TestResult {
+    // The claim itself: of sixteen concurrent claimants exactly one wins the interval.
+    let mut claims = Vec::new();
+    for i in 0..16 {
+        let pool = pool.clone();
+        claims.push(tokio::spawn(async move {
+            let mut conn = pool.acquire().await.unwrap();
+            workers::claim(&mut conn, Job::Archive, 3600, &format!("claimant-{i}"))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut won = 0;
+    for c in claims {
+        won += u32::from(c.await?);
+    }
+    assert_eq!(won, 1);
+    sqlx::query("DELETE FROM worker_runs")
+        .execute(&pool)
+        .await?;
+
+    // An overdue ticket for the sweeper; an idle conversation for the archiver.
+    let (_, conv) = crate::tickets::end_user(&pool, "old@example.dz").await;
+    sqlx::query("UPDATE conversations SET created_at = now() - interval '200 days' WHERE id = $1")
+        .bind(conv)
+        .execute(&pool)
+        .await?;
+    sqlx::query(
+        "INSERT INTO support_tickets (user_id, subject, category, priority, created_at) \
+         SELECT user_id, 'Old', 'resources', 'urgent', now() - interval '3 days' FROM conversations WHERE id = $1",
+    )
+    .bind(conv)
+    .execute(&pool)
+    .await?;
+
+    let a = TestServer::start(&pool, fast_workers()).await;
+    let b = TestServer::start(&pool, fast_workers()).await;
+    tokio::time::sleep(Duration::from_millis(3300)).await;
+    let (ma, mb) = (a.metrics().await, b.metrics().await);
+    a.stop().await;
+    b.stop().await;
+
+    for job in Job::ALL {
+        let (runs, finished): (i64, bool) = sqlx::query_as(
+            "SELECT runs, last_finished_at IS NOT NULL FROM worker_runs WHERE job = $1",
+        )
+        .bind(job.as_str())
+        .fetch_one(&pool)
+        .await?;
+        // One run per one-second interval across both instances: 3 or 4 in 3.3 s (two
+        // instances each running on their own would make 6 to 8).
+        assert!((2..=4).contains(&runs), "{}: {runs} runs", job.as_str());
+        assert!(finished, "{}", job.as_str());
+        let counted = runs_in(&ma, job) + runs_in(&mb, job);
+        assert!(
+            counted as i64 <= runs && counted as i64 >= runs - 1,
+            "{}: {counted} counted by the instances, {runs} claimed",
+            job.as_str()
+        );
+    }
+    let (archived, breached): (bool, bool) = sqlx::query_as(
+        "SELECT (SELECT status = 'archived' FROM conversations WHERE id = $1), \
+                (SELECT first_response_breached AND resolution_breached FROM support_tickets)",
+    )
+    .bind(conv)
+    .fetch_one(&pool)
+    .await?;
+    assert!(archived && breached);
+    let breach_events: i64 = sqlx::query_scalar("SELECT count(*) FROM sla_breach_events")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(breach_events, 2, "each breach recorded once");
+    Ok(())
+}
+
+/// DATABASE_URL pointing at this test's own database.
+fn test_database_url(pool: &PgPool) -> String {
+    let admin = std::env::var("DATABASE_URL").expect("DATABASE_URL (scripts/test.sh sets it)");
+    let name = pool.connect_options().get_database().unwrap().to_string();
+    let (base, query) = admin.split_once('?').unwrap_or((admin.as_str(), ""));
+    let slash = base.rfind('/').unwrap();
+    let mut url = format!("{}/{name}", &base[..slash]);
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(query);
+    }
+    url
+}
+
+/// Stops the child process when the test ends, however it ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn contract_serve_binary_health_openapi_metrics(pool: PgPool) -> TestResult {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let data = tempfile::tempdir()?;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_amal-engine"));
+    command
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", test_database_url(&pool))
+        .env("AMAL_DATA_DIR", data.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for var in [
+        "AMAL_EMBED_URL",
+        "AMAL_LLM_URL",
+        "AMAL_RAG_THRESHOLD",
+        "AMAL_CLARIFY",
+    ] {
+        command.env_remove(var);
+    }
+    let _child = Child(command.spawn()?);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = http.get(format!("{base}/healthz")).send().await
+            && r.status() == StatusCode::OK
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/healthz never answered 200"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ready = http.get(format!("{base}/readyz")).send().await?;
+    assert_eq!(ready.status(), StatusCode::OK);
+
+    let doc: Value = http
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let paths: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for p in [
+        "/v1/auth/magic-link",
+        "/v1/auth/verify",
+        "/v1/auth/anonymous",
+        "/v1/auth/sign-out",
+        "/v1/me",
+        "/v1/me/consent",
+        "/v1/me/preferences",
+        "/v1/me/export",
+        "/v1/conversations",
+        "/v1/conversations/{id}",
+        "/v1/conversations/{id}/messages",
+        "/v1/conversations/{id}/close",
+        "/v1/conversations/{id}/events",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    ] {
+        assert!(paths.contains(&p), "{p} missing from {paths:?}");
+    }
+    assert_eq!(paths.len(), 17, "{paths:?}");
+    // Every documented path answers (none is a 404 from the router).
+    for p in &paths {
+        let url = format!("{base}{}", p.replace("{id}", &Uuid::nil().to_string()));
+        let s = http.get(url).send().await?.status();
+        assert!(s != StatusCode::NOT_FOUND || p.contains("{id}"), "{p}: {s}");
+        assert!(s.as_u16() < 500, "{p}: {s}");
+    }
+
+    let response = http.get(format!("{base}/metrics")).send().await?;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()?
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = response.text().await?;
+    assert!(
+        text.contains("# TYPE amal_http_requests_total counter"),
+        "{text}"
+    );
+    assert!(
+        text.contains("amal_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"}"),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE amal_http_request_duration_seconds histogram"));
+    Ok(())
+}
