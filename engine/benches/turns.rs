@@ -143,7 +143,7 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..clients {
         let id: Uuid = sqlx::query_scalar(
             "INSERT INTO users (email, password_hash, name, locale, consent_data_storage, consent_timestamp) \
-             VALUES ($1, '!', 'Bench', 'fr-DZ', true, now()) RETURNING id",
+             VALUES ($1, '!', 'Bench', 'ar-DZ', true, now()) RETURNING id",
         )
         .bind(format!("turns{i}@bench.example"))
         .fetch_one(&pool)
