@@ -69,10 +69,9 @@ fn sentences(root: &Path) -> Vec<(Lang, Vec<String>)> {
         .collect()
 }
 
-async fn bench_pool() -> anyhow::Result<PgPool> {
-    Ok(common::fresh_database("amal_bench_kb", "amal-bench-db", 8)
-        .await?
-        .0)
+/// A fresh database `name` on the benchmark's cluster.
+async fn bench_pool(name: &str) -> anyhow::Result<PgPool> {
+    Ok(common::fresh_database(name, "amal-bench-db", 8).await?.0)
 }
 
 #[tokio::main]
@@ -94,7 +93,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let (pool, reused) = match existing {
         Some(pool) => (pool, true),
-        None => (bench_pool().await?, false),
+        None => (bench_pool("amal_bench_kb").await?, false),
     };
     let embedder = Embedder::Hash(HashEmbedder::default());
     let corpus = sentences(&root);
@@ -490,7 +489,8 @@ async fn public_sets(root: &Path, embedder: &Embedder) -> anyhow::Result<()> {
         }
         let cases_path = tmp.join("cases.jsonl");
         std::fs::write(&cases_path, cases)?;
-        let pool = bench_pool().await?;
+        // Its own database: the 100,000-chunk one stays for AMAL_BENCH_REUSE=1.
+        let pool = bench_pool("amal_bench_kb_public").await?;
         let options = IngestOptions {
             approve: true,
             ..Default::default()
