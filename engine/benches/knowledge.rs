@@ -11,7 +11,10 @@
 //!
 //! The public retrieval sets in ../shared/eval are evaluated when present.
 //!
-//! Environment: AMAL_BENCH_CHUNKS (default 100000), AMAL_BENCH_QUERIES (default 300).
+//! Environment: AMAL_BENCH_CHUNKS (default 100000), AMAL_BENCH_QUERIES (default 300),
+//! AMAL_BENCH_HNSW="m,ef_construction" (rebuild the vector indexes with these parameters before
+//! measuring recall), AMAL_BENCH_REUSE=1 (keep the knowledge base a previous run built and skip ingestion, to
+//! re-measure searches), AMAL_BENCH_PUBLIC=0 (skip the public sets).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -25,7 +28,7 @@ use pgvector::Vector;
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{env_usize, percentile};
+use common::{env_usize, load_average, percentile};
 use sqlx::PgPool;
 
 /// xorshift64*: a tiny deterministic generator, so every run builds the same corpus.
@@ -66,10 +69,9 @@ fn sentences(root: &Path) -> Vec<(Lang, Vec<String>)> {
         .collect()
 }
 
-async fn bench_pool() -> anyhow::Result<PgPool> {
-    Ok(common::fresh_database("amal_bench_kb", "amal-bench-db", 8)
-        .await?
-        .0)
+/// A fresh database `name` on the benchmark's cluster.
+async fn bench_pool(name: &str) -> anyhow::Result<PgPool> {
+    Ok(common::fresh_database(name, "amal-bench-db", 8).await?.0)
 }
 
 #[tokio::main]
@@ -77,13 +79,29 @@ async fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let target_chunks = env_usize("AMAL_BENCH_CHUNKS", 100_000);
     let queries = env_usize("AMAL_BENCH_QUERIES", 300);
-    let pool = bench_pool().await?;
+    let reuse = env_usize("AMAL_BENCH_REUSE", 0) == 1;
+    let existing = if reuse {
+        let started = Instant::now();
+        let pool = common::existing_database("amal_bench_kb", "amal-bench-db", 8).await?;
+        println!(
+            "reused the previous run's database; opening and migrating it took {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        pool
+    } else {
+        None
+    };
+    let (pool, reused) = match existing {
+        Some(pool) => (pool, true),
+        None => (bench_pool("amal_bench_kb").await?, false),
+    };
     let embedder = Embedder::Hash(HashEmbedder::default());
     let corpus = sentences(&root);
     let mut rng = Rng(0x5EED_A11A);
 
     // 1. Ingestion: documents of 12 paragraphs x 4 sentences; about 6 chunks each.
     println!("## Knowledge base benchmark\n");
+    println!("load average at the start: {}", load_average());
     let mut docs = Vec::new();
     let mut planned = 0usize;
     let mut n = 0usize;
@@ -132,28 +150,43 @@ async fn main() -> anyhow::Result<()> {
         ..Default::default()
     };
     let workers = 2;
-    let started = Instant::now();
-    let summary = store::ingest_paths(
-        &pool,
-        &embedder,
-        std::slice::from_ref(&corpus_dir),
-        &options,
-        workers,
-        |_| {},
-    )
-    .await?;
-    let secs = started.elapsed().as_secs_f64();
-    let chunks = summary.chunks;
-    println!(
-        "ingestion: {} documents, {chunks} chunks in {secs:.1} s = {:.0} chunks/s (offline embedder, {workers} workers, files read from disk, \
-         vector indexes rebuilt after the load)",
-        summary.new,
-        chunks as f64 / secs
-    );
-    std::fs::remove_dir_all(&corpus_dir).ok();
-    sqlx::query("VACUUM ANALYZE document_chunks")
-        .execute(&pool)
+    let chunks = if reused {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM document_chunks")
+            .fetch_one(&pool)
+            .await?;
+        println!("ingestion: skipped (AMAL_BENCH_REUSE=1), {n} chunks from the previous run");
+        n as usize
+    } else {
+        let started = Instant::now();
+        let summary = store::ingest_paths(
+            &pool,
+            &embedder,
+            std::slice::from_ref(&corpus_dir),
+            &options,
+            workers,
+            |_| {},
+        )
         .await?;
+        let secs = started.elapsed().as_secs_f64();
+        let chunks = summary.chunks;
+        println!(
+            "ingestion: {} documents, {chunks} chunks in {secs:.1} s = {:.0} chunks/s (offline embedder, {workers} workers, files read from disk, \
+             vector indexes rebuilt after the load: {:.1} s of it; load average {})",
+            summary.new,
+            chunks as f64 / secs,
+            summary.index_seconds,
+            load_average()
+        );
+        println!(
+            "  without the index build: {:.0} chunks/s",
+            chunks as f64 / (secs - summary.index_seconds).max(1e-9)
+        );
+        sqlx::query("VACUUM ANALYZE document_chunks")
+            .execute(&pool)
+            .await?;
+        chunks
+    };
+    std::fs::remove_dir_all(&corpus_dir).ok();
 
     // 2. Hybrid search latency.
     let retriever = Retriever::new(embedder.clone());
@@ -179,6 +212,7 @@ async fn main() -> anyhow::Result<()> {
             .await?;
     }
     let mut times = Vec::new();
+    let (mut embed, mut correct, mut query) = (Vec::new(), Vec::new(), Vec::new());
     for (lang, q) in &query_texts {
         let t = Instant::now();
         let out = retriever
@@ -193,16 +227,32 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
         times.push(t.elapsed());
+        embed.push(out.stages.embed);
+        correct.push(out.stages.correct);
+        query.push(out.stages.query);
         assert!(!out.results.is_empty());
     }
     times.sort();
     println!(
-        "hybrid search over {chunks} chunks, k = 5: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms ({} queries, end to end incl. embedding)",
+        "hybrid search over {chunks} chunks, k = 5: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms ({} queries, end to end incl. embedding; load average {})",
         percentile(&times, 0.5),
         percentile(&times, 0.95),
         percentile(&times, 0.99),
-        times.len()
+        times.len(),
+        load_average()
     );
+    for (stage, t) in [
+        ("embedding", &mut embed),
+        ("corrections", &mut correct),
+        ("hybrid statement", &mut query),
+    ] {
+        t.sort();
+        println!(
+            "  stage {stage:<17} p50 {:.2} ms, p95 {:.2} ms",
+            percentile(t, 0.5),
+            percentile(t, 0.95)
+        );
+    }
     let mut times = Vec::new();
     for (lang, q) in &query_texts {
         let t = Instant::now();
@@ -225,6 +275,37 @@ async fn main() -> anyhow::Result<()> {
         percentile(&times, 0.5),
         percentile(&times, 0.95)
     );
+
+    // Exploring build parameters: AMAL_BENCH_HNSW="m,ef_construction" rebuilds the vector
+    // indexes with them (timed) before the recall measurement.
+    if let Ok(spec) = std::env::var("AMAL_BENCH_HNSW") {
+        let (m, efc) = spec
+            .split_once(',')
+            .expect("AMAL_BENCH_HNSW=m,ef_construction");
+        let (m, efc): (u32, u32) = (m.trim().parse()?, efc.trim().parse()?);
+        store::drop_vector_indexes(&pool).await?;
+        let started = Instant::now();
+        for lang in Lang::ALL {
+            let mut tx = pool.begin().await?;
+            sqlx::query("SET LOCAL maintenance_work_mem = '512MB'")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "CREATE INDEX idx_document_chunks_embedding_hnsw_{code} ON document_chunks \
+                 USING hnsw (embedding vector_cosine_ops) WITH (m = {m}, ef_construction = {efc}) \
+                 WHERE retrievable AND lang = '{code}'",
+                code = lang.code()
+            )))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        }
+        println!(
+            "HNSW indexes rebuilt with m = {m}, ef_construction = {efc} in {:.1} s (load average {})",
+            started.elapsed().as_secs_f64(),
+            load_average()
+        );
+    }
 
     // 3. HNSW recall@10 against an exact scan, per ef_search.
     let sample: Vec<(Lang, Vector)> = query_texts
@@ -257,7 +338,12 @@ async fn main() -> anyhow::Result<()> {
         }
         tx.commit().await?;
     }
-    for ef in [40, 100, 200, 400] {
+    let ef_list: Vec<u32> = std::env::var("AMAL_BENCH_EF")
+        .unwrap_or_else(|_| "40,100,160,200,400".into())
+        .split(',')
+        .map(|v| v.trim().parse().expect("AMAL_BENCH_EF: numbers"))
+        .collect();
+    for ef in ef_list {
         let mut tx = pool.begin().await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "SET LOCAL hnsw.ef_search = {ef}"
@@ -357,7 +443,9 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // Public retrieval sets, when present.
-    public_sets(&root, &embedder).await?;
+    if env_usize("AMAL_BENCH_PUBLIC", 1) == 1 {
+        public_sets(&root, &embedder).await?;
+    }
     pool.close().await;
     Ok(())
 }
@@ -401,7 +489,8 @@ async fn public_sets(root: &Path, embedder: &Embedder) -> anyhow::Result<()> {
         }
         let cases_path = tmp.join("cases.jsonl");
         std::fs::write(&cases_path, cases)?;
-        let pool = bench_pool().await?;
+        // Its own database: the 100,000-chunk one stays for AMAL_BENCH_REUSE=1.
+        let pool = bench_pool("amal_bench_kb_public").await?;
         let options = IngestOptions {
             approve: true,
             ..Default::default()

@@ -200,8 +200,9 @@ async fn main() -> anyhow::Result<()> {
     // Fresh tables have no planner statistics until autovacuum gets to them mid-run.
     sqlx::query("ANALYZE").execute(&pool).await?;
     println!(
-        "knowledge base: {} documents; {n} clients, {seconds} s per run, {pool_size} connections",
-        kb.new + kb.updated + kb.unchanged
+        "knowledge base: {} documents; {n} clients, {seconds} s per run, {pool_size} connections; {}",
+        kb.new + kb.updated + kb.unchanged,
+        common::load_average()
     );
     let people = clients(&pool, n).await?;
     let lib_engine = Arc::new(engine(&pool).await?);

@@ -27,7 +27,7 @@ use amal_engine::{seed, sla};
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{env_usize, percentile};
+use common::{env_usize, load_average, percentile};
 
 /// The breach sweeper is measured catching up after this long without a pass.
 const BACKLOG_MINUTES: i64 = 60;
@@ -274,13 +274,6 @@ async fn queue_latency(
     Ok(times)
 }
 
-/// The machine's 1/5/15-minute load averages: the figures depend on what else runs.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let n = env_usize("AMAL_BENCH_TICKETS", 1_000_000);
@@ -326,12 +319,13 @@ async fn main() -> anyhow::Result<()> {
         "INSERT per transaction (numbering + SLA triggers), async commits:    {raw_fast:>7.0} tickets/s ({raw_fast_n} in {seconds} s)"
     );
     println!(
-        "tickets::create (+ audit row, notice, read-back), durable commits:    {durable:>7.0} tickets/s ({durable_n} in {seconds} s)"
+        "tickets::create (one statement: ticket, audit row, notice; then a shared WAL flush), durable: {durable:>7.0} tickets/s ({durable_n} in {seconds} s)"
     );
     println!(
-        "tickets::create (+ audit row, notice, read-back), async commits:      {fast:>7.0} tickets/s ({fast_n} in {seconds} s)"
+        "tickets::create, session synchronous_commit = off (flush not awaited):          {fast:>7.0} tickets/s ({fast_n} in {seconds} s)"
     );
     println!("numbers: {count} tickets, {duplicates} duplicates, {gaps} gaps");
+    println!("load average after the creation runs: {}", load_average());
 
     // 2. The documents' trigger.
     let (rate, total_doc, dup) = documented_run(&pool, seconds).await?;
@@ -401,6 +395,7 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     let unassigned = queue_latency(&pool, queries, |_| QueueFilter::new(Queue::Unassigned)).await?;
+    println!("load average after the queue pages: {}", load_average());
     for (name, t) in [
         ("by category", &by_category),
         ("by assignee", &by_assignee),

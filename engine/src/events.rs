@@ -96,10 +96,9 @@ impl ChangeNotice {
 
 /// Queues the notice in the current transaction (sent at commit, dropped on rollback).
 pub async fn notify(conn: &mut PgConnection, notice: &ChangeNotice) -> sqlx::Result<()> {
-    let payload = serde_json::to_string(notice).expect("notice serializes");
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(CHANNEL)
-        .bind(payload)
+        .bind(payload(notice))
         .execute(conn)
         .await?;
     Ok(())
@@ -130,6 +129,12 @@ impl Subscription {
             }
         }
     }
+}
+
+/// The JSON payload of a notice, for statements that send it themselves (`pg_notify` on
+/// [`CHANNEL`]).
+pub fn payload(notice: &ChangeNotice) -> String {
+    serde_json::to_string(notice).expect("notice serializes")
 }
 
 #[cfg(test)]

@@ -783,7 +783,12 @@ async fn insert_ticket(
     .execute(conn)
     .await
     .map(|_| ())
-    .map_err(|e| match violated_constraint(&e) {
+    .map_err(|e| insert_error(e, new))
+}
+
+/// A failed ticket insert as the caller's mistake when it is one.
+fn insert_error(e: sqlx::Error, new: &NewTicket) -> TicketError {
+    match violated_constraint(&e) {
         Some("support_tickets_category_fkey") => TicketError::UnknownCategory(new.category.clone()),
         Some("support_tickets_priority_fkey") => TicketError::UnknownPriority(new.priority.clone()),
         Some("support_tickets_user_id_fkey") => {
@@ -794,11 +799,23 @@ async fn insert_ticket(
             new.conversation_id.unwrap_or_default()
         )),
         _ => TicketError::Sql(e),
-    })
+    }
 }
 
 /// Opens a ticket (any staff member; `None` for the system). Number and due dates come from
 /// the database's triggers.
+///
+/// The ticket, its audit row and its notice are one statement, so one round trip and one
+/// transaction (the caller's, when `conn` is in one). Ticket numbers are gapless: the
+/// numbering trigger locks the year's counter row until commit, so creations are serialised
+/// from the insert to the end of the commit. Waiting for the commit's WAL flush inside that
+/// window would cap creation at one flush per ticket; so, on a connection outside a
+/// transaction, the statement commits without waiting for the flush (the lock is released at
+/// once) and [`wait_for_wal_flush`] then waits for it outside the window, where concurrent
+/// creations share flushes (group commit). When this function returns the ticket is durable as
+/// before, and after a crash the surviving tickets are still a gapless prefix of the numbers:
+/// WAL is replayed in order, and a later number's counter update follows the earlier ticket's
+/// commit record in it.
 pub async fn create(
     conn: &mut PgConnection,
     by: Option<&Actor>,
@@ -806,31 +823,70 @@ pub async fn create(
     now: DateTime<Utc>,
 ) -> Result<Ticket, TicketError> {
     let id = Uuid::new_v4();
-    let mut tx = conn.begin().await?;
-    audit::record(
-        &mut tx,
-        &AuditEntry {
-            actor: by.map(|a| a.id),
-            action: "ticket.create",
-            resource_type: "support_ticket",
-            resource_id: Some(id),
-            details: json!({
-                "source": if by.is_some() { "staff" } else { "system" },
-                "category": new.category,
-                "priority": new.priority,
-                "conversation_id": new.conversation_id,
-            }),
-        },
-    )
-    .await?;
+    let details = json!({
+        "source": if by.is_some() { "staff" } else { "system" },
+        "category": new.category,
+        "priority": new.priority,
+        "conversation_id": new.conversation_id,
+    });
     let mut notice = ChangeNotice::new(ChangeKind::TicketCreated).ticket(id);
     if let Some(c) = new.conversation_id {
         notice = notice.conversation(c);
     }
-    events::notify(&mut tx, &notice).await?;
-    insert_ticket(&mut tx, id, new, now).await?;
-    tx.commit().await?;
-    get(conn, id, now).await
+    // Inside a caller's transaction, its commit decides durability: never change it.
+    let deferred_flush = !conn.is_in_transaction();
+    // The unreferenced data-modifying CTE (audit) runs to completion anyway; the others are
+    // joined so that they run. `set_config(.., true)` lasts until this statement's implicit
+    // commit.
+    let sql = format!(
+        "WITH commit_mode AS ( \
+             SELECT set_config('synchronous_commit', 'off', true) WHERE $12), \
+         audit AS ( \
+             INSERT INTO audit_logs (user_id, action, resource_type, resource_id, details) \
+             VALUES ($9, 'ticket.create', 'support_ticket', $8, $10)), \
+         notice AS (SELECT pg_notify('{channel}', $11)), \
+         t AS ( \
+             INSERT INTO support_tickets (id, user_id, conversation_id, subject, description, \
+                                          category, priority, status, created_at, updated_at) \
+             VALUES ($8, $1, $2, $3, $4, $5, $6, 'open', $7, $7) RETURNING *) \
+         {TICKET_SELECT}{RAW_CLOCK_COLUMNS} \
+         FROM t CROSS JOIN {inputs} CROSS JOIN notice \
+         CROSS JOIN (SELECT count(*) FROM commit_mode) m \
+         LEFT JOIN users u ON u.id = t.assigned_to",
+        channel = events::CHANNEL,
+        inputs = clock_inputs("$7"),
+    );
+    let row: TicketRow = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(new.user_id)
+        .bind(new.conversation_id)
+        .bind(new.subject.as_str())
+        .bind(new.description.as_deref())
+        .bind(&new.category)
+        .bind(&new.priority)
+        .bind(now)
+        .bind(id)
+        .bind(by.map(|a| a.id))
+        .bind(&details)
+        .bind(events::payload(&notice))
+        .bind(deferred_flush)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| insert_error(e, new))?;
+    if deferred_flush {
+        wait_for_wal_flush(conn).await?;
+    }
+    Ok(Ticket::from(row))
+}
+
+/// Returns once everything this connection committed is flushed to disk (with the session's
+/// `synchronous_commit`): a durable commit of a transaction that writes only a WAL message
+/// (no table, no lock), whose flush covers every earlier WAL record. Concurrent callers share
+/// flushes.
+pub async fn wait_for_wal_flush(conn: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_logical_emit_message(true, 'amal.flush', '')")
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 /// Hands a conversation over to humans: opens its ticket (subject from the conversation's

@@ -20,15 +20,17 @@ pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
-/// Drops and recreates the database `name` on DATABASE_URL's server (else on an embedded
-/// cluster under `target/<cluster_dir>`), migrates it and returns a pool of
-/// `max_connections` and its URL.
-pub async fn fresh_database(
-    name: &str,
-    cluster_dir: &str,
-    max_connections: u32,
-) -> anyhow::Result<(PgPool, String)> {
-    let admin_url = match std::env::var("DATABASE_URL") {
+/// The machine's 1/5/15-minute load averages: every figure depends on what else runs.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// The admin URL of DATABASE_URL's server, else of the embedded cluster under
+/// `target/<cluster_dir>` (started if needed).
+fn admin_url(cluster_dir: &str) -> anyhow::Result<String> {
+    Ok(match std::env::var("DATABASE_URL") {
         Ok(url) if !url.trim().is_empty() => url,
         _ => {
             let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -38,7 +40,55 @@ pub async fn fresh_database(
             cluster.start()?;
             cluster.maintenance_url()?.expect("started")
         }
-    };
+    })
+}
+
+/// `admin_url` with its database replaced by `name`.
+fn database_url(admin_url: &str, name: &str) -> String {
+    let (base, query) = admin_url
+        .split_once('?')
+        .map_or((admin_url, ""), |(b, q)| (b, q));
+    let slash = base.rfind('/').expect("URL has a database");
+    if query.is_empty() {
+        format!("{}/{name}", &base[..slash])
+    } else {
+        format!("{}/{name}?{query}", &base[..slash])
+    }
+}
+
+/// The database `name` as a previous run left it (migrated again), or `None` when it does not
+/// exist: lets a benchmark re-measure queries without rebuilding its data.
+#[allow(dead_code)]
+pub async fn existing_database(
+    name: &str,
+    cluster_dir: &str,
+    max_connections: u32,
+) -> anyhow::Result<Option<PgPool>> {
+    let admin_url = admin_url(cluster_dir)?;
+    let admin = db::connect_url(&admin_url, 2).await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(&admin)
+            .await?;
+    admin.close().await;
+    if !exists {
+        return Ok(None);
+    }
+    let pool = db::connect_url(&database_url(&admin_url, name), max_connections).await?;
+    db::migrate(&pool).await?;
+    Ok(Some(pool))
+}
+
+/// Drops and recreates the database `name` on DATABASE_URL's server (else on an embedded
+/// cluster under `target/<cluster_dir>`), migrates it and returns a pool of
+/// `max_connections` and its URL.
+pub async fn fresh_database(
+    name: &str,
+    cluster_dir: &str,
+    max_connections: u32,
+) -> anyhow::Result<(PgPool, String)> {
+    let admin_url = admin_url(cluster_dir)?;
     let admin = db::connect_url(&admin_url, 2).await?;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
@@ -49,15 +99,7 @@ pub async fn fresh_database(
         .execute(&admin)
         .await?;
     admin.close().await;
-    let (base, query) = admin_url
-        .split_once('?')
-        .map_or((admin_url.as_str(), ""), |(b, q)| (b, q));
-    let slash = base.rfind('/').expect("URL has a database");
-    let url = if query.is_empty() {
-        format!("{}/{name}", &base[..slash])
-    } else {
-        format!("{}/{name}?{query}", &base[..slash])
-    };
+    let url = database_url(&admin_url, name);
     let pool = db::connect_url(&url, max_connections).await?;
     db::migrate(&pool).await?;
     Ok((pool, url))

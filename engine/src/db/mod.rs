@@ -115,6 +115,7 @@ pub async fn connect_url(url: &str, max_connections: u32) -> Result<PgPool, DbEr
     })?;
     let options = options
         .application_name("amal-engine")
+        .options(SESSION_SETTINGS.iter().copied())
         .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
     PgPoolOptions::new()
         .max_connections(max_connections)
@@ -126,6 +127,23 @@ pub async fn connect_url(url: &str, max_connections: u32) -> Result<PgPool, DbEr
             source,
         })
 }
+
+/// Settings every engine connection starts with, sent with the connection request (no round
+/// trip of their own):
+/// - `jit = off`: the engine's statements are short OLTP queries; JIT compilation costs tens
+///   to hundreds of milliseconds whenever an estimate crosses `jit_above_cost` (it once made a
+///   ticket-queue page take 700 ms);
+/// - `hnsw.ef_search` and `hnsw.iterative_scan`: the retriever's defaults, so that a search is
+///   one statement instead of a transaction that sets them first. Placeholders until pgvector
+///   is loaded in the session, which then takes them over.
+pub const SESSION_SETTINGS: &[(&str, &str)] = &[
+    ("jit", "off"),
+    ("hnsw.ef_search", HNSW_EF_SEARCH),
+    ("hnsw.iterative_scan", "relaxed_order"),
+];
+
+/// `knowledge::retrieval::DEFAULT_EF_SEARCH` as text (checked equal by a test).
+const HNSW_EF_SEARCH: &str = "200";
 
 /// Default pool size: enough for the server's workers and concurrent requests on a small machine.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;

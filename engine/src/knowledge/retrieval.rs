@@ -82,6 +82,21 @@ pub struct SearchOutcome {
     /// Time spent in the database and embedder.
     #[serde(skip)]
     pub elapsed: Duration,
+    /// Where that time went (for benchmarks and slow-query logs).
+    #[serde(skip)]
+    pub stages: StageTimings,
+}
+
+/// The time of each stage of a search; summed over the passes when a search falls back to
+/// every language.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimings {
+    /// Lexicon expansion and embedding the query.
+    pub embed: Duration,
+    /// Looking up corrections for unknown query words.
+    pub correct: Duration,
+    /// The hybrid statement (vector and text lists, fusion), including its round trips.
+    pub query: Duration,
 }
 
 /// Runs searches with one embedder and index settings.
@@ -94,9 +109,10 @@ pub struct Retriever {
     pub candidates: usize,
 }
 
-/// Default `hnsw.ef_search`: the README's benchmark shows recall@10 >= 0.98 against an exact
-/// scan at this value on 100,000 chunks.
-pub const DEFAULT_EF_SEARCH: u32 = 100;
+/// Default `hnsw.ef_search`, which every engine connection starts with (`db::SESSION_SETTINGS`):
+/// the README's benchmark shows recall@10 >= 0.98 against an exact scan at this value on
+/// 100,000 chunks with the index parameters of `vector_index_ddl`.
+pub const DEFAULT_EF_SEARCH: u32 = 200;
 
 impl Retriever {
     /// A retriever with the default settings.
@@ -130,7 +146,11 @@ impl Retriever {
             None => self.search_in(pool, request, &Lang::ALL).await?,
         };
         if outcome.results.is_empty() && request.lang.is_none() {
+            let first = outcome.stages;
             outcome = self.search_in(pool, request, &Lang::ALL).await?;
+            outcome.stages.embed += first.embed;
+            outcome.stages.correct += first.correct;
+            outcome.stages.query += first.query;
         }
         outcome.elapsed = started.elapsed();
         Ok(outcome)
@@ -147,6 +167,8 @@ impl Retriever {
         let candidates = self.candidates.max(k);
         let lang_codes: Vec<&str> = langs.iter().map(|l| l.code()).collect();
 
+        let mut stages = StageTimings::default();
+        let t = Instant::now();
         let expansion = super::lexicon::Lexicon::builtin().expand(text);
         let expanded = if expansion.is_empty() {
             text.to_string()
@@ -154,32 +176,43 @@ impl Retriever {
             format!("{text} {}", expansion.join(" "))
         };
         let query_vector = Vector::from(self.embedder.embed(&[expanded.as_str()]).await?.remove(0));
+        stages.embed = t.elapsed();
+        let t = Instant::now();
         let words = query_words(text);
         let corrections = if words.is_empty() {
             Vec::new()
         } else {
             corrections(pool, &words, &lang_codes).await?
         };
+        stages.correct = t.elapsed();
         let tsquery = text_query(&words, &corrections, &query_words(&expansion.join(" ")));
 
         let sql = hybrid_sql(langs, !tsquery.is_empty());
-        let mut tx = pool.begin().await?;
-        // Per query, not per connection: ef_search is the retriever's setting, and iterative
-        // scans keep filtered (category) searches from returning fewer than k rows.
-        sqlx::query("SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)")
-            .bind(self.ef_search.to_string())
-            .execute(&mut *tx)
-            .await?;
-        let rows: Vec<HitRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        let t = Instant::now();
+        let query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(&query_vector)
             .bind(candidates as i64)
             .bind(request.category)
             .bind(&tsquery)
             .bind(k as i64)
-            .bind(RRF_K)
-            .fetch_all(&mut *tx)
-            .await?;
-        tx.commit().await?;
+            .bind(RRF_K);
+        let rows: Vec<HitRow> = if self.ef_search == DEFAULT_EF_SEARCH {
+            // Every connection of the engine's pools starts with these settings
+            // (`db::SESSION_SETTINGS`): one statement, one round trip, no transaction.
+            query.fetch_all(pool).await?
+        } else {
+            // Another ef_search for this search only. Iterative scans keep filtered (category)
+            // searches from returning fewer than k rows.
+            let mut tx = pool.begin().await?;
+            sqlx::query("SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+                .bind(self.ef_search.to_string())
+                .execute(&mut *tx)
+                .await?;
+            let rows = query.fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            rows
+        };
+        stages.query = t.elapsed();
 
         let results: Vec<Hit> = rows.into_iter().map(Hit::from).collect();
         let confidence = confidence(results.first());
@@ -188,6 +221,7 @@ impl Retriever {
             confidence,
             corrections,
             elapsed: Duration::ZERO,
+            stages,
         })
     }
 }
@@ -296,12 +330,17 @@ async fn corrections(
     if candidates.is_empty() {
         return Ok(Vec::new());
     }
+    // Known words are filtered out first through the primary key (lang is char(2): comparing
+    // it with text would cast the column and miss the index), so the trigram search, the
+    // expensive part, runs only for the words that need it (OFFSET 0 keeps it that way).
     Ok(sqlx::query_as(
-        "SELECT w, best.term FROM unnest($1::text[]) AS w \
+        "SELECT u.w, best.term FROM ( \
+             SELECT w FROM unnest($1::text[]) AS w \
+             WHERE NOT EXISTS (SELECT 1 FROM kb_terms k2 WHERE k2.lang = ANY($2::bpchar[]) AND k2.term = w) \
+             OFFSET 0) u \
          CROSS JOIN LATERAL ( \
-             SELECT k.term FROM kb_terms k WHERE k.lang = ANY($2) AND k.term % w \
-             ORDER BY similarity(k.term, w) DESC, k.term LIMIT 1) best \
-         WHERE NOT EXISTS (SELECT 1 FROM kb_terms k2 WHERE k2.lang = ANY($2) AND k2.term = w)",
+             SELECT k.term FROM kb_terms k WHERE k.lang = ANY($2::bpchar[]) AND k.term % u.w \
+             ORDER BY similarity(k.term, u.w) DESC, k.term LIMIT 1) best",
     )
     .bind(candidates)
     .bind(langs)
@@ -309,13 +348,19 @@ async fn corrections(
     .await?)
 }
 
-/// At most this many full-text matches are ranked. Ranking reads every match's row; a query
-/// whose words match more chunks than this cannot be told apart by full text anyway, and the
-/// vector list leads. Bounds a search's cost on a large knowledge base.
+/// At most this many full-text matches are ranked. Ranking reads every match's row (and its
+/// tsvector out of line); a query whose words match more chunks than this cannot be told apart
+/// by full text anyway, and the vector list leads. Bounds a search's cost on a large knowledge
+/// base: at 100,000 chunks ranking 400 matches was a third of a search (README). The matches
+/// kept are not the best ones, so a lower cap costs quality: 100 dropped the public FAQ set's
+/// recall@10 from 0.93 to 0.82.
 pub const TEXT_RANK_CAP: usize = 400;
 
 /// The one statement of a search. Languages are spliced in as literals from [`Lang`] (never
-/// user text) so that the planner matches each branch to its partial index.
+/// user text) so that the planner matches each branch to its partial index. Only the fused
+/// rows that can reach the first k (the k-th best score and every row tied with it, since
+/// ties are broken by similarity) are joined to their chunk and document: the other rows'
+/// lookups were a tenth of a search.
 ///
 /// Parameters: $1 query vector, $2 candidates per list, $3 category or NULL, $4 tsquery text,
 /// $5 k, $6 RRF constant.
@@ -373,14 +418,17 @@ fn hybrid_sql(langs: &[Lang], with_text: bool) -> String {
              SELECT c.id, {rank_query} AS text_score FROM matched c \
              ORDER BY text_score DESC, c.id LIMIT $2), \
          tr AS (SELECT id, text_score, row_number() OVER (ORDER BY text_score DESC, id) AS rank FROM t), \
-         fused AS ( \
+         fused AS MATERIALIZED ( \
              SELECT COALESCE(vr.id, tr.id) AS id, vr.rank AS vector_rank, tr.rank AS text_rank, tr.text_score, \
                     COALESCE(1.0 / ($6 + vr.rank), 0) + COALESCE(1.0 / ($6 + tr.rank), 0) AS score \
-             FROM vr FULL OUTER JOIN tr ON vr.id = tr.id) \
+             FROM vr FULL OUTER JOIN tr ON vr.id = tr.id), \
+         top AS ( \
+             SELECT * FROM fused WHERE score >= COALESCE( \
+                 (SELECT score FROM fused ORDER BY score DESC OFFSET $5 - 1 LIMIT 1), 0)) \
          SELECT f.id, c.document_id, d.title, d.source, c.lang::text AS lang, c.chunk_index, c.content, \
                 f.score::float8 AS score, f.vector_rank, f.text_rank, f.text_score, \
                 (1 - (c.embedding <=> $1))::float8 AS vector_similarity \
-         FROM fused f JOIN document_chunks c ON c.id = f.id JOIN documents d ON d.id = c.document_id \
+         FROM top f JOIN document_chunks c ON c.id = f.id JOIN documents d ON d.id = c.document_id \
          ORDER BY f.score DESC, vector_similarity DESC, c.id LIMIT $5",
         vector = vector_branches.join(" UNION ALL "),
     )
@@ -466,6 +514,15 @@ mod tests {
             "((stop) & (smokng | smoking)) | ((stop) & (tobacco | tabac)) | ((smokng | smoking) & (tobacco | tabac))"
         );
         assert_eq!(text_query(&[], &[], &[]), "");
+    }
+
+    #[test]
+    fn connections_start_with_the_default_ef_search() {
+        let ef = crate::db::SESSION_SETTINGS
+            .iter()
+            .find(|(k, _)| *k == "hnsw.ef_search")
+            .map(|(_, v)| *v);
+        assert_eq!(ef, Some(DEFAULT_EF_SEARCH.to_string().as_str()));
     }
 
     #[test]

@@ -655,11 +655,12 @@ pub async fn ensure_vector_indexes(pool: &PgPool) -> Result<usize, KnowledgeErro
         sqlx::query("SET LOCAL maintenance_work_mem = '512MB'")
             .execute(&mut *tx)
             .await?;
-        let sql = format!(
-            "CREATE INDEX IF NOT EXISTS {name} ON document_chunks USING hnsw (embedding vector_cosine_ops) \
-             WHERE retrievable AND lang = '{}'",
-            lang.code()
-        );
+        // The build parameters live in the database (vector_index_ddl), with the migration
+        // and set_embedding_dimension that build the same index.
+        let sql: String = sqlx::query_scalar("SELECT vector_index_ddl($1)")
+            .bind(lang.code())
+            .fetch_one(&mut *tx)
+            .await?;
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .execute(&mut *tx)
             .await?;
@@ -694,6 +695,8 @@ pub struct IngestSummary {
     pub chunks: usize,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// Of those, seconds spent building the vector indexes after a bulk load.
+    pub index_seconds: f64,
     /// Every file, in the order given.
     pub files: Vec<FileReport>,
 }
@@ -778,7 +781,9 @@ pub async fn ingest_paths(
         }
     }
     if bulk {
+        let indexing = std::time::Instant::now();
         ensure_vector_indexes(pool).await?;
+        summary.index_seconds = indexing.elapsed().as_secs_f64();
     }
     if let Some(e) = failure {
         return Err(e);

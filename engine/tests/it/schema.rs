@@ -830,7 +830,8 @@ async fn set_embedding_dimension_changes_column_index_and_settings(pool: PgPool)
         .await?;
         assert!(
             definition.ends_with(&format!(
-                "USING hnsw (embedding vector_cosine_ops) WHERE (retrievable AND (lang = '{lang}'::bpchar))"
+                "USING hnsw (embedding vector_cosine_ops) WITH (m='24', ef_construction='128') \
+                 WHERE (retrievable AND (lang = '{lang}'::bpchar))"
             )),
             "{definition}"
         );
