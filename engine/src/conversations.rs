@@ -479,7 +479,10 @@ pub async fn post_message(
     .fetch_one(&mut *conn)
     .await?;
 
-    // Retrieval reads approved knowledge only; it runs before the write transaction.
+    // Retrieval reads approved knowledge only; it runs before the write transaction, with this
+    // connection back in the pool: a turn holding one connection while retrieval waits for
+    // another would, with as many concurrent turns as connections, leave every turn waiting.
+    drop(conn);
     let decision = engine
         .decide_turn(
             pool,
@@ -492,6 +495,7 @@ pub async fn post_message(
         )
         .await;
 
+    let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
     // The conversation's row lock serializes the turns of one conversation, and a concurrent
     // retry with the same key waits here and then finds the committed turn.

@@ -97,10 +97,9 @@ pub struct Inner {
     pub turns: tokio::sync::Semaphore,
 }
 
-/// How many turns may run at once on `pool`. A turn holds one connection while retrieval takes
-/// a second one from the same pool, so with more turns than half the pool every connection can
-/// end up held by a turn waiting for its second and the pool times out; bounded, later turns
-/// queue instead.
+/// How many turns may run at once on `pool`: half its connections. Turns are the heaviest
+/// requests (retrieval, then the write transaction); bounded, a burst of them queues here and
+/// the other half of the pool stays free for reads, streams and the workers.
 pub fn turn_concurrency(pool: &PgPool) -> usize {
     (pool.options().get_max_connections() / 2).max(1) as usize
 }

@@ -113,3 +113,43 @@ async fn killed_mid_turn_leaves_only_complete_turns(pool: PgPool) -> anyhow::Res
     assert_eq!(before, after);
     Ok(())
 }
+
+/// More concurrent turns than connections: a turn gives its connection back while retrieval
+/// runs, so none waits for a connection another waiting turn holds.
+#[sqlx::test(migrator = "amal_engine::db::MIGRATOR")]
+async fn more_turns_than_connections_all_complete(pool: PgPool) -> anyhow::Result<()> {
+    amal_engine::seed::reference(&pool).await?;
+    let small = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with((*pool.connect_options()).clone())
+        .await?;
+    let engine = std::sync::Arc::new(super::conversations::engine());
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let user: uuid::Uuid = sqlx::query_scalar(
+            "INSERT INTO users (email, password_hash, name, consent_data_storage, consent_timestamp) \
+             VALUES ($1, '!', 'P', true, now()) RETURNING id",
+        )
+        .bind(format!("p{i}@example.dz"))
+        .fetch_one(&pool)
+        .await?;
+        let c = conversations::start(&pool, user, amal_engine::decision::auto::Mode::Auto, None)
+            .await?;
+        let (small, engine) = (small.clone(), engine.clone());
+        tasks.push(tokio::spawn(async move {
+            conversations::post_message(
+                &small,
+                &engine,
+                c.id,
+                None,
+                &MessageContent::parse("how do I sleep better after stopping cannabis").unwrap(),
+            )
+            .await
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
