@@ -432,82 +432,58 @@ fn loading_or_empty(app: &App, screen: ScreenId, empty: &str) -> String {
 fn draw_conversations(frame: &mut Frame, app: &App, area: Rect, hit: &mut HitAreas) {
     let [list_area, transcript_area] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
-    let inner_height = list_area.height.saturating_sub(3) as usize;
-    let offset = app.conversation_sel.offset(inner_height);
+    // The status column only where the person's name keeps room (an escalated conversation
+    // shows its ticket anyway).
+    let with_status = list_area.width >= 56;
+    let fixed = 5 + 3 + 16 + 4 + if with_status { 11 } else { 0 };
     let name_width = usize::from(list_area.width.saturating_sub(2))
-        .saturating_sub(5 + 3 + 10 + 16 + 4)
+        .saturating_sub(fixed)
         .max(6);
-    let rows: Vec<Row> = app
-        .conversations
-        .iter()
-        .enumerate()
-        .skip(offset)
-        .take(inner_height)
-        .map(|(i, c)| {
+    let mut header = vec!["age", "ln"];
+    let mut widths = vec![Constraint::Length(5), Constraint::Length(3)];
+    if with_status {
+        header.push("status");
+        widths.push(Constraint::Length(10));
+    }
+    header.extend(["person", "ticket"]);
+    widths.extend([Constraint::Min(6), Constraint::Length(16)]);
+    let spec = ListSpec {
+        title: " Conversations ",
+        screen: ScreenId::Conversations,
+        selection: app.conversation_sel,
+        len: app.conversations.len(),
+        empty: "no conversation matches the filters",
+        header: &header,
+        widths: &widths,
+    };
+    draw_list(frame, app, list_area, spec, hit, |i| {
+        let c = &app.conversations[i];
+        let mut cells = vec![
+            Cell::from(age(app.now, c.last_activity_at)).style(app.theme.fg("base.dim")),
+            Cell::from(c.language.clone().unwrap_or_else(|| "?".into())),
+        ];
+        if with_status {
             let status_style = if c.status == "escalated" {
                 app.theme.fg("sla.warning")
             } else {
                 app.theme.fg("base.text")
             };
-            let row = Row::new(vec![
-                Cell::from(age(app.now, c.last_activity_at)).style(app.theme.fg("base.dim")),
-                Cell::from(c.language.clone().unwrap_or_else(|| "?".into())),
-                Cell::from(
-                    app.label(LookupKind::ConversationStatus, &c.status)
-                        .to_string(),
-                )
-                .style(status_style),
-                Cell::from(bidi::line(&c.user_name, name_width, app.bidi)),
-                Cell::from(c.ticket_number.clone().unwrap_or_default()).style(
-                    c.ticket_priority
-                        .as_deref()
-                        .map(|p| priority_style(app, p))
-                        .unwrap_or_default(),
-                ),
-            ]);
-            if i == app.conversation_sel.selected {
-                row.style(app.theme.selection())
-            } else {
-                row
-            }
-        })
-        .collect();
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(5),
-            Constraint::Length(3),
-            Constraint::Length(10),
-            Constraint::Min(6),
-            Constraint::Length(16),
-        ],
-    )
-    .header(
-        Row::new(["age", "ln", "status", "person", "ticket"])
-            .style(app.theme.fg("base.dim").add_modifier(Modifier::BOLD)),
-    )
-    .block(block(app, " Conversations ", true));
-    if app.conversations.is_empty() {
-        frame.render_widget(
-            Paragraph::new(loading_or_empty(
-                app,
-                ScreenId::Conversations,
-                "no conversation matches the filters",
-            ))
-            .style(app.theme.fg("base.dim"))
-            .block(block(app, " Conversations ", true)),
-            list_area,
+            cells.push(
+                Cell::from(app.label(LookupKind::ConversationStatus, &c.status))
+                    .style(status_style),
+            );
+        }
+        cells.push(Cell::from(bidi::line(&c.user_name, name_width, app.bidi)));
+        cells.push(
+            Cell::from(c.ticket_number.clone().unwrap_or_default()).style(
+                c.ticket_priority
+                    .as_deref()
+                    .map(|p| priority_style(app, p))
+                    .unwrap_or_default(),
+            ),
         );
-    } else {
-        frame.render_widget(table, list_area);
-    }
-    hit.list = Rect {
-        x: list_area.x + 1,
-        y: list_area.y + 2,
-        width: list_area.width.saturating_sub(2),
-        height: inner_height as u16,
-    };
-    hit.list_offset = offset;
+        cells
+    });
 
     let selected = app.conversations.get(app.conversation_sel.selected);
     let title = selected
