@@ -1286,34 +1286,37 @@ impl App {
         self.refresh(ScreenId::Queue);
     }
 
-    fn move_selection(&mut self, action: Action, page: usize) {
+    /// The current list's selection and length (`None` on screens without a list).
+    fn list_selection(&mut self) -> Option<(&mut Selection, usize)> {
         match self.screen {
-            ScreenId::Conversations => {
-                if self
-                    .conversation_sel
-                    .apply(action, self.conversations.len(), page)
-                    && let Some(c) = self.conversations.get(self.conversation_sel.selected)
-                {
-                    self.send(Request::Transcript(c.id));
-                }
-            }
-            ScreenId::Queue => {
-                self.queue_sel.apply(action, self.queue.len(), page);
-            }
-            ScreenId::Knowledge => {
-                self.document_sel.apply(action, self.documents.len(), page);
-            }
-            ScreenId::Audit => {
-                self.audit_sel.apply(action, self.audit.len(), page);
-            }
-            ScreenId::Ticket => {
-                self.ticket_scroll = match action {
-                    Action::Up => self.ticket_scroll.saturating_sub(1),
-                    Action::Down => self.ticket_scroll.saturating_add(1),
-                    _ => self.ticket_scroll,
-                };
-            }
-            ScreenId::Statistics => {}
+            ScreenId::Conversations => Some((&mut self.conversation_sel, self.conversations.len())),
+            ScreenId::Queue => Some((&mut self.queue_sel, self.queue.len())),
+            ScreenId::Knowledge => Some((&mut self.document_sel, self.documents.len())),
+            ScreenId::Audit => Some((&mut self.audit_sel, self.audit.len())),
+            ScreenId::Ticket | ScreenId::Statistics => None,
+        }
+    }
+
+    /// A new row is selected: the conversation list shows its transcript.
+    fn selection_moved(&mut self) {
+        if self.screen == ScreenId::Conversations
+            && let Some(c) = self.conversations.get(self.conversation_sel.selected)
+        {
+            self.send(Request::Transcript(c.id));
+        }
+    }
+
+    fn move_selection(&mut self, action: Action, page: usize) {
+        if self.screen == ScreenId::Ticket {
+            self.ticket_scroll = match action {
+                Action::Up => self.ticket_scroll.saturating_sub(1),
+                Action::Down => self.ticket_scroll.saturating_add(1),
+                _ => self.ticket_scroll,
+            };
+        } else if let Some((sel, len)) = self.list_selection()
+            && sel.apply(action, len, page)
+        {
+            self.selection_moved();
         }
     }
 
@@ -1342,37 +1345,16 @@ impl App {
                     }
                 } else if contains(hit.list, x, y) {
                     let row = hit.list_offset + usize::from(y - hit.list.y);
-                    let sel = match self.screen {
-                        ScreenId::Conversations => Some(&mut self.conversation_sel),
-                        ScreenId::Queue => Some(&mut self.queue_sel),
-                        ScreenId::Knowledge => Some(&mut self.document_sel),
-                        ScreenId::Audit => Some(&mut self.audit_sel),
-                        _ => None,
-                    };
-                    if let Some(sel) = sel {
+                    if let Some((sel, len)) = self.list_selection()
+                        && len > 0
+                    {
+                        // A click below the last row selects the last row.
+                        let row = row.min(len - 1);
                         if sel.selected == row {
                             self.perform(Action::Open);
                         } else {
                             sel.selected = row;
-                            let len = match self.screen {
-                                ScreenId::Conversations => self.conversations.len(),
-                                ScreenId::Queue => self.queue.len(),
-                                ScreenId::Knowledge => self.documents.len(),
-                                _ => self.audit.len(),
-                            };
-                            let sel = match self.screen {
-                                ScreenId::Conversations => &mut self.conversation_sel,
-                                ScreenId::Queue => &mut self.queue_sel,
-                                ScreenId::Knowledge => &mut self.document_sel,
-                                _ => &mut self.audit_sel,
-                            };
-                            sel.clamp(len);
-                            if self.screen == ScreenId::Conversations
-                                && let Some(c) =
-                                    self.conversations.get(self.conversation_sel.selected)
-                            {
-                                self.send(Request::Transcript(c.id));
-                            }
+                            self.selection_moved();
                         }
                     }
                 }

@@ -298,6 +298,11 @@ async fn run(pool: &PgPool, actor: &mut Option<Actor>, request: Request) -> Data
     }
 }
 
+/// A change's outcome as the console reports it: done, or the engine's words for the refusal.
+fn outcome<T, E: std::fmt::Display>(result: Result<T, E>) -> Result<(), String> {
+    result.map(drop).map_err(|e| e.to_string())
+}
+
 async fn act(
     pool: &PgPool,
     actor: &Actor,
@@ -306,33 +311,17 @@ async fn act(
 ) -> Result<(), String> {
     let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
     let c = &mut *conn;
-    let r: Result<(), String> = match command {
-        Command::Take(n) => tickets::take(c, actor, n, now)
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string()),
-        Command::Release(n) => tickets::release(c, actor, n, now)
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string()),
-        Command::Assign(n, email) => tickets::assign(c, actor, n, email, now)
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string()),
-        Command::Escalate(n, tier, reason) => tickets::escalate(c, actor, n, *tier, reason, now)
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string()),
-        Command::Status(n, status, note) => {
-            tickets::set_status(c, actor, n, *status, note.as_deref(), now)
-                .await
-                .map(drop)
-                .map_err(|e| e.to_string())
+    match command {
+        Command::Take(n) => outcome(tickets::take(c, actor, n, now).await),
+        Command::Release(n) => outcome(tickets::release(c, actor, n, now).await),
+        Command::Assign(n, email) => outcome(tickets::assign(c, actor, n, email, now).await),
+        Command::Escalate(n, tier, reason) => {
+            outcome(tickets::escalate(c, actor, n, *tier, reason, now).await)
         }
-        Command::Reopen(n) => tickets::reopen(c, actor, n, now)
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string()),
+        Command::Status(n, status, note) => {
+            outcome(tickets::set_status(c, actor, n, *status, note.as_deref(), now).await)
+        }
+        Command::Reopen(n) => outcome(tickets::reopen(c, actor, n, now).await),
         Command::Comment(n, text, internal) => {
             let text = CommentText::new(text).map_err(|e| e.to_string())?;
             let visibility = if *internal {
@@ -340,22 +329,12 @@ async fn act(
             } else {
                 Visibility::Public
             };
-            tickets::comment(c, actor, n, &text, visibility, now)
-                .await
-                .map(drop)
-                .map_err(|e| e.to_string())
+            outcome(tickets::comment(c, actor, n, &text, visibility, now).await)
         }
-        Command::Approve(id) => store::approve(pool, *id, actor)
-            .await
-            .map_err(|e| e.to_string()),
-        Command::Reject(id, reason) => store::reject(pool, *id, actor, reason)
-            .await
-            .map_err(|e| e.to_string()),
-        Command::SaveTheme(theme) => staff::save_theme(c, actor, theme)
-            .await
-            .map_err(|e| e.to_string()),
-    };
-    r
+        Command::Approve(id) => outcome(store::approve(pool, *id, actor).await),
+        Command::Reject(id, reason) => outcome(store::reject(pool, *id, actor, reason).await),
+        Command::SaveTheme(theme) => outcome(staff::save_theme(c, actor, theme).await),
+    }
 }
 
 /// First wait after a lost connection; doubled up to [`MAX_BACKOFF_MS`].

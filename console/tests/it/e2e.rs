@@ -9,10 +9,8 @@ use amal_engine::tickets::{self, Queue, QueueFilter};
 
 /// The URL of the test's own database: the server of DATABASE_URL, the database `name`.
 fn database_url(name: &str) -> String {
-    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL (run through scripts/test.sh)");
-    let base = base.split('?').next().unwrap_or(&base);
-    let (server, _) = base.rsplit_once('/').expect("a URL with a database path");
-    format!("{server}/{name}")
+    let server = std::env::var("DATABASE_URL").expect("DATABASE_URL (run through scripts/test.sh)");
+    amal_engine::db::with_database(&server, name)
 }
 
 struct Tmux {

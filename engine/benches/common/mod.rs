@@ -43,19 +43,6 @@ fn admin_url(cluster_dir: &str) -> anyhow::Result<String> {
     })
 }
 
-/// `admin_url` with its database replaced by `name`.
-fn database_url(admin_url: &str, name: &str) -> String {
-    let (base, query) = admin_url
-        .split_once('?')
-        .map_or((admin_url, ""), |(b, q)| (b, q));
-    let slash = base.rfind('/').expect("URL has a database");
-    if query.is_empty() {
-        format!("{}/{name}", &base[..slash])
-    } else {
-        format!("{}/{name}?{query}", &base[..slash])
-    }
-}
-
 /// The database `name` as a previous run left it (migrated again), or `None` when it does not
 /// exist: lets a benchmark re-measure queries without rebuilding its data.
 #[allow(dead_code)]
@@ -75,7 +62,7 @@ pub async fn existing_database(
     if !exists {
         return Ok(None);
     }
-    let pool = db::connect_url(&database_url(&admin_url, name), max_connections).await?;
+    let pool = db::connect_url(&db::with_database(&admin_url, name), max_connections).await?;
     db::migrate(&pool).await?;
     Ok(Some(pool))
 }
@@ -99,7 +86,7 @@ pub async fn fresh_database(
         .execute(&admin)
         .await?;
     admin.close().await;
-    let url = database_url(&admin_url, name);
+    let url = db::with_database(&admin_url, name);
     let pool = db::connect_url(&url, max_connections).await?;
     db::migrate(&pool).await?;
     Ok((pool, url))

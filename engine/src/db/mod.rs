@@ -69,6 +69,18 @@ pub fn violated_constraint(err: &sqlx::Error) -> Option<&str> {
     err.as_database_error().and_then(|e| e.constraint())
 }
 
+/// `url` with its database replaced by `name` (the query string kept): how tests and
+/// benchmarks reach a database of their own on the same server.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
+    let server = base.rfind('/').map_or(base, |slash| &base[..slash]);
+    if query.is_empty() {
+        format!("{server}/{name}")
+    } else {
+        format!("{server}/{name}?{query}")
+    }
+}
+
 /// Hides the password in a connection URL, for messages and logs.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -209,7 +221,19 @@ pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{redact_url, with_database};
+
+    #[test]
+    fn replaces_only_the_database() {
+        assert_eq!(
+            with_database("postgres://u:p@127.0.0.1:5432/amal", "other"),
+            "postgres://u:p@127.0.0.1:5432/other"
+        );
+        assert_eq!(
+            with_database("postgres://u@h/amal?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
+    }
 
     #[test]
     fn redacts_password_only() {

@@ -15,10 +15,8 @@ async fn own_url(pool: &PgPool) -> String {
         .fetch_one(pool)
         .await
         .unwrap();
-    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL (run through scripts/test.sh)");
-    let base = base.split('?').next().unwrap_or(&base).to_string();
-    let (server, _) = base.rsplit_once('/').expect("a database path");
-    format!("{server}/{name}")
+    let server = std::env::var("DATABASE_URL").expect("DATABASE_URL (run through scripts/test.sh)");
+    amal_engine::db::with_database(&server, &name)
 }
 
 #[sqlx::test(migrator = "amal_engine::db::MIGRATOR")]
