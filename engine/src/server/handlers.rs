@@ -691,6 +691,15 @@ async fn conversation_events(
         .and_then(|v| v.to_str().ok())
         .map(str::parse::<Cursor>)
         .transpose()?;
+    // Without a resume point the stream starts after the newest message, read before the
+    // response goes out: a message the client posts once connected is then always sent.
+    let after = match after {
+        Some(cursor) => Some(cursor),
+        None => {
+            let mut conn = state.pool.acquire().await?;
+            users::latest_cursor(&mut conn, id).await?
+        }
+    };
     Ok(sse::stream(
         state.pool.clone(),
         state.hub.clone(),

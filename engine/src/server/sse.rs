@@ -123,8 +123,9 @@ impl EventHub {
 /// Most messages sent per catch-up query.
 const BATCH: i64 = 100;
 
-/// The stream of one conversation for its owner (checked by the caller), resuming after
-/// `after` (by default the newest message at connection time).
+/// The stream of one conversation for its owner (checked by the caller): the messages after
+/// `after` (`None`: from the first), then live ones. The caller passes the newest message at
+/// connection time when the client gives no resume point.
 pub fn stream(
     pool: PgPool,
     hub: EventHub,
@@ -137,19 +138,8 @@ pub fn stream(
     let mut events = hub.subscribe();
     tokio::spawn(async move {
         let mut cursor = after;
-        // With an explicit resume point, catch up at once.
-        let mut pending = cursor.is_some();
-        if cursor.is_none() {
-            match pool.acquire().await {
-                Ok(mut conn) => {
-                    cursor = users::latest_cursor(&mut conn, conversation_id)
-                        .await
-                        .ok()
-                        .flatten()
-                }
-                Err(_) => pending = true,
-            }
-        }
+        // Catch up at once: anything committed since the cursor was read is sent.
+        let mut pending = true;
         loop {
             if pending {
                 pending = false;
