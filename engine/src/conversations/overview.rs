@@ -181,10 +181,10 @@ pub async fn transcript(
     .fetch_all(&mut *conn)
     .await?;
     messages.reverse();
-    let decision_ids: Vec<Uuid> = messages
-        .iter()
-        .filter_map(|m| m.metadata.get("decision_id")?.as_str()?.parse().ok())
-        .collect();
+    // An assistant reply names its decision in its metadata.
+    let decision_id =
+        |m: &Message| -> Option<Uuid> { m.metadata.get("decision_id")?.as_str()?.parse().ok() };
+    let decision_ids: Vec<Uuid> = messages.iter().filter_map(decision_id).collect();
     let decisions: Vec<DecisionRecord> = if decision_ids.is_empty() {
         Vec::new()
     } else {
@@ -198,13 +198,8 @@ pub async fn transcript(
     Ok(messages
         .into_iter()
         .map(|message| {
-            let decision_id: Option<Uuid> = message
-                .metadata
-                .get("decision_id")
-                .and_then(|v| v.as_str())
-                .and_then(|s| s.parse().ok());
             let decision =
-                decision_id.and_then(|id| decisions.iter().find(|d| d.id == id).cloned());
+                decision_id(&message).and_then(|id| decisions.iter().find(|d| d.id == id).cloned());
             let citations = message
                 .metadata
                 .get("citations")
