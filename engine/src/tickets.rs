@@ -759,8 +759,7 @@ pub struct NewTicket {
     pub priority: String,
 }
 
-/// Inserts the ticket. Callers do it last in their transaction: the numbering trigger takes the
-/// year's counter row, and its lock is held until commit, serializing every ticket creation.
+/// Inserts the ticket; its number and due dates come from the insert trigger.
 async fn insert_ticket(
     conn: &mut PgConnection,
     id: Uuid,
@@ -803,19 +802,13 @@ fn insert_error(e: sqlx::Error, new: &NewTicket) -> TicketError {
 }
 
 /// Opens a ticket (any staff member; `None` for the system). Number and due dates come from
-/// the database's triggers.
+/// the database's trigger.
 ///
 /// The ticket, its audit row and its notice are one statement, so one round trip and one
-/// transaction (the caller's, when `conn` is in one). Ticket numbers are gapless: the
-/// numbering trigger locks the year's counter row until commit, so creations are serialised
-/// from the insert to the end of the commit. Waiting for the commit's WAL flush inside that
-/// window would cap creation at one flush per ticket; so, on a connection outside a
-/// transaction, the statement commits without waiting for the flush (the lock is released at
-/// once) and [`wait_for_wal_flush`] then waits for it outside the window, where concurrent
-/// creations share flushes (group commit). When this function returns the ticket is durable as
-/// before, and after a crash the surviving tickets are still a gapless prefix of the numbers:
-/// WAL is replayed in order, and a later number's counter update follows the earlier ticket's
-/// commit record in it.
+/// transaction (the caller's, when `conn` is in one). Numbers come from the year's sequence
+/// (migration `20261122600001`): unique without a lock held until commit, so concurrent
+/// creations neither wait for each other nor for each other's WAL flush (they share flushes,
+/// group commit).
 pub async fn create(
     conn: &mut PgConnection,
     by: Option<&Actor>,
@@ -833,15 +826,10 @@ pub async fn create(
     if let Some(c) = new.conversation_id {
         notice = notice.conversation(c);
     }
-    // Inside a caller's transaction, its commit decides durability: never change it.
-    let deferred_flush = !conn.is_in_transaction();
-    // The unreferenced data-modifying CTE (audit) runs to completion anyway; the others are
-    // joined so that they run. `set_config(.., true)` lasts until this statement's implicit
-    // commit.
+    // The unreferenced data-modifying CTE (audit) runs to completion anyway; the notice is
+    // joined so that it runs.
     let sql = format!(
-        "WITH commit_mode AS ( \
-             SELECT set_config('synchronous_commit', 'off', true) WHERE $12), \
-         audit AS ( \
+        "WITH audit AS ( \
              INSERT INTO audit_logs (user_id, action, resource_type, resource_id, details) \
              VALUES ($9, 'ticket.create', 'support_ticket', $8, $10)), \
          notice AS (SELECT pg_notify('{channel}', $11)), \
@@ -851,7 +839,6 @@ pub async fn create(
              VALUES ($8, $1, $2, $3, $4, $5, $6, 'open', $7, $7) RETURNING *) \
          {TICKET_SELECT}{RAW_CLOCK_COLUMNS} \
          FROM t CROSS JOIN {inputs} CROSS JOIN notice \
-         CROSS JOIN (SELECT count(*) FROM commit_mode) m \
          LEFT JOIN users u ON u.id = t.assigned_to",
         channel = events::CHANNEL,
         inputs = clock_inputs("$7"),
@@ -868,25 +855,10 @@ pub async fn create(
         .bind(by.map(|a| a.id))
         .bind(&details)
         .bind(events::payload(&notice))
-        .bind(deferred_flush)
         .fetch_one(&mut *conn)
         .await
         .map_err(|e| insert_error(e, new))?;
-    if deferred_flush {
-        wait_for_wal_flush(conn).await?;
-    }
     Ok(Ticket::from(row))
-}
-
-/// Returns once everything this connection committed is flushed to disk (with the session's
-/// `synchronous_commit`): a durable commit of a transaction that writes only a WAL message
-/// (no table, no lock), whose flush covers every earlier WAL record. Concurrent callers share
-/// flushes.
-pub async fn wait_for_wal_flush(conn: &mut PgConnection) -> sqlx::Result<()> {
-    sqlx::query("SELECT pg_logical_emit_message(true, 'amal.flush', '')")
-        .execute(conn)
-        .await
-        .map(|_| ())
 }
 
 /// Hands a conversation over to humans: opens its ticket (subject from the conversation's

@@ -375,16 +375,11 @@ impl DecisionEngine {
             Ok(o) => o,
             Err(e) => return retrieval_error_decision(lang, human.as_ref(), &e.to_string()),
         };
-        let categories = match document_categories(pool, &outcome.results).await {
-            Ok(c) => c,
-            Err(e) => return retrieval_error_decision(lang, human.as_ref(), &e.to_string()),
-        };
         let hits = outcome.results;
         let confidence = outcome.confidence.clamp(0.0, 1.0);
         let top_category = hits
             .first()
-            .and_then(|h| categories.iter().find(|(id, _)| *id == h.document_id))
-            .and_then(|(_, c)| c.clone())
+            .and_then(|h| h.category.clone())
             .filter(|c| TICKET_CATEGORIES.contains(&c.as_str()));
         let mut evidence = json!({
             "step": "retrieval",
@@ -708,20 +703,6 @@ fn retrieval_error_decision(
     support(lang, "resources", code, reason, 0.0, evidence, Vec::new())
 }
 
-async fn document_categories(
-    pool: &PgPool,
-    hits: &[Hit],
-) -> sqlx::Result<Vec<(Uuid, Option<String>)>> {
-    if hits.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<Uuid> = hits.iter().map(|h| h.document_id).collect();
-    sqlx::query_as("SELECT id, category::text FROM documents WHERE id = ANY($1)")
-        .bind(ids)
-        .fetch_all(pool)
-        .await
-}
-
 fn chunk_evidence(hits: &[Hit]) -> Value {
     Value::Array(
         hits.iter()
@@ -974,6 +955,7 @@ mod tests {
             document_id: Uuid::from_u128(doc),
             title: title.into(),
             source: None,
+            category: None,
             lang: lang.into(),
             chunk_index: 0,
             content: content.into(),

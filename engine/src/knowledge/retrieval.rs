@@ -52,6 +52,8 @@ pub struct Hit {
     pub title: String,
     /// The document's source (the ingested file's path).
     pub source: Option<String>,
+    /// The document's category, if it has one.
+    pub category: Option<String>,
     /// ar, fr or en.
     pub lang: String,
     /// The chunk's position in its document.
@@ -232,6 +234,7 @@ struct HitRow {
     document_id: Uuid,
     title: String,
     source: Option<String>,
+    category: Option<String>,
     lang: String,
     chunk_index: i32,
     content: String,
@@ -249,6 +252,7 @@ impl From<HitRow> for Hit {
             document_id: r.document_id,
             title: r.title,
             source: r.source,
+            category: r.category,
             lang: r.lang,
             chunk_index: r.chunk_index,
             content: r.content,
@@ -381,7 +385,7 @@ fn hybrid_sql(langs: &[Lang], with_text: bool) -> String {
             .iter()
             .map(|l| {
                 format!(
-                    "(c.lang = '{code}' AND c.tsv @@ to_tsquery('{cfg}', $4))",
+                    "(c.lang = '{code}' AND c.tsv @@ (SELECT to_tsquery('{cfg}', $4)))",
                     code = l.code(),
                     cfg = l.ts_config()
                 )
@@ -396,7 +400,7 @@ fn hybrid_sql(langs: &[Lang], with_text: bool) -> String {
             .iter()
             .map(|l| {
                 format!(
-                    "WHEN '{code}' THEN to_tsquery('{cfg}', $4)",
+                    "WHEN '{code}' THEN (SELECT to_tsquery('{cfg}', $4))",
                     code = l.code(),
                     cfg = l.ts_config()
                 )
@@ -425,7 +429,7 @@ fn hybrid_sql(langs: &[Lang], with_text: bool) -> String {
          top AS ( \
              SELECT * FROM fused WHERE score >= COALESCE( \
                  (SELECT score FROM fused ORDER BY score DESC OFFSET $5 - 1 LIMIT 1), 0)) \
-         SELECT f.id, c.document_id, d.title, d.source, c.lang::text AS lang, c.chunk_index, c.content, \
+         SELECT f.id, c.document_id, d.title, d.source, d.category::text AS category, c.lang::text AS lang, c.chunk_index, c.content, \
                 f.score::float8 AS score, f.vector_rank, f.text_rank, f.text_score, \
                 (1 - (c.embedding <=> $1))::float8 AS vector_similarity \
          FROM top f JOIN document_chunks c ON c.id = f.id JOIN documents d ON d.id = c.document_id \
@@ -528,7 +532,7 @@ mod tests {
     #[test]
     fn sql_names_each_language_literally_and_never_user_text() {
         let sql = hybrid_sql(&[Lang::Fr], true);
-        assert!(sql.contains("c.lang = 'fr'") && sql.contains("to_tsquery('french', $4)"));
+        assert!(sql.contains("c.lang = 'fr'") && sql.contains("(SELECT to_tsquery('french', $4))"));
         assert!(!sql.contains("'ar'"));
         let sql = hybrid_sql(&Lang::ALL, false);
         assert_eq!(sql.matches("UNION ALL").count(), 2);

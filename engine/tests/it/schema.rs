@@ -1299,7 +1299,7 @@ async fn ticket_numbers_are_per_year_in_algiers_time(pool: PgPool) -> TestResult
 )]
 async fn ticket_number_widens_beyond_six_digits(pool: PgPool) -> TestResult {
     let u = user(&pool, "t@example.dz").await?;
-    sqlx::query("INSERT INTO ticket_number_counters (year, last_value) VALUES (2031, 999998)")
+    sqlx::query("SELECT setval(ticket_number_sequence(2031), 999998)")
         .execute(&pool)
         .await?;
     let (_, a) = ticket_at(&pool, u, "low", ts("2031-05-01T12:00:00Z")).await?;
@@ -1335,7 +1335,7 @@ async fn concurrent_ticket_inserts_get_distinct_consecutive_numbers(pool: PgPool
             .bind(u)
             .fetch_one(&mut *tx)
             .await?;
-            // Hold the counter lock a little so that the others queue behind it.
+            // Keep every transaction open together: numbering must not depend on commit order.
             tokio::time::sleep(StdDuration::from_millis(10)).await;
             tx.commit().await?;
             Ok::<_, sqlx::Error>(number)
@@ -1350,11 +1350,10 @@ async fn concurrent_ticket_inserts_get_distinct_consecutive_numbers(pool: PgPool
     numbers.sort();
     let expected: Vec<String> = (1..=CLIENTS).map(|n| format!("TKT-2030-{n:06}")).collect();
     assert_eq!(numbers, expected);
-    let last: i32 =
-        sqlx::query_scalar("SELECT last_value FROM ticket_number_counters WHERE year = 2030")
-            .fetch_one(&pool)
-            .await?;
-    assert_eq!(last, CLIENTS as i32);
+    let last: i64 = sqlx::query_scalar("SELECT last_value FROM ticket_number_seq_2030")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(last, CLIENTS as i64);
     Ok(())
 }
 
@@ -1362,7 +1361,7 @@ async fn concurrent_ticket_inserts_get_distinct_consecutive_numbers(pool: PgPool
     migrations = "../migrations",
     fixtures(path = "../../../seeds", scripts("reference"))
 )]
-async fn rolled_back_ticket_insert_leaves_no_gap(pool: PgPool) -> TestResult {
+async fn rolled_back_ticket_insert_never_reuses_its_number(pool: PgPool) -> TestResult {
     let u = user(&pool, "t@example.dz").await?;
     let at = ts("2029-02-01T12:00:00Z");
     let (_, first) = ticket_at(&pool, u, "low", at).await?;
@@ -1377,7 +1376,7 @@ async fn rolled_back_ticket_insert_leaves_no_gap(pool: PgPool) -> TestResult {
     .await?;
     assert_eq!(abandoned, "TKT-2029-000002");
     tx.rollback().await?;
-    // A failed insert (unknown category) also gives its number back.
+    // A failed insert (unknown category) uses a number too: numbers are unique, not gapless.
     assert_violates(
         sqlx::query(
             "INSERT INTO support_tickets (user_id, subject, category, priority, status, created_at)
@@ -1390,7 +1389,57 @@ async fn rolled_back_ticket_insert_leaves_no_gap(pool: PgPool) -> TestResult {
         "support_tickets_category_fkey",
     );
     let (_, second) = ticket_at(&pool, u, "low", at).await?;
-    assert_eq!([first, second], ["TKT-2029-000001", "TKT-2029-000002"]);
+    assert_eq!([first, second], ["TKT-2029-000001", "TKT-2029-000004"]);
+    let numbers: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT ticket_number) FROM support_tickets WHERE ticket_number LIKE 'TKT-2029-%'",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(numbers, 2);
+    Ok(())
+}
+
+/// The application role creates a year's sequence through the SECURITY DEFINER function
+/// (it may not create objects itself), and years keep separate sequences.
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn a_new_years_sequence_is_created_for_the_application_role(pool: PgPool) -> TestResult {
+    let u = user(&pool, "t@example.dz").await?;
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL ROLE amal_app")
+        .execute(&mut *tx)
+        .await?;
+    let mut numbers = Vec::new();
+    for at in [
+        "2033-06-01T12:00:00Z",
+        "2034-06-01T12:00:00Z",
+        "2033-07-01T12:00:00Z",
+    ] {
+        let number: String = sqlx::query_scalar(
+            "INSERT INTO support_tickets (user_id, subject, category, priority, status, created_at)
+             VALUES ($1, 's', 'crisis', 'low', 'open', $2) RETURNING ticket_number",
+        )
+        .bind(u)
+        .bind(ts(at))
+        .fetch_one(&mut *tx)
+        .await?;
+        numbers.push(number);
+    }
+    tx.commit().await?;
+    assert_eq!(
+        numbers,
+        ["TKT-2033-000001", "TKT-2034-000001", "TKT-2033-000002"]
+    );
+    let err = sqlx::query("SELECT ticket_number_sequence(20000)")
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("year 20000 is out of range"),
+        "{err}"
+    );
     Ok(())
 }
 
@@ -2184,7 +2233,6 @@ async fn roles_exist_without_login_and_with_the_right_privileges(pool: PgPool) -
         "ticket_escalations",
         "ticket_comments",
         "ticket_comment_edits",
-        "ticket_number_counters",
         "audit_logs",
         "conversation_modes",
         "conversation_statuses",
