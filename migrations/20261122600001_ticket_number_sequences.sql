@@ -65,6 +65,37 @@ BEGIN
 END;
 $$;
 
+-- A ticket row with its effective deadlines and next deadline set from its due dates and
+-- paused time: shared by the insert trigger and set_sla_deadlines() (updates).
+CREATE FUNCTION ticket_with_deadlines(t support_tickets) RETURNS support_tickets
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    -- Most tickets were never paused: no calendar arithmetic for them.
+    IF t.sla_paused_seconds = 0 THEN
+        t.first_response_deadline_at := t.first_response_due_at;
+        t.resolution_deadline_at := t.resolution_due_at;
+    ELSE
+        t.first_response_deadline_at :=
+            sla_add_working_seconds(t.first_response_due_at, t.sla_paused_seconds);
+        t.resolution_deadline_at :=
+            sla_add_working_seconds(t.resolution_due_at, t.sla_paused_seconds);
+    END IF;
+    t.sla_next_due_at := CASE
+        WHEN t.first_response_at IS NULL THEN t.first_response_deadline_at
+        ELSE t.resolution_deadline_at
+    END;
+    RETURN t;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION set_sla_deadlines() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW := ticket_with_deadlines(NEW);
+    RETURN NEW;
+END;
+$$;
+
 -- One trigger instead of three on insert (numbering, due dates, deadlines): each trigger call
 -- has a fixed cost, and the order no longer depends on trigger names. The UPDATE triggers
 -- (recalculated due dates, deadlines) are unchanged.
@@ -99,20 +130,7 @@ BEGIN
         END IF;
     END IF;
 
-    -- Effective deadlines, as set_sla_deadlines() does on update.
-    IF NEW.sla_paused_seconds = 0 THEN
-        NEW.first_response_deadline_at := NEW.first_response_due_at;
-        NEW.resolution_deadline_at := NEW.resolution_due_at;
-    ELSE
-        NEW.first_response_deadline_at :=
-            sla_add_working_seconds(NEW.first_response_due_at, NEW.sla_paused_seconds);
-        NEW.resolution_deadline_at :=
-            sla_add_working_seconds(NEW.resolution_due_at, NEW.sla_paused_seconds);
-    END IF;
-    NEW.sla_next_due_at := CASE
-        WHEN NEW.first_response_at IS NULL THEN NEW.first_response_deadline_at
-        ELSE NEW.resolution_deadline_at
-    END;
+    NEW := ticket_with_deadlines(NEW);
     RETURN NEW;
 END;
 $$;
