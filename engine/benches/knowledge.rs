@@ -13,7 +13,7 @@
 //!
 //! Environment: AMAL_BENCH_CHUNKS (default 100000), AMAL_BENCH_QUERIES (default 300),
 //! AMAL_BENCH_HNSW="m,ef_construction" (rebuild the vector indexes with these parameters before
-//! measuring recall), AMAL_BENCH_REUSE=1 (keep the knowledge base a previous run built and skip ingestion, to
+//! measuring recall), AMAL_BENCH_WORKERS (ingestion workers, default store::INGEST_WORKERS), AMAL_BENCH_REUSE=1 (keep the knowledge base a previous run built and skip ingestion, to
 //! re-measure searches), AMAL_BENCH_PUBLIC=0 (skip the public sets).
 
 use std::path::{Path, PathBuf};
@@ -149,7 +149,7 @@ async fn main() -> anyhow::Result<()> {
         approve: true,
         ..Default::default()
     };
-    let workers = 2;
+    let workers = env_usize("AMAL_BENCH_WORKERS", store::INGEST_WORKERS);
     let chunks = if reused {
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM document_chunks")
             .fetch_one(&pool)

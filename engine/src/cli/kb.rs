@@ -175,8 +175,15 @@ pub async fn run(config: &Config, cmd: KbCommand) -> Result<ExitCode> {
                 actor,
                 ..Default::default()
             };
-            let summary =
-                store::ingest_paths(&pool, &embedder, &paths, &options, 2, on_file).await?;
+            let summary = store::ingest_paths(
+                &pool,
+                &embedder,
+                &paths,
+                &options,
+                store::INGEST_WORKERS,
+                on_file,
+            )
+            .await?;
             bar.finish_and_clear();
             if json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);

@@ -143,7 +143,7 @@ fn fold_char(c: char) -> Piece {
         '\u{06F0}'..='\u{06F9}' => char::from(b'0' + (c as u32 - 0x06F0) as u8),
         _ => c,
     };
-    if c.is_alphanumeric() {
+    if crate::lang::is_alphanumeric(c) {
         return Piece::Word(c);
     }
     if is_emoji(c) {
@@ -174,7 +174,7 @@ fn classify(word: &str) -> Script {
     for c in word.chars() {
         if is_arabic_letter(c) {
             arabic = true;
-        } else if c.is_alphabetic() {
+        } else if crate::lang::is_alphabetic(c) {
             letter = true;
         }
     }

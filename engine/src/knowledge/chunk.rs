@@ -44,7 +44,10 @@ pub fn count_tokens(text: &str) -> usize {
     let mut count = 0;
     let mut in_word = false;
     for c in text.chars() {
-        if c.is_alphanumeric() || c == '\u{0640}' || ('\u{064B}'..='\u{065F}').contains(&c) {
+        if crate::lang::is_alphanumeric(c)
+            || c == '\u{0640}'
+            || ('\u{064B}'..='\u{065F}').contains(&c)
+        {
             if !in_word {
                 count += 1;
                 in_word = true;

@@ -791,6 +791,18 @@ async fn set_embedding_dimension_changes_column_index_and_settings(pool: PgPool)
         .execute(&pool)
         .await?;
     assert_eq!(embedding_column_type(&pool).await?, "vector(768)");
+    // The retyped column keeps its storage: never compressed, out of line before the tsvector.
+    let storage: Vec<(String, String)> = sqlx::query_as(
+        "SELECT attname::text, attstorage::text FROM pg_attribute
+          WHERE attrelid = 'document_chunks'::regclass AND attname IN ('embedding', 'tsv')
+          ORDER BY attname",
+    )
+    .fetch_all(&pool)
+    .await?;
+    assert_eq!(
+        storage,
+        [("embedding".into(), "e".into()), ("tsv".into(), "m".into())]
+    );
     for lang in ["ar", "fr", "en"] {
         assert_eq!(
             hnsw_index(&pool, lang).await?.as_deref(),
