@@ -187,17 +187,18 @@ impl Retriever {
             corrections(pool, &words, &lang_codes).await?
         };
         stages.correct = t.elapsed();
-        let tsquery = text_query(&words, &corrections, &query_words(&expansion.join(" ")));
+        let tsquery = text_queries(&words, &corrections, &query_words(&expansion.join(" ")));
 
-        let sql = hybrid_sql(langs, !tsquery.is_empty());
+        let sql = hybrid_sql(langs, !tsquery.matching.is_empty());
         let t = Instant::now();
         let query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(&query_vector)
             .bind(candidates as i64)
             .bind(request.category)
-            .bind(&tsquery)
+            .bind(&tsquery.matching)
             .bind(k as i64)
-            .bind(RRF_K);
+            .bind(RRF_K)
+            .bind(&tsquery.ranking);
         let rows: Vec<HitRow> = if self.ef_search == DEFAULT_EF_SEARCH {
             // Every connection of the engine's pools starts with these settings
             // (`db::SESSION_SETTINGS`): one statement, one round trip, no transaction.
@@ -279,13 +280,30 @@ fn query_words(text: &str) -> Vec<String> {
     words
 }
 
+/// The full-text queries of a search: `matching` selects the chunks, `ranking` scores them.
+#[derive(Debug, PartialEq)]
+struct TextQueries {
+    matching: String,
+    ranking: String,
+}
+
 /// The full-text query: each query word with its correction is a group of alternatives, the
 /// lexicon's expansion is one more group, and a chunk must match at least two groups
 /// (`(a & b) | (a & c) | ...`; one group alone when there is only one). A plain OR of every
 /// word matches a large share of a big knowledge base through its common words, and ranking
 /// every match is what made full-text search slow; two groups together are selective, and GIN
 /// answers them by intersecting posting lists.
-fn text_query(words: &[String], corrections: &[(String, String)], expansion: &[String]) -> String {
+///
+/// Ranking uses the OR of the distinct words instead, which gives `ts_rank` the same value:
+/// for a query whose top operator is not AND, `ts_rank` scores the query's distinct words,
+/// whatever their arrangement (`calc_rank_or` after `SortAndUniqItems`), and it sorted and
+/// de-duplicated the pairs' dozens of repeated words again for every match, the largest part
+/// of ranking. With exactly two groups the pair is an AND, ranked differently, and is kept.
+fn text_queries(
+    words: &[String],
+    corrections: &[(String, String)],
+    expansion: &[String],
+) -> TextQueries {
     let mut groups: Vec<Vec<&str>> = words
         .iter()
         .take(8)
@@ -309,7 +327,7 @@ fn text_query(words: &[String], corrections: &[(String, String)], expansion: &[S
         groups.push(expansion);
     }
     let group = |g: &Vec<&str>| format!("({})", g.join(" | "));
-    match groups.len() {
+    let matching = match groups.len() {
         0 => String::new(),
         1 => group(&groups[0]),
         n => {
@@ -321,7 +339,19 @@ fn text_query(words: &[String], corrections: &[(String, String)], expansion: &[S
             }
             pairs.join(" | ")
         }
-    }
+    };
+    let ranking = if groups.len() == 2 {
+        matching.clone()
+    } else {
+        let mut distinct: Vec<&str> = Vec::new();
+        for w in groups.iter().flatten() {
+            if !distinct.contains(w) {
+                distinct.push(w);
+            }
+        }
+        distinct.join(" | ")
+    };
+    TextQueries { matching, ranking }
 }
 
 /// For query words of 4+ letters the knowledge base does not contain, its most similar word.
@@ -366,8 +396,8 @@ pub const TEXT_RANK_CAP: usize = 400;
 /// ties are broken by similarity) are joined to their chunk and document: the other rows'
 /// lookups were a tenth of a search.
 ///
-/// Parameters: $1 query vector, $2 candidates per list, $3 category or NULL, $4 tsquery text,
-/// $5 k, $6 RRF constant.
+/// Parameters: $1 query vector, $2 candidates per list, $3 category or NULL, $4 matching
+/// tsquery text, $5 k, $6 RRF constant, $7 ranking tsquery text ([`text_queries`]).
 fn hybrid_sql(langs: &[Lang], with_text: bool) -> String {
     let vector_branches: Vec<String> = langs
         .iter()
@@ -400,7 +430,7 @@ fn hybrid_sql(langs: &[Lang], with_text: bool) -> String {
             .iter()
             .map(|l| {
                 format!(
-                    "WHEN '{code}' THEN (SELECT to_tsquery('{cfg}', $4))",
+                    "WHEN '{code}' THEN (SELECT to_tsquery('{cfg}', $7))",
                     code = l.code(),
                     cfg = l.ts_config()
                 )
@@ -508,16 +538,25 @@ mod tests {
     #[test]
     fn text_query_needs_two_groups_together() {
         let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(text_query(&w(&["insomnia"]), &[], &[]), "(insomnia)");
+        let one = text_queries(&w(&["insomnia"]), &[], &[]);
         assert_eq!(
-            text_query(
-                &w(&["stop", "smokng"]),
-                &[("smokng".into(), "smoking".into())],
-                &w(&["tobacco", "tabac"])
-            ),
+            (one.matching.as_str(), one.ranking.as_str()),
+            ("(insomnia)", "insomnia")
+        );
+        let three = text_queries(
+            &w(&["stop", "smokng"]),
+            &[("smokng".into(), "smoking".into())],
+            &w(&["tobacco", "tabac"]),
+        );
+        assert_eq!(
+            three.matching,
             "((stop) & (smokng | smoking)) | ((stop) & (tobacco | tabac)) | ((smokng | smoking) & (tobacco | tabac))"
         );
-        assert_eq!(text_query(&[], &[], &[]), "");
+        assert_eq!(three.ranking, "stop | smokng | smoking | tobacco | tabac");
+        // Two groups make one AND: ranked as matched.
+        let two = text_queries(&w(&["stop", "smoking"]), &[], &[]);
+        assert_eq!(two.ranking, two.matching);
+        assert_eq!(text_queries(&[], &[], &[]).matching, "");
     }
 
     #[test]

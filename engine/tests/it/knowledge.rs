@@ -697,3 +697,65 @@ async fn cli_contract_ingest_and_search_json() {
     );
     run(&["db", "stop"]);
 }
+
+/// Retrieval ranks full-text matches with the OR of the query's distinct words instead of the
+/// pair-expanded query it matches with (`knowledge::retrieval`): PostgreSQL's `ts_rank` gives
+/// both the same value whenever the top operator is not AND. Checked here on the engine's own
+/// query shapes, so that a PostgreSQL upgrade that changed it would be noticed.
+#[sqlx::test(migrations = "../migrations")]
+async fn ranking_with_the_distinct_words_equals_ranking_with_the_pairs(pool: PgPool) {
+    let texts = [
+        (
+            "english",
+            "Stopping smoking: tobacco cravings pass. Smoking less each day helps you stop.",
+        ),
+        (
+            "english",
+            "Tobacco and alcohol; stop one, stop the other, smoking or not.",
+        ),
+        (
+            "french",
+            "Arrêter le tabac : l'envie de fumer passe. Fumer moins chaque jour aide à arrêter.",
+        ),
+    ];
+    let cases = [
+        (
+            "english",
+            "((stop) & (smokng | smoking)) | ((stop) & (tobacco | tabac)) | ((smokng | smoking) & (tobacco | tabac))",
+            "stop | smokng | smoking | tobacco | tabac",
+        ),
+        (
+            "english",
+            "((day) & (crave)) | ((day) & (pass)) | ((day) & (help)) | ((crave) & (pass)) | ((crave) & (help)) | ((pass) & (help))",
+            "day | crave | pass | help",
+        ),
+        (
+            "french",
+            "((arreter) & (tabac)) | ((arreter) & (fumer | fume)) | ((tabac) & (fumer | fume))",
+            "arreter | tabac | fumer | fume",
+        ),
+    ];
+    let mut ranked = 0;
+    for (config, text) in texts {
+        for (query_config, pairs, distinct) in cases {
+            if config != query_config {
+                continue;
+            }
+            let (by_pairs, by_words): (f32, f32) = sqlx::query_as(
+                "SELECT ts_rank(to_tsvector($1::regconfig, $2), to_tsquery($1::regconfig, $3), 1), \
+                        ts_rank(to_tsvector($1::regconfig, $2), to_tsquery($1::regconfig, $4), 1)",
+            )
+            .bind(config)
+            .bind(text)
+            .bind(pairs)
+            .bind(distinct)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            assert_eq!(by_pairs, by_words, "{text} / {pairs}");
+            ranked += usize::from(by_pairs > 0.0);
+        }
+    }
+    // Not only zeros compared: most texts match their queries.
+    assert!(ranked >= 3, "{ranked} ranked");
+}
