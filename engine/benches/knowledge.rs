@@ -171,7 +171,7 @@ async fn main() -> anyhow::Result<()> {
         let chunks = summary.chunks;
         println!(
             "ingestion: {} documents, {chunks} chunks in {secs:.1} s = {:.0} chunks/s (offline embedder, {workers} workers, files read from disk, \
-             vector indexes rebuilt after the load: {:.1} s of it; load average {})",
+             search indexes (HNSW and full-text) rebuilt after the load: {:.1} s of it; load average {})",
             summary.new,
             chunks as f64 / secs,
             summary.index_seconds,
@@ -283,9 +283,14 @@ async fn main() -> anyhow::Result<()> {
             .split_once(',')
             .expect("AMAL_BENCH_HNSW=m,ef_construction");
         let (m, efc): (u32, u32) = (m.trim().parse()?, efc.trim().parse()?);
-        store::drop_vector_indexes(&pool).await?;
         let started = Instant::now();
         for lang in Lang::ALL {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP INDEX IF EXISTS idx_document_chunks_embedding_hnsw_{}",
+                lang.code()
+            )))
+            .execute(&pool)
+            .await?;
             let mut tx = pool.begin().await?;
             sqlx::query("SET LOCAL maintenance_work_mem = '512MB'")
                 .execute(&mut *tx)

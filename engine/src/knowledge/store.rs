@@ -576,11 +576,11 @@ pub async fn ensure_embedder_matches(
     pool: &PgPool,
     embedder: &Embedder,
 ) -> Result<(), KnowledgeError> {
-    let rebuilt = ensure_vector_indexes(pool).await?;
+    let rebuilt = ensure_search_indexes(pool).await?;
     if rebuilt > 0 {
         tracing::warn!(
             rebuilt,
-            "vector indexes were missing (an interrupted bulk load?) and were rebuilt"
+            "search indexes were missing (an interrupted bulk load?) and were rebuilt"
         );
     }
     let mut conn = pool.acquire().await?;
@@ -668,50 +668,68 @@ pub async fn reembed(
 /// more; README).
 pub const INGEST_WORKERS: usize = 4;
 
-/// From this many files on, a batch rebuilds the vector indexes instead of maintaining them.
+/// From this many files on, a batch rebuilds the search indexes instead of maintaining them.
 pub const BULK_FILES: usize = 500;
 
-/// Drops the per-language HNSW indexes (before a bulk load).
-pub async fn drop_vector_indexes(pool: &PgPool) -> Result<(), KnowledgeError> {
+/// The index names of one language: its HNSW index and its full-text (GIN) index.
+fn search_index_names(lang: crate::lang::Lang) -> [String; 2] {
+    [
+        format!("idx_document_chunks_embedding_hnsw_{}", lang.code()),
+        format!("idx_document_chunks_tsv_{}", lang.code()),
+    ]
+}
+
+/// Drops the per-language search indexes, HNSW and full-text (before a bulk load).
+pub async fn drop_search_indexes(pool: &PgPool) -> Result<(), KnowledgeError> {
     for lang in crate::lang::Lang::ALL {
-        let sql = format!(
-            "DROP INDEX IF EXISTS idx_document_chunks_embedding_hnsw_{}",
-            lang.code()
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(pool).await?;
+        for name in search_index_names(lang) {
+            let sql = format!("DROP INDEX IF EXISTS {name}");
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(pool).await?;
+        }
     }
     Ok(())
 }
 
-/// Creates any missing per-language HNSW index (after a bulk load, or at start-up after a
-/// load was interrupted). Returns how many were built.
-pub async fn ensure_vector_indexes(pool: &PgPool) -> Result<usize, KnowledgeError> {
+/// Creates any missing per-language search index, HNSW or full-text (after a bulk load, or at
+/// start-up after a load was interrupted). Returns how many were built.
+pub async fn ensure_search_indexes(pool: &PgPool) -> Result<usize, KnowledgeError> {
     let mut built = 0;
     for lang in crate::lang::Lang::ALL {
-        let name = format!("idx_document_chunks_embedding_hnsw_{}", lang.code());
-        let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
-            .bind(&name)
-            .fetch_one(pool)
-            .await?;
-        if exists {
-            continue;
+        let [vector, text] = search_index_names(lang);
+        for name in [vector, text] {
+            let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+                .bind(&name)
+                .fetch_one(pool)
+                .await?;
+            if exists {
+                continue;
+            }
+            let mut tx = pool.begin().await?;
+            // The builds are fastest when the whole graph (or posting lists) fits in memory.
+            sqlx::query("SET LOCAL maintenance_work_mem = '512MB'")
+                .execute(&mut *tx)
+                .await?;
+            let sql: String = if name.contains("_hnsw_") {
+                // The build parameters live in the database (vector_index_ddl), with the
+                // migration and set_embedding_dimension that build the same index.
+                sqlx::query_scalar("SELECT vector_index_ddl($1)")
+                    .bind(lang.code())
+                    .fetch_one(&mut *tx)
+                    .await?
+            } else {
+                // As migration 20261122400001 creates it.
+                format!(
+                    "CREATE INDEX {name} ON document_chunks USING gin (tsv) \
+                     WHERE retrievable AND lang = '{}'",
+                    lang.code()
+                )
+            };
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            built += 1;
         }
-        let mut tx = pool.begin().await?;
-        // The build is fastest when the whole graph fits in memory.
-        sqlx::query("SET LOCAL maintenance_work_mem = '512MB'")
-            .execute(&mut *tx)
-            .await?;
-        // The build parameters live in the database (vector_index_ddl), with the migration
-        // and set_embedding_dimension that build the same index.
-        let sql: String = sqlx::query_scalar("SELECT vector_index_ddl($1)")
-            .bind(lang.code())
-            .fetch_one(&mut *tx)
-            .await?;
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        built += 1;
     }
     Ok(built)
 }
@@ -741,7 +759,7 @@ pub struct IngestSummary {
     pub chunks: usize,
     /// Wall-clock seconds.
     pub seconds: f64,
-    /// Of those, seconds spent building the vector indexes after a bulk load.
+    /// Of those, seconds spent building the search indexes after a bulk load.
     pub index_seconds: f64,
     /// Every file, in the order given.
     pub files: Vec<FileReport>,
@@ -774,13 +792,13 @@ pub async fn ingest_paths(
         summary.files.push(report);
     }
 
-    // Inserting into an HNSW graph row by row costs far more than building it once: a large
-    // batch drops the vector indexes and rebuilds them at the end (searches stay correct
-    // meanwhile, through exact scans; a crash leaves them to the next start-up's
-    // ensure_vector_indexes).
+    // Inserting into an HNSW graph (or a GIN index) row by row costs far more than building it
+    // once: a large batch drops the search indexes and rebuilds them at the end (searches stay
+    // correct meanwhile, through exact scans; a crash leaves them to the next start-up's
+    // ensure_search_indexes).
     let bulk = files.len() >= BULK_FILES;
     if bulk {
-        drop_vector_indexes(pool).await?;
+        drop_search_indexes(pool).await?;
     }
     let queue = std::sync::Arc::new(std::sync::Mutex::new(
         files.into_iter().enumerate().collect::<Vec<_>>(),
@@ -830,7 +848,7 @@ pub async fn ingest_paths(
     }
     if bulk {
         let indexing = std::time::Instant::now();
-        ensure_vector_indexes(pool).await?;
+        ensure_search_indexes(pool).await?;
         summary.index_seconds = indexing.elapsed().as_secs_f64();
     }
     if let Some(e) = failure {
