@@ -317,7 +317,7 @@ async fn main() -> anyhow::Result<()> {
         "INSERT per transaction (numbering + SLA triggers), async commits:    {raw_fast:>7.0} tickets/s ({raw_fast_n} in {seconds} s)"
     );
     println!(
-        "tickets::create (one statement: ticket, audit row, notice), durable commits:          {durable:>7.0} tickets/s ({durable_n} in {seconds} s)"
+        "tickets::create (ticket, audit row, notice in one statement; then the shared flush wait), durable:{durable:>7.0} tickets/s ({durable_n} in {seconds} s)"
     );
     println!(
         "tickets::create, session synchronous_commit = off (flush not awaited):          {fast:>7.0} tickets/s ({fast_n} in {seconds} s)"

@@ -31,7 +31,7 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::audit::{self, AuditEntry};
-use crate::db::violated_constraint;
+use crate::db::{self, violated_constraint};
 use crate::events::{self, ChangeKind, ChangeNotice};
 use crate::sla::{self, RAW_CLOCK_COLUMNS, RawClock, SlaClock, clock_inputs};
 use crate::staff::{self, Actor, StaffError, StaffRole};
@@ -804,11 +804,17 @@ fn insert_error(e: sqlx::Error, new: &NewTicket) -> TicketError {
 /// Opens a ticket (any staff member; `None` for the system). Number and due dates come from
 /// the database's trigger.
 ///
-/// The ticket, its audit row and its notice are one statement, so one round trip and one
-/// transaction (the caller's, when `conn` is in one). Numbers come from the year's sequence
-/// (migration `20261122600001`): unique without a lock held until commit, so concurrent
-/// creations neither wait for each other nor for each other's WAL flush (they share flushes,
-/// group commit).
+/// The ticket, its audit row and its notice are one statement and one transaction (the
+/// caller's, when `conn` is in one). Numbers come from the year's sequence (migration
+/// `20261122600001`): unique without a lock held until commit.
+///
+/// The notice is what would still serialise creations: a notifying transaction holds the
+/// cluster-wide notify lock through its commit's WAL flush. So, on a connection outside a
+/// transaction, the statement commits without waiting for its flush (the lock is released at
+/// once) and [`db::wait_for_wal_flush`] then waits for it outside the lock, where concurrent
+/// creations share flushes. When this function returns the ticket is durable, as before; a
+/// console may hear of the ticket a moment before it is on disk. Inside a caller's
+/// transaction, the caller's commit decides.
 pub async fn create(
     conn: &mut PgConnection,
     by: Option<&Actor>,
@@ -826,10 +832,15 @@ pub async fn create(
     if let Some(c) = new.conversation_id {
         notice = notice.conversation(c);
     }
-    // The unreferenced data-modifying CTE (audit) runs to completion anyway; the notice is
-    // joined so that it runs.
+    // Inside a caller's transaction, its commit decides durability: never change it.
+    let deferred_flush = !conn.is_in_transaction();
+    // The unreferenced data-modifying CTE (audit) runs to completion anyway; the others are
+    // joined so that they run. `set_config(.., true)` lasts until this statement's implicit
+    // commit.
     let sql = format!(
-        "WITH audit AS ( \
+        "WITH commit_mode AS ( \
+             SELECT set_config('synchronous_commit', 'off', true) WHERE $12), \
+         audit AS ( \
              INSERT INTO audit_logs (user_id, action, resource_type, resource_id, details) \
              VALUES ($9, 'ticket.create', 'support_ticket', $8, $10)), \
          notice AS (SELECT pg_notify('{channel}', $11)), \
@@ -839,6 +850,7 @@ pub async fn create(
              VALUES ($8, $1, $2, $3, $4, $5, $6, 'open', $7, $7) RETURNING *) \
          {TICKET_SELECT}{RAW_CLOCK_COLUMNS} \
          FROM t CROSS JOIN {inputs} CROSS JOIN notice \
+         CROSS JOIN (SELECT count(*) FROM commit_mode) m \
          LEFT JOIN users u ON u.id = t.assigned_to",
         channel = events::CHANNEL,
         inputs = clock_inputs("$7"),
@@ -855,9 +867,13 @@ pub async fn create(
         .bind(by.map(|a| a.id))
         .bind(&details)
         .bind(events::payload(&notice))
+        .bind(deferred_flush)
         .fetch_one(&mut *conn)
         .await
         .map_err(|e| insert_error(e, new))?;
+    if deferred_flush {
+        db::wait_for_wal_flush(conn).await?;
+    }
     Ok(Ticket::from(row))
 }
 

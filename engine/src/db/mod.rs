@@ -69,6 +69,23 @@ pub fn violated_constraint(err: &sqlx::Error) -> Option<&str> {
     err.as_database_error().and_then(|e| e.constraint())
 }
 
+/// Returns once everything this connection has committed is on disk (under the session's
+/// `synchronous_commit`): the durable commit of a transaction that writes only a WAL message
+/// (no table, no lock), whose flush covers every earlier WAL record. Concurrent callers share
+/// flushes (group commit).
+///
+/// What it is for: a transaction that sends a NOTIFY holds the cluster-wide notify lock from
+/// its pre-commit until after its commit record is flushed, so notifying transactions that
+/// wait for their own flush are serialised one flush at a time. Such a transaction commits
+/// with `synchronous_commit = off` (the lock is released at once) and the caller then waits
+/// here, outside the lock, before reporting success.
+pub async fn wait_for_wal_flush(conn: &mut sqlx::PgConnection) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_logical_emit_message(true, 'amal.flush', '')")
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
 /// `url` with its database replaced by `name` (the query string kept): how tests and
 /// benchmarks reach a database of their own on the same server.
 pub fn with_database(url: &str, name: &str) -> String {

@@ -658,6 +658,49 @@ async fn escalated_conversation_opens_one_linked_ticket(pool: PgPool) -> TestRes
     Ok(())
 }
 
+/// A standalone creation commits without waiting for its flush (the notify lock) and then
+/// waits for the flush itself: the session's commit mode is left as it was, the notice is
+/// delivered, and inside a caller's transaction nothing of this applies (its rollback undoes
+/// the ticket and sends no notice).
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn creation_defers_only_its_own_flush(pool: PgPool) -> TestResult {
+    let (user, _) = end_user(&pool, "f@example.dz").await;
+    let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+    listener.listen(amal_engine::events::CHANNEL).await?;
+    let mut conn = pool.acquire().await?;
+    let now = now_us();
+    let t = ticket_at(&mut conn, user, None, "high", now).await;
+    let mode: String = sqlx::query_scalar("SELECT current_setting('synchronous_commit')")
+        .fetch_one(&mut *conn)
+        .await?;
+    assert_eq!(mode, "on", "the session's commit mode is unchanged");
+    let notice = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv()).await??;
+    let notice = amal_engine::events::ChangeNotice::parse(notice.payload())?;
+    assert_eq!(notice.ticket_id, Some(t.id));
+
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let inside = ticket_at(&mut tx, user, None, "high", now).await;
+    let mode: String = sqlx::query_scalar("SELECT current_setting('synchronous_commit')")
+        .fetch_one(&mut *tx)
+        .await?;
+    assert_eq!(
+        mode, "on",
+        "a caller's transaction keeps its durable commit"
+    );
+    tx.rollback().await?;
+    let found: i64 = sqlx::query_scalar("SELECT count(*) FROM support_tickets WHERE id = $1")
+        .bind(inside.id)
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(found, 0);
+    let late = tokio::time::timeout(std::time::Duration::from_millis(300), listener.recv()).await;
+    assert!(late.is_err(), "a rolled-back creation sends no notice");
+    Ok(())
+}
+
 #[sqlx::test(
     migrations = "../migrations",
     fixtures(path = "../../../seeds", scripts("reference"))
