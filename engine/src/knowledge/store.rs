@@ -584,10 +584,16 @@ pub async fn ensure_embedder_matches(
         );
     }
     let mut conn = pool.acquire().await?;
-    let settings = embedding_settings(&mut conn).await?;
-    if settings.model == embedder.model() && settings.dimension == embedder.dimension() {
+    // Every command and server start passes here: the usual case (the same model) must not
+    // count the chunks, a scan of the whole table on a large knowledge base.
+    let (model, dimension): (String, i32) =
+        sqlx::query_as("SELECT model, dimension FROM embedding_settings WHERE id")
+            .fetch_one(&mut *conn)
+            .await?;
+    if model == embedder.model() && dimension as usize == embedder.dimension() {
         return Ok(());
     }
+    let settings = embedding_settings(&mut conn).await?;
     if settings.embedded_chunks == 0 {
         sqlx::query("SELECT set_embedding_dimension($1, $2)")
             .bind(embedder.model())
