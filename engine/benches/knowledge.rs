@@ -13,7 +13,8 @@
 //!
 //! Environment: AMAL_BENCH_CHUNKS (default 100000), AMAL_BENCH_QUERIES (default 300),
 //! AMAL_BENCH_HNSW="m,ef_construction" (rebuild the vector indexes with these parameters before
-//! measuring recall), AMAL_BENCH_WORKERS (ingestion workers, default store::INGEST_WORKERS), AMAL_BENCH_REUSE=1 (keep the knowledge base a previous run built and skip ingestion, to
+//! measuring recall; with AMAL_BENCH_FULLVEC=1 on the full-precision vectors instead of half
+//! precision), AMAL_BENCH_WORKERS (ingestion workers, default store::INGEST_WORKERS), AMAL_BENCH_REUSE=1 (keep the knowledge base a previous run built and skip ingestion, to
 //! re-measure searches), AMAL_BENCH_PUBLIC=0 (skip the public sets).
 
 use std::path::{Path, PathBuf};
@@ -277,7 +278,19 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // Exploring build parameters: AMAL_BENCH_HNSW="m,ef_construction" rebuilds the vector
-    // indexes with them (timed) before the recall measurement.
+    // indexes with them (timed) before the recall measurement; with AMAL_BENCH_FULLVEC=1 they
+    // are built on the full-precision vectors, as before migration 20261206000001, instead of
+    // half precision (recall is always against the exact full-precision scan).
+    let fullvec = env_usize("AMAL_BENCH_FULLVEC", 0) == 1;
+    let (index_expr, index_ops, order_expr) = if fullvec {
+        ("(embedding)", "vector_cosine_ops", "embedding <=> $1")
+    } else {
+        (
+            "(embedding::halfvec(384))",
+            "halfvec_cosine_ops",
+            "embedding::halfvec(384) <=> $1::halfvec(384)",
+        )
+    };
     if let Ok(spec) = std::env::var("AMAL_BENCH_HNSW") {
         let (m, efc) = spec
             .split_once(',')
@@ -297,7 +310,7 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "CREATE INDEX idx_document_chunks_embedding_hnsw_{code} ON document_chunks \
-                 USING hnsw (embedding vector_cosine_ops) WITH (m = {m}, ef_construction = {efc}) \
+                 USING hnsw ({index_expr} {index_ops}) WITH (m = {m}, ef_construction = {efc}) \
                  WHERE retrievable AND lang = '{code}'",
                 code = lang.code()
             )))
@@ -306,7 +319,7 @@ async fn main() -> anyhow::Result<()> {
             tx.commit().await?;
         }
         println!(
-            "HNSW indexes rebuilt with m = {m}, ef_construction = {efc} in {:.1} s (load average {})",
+            "HNSW indexes rebuilt with m = {m}, ef_construction = {efc}, on {index_expr}, in {:.1} s (load average {})",
             started.elapsed().as_secs_f64(),
             load_average()
         );
@@ -359,7 +372,7 @@ async fn main() -> anyhow::Result<()> {
         let mut times = Vec::new();
         for ((lang, v), (truth, tenth)) in sample.iter().zip(&exact) {
             let sql = format!(
-                "SELECT id, embedding <=> $1 FROM document_chunks WHERE retrievable AND lang = '{}' ORDER BY embedding <=> $1 LIMIT 10",
+                "SELECT id, embedding <=> $1 FROM document_chunks WHERE retrievable AND lang = '{}' ORDER BY {order_expr} LIMIT 10",
                 lang.code()
             );
             let t = Instant::now();

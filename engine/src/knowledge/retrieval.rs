@@ -1,8 +1,9 @@
 //! Hybrid retrieval over approved knowledge: nearest neighbours by embedding fused with
 //! full-text search by reciprocal rank fusion (RRF), and a confidence for the decision.
 //!
-//! - Vector: `ORDER BY embedding <=> q LIMIT n` inside a MATERIALIZED CTE (thresholds never sit
-//!   in front of the index scan), on the language's partial HNSW index; the category filter
+//! - Vector: `ORDER BY embedding <=> q LIMIT n` (in half precision, as the index holds the
+//!   vectors) inside a MATERIALIZED CTE (thresholds never sit in front of the index scan), on
+//!   the language's partial HNSW index, re-ordered by full-precision distance; the category filter
 //!   uses pgvector 0.8's iterative index scan so it cannot starve the list.
 //! - Text: the language's text-search configuration on the folded chunk text, with query
 //!   words OR-ed; a query word the knowledge base does not contain is corrected to its most
@@ -189,7 +190,11 @@ impl Retriever {
         stages.correct = t.elapsed();
         let tsquery = text_queries(&words, &corrections, &query_words(&expansion.join(" ")));
 
-        let sql = hybrid_sql(langs, !tsquery.matching.is_empty());
+        let sql = hybrid_sql(
+            langs,
+            !tsquery.matching.is_empty(),
+            query_vector.as_slice().len(),
+        );
         let t = Instant::now();
         let query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(&query_vector)
@@ -398,14 +403,17 @@ pub const TEXT_RANK_CAP: usize = 400;
 ///
 /// Parameters: $1 query vector, $2 candidates per list, $3 category or NULL, $4 matching
 /// tsquery text, $5 k, $6 RRF constant, $7 ranking tsquery text ([`text_queries`]).
-fn hybrid_sql(langs: &[Lang], with_text: bool) -> String {
+fn hybrid_sql(langs: &[Lang], with_text: bool, dimension: usize) -> String {
+    // Each branch walks its language's index in half precision (the index's own expression,
+    // migration 20261206000001) and reports the full-precision distance, by which the
+    // candidates are then ordered.
     let vector_branches: Vec<String> = langs
         .iter()
         .map(|l| {
             format!(
                 "(SELECT c.id, c.embedding <=> $1 AS distance FROM document_chunks c \
                   WHERE c.retrievable AND c.lang = '{code}' AND ($3::text IS NULL OR c.category = $3) \
-                  ORDER BY c.embedding <=> $1 LIMIT $2)",
+                  ORDER BY c.embedding::halfvec({dimension}) <=> $1::halfvec({dimension}) LIMIT $2)",
                 code = l.code()
             )
         })
@@ -570,10 +578,12 @@ mod tests {
 
     #[test]
     fn sql_names_each_language_literally_and_never_user_text() {
-        let sql = hybrid_sql(&[Lang::Fr], true);
+        let sql = hybrid_sql(&[Lang::Fr], true, 384);
         assert!(sql.contains("c.lang = 'fr'") && sql.contains("(SELECT to_tsquery('french', $4))"));
         assert!(!sql.contains("'ar'"));
-        let sql = hybrid_sql(&Lang::ALL, false);
+        // The index's own expression, with the dimension.
+        assert!(sql.contains("ORDER BY c.embedding::halfvec(384) <=> $1::halfvec(384)"));
+        let sql = hybrid_sql(&Lang::ALL, false, 384);
         assert_eq!(sql.matches("UNION ALL").count(), 2);
         assert!(sql.contains("AND false"));
     }

@@ -751,15 +751,16 @@ async fn embedding_column_type(pool: &PgPool) -> sqlx::Result<String> {
     .await
 }
 
-/// The access method of the language's partial vector index, if it exists on the column.
+/// The access method of the language's partial vector index, if it exists on the embedding
+/// (an expression index: the column cast to half precision).
 async fn hnsw_index(pool: &PgPool, lang: &str) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar(
         "SELECT am.amname::text FROM pg_index i
            JOIN pg_class c ON c.oid = i.indexrelid
            JOIN pg_am am ON am.oid = c.relam
-           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
           WHERE c.relname = 'idx_document_chunks_embedding_hnsw_' || $1
-            AND i.indrelid = 'document_chunks'::regclass AND a.attname = 'embedding'",
+            AND i.indrelid = 'document_chunks'::regclass
+            AND pg_get_indexdef(i.indexrelid) LIKE '%((embedding)::halfvec(%'",
     )
     .bind(lang)
     .fetch_optional(pool)
@@ -831,7 +832,8 @@ async fn set_embedding_dimension_changes_column_index_and_settings(pool: PgPool)
     update(768).await?;
     assert!(update(384).await.is_err());
 
-    // The recreated indexes are valid cosine HNSW indexes on the retyped column, one per language.
+    // The recreated indexes are valid cosine HNSW indexes on the retyped column in half
+    // precision, with its new dimension, one per language.
     for lang in ["ar", "fr", "en"] {
         let (definition, valid): (String, bool) = sqlx::query_as(
             "SELECT pg_get_indexdef(indexrelid), indisvalid FROM pg_index
@@ -842,7 +844,7 @@ async fn set_embedding_dimension_changes_column_index_and_settings(pool: PgPool)
         .await?;
         assert!(
             definition.ends_with(&format!(
-                "USING hnsw (embedding vector_cosine_ops) WITH (m='24', ef_construction='128') \
+                "USING hnsw (((embedding)::halfvec(768)) halfvec_cosine_ops) WITH (m='24', ef_construction='128') \
                  WHERE (retrievable AND (lang = '{lang}'::bpchar))"
             )),
             "{definition}"
