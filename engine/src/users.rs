@@ -510,6 +510,25 @@ pub async fn sign_out(
     Ok(())
 }
 
+/// Whether a session still authenticates its person at `now`: not revoked (signed out), not
+/// expired, and the account neither deleted nor disabled. What a live stream re-checks, since
+/// it outlives the request that authenticated it.
+pub async fn session_is_live(
+    conn: &mut PgConnection,
+    session_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, UserError> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM user_sessions s JOIN users u ON u.id = s.user_id \
+          WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 \
+            AND u.deleted_at IS NULL AND u.is_active)",
+    )
+    .bind(session_id)
+    .bind(now)
+    .fetch_one(conn)
+    .await?)
+}
+
 /// What a person sees of their own account.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Profile {

@@ -673,7 +673,8 @@ async fn close_conversation(
 /// Live updates of a conversation (Server-Sent Events): `event: message` for every new
 /// message (the person's, the assistant's, staff public replies; the id is a cursor for
 /// `Last-Event-ID`), `event: state` for processing states, `event: conversation` for status
-/// changes.
+/// changes, and `event: end` (then the stream closes) when the session ends: signed out,
+/// expired, account deleted or disabled.
 #[utoipa::path(get, path = "/v1/conversations/{id}/events", tag = "conversations", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Conversation id"),
            ("Last-Event-ID" = Option<String>, Header, description = "Resume after this message")),
@@ -683,7 +684,7 @@ async fn close_conversation(
     ))]
 async fn conversation_events(
     State(state): State<AppState>,
-    OwnConversation { id, .. }: OwnConversation,
+    OwnConversation { id, user }: OwnConversation,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let after = headers
@@ -703,6 +704,7 @@ async fn conversation_events(
     Ok(sse::stream(
         state.pool.clone(),
         state.hub.clone(),
+        user.session_id,
         id,
         after,
         state.shutdown.subscribe(),

@@ -6,6 +6,11 @@
 //! not messages, so they cannot appear) and sends each as an `event: message` whose id is its
 //! cursor; a client reconnecting with `Last-Event-ID` resumes after it. Processing states of
 //! turns run by this instance come as `event: state`.
+//!
+//! A stream outlives the request that authenticated it, so it re-checks its session before
+//! every delivery and every [`SESSION_RECHECK`]: once the person signs out, the session
+//! expires or the account is deleted or disabled, it sends `event: end` and closes, and
+//! nothing more of the conversation goes out on it.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -123,12 +128,40 @@ impl EventHub {
 /// Most messages sent per catch-up query.
 const BATCH: i64 = 100;
 
+/// How often an idle stream re-checks its session: the longest it stays open after the
+/// session ends (deliveries are checked before they go out, whatever this is).
+pub const SESSION_RECHECK: Duration = Duration::from_secs(10);
+
+/// Whether the stream's session still holds; a database error keeps the stream (the next
+/// check decides), since dropping live streams on a passing error would be worse.
+async fn session_holds(pool: &PgPool, session_id: Uuid) -> bool {
+    let live = match pool.acquire().await {
+        Ok(mut conn) => users::session_is_live(&mut conn, session_id, chrono::Utc::now()).await,
+        Err(e) => Err(e.into()),
+    };
+    live.unwrap_or_else(|e| {
+        tracing::warn!("live events: cannot check the session: {e}");
+        true
+    })
+}
+
+/// Tells the client the stream ends because its session did.
+async fn send_end(tx: &mpsc::Sender<Result<Event, Infallible>>) {
+    if let Ok(event) = Event::default()
+        .event("end")
+        .json_data(serde_json::json!({ "reason": "session_ended" }))
+    {
+        let _ = tx.send(Ok(event)).await;
+    }
+}
+
 /// The stream of one conversation for its owner (checked by the caller): the messages after
 /// `after` (`None`: from the first), then live ones. The caller passes the newest message at
 /// connection time when the client gives no resume point.
 pub fn stream(
     pool: PgPool,
     hub: EventHub,
+    session_id: Uuid,
     conversation_id: Uuid,
     after: Option<Cursor>,
     mut shutdown: watch::Receiver<bool>,
@@ -140,9 +173,20 @@ pub fn stream(
         let mut cursor = after;
         // Catch up at once: anything committed since the cursor was read is sent.
         let mut pending = true;
+        let mut recheck = tokio::time::interval_at(
+            tokio::time::Instant::now() + SESSION_RECHECK,
+            SESSION_RECHECK,
+        );
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The request that opened the stream has just authenticated the session.
+        let mut first = true;
         loop {
             if pending {
                 pending = false;
+                if !std::mem::take(&mut first) && !session_holds(&pool, session_id).await {
+                    send_end(&tx).await;
+                    return;
+                }
                 match send_new(&pool, &tx, conversation_id, &mut cursor).await {
                     Ok(true) => {}
                     Ok(false) => return,
@@ -152,6 +196,12 @@ pub fn stream(
             tokio::select! {
                 _ = tx.closed() => return,
                 _ = crate::workers::stopped(&mut shutdown) => return,
+                _ = recheck.tick() => {
+                    if !session_holds(&pool, session_id).await {
+                        send_end(&tx).await;
+                        return;
+                    }
+                }
                 ev = events.recv() => match ev {
                     Ok(HubEvent::Notice(n)) => {
                         let ours = n.conversation_id == Some(conversation_id);
@@ -165,6 +215,10 @@ pub fn stream(
                         }
                     }
                     Ok(HubEvent::State(s)) if s.conversation_id == conversation_id => {
+                        if !session_holds(&pool, session_id).await {
+                            send_end(&tx).await;
+                            return;
+                        }
                         let event = Event::default().event("state").json_data(&s);
                         if let Ok(event) = event && tx.send(Ok(event)).await.is_err() {
                             return;

@@ -1,6 +1,6 @@
 //! The engine server over real HTTP on real PostgreSQL: the whole journey (magic link, consent,
 //! conversation, a crisis with its urgent ticket, a staff public reply on the live stream),
-//! isolation between users, a table of bad inputs, rate limits, forgetting and export, two
+//! isolation between users, a live stream ending with its session, a table of bad inputs, rate limits, forgetting and export, two
 //! instances sharing the workers, and the `serve` binary's contract.
 
 use std::sync::Arc;
@@ -357,14 +357,21 @@ async fn journey_sign_in_consent_converse_crisis_and_a_staff_reply_on_the_live_s
     assert_eq!(retry["replayed"], true);
     assert_eq!(retry["reply"]["id"], turn["reply"]["id"]);
 
-    wait_for(&mut events, &mut seen, |e, d| {
-        e == "state" && d["state"] == "processing"
-    })
-    .await;
+    // Both, in either order: a turn posted as the stream opens may be committed before the
+    // stream's first catch-up reads the messages, and its state events then come after them.
     wait_for(&mut events, &mut seen, |e, d| {
         e == "message" && d["id"] == turn["reply"]["id"]
     })
     .await;
+    if !seen
+        .iter()
+        .any(|(e, d)| e == "state" && d["state"] == "processing")
+    {
+        wait_for(&mut events, &mut seen, |e, d| {
+            e == "state" && d["state"] == "processing"
+        })
+        .await;
+    }
 
     // A crisis: the safety message and an urgent ticket.
     let (s, crisis) = srv
@@ -562,6 +569,73 @@ async fn users_reach_only_their_own_conversations_and_staff_sessions_are_refused
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, p) = srv.get("/v1/me", &karim).await;
     assert_problem(s, &p, StatusCode::UNAUTHORIZED, "signed out");
+    srv.stop().await;
+    Ok(())
+}
+
+/// A live stream outlives the request that opened it, not its session: once the person signs
+/// out, the next delivery (here a staff public reply) is refused, `event: end` is sent and the
+/// stream closes.
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn a_live_stream_ends_with_its_session(pool: PgPool) -> TestResult {
+    let srv = TestServer::start(&pool, config()).await;
+    let token = srv.sign_in("nadia@example.dz", true).await;
+    let conv = srv.new_conversation(&token).await;
+    let response = srv
+        .request(
+            Method::GET,
+            &format!("/v1/conversations/{conv}/events"),
+            Some(&token),
+        )
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut events = read_events(response);
+    let mut seen = Vec::new();
+    let (s, crisis) = srv
+        .say(
+            &token,
+            &conv,
+            json!({ "content": "i really wanna die tonight" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{crisis}");
+    wait_for(&mut events, &mut seen, |e, d| {
+        e == "message" && d["id"] == crisis["reply"]["id"]
+    })
+    .await;
+
+    let (s, _) = srv
+        .call(Method::POST, "/v1/auth/sign-out", Some(&token), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let number = crisis["ticket"]["ticket_number"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let supervisor = crate::tickets::staff_account(&pool, "sup@amal.example", "supervisor").await;
+    let mut conn = pool.acquire().await?;
+    tickets::comment(
+        &mut conn,
+        &supervisor,
+        &number,
+        &CommentText::new("Hello, this is Samir from the team.")?,
+        Visibility::Public,
+        Utc::now(),
+    )
+    .await?;
+    let end = wait_for(&mut events, &mut seen, |e, _| e == "end").await;
+    assert_eq!(end["reason"], "session_ended");
+    let after = tokio::time::timeout(Duration::from_secs(5), events.recv()).await?;
+    assert!(
+        after.is_none(),
+        "the stream closes after its end: {after:?}"
+    );
+    let everything = serde_json::to_string(&seen)?;
+    assert!(!everything.contains("Samir"), "{everything}");
     srv.stop().await;
     Ok(())
 }
