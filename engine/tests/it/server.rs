@@ -150,6 +150,20 @@ impl TestServer {
         c["id"].as_str().unwrap().to_string()
     }
 
+    /// Opens the conversation's live stream; fails unless it answers 200.
+    async fn open_events(&self, token: &str, conv: &str) -> reqwest::Result<reqwest::Response> {
+        let response = self
+            .request(
+                Method::GET,
+                &format!("/v1/conversations/{conv}/events"),
+                Some(token),
+            )
+            .send()
+            .await?;
+        assert_eq!(response.status(), StatusCode::OK);
+        Ok(response)
+    }
+
     async fn metrics(&self) -> String {
         self.request(Method::GET, "/metrics", None)
             .send()
@@ -210,6 +224,27 @@ async fn wait_for(
             return next.1;
         }
     }
+}
+
+/// A comment by a staff member on the ticket numbered `number`.
+async fn comment_as(
+    pool: &PgPool,
+    by: &staff::Actor,
+    number: &str,
+    text: &str,
+    visibility: Visibility,
+) -> TestResult {
+    let mut conn = pool.acquire().await?;
+    tickets::comment(
+        &mut conn,
+        by,
+        number,
+        &CommentText::new(text)?,
+        visibility,
+        Utc::now(),
+    )
+    .await?;
+    Ok(())
 }
 
 fn assert_problem(status: StatusCode, body: &Value, expected: StatusCode, case: &str) {
@@ -317,15 +352,7 @@ async fn journey_sign_in_consent_converse_crisis_and_a_staff_reply_on_the_live_s
 
     // Converse, with the live stream open.
     let conv = srv.new_conversation(&token).await;
-    let response = srv
-        .request(
-            Method::GET,
-            &format!("/v1/conversations/{conv}/events"),
-            Some(&token),
-        )
-        .send()
-        .await?;
-    assert_eq!(response.status(), StatusCode::OK);
+    let response = srv.open_events(&token, &conv).await?;
     assert!(
         response.headers()["content-type"]
             .to_str()?
@@ -401,25 +428,10 @@ async fn journey_sign_in_consent_converse_crisis_and_a_staff_reply_on_the_live_s
 
     // Staff: an internal note and a public reply. Only the reply reaches the person.
     let supervisor = crate::tickets::staff_account(&pool, "sup@amal.example", "supervisor").await;
-    let mut conn = pool.acquire().await?;
-    tickets::comment(
-        &mut conn,
-        &supervisor,
-        &number,
-        &CommentText::new("INTERNAL: history of overdoses, call the family doctor")?,
-        Visibility::Internal,
-        Utc::now(),
-    )
-    .await?;
-    tickets::comment(
-        &mut conn,
-        &supervisor,
-        &number,
-        &CommentText::new("Hello, I am Samir from the team. I am here with you.")?,
-        Visibility::Public,
-        Utc::now(),
-    )
-    .await?;
+    let internal = "INTERNAL: history of overdoses, call the family doctor";
+    comment_as(&pool, &supervisor, &number, internal, Visibility::Internal).await?;
+    let public = "Hello, I am Samir from the team. I am here with you.";
+    comment_as(&pool, &supervisor, &number, public, Visibility::Public).await?;
     let reply = wait_for(&mut events, &mut seen, |e, d| {
         e == "message" && d["role"] == "staff"
     })
@@ -584,15 +596,7 @@ async fn a_live_stream_ends_with_its_session(pool: PgPool) -> TestResult {
     let srv = TestServer::start(&pool, config()).await;
     let token = srv.sign_in("nadia@example.dz", true).await;
     let conv = srv.new_conversation(&token).await;
-    let response = srv
-        .request(
-            Method::GET,
-            &format!("/v1/conversations/{conv}/events"),
-            Some(&token),
-        )
-        .send()
-        .await?;
-    assert_eq!(response.status(), StatusCode::OK);
+    let response = srv.open_events(&token, &conv).await?;
     let mut events = read_events(response);
     let mut seen = Vec::new();
     let (s, crisis) = srv
@@ -617,16 +621,8 @@ async fn a_live_stream_ends_with_its_session(pool: PgPool) -> TestResult {
         .unwrap()
         .to_string();
     let supervisor = crate::tickets::staff_account(&pool, "sup@amal.example", "supervisor").await;
-    let mut conn = pool.acquire().await?;
-    tickets::comment(
-        &mut conn,
-        &supervisor,
-        &number,
-        &CommentText::new("Hello, this is Samir from the team.")?,
-        Visibility::Public,
-        Utc::now(),
-    )
-    .await?;
+    let reply = "Hello, this is Samir from the team.";
+    comment_as(&pool, &supervisor, &number, reply, Visibility::Public).await?;
     let end = wait_for(&mut events, &mut seen, |e, _| e == "end").await;
     assert_eq!(end["reason"], "session_ended");
     let after = tokio::time::timeout(Duration::from_secs(5), events.recv()).await?;
