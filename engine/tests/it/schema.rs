@@ -854,13 +854,30 @@ async fn set_embedding_dimension_changes_column_index_and_settings(pool: PgPool)
 
     for bad in [
         "SELECT set_embedding_dimension('m', 0)",
-        "SELECT set_embedding_dimension('m', 2001)",
+        "SELECT set_embedding_dimension('m', 4001)",
         "SELECT set_embedding_dimension('', 8)",
     ] {
         let err = sqlx::query(bad).execute(&pool).await.unwrap_err();
         assert!(err.to_string().contains("set_embedding_dimension"), "{err}");
     }
     assert_eq!(embedding_column_type(&pool).await?, "vector(768)");
+
+    // Past vector's 2,000-dimension index limit: the half-precision indexes take up to 4,000.
+    sqlx::query("SELECT set_embedding_dimension('text-embedding-3-large', 3072)")
+        .execute(&pool)
+        .await?;
+    assert_eq!(embedding_column_type(&pool).await?, "vector(3072)");
+    sqlx::query("UPDATE document_chunks SET embedding = $1::text::vector, embedding_model = 'text-embedding-3-large'")
+        .bind(vector_literal(3072, 0.01))
+        .execute(&pool)
+        .await?;
+    for lang in ["ar", "fr", "en"] {
+        assert_eq!(
+            hnsw_index(&pool, lang).await?.as_deref(),
+            Some("hnsw"),
+            "{lang}"
+        );
+    }
     Ok(())
 }
 
