@@ -546,25 +546,29 @@ pub struct EmbeddingSettings {
     pub model: String,
     /// Dimension.
     pub dimension: usize,
-    /// Chunks that have a vector.
-    pub embedded_chunks: i64,
 }
 
-/// Reads `embedding_settings` and counts embedded chunks.
+/// Reads `embedding_settings`.
 pub async fn embedding_settings(
     conn: &mut PgConnection,
 ) -> Result<EmbeddingSettings, KnowledgeError> {
-    let (model, dimension, embedded_chunks): (String, i32, i64) = sqlx::query_as(
-        "SELECT s.model, s.dimension, (SELECT count(*) FROM document_chunks WHERE embedding IS NOT NULL) \
-         FROM embedding_settings s WHERE s.id",
-    )
-    .fetch_one(conn)
-    .await?;
+    let (model, dimension): (String, i32) =
+        sqlx::query_as("SELECT model, dimension FROM embedding_settings WHERE id")
+            .fetch_one(conn)
+            .await?;
     Ok(EmbeddingSettings {
         model,
         dimension: dimension as usize,
-        embedded_chunks,
     })
+}
+
+/// How many chunks have a vector (a scan of the whole table on a large knowledge base).
+pub async fn embedded_chunks(conn: &mut PgConnection) -> Result<i64, KnowledgeError> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM document_chunks WHERE embedding IS NOT NULL")
+            .fetch_one(conn)
+            .await?,
+    )
 }
 
 /// Checks at start-up that the configured embedder is the one the stored vectors came from.
@@ -584,17 +588,13 @@ pub async fn ensure_embedder_matches(
         );
     }
     let mut conn = pool.acquire().await?;
-    // Every command and server start passes here: the usual case (the same model) must not
-    // count the chunks, a scan of the whole table on a large knowledge base.
-    let (model, dimension): (String, i32) =
-        sqlx::query_as("SELECT model, dimension FROM embedding_settings WHERE id")
-            .fetch_one(&mut *conn)
-            .await?;
-    if model == embedder.model() && dimension as usize == embedder.dimension() {
+    let settings = embedding_settings(&mut conn).await?;
+    if settings.model == embedder.model() && settings.dimension == embedder.dimension() {
         return Ok(());
     }
-    let settings = embedding_settings(&mut conn).await?;
-    if settings.embedded_chunks == 0 {
+    // Every command and server start passes here: only a model change counts the chunks.
+    let embedded = embedded_chunks(&mut conn).await?;
+    if embedded == 0 {
         sqlx::query("SELECT set_embedding_dimension($1, $2)")
             .bind(embedder.model())
             .bind(embedder.dimension() as i32)
@@ -612,7 +612,7 @@ pub async fn ensure_embedder_matches(
         configured_dimension: embedder.dimension(),
         stored_model: settings.model,
         stored_dimension: settings.dimension,
-        embedded_chunks: settings.embedded_chunks,
+        embedded_chunks: embedded,
     })
 }
 
@@ -701,8 +701,7 @@ pub async fn drop_search_indexes(pool: &PgPool) -> Result<(), KnowledgeError> {
 pub async fn ensure_search_indexes(pool: &PgPool) -> Result<usize, KnowledgeError> {
     let mut built = 0;
     for lang in crate::lang::Lang::ALL {
-        let [vector, text] = search_index_names(lang);
-        for name in [vector, text] {
+        for name in search_index_names(lang) {
             let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
                 .bind(&name)
                 .fetch_one(pool)

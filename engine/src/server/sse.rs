@@ -132,27 +132,30 @@ const BATCH: i64 = 100;
 /// session ends (deliveries are checked before they go out, whatever this is).
 pub const SESSION_RECHECK: Duration = Duration::from_secs(10);
 
-/// Whether the stream's session still holds; a database error keeps the stream (the next
-/// check decides), since dropping live streams on a passing error would be worse.
-async fn session_holds(pool: &PgPool, session_id: Uuid) -> bool {
+/// Whether the stream's session has ended; if so, tells the client (`event: end`) so that the
+/// caller closes the stream. A database error keeps the stream (the next check decides), since
+/// dropping live streams on a passing error would be worse.
+async fn session_ended(
+    pool: &PgPool,
+    session_id: Uuid,
+    tx: &mpsc::Sender<Result<Event, Infallible>>,
+) -> bool {
     let live = match pool.acquire().await {
         Ok(mut conn) => users::session_is_live(&mut conn, session_id, chrono::Utc::now()).await,
         Err(e) => Err(e.into()),
     };
-    live.unwrap_or_else(|e| {
+    let live = live.unwrap_or_else(|e| {
         tracing::warn!("live events: cannot check the session: {e}");
         true
-    })
-}
-
-/// Tells the client the stream ends because its session did.
-async fn send_end(tx: &mpsc::Sender<Result<Event, Infallible>>) {
-    if let Ok(event) = Event::default()
-        .event("end")
-        .json_data(serde_json::json!({ "reason": "session_ended" }))
+    });
+    if !live
+        && let Ok(event) = Event::default()
+            .event("end")
+            .json_data(serde_json::json!({ "reason": "session_ended" }))
     {
         let _ = tx.send(Ok(event)).await;
     }
+    !live
 }
 
 /// The stream of one conversation for its owner (checked by the caller): the messages after
@@ -183,8 +186,7 @@ pub fn stream(
         loop {
             if pending {
                 pending = false;
-                if !std::mem::take(&mut first) && !session_holds(&pool, session_id).await {
-                    send_end(&tx).await;
+                if !std::mem::take(&mut first) && session_ended(&pool, session_id, &tx).await {
                     return;
                 }
                 match send_new(&pool, &tx, conversation_id, &mut cursor).await {
@@ -197,8 +199,7 @@ pub fn stream(
                 _ = tx.closed() => return,
                 _ = crate::workers::stopped(&mut shutdown) => return,
                 _ = recheck.tick() => {
-                    if !session_holds(&pool, session_id).await {
-                        send_end(&tx).await;
+                    if session_ended(&pool, session_id, &tx).await {
                         return;
                     }
                 }
@@ -211,12 +212,14 @@ pub fn stream(
                         pending = ours
                             || (n.conversation_id.is_none() && n.kinds.contains(&ChangeKind::ConversationChanged));
                         if ours && n.kinds.contains(&ChangeKind::ConversationChanged) {
+                            if session_ended(&pool, session_id, &tx).await {
+                                return;
+                            }
                             let _ = send_status(&pool, &tx, conversation_id).await;
                         }
                     }
                     Ok(HubEvent::State(s)) if s.conversation_id == conversation_id => {
-                        if !session_holds(&pool, session_id).await {
-                            send_end(&tx).await;
+                        if session_ended(&pool, session_id, &tx).await {
                             return;
                         }
                         let event = Event::default().event("state").json_data(&s);
