@@ -282,13 +282,18 @@ async fn main() -> anyhow::Result<()> {
     // are built on the full-precision vectors, as before migration 20261206000001, instead of
     // half precision (recall is always against the exact full-precision scan).
     let fullvec = env_usize("AMAL_BENCH_FULLVEC", 0) == 1;
+    let dim = embedder.dimension();
     let (index_expr, index_ops, order_expr) = if fullvec {
-        ("(embedding)", "vector_cosine_ops", "embedding <=> $1")
+        (
+            "(embedding)".to_string(),
+            "vector_cosine_ops",
+            "embedding <=> $1".to_string(),
+        )
     } else {
         (
-            "(embedding::halfvec(384))",
+            format!("(embedding::halfvec({dim}))"),
             "halfvec_cosine_ops",
-            "embedding::halfvec(384) <=> $1::halfvec(384)",
+            format!("embedding::halfvec({dim}) <=> $1::halfvec({dim})"),
         )
     };
     if let Ok(spec) = std::env::var("AMAL_BENCH_HNSW") {
