@@ -404,16 +404,18 @@ impl EmbeddedCluster {
             .append(true)
             .open(&conf)
             .map_err(io_err("cannot open", &conf))?;
-        f.write_all(
-            b"\n# Amal embedded cluster\n\
-              listen_addresses = '127.0.0.1'\n\
-              unix_socket_directories = ''\n\
-              max_connections = 300\n\
-              shared_buffers = 256MB\n\
-              log_min_messages = warning\n\
-              log_line_prefix = '%m [%p] %q%u@%d '\n",
-        )
-        .map_err(io_err("cannot write", &conf))?;
+        let settings = format!(
+            "\n# Amal embedded cluster\n\
+             listen_addresses = '127.0.0.1'\n\
+             unix_socket_directories = ''\n\
+             max_connections = 300\n\
+             shared_buffers = {}MB\n\
+             log_min_messages = warning\n\
+             log_line_prefix = '%m [%p] %q%u@%d '\n",
+            shared_buffers_mib(memory_total_mib())
+        );
+        f.write_all(settings.as_bytes())
+            .map_err(io_err("cannot write", &conf))?;
 
         let state = ClusterState {
             port: free_port()
@@ -659,6 +661,29 @@ fn absolute(path: &Path) -> PathBuf {
 }
 
 /// 256 random bits as hex, from the operating system's generator (through uuid v4).
+/// The machine's memory in MiB (`MemTotal` of /proc/meminfo), if it can be read.
+fn memory_total_mib() -> Option<u64> {
+    let meminfo = fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024)
+}
+
+/// shared_buffers for a new cluster, in MiB: an eighth of the machine's memory, between 128 MiB
+/// and 1 GiB. At 100,000 chunks the knowledge base's table, vector and text indexes take about
+/// 600 MiB; with 256 MiB searches re-read evicted pages and wrote back hint bits on the way,
+/// and hybrid search p50 was 13 ms instead of 9 (README). The memory is touched only as pages
+/// are cached.
+fn shared_buffers_mib(memory_total_mib: Option<u64>) -> u64 {
+    memory_total_mib.map_or(256, |total| (total / 8).clamp(128, 1024))
+}
+
 fn generate_password() -> String {
     format!(
         "{}{}",
@@ -800,4 +825,19 @@ fn ensure_service_user() -> Result<(u32, u32)> {
 
 fn chown(path: &Path, uid: u32, gid: u32) -> Result<()> {
     std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(io_err("cannot chown", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_buffers_follow_the_machines_memory_within_bounds() {
+        assert_eq!(shared_buffers_mib(Some(24 * 1024)), 1024);
+        assert_eq!(shared_buffers_mib(Some(4 * 1024)), 512);
+        assert_eq!(shared_buffers_mib(Some(512)), 128);
+        assert_eq!(shared_buffers_mib(None), 256);
+        // Linux reports MemTotal; this machine has some.
+        assert!(memory_total_mib().is_some_and(|m| m > 0));
+    }
 }

@@ -7,13 +7,16 @@
 //!   uses pgvector 0.8's iterative index scan so it cannot starve the list.
 //! - Text: the language's text-search configuration on the folded chunk text, with query
 //!   words OR-ed; a query word the knowledge base does not contain is corrected to its most
-//!   similar known word (trigram similarity), so misspellings still match.
+//!   similar known word (trigram similarity), so misspellings still match. On a large
+//!   knowledge base, two common words (by the planner's statistics) are not enough to match.
 //! - Fusion: each list contributes `1 / (60 + rank)`; the sum orders the results.
 //!
 //! Only chunks of approved, PII-stripped, not deleted documents are ever returned: the
 //! `retrievable` flag (kept by triggers) is in every branch's WHERE clause and in the vector
 //! indexes' predicates.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pgvector::Vector;
@@ -110,6 +113,10 @@ pub struct Retriever {
     pub ef_search: u32,
     /// How many candidates each list contributes before fusion.
     pub candidates: usize,
+    /// A query word in more chunks than this is common: full-text matching does not pair it
+    /// with another common word ([`text_queries`]).
+    pub common_term_chunks: f64,
+    lexeme_stats: Arc<LexemeStats>,
 }
 
 /// Default `hnsw.ef_search`, which every engine connection starts with (`db::SESSION_SETTINGS`):
@@ -124,6 +131,8 @@ impl Retriever {
             embedder,
             ef_search: DEFAULT_EF_SEARCH,
             candidates: 40,
+            common_term_chunks: COMMON_TERM_CHUNKS,
+            lexeme_stats: Arc::default(),
         }
     }
 
@@ -182,13 +191,33 @@ impl Retriever {
         stages.embed = t.elapsed();
         let t = Instant::now();
         let words = query_words(text);
-        let corrections = if words.is_empty() {
-            Vec::new()
+        let expansion_words = query_words(&expansion.join(" "));
+        // Word frequencies can be estimated only in one language's stemming.
+        let stemming = match langs {
+            [one] => Some(*one),
+            _ => None,
+        };
+        let facts = if words.is_empty() {
+            WordFacts::default()
         } else {
-            corrections(pool, &words, &lang_codes).await?
+            word_facts(pool, &words, &expansion_words, &lang_codes, stemming).await?
+        };
+        let frequencies = if facts.lexemes.is_empty() {
+            HashMap::new()
+        } else {
+            let stats = self.lexeme_stats.get(pool).await?;
+            facts.estimated_chunks(&stats)
         };
         stages.correct = t.elapsed();
-        let tsquery = text_queries(&words, &corrections, &query_words(&expansion.join(" ")));
+        let tsquery = text_queries(
+            &words,
+            &facts.corrections,
+            &expansion_words,
+            &Commonness {
+                chunks: &frequencies,
+                threshold: self.common_term_chunks,
+            },
+        );
 
         let sql = hybrid_sql(
             langs,
@@ -227,7 +256,7 @@ impl Retriever {
         Ok(SearchOutcome {
             results,
             confidence,
-            corrections,
+            corrections: facts.corrections,
             elapsed: Duration::ZERO,
             stages,
         })
@@ -292,12 +321,28 @@ struct TextQueries {
     ranking: String,
 }
 
+/// How common each query word is, for [`text_queries`].
+struct Commonness<'a> {
+    /// Estimated number of chunks containing each word (absent: rare or unknown).
+    chunks: &'a HashMap<String, f64>,
+    /// A group of alternatives estimated in more chunks than this is common.
+    threshold: f64,
+}
+
 /// The full-text query: each query word with its correction is a group of alternatives, the
 /// lexicon's expansion is one more group, and a chunk must match at least two groups
 /// (`(a & b) | (a & c) | ...`; one group alone when there is only one). A plain OR of every
 /// word matches a large share of a big knowledge base through its common words, and ranking
 /// every match is what made full-text search slow; two groups together are selective, and GIN
 /// answers them by intersecting posting lists.
+///
+/// A pair of two common groups is left out (when another pair remains): on a large knowledge
+/// base it matches thousands of chunks that say nothing particular about the query, and GIN
+/// had to merge those long posting lists on every search. With every pair holding a word that
+/// is not common, GIN's fast scan walks only the short lists and checks the long ones for
+/// their items. When every group is common, the two least common make the one pair. Small
+/// knowledge bases have no common words (see [`COMMON_TERM_CHUNKS`]), so nothing changes
+/// for them.
 ///
 /// Ranking uses the OR of the distinct words instead, which gives `ts_rank` the same value:
 /// for a query whose top operator is not AND, `ts_rank` scores the query's distinct words,
@@ -308,6 +353,7 @@ fn text_queries(
     words: &[String],
     corrections: &[(String, String)],
     expansion: &[String],
+    commonness: &Commonness<'_>,
 ) -> TextQueries {
     let mut groups: Vec<Vec<&str>> = words
         .iter()
@@ -331,7 +377,18 @@ fn text_queries(
     if !expansion.is_empty() {
         groups.push(expansion);
     }
+    // A group matches at most the sum of its alternatives' chunks.
+    let estimates: Vec<f64> = groups
+        .iter()
+        .map(|g| {
+            g.iter()
+                .map(|w| commonness.chunks.get(*w).copied().unwrap_or(0.0))
+                .sum()
+        })
+        .collect();
+    let common = |i: usize| estimates[i] > commonness.threshold;
     let group = |g: &Vec<&str>| format!("({})", g.join(" | "));
+    let pair = |i: usize, j: usize| format!("({} & {})", group(&groups[i]), group(&groups[j]));
     let matching = match groups.len() {
         0 => String::new(),
         1 => group(&groups[0]),
@@ -339,8 +396,16 @@ fn text_queries(
             let mut pairs = Vec::with_capacity(n * (n - 1) / 2);
             for i in 0..n {
                 for j in i + 1..n {
-                    pairs.push(format!("({} & {})", group(&groups[i]), group(&groups[j])));
+                    if !(common(i) && common(j)) {
+                        pairs.push(pair(i, j));
+                    }
                 }
+            }
+            if pairs.is_empty() {
+                let mut order: Vec<usize> = (0..n).collect();
+                order.sort_by(|&a, &b| estimates[a].total_cmp(&estimates[b]).then(a.cmp(&b)));
+                let (i, j) = (order[0].min(order[1]), order[0].max(order[1]));
+                pairs.push(pair(i, j));
             }
             pairs.join(" | ")
         }
@@ -359,32 +424,125 @@ fn text_queries(
     TextQueries { matching, ranking }
 }
 
-/// For query words of 4+ letters the knowledge base does not contain, its most similar word.
-async fn corrections(
+/// What one round trip learns about the query words: corrections of unknown words and, when a
+/// single language is searched, each word's lexemes in that language's stemming.
+#[derive(Debug, Default)]
+struct WordFacts {
+    /// (typed, used) for words of 4+ letters the knowledge base does not contain.
+    corrections: Vec<(String, String)>,
+    /// Word (query word, expansion word or correction) to its lexemes.
+    lexemes: HashMap<String, Vec<String>>,
+}
+
+impl WordFacts {
+    /// Each word's estimated number of chunks: that of its rarest lexeme (a word of several
+    /// lexemes is a phrase, found only where all are); words without common lexemes are absent.
+    fn estimated_chunks(&self, stats: &HashMap<String, f64>) -> HashMap<String, f64> {
+        self.lexemes
+            .iter()
+            .filter_map(|(word, lexemes)| {
+                let rarest = lexemes
+                    .iter()
+                    .map(|l| stats.get(l).copied().unwrap_or(0.0))
+                    .min_by(f64::total_cmp)?;
+                (rarest > 0.0).then(|| (word.clone(), rarest))
+            })
+            .collect()
+    }
+}
+
+/// Corrections for query words of 4+ letters the knowledge base does not contain (its most
+/// similar word), and the lexemes of the query, expansion and correction words in `stemming`.
+async fn word_facts(
     pool: &PgPool,
     words: &[String],
+    expansion: &[String],
     langs: &[&str],
-) -> Result<Vec<(String, String)>, KnowledgeError> {
-    let candidates: Vec<&String> = words.iter().filter(|w| w.chars().count() >= 4).collect();
-    if candidates.is_empty() {
-        return Ok(Vec::new());
-    }
+    stemming: Option<Lang>,
+) -> Result<WordFacts, KnowledgeError> {
     // Known words are filtered out first through the primary key (lang is char(2): comparing
     // it with text would cast the column and miss the index), so the trigram search, the
     // expensive part, runs only for the words that need it (OFFSET 0 keeps it that way).
-    Ok(sqlx::query_as(
-        "SELECT u.w, best.term FROM ( \
-             SELECT w FROM unnest($1::text[]) AS w \
-             WHERE NOT EXISTS (SELECT 1 FROM kb_terms k2 WHERE k2.lang = ANY($2::bpchar[]) AND k2.term = w) \
-             OFFSET 0) u \
-         CROSS JOIN LATERAL ( \
-             SELECT k.term FROM kb_terms k WHERE k.lang = ANY($2::bpchar[]) AND k.term % u.w \
-             ORDER BY similarity(k.term, u.w) DESC, k.term LIMIT 1) best",
+    let rows: Vec<(String, Option<String>, Vec<String>)> = sqlx::query_as(
+        "WITH corrected AS ( \
+             SELECT u.w, best.term FROM ( \
+                 SELECT w FROM unnest($1::text[]) AS w \
+                 WHERE char_length(w) >= 4 \
+                   AND NOT EXISTS (SELECT 1 FROM kb_terms k2 WHERE k2.lang = ANY($2::bpchar[]) AND k2.term = w) \
+                 OFFSET 0) u \
+             CROSS JOIN LATERAL ( \
+                 SELECT k.term FROM kb_terms k WHERE k.lang = ANY($2::bpchar[]) AND k.term % u.w \
+                 ORDER BY similarity(k.term, u.w) DESC, k.term LIMIT 1) best) \
+         SELECT w, NULL::text, \
+                COALESCE(tsvector_to_array(to_tsvector($3::regconfig, w)), '{}') \
+           FROM unnest($1::text[] || $4::text[]) AS w \
+         UNION ALL \
+         SELECT w, term, COALESCE(tsvector_to_array(to_tsvector($3::regconfig, term)), '{}') \
+           FROM corrected",
     )
-    .bind(candidates)
+    .bind(words)
     .bind(langs)
+    .bind(stemming.map(Lang::ts_config))
+    .bind(expansion)
     .fetch_all(pool)
-    .await?)
+    .await?;
+    let mut facts = WordFacts::default();
+    for (word, correction, lexemes) in rows {
+        let key = match correction {
+            Some(used) => {
+                facts.corrections.push((word, used.clone()));
+                used
+            }
+            None => word,
+        };
+        if stemming.is_some() {
+            facts.lexemes.insert(key, lexemes);
+        }
+    }
+    Ok(facts)
+}
+
+/// A word in more chunks than this is common (the default of
+/// [`Retriever::common_term_chunks`]): five times as many as the full-text list can rank
+/// ([`TEXT_RANK_CAP`]), so a knowledge base needs several thousand chunks before any word is.
+pub const COMMON_TERM_CHUNKS: f64 = 2_000.0;
+
+/// How long the lexeme statistics are reused before they are read again.
+const LEXEME_STATS_TTL: Duration = Duration::from_secs(300);
+
+/// The planner's statistics of the chunks' tsvectors (ANALYZE's most common elements, kept
+/// current by autovacuum): each common lexeme's estimated number of chunks. Read at most every
+/// [`LEXEME_STATS_TTL`] and shared by the retriever's clones; empty until the table is analyzed,
+/// which leaves every word rare.
+#[derive(Debug, Default)]
+struct LexemeStats(std::sync::Mutex<Option<(Instant, Arc<LexemeChunks>)>>);
+
+/// Lexeme to its estimated number of chunks.
+type LexemeChunks = HashMap<String, f64>;
+
+impl LexemeStats {
+    async fn get(&self, pool: &PgPool) -> Result<Arc<LexemeChunks>, KnowledgeError> {
+        if let Some((read_at, stats)) = &*self.0.lock().expect("lexeme stats")
+            && read_at.elapsed() < LEXEME_STATS_TTL
+        {
+            return Ok(stats.clone());
+        }
+        // most_common_elem_freqs has three more entries than most_common_elems (minimum,
+        // maximum and null frequency); unnest pads the elements with NULL for them.
+        let rows: Vec<(String, f64)> = sqlx::query_as(
+            "SELECT e.elem, (e.freq * GREATEST(c.reltuples, 0))::float8 \
+               FROM pg_stats s \
+               JOIN pg_class c ON c.oid = 'document_chunks'::regclass \
+              CROSS JOIN LATERAL unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS e(elem, freq) \
+              WHERE s.schemaname = current_schema() AND s.tablename = 'document_chunks' \
+                AND s.attname = 'tsv' AND e.elem IS NOT NULL",
+        )
+        .fetch_all(pool)
+        .await?;
+        let stats = Arc::new(rows.into_iter().collect::<HashMap<_, _>>());
+        *self.0.lock().expect("lexeme stats") = Some((Instant::now(), stats.clone()));
+        Ok(stats)
+    }
 }
 
 /// At most this many full-text matches are ranked. Ranking reads every match's row (and its
@@ -543,10 +701,29 @@ mod tests {
         assert!(query_words("the and of").is_empty());
     }
 
+    fn w(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn counts(pairs: &[(&str, f64)]) -> HashMap<String, f64> {
+        pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    }
+
+    fn none_common() -> HashMap<String, f64> {
+        HashMap::new()
+    }
+
+    fn commonness(chunks: &HashMap<String, f64>) -> Commonness<'_> {
+        Commonness {
+            chunks,
+            threshold: COMMON_TERM_CHUNKS,
+        }
+    }
+
     #[test]
     fn text_query_needs_two_groups_together() {
-        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let one = text_queries(&w(&["insomnia"]), &[], &[]);
+        let rare = none_common();
+        let one = text_queries(&w(&["insomnia"]), &[], &[], &commonness(&rare));
         assert_eq!(
             (one.matching.as_str(), one.ranking.as_str()),
             ("(insomnia)", "insomnia")
@@ -555,6 +732,7 @@ mod tests {
             &w(&["stop", "smokng"]),
             &[("smokng".into(), "smoking".into())],
             &w(&["tobacco", "tabac"]),
+            &commonness(&rare),
         );
         assert_eq!(
             three.matching,
@@ -562,9 +740,78 @@ mod tests {
         );
         assert_eq!(three.ranking, "stop | smokng | smoking | tobacco | tabac");
         // Two groups make one AND: ranked as matched.
-        let two = text_queries(&w(&["stop", "smoking"]), &[], &[]);
+        let two = text_queries(&w(&["stop", "smoking"]), &[], &[], &commonness(&rare));
         assert_eq!(two.ranking, two.matching);
-        assert_eq!(text_queries(&[], &[], &[]).matching, "");
+        assert_eq!(text_queries(&[], &[], &[], &commonness(&rare)).matching, "");
+    }
+
+    #[test]
+    fn two_common_words_do_not_make_a_match() {
+        let chunks: HashMap<String, f64> =
+            counts(&[("help", 9_000.0), ("sleep", 4_000.0), ("night", 2_500.0)]);
+        let q = text_queries(
+            &w(&["help", "sleep", "insomnia"]),
+            &[],
+            &[],
+            &commonness(&chunks),
+        );
+        assert_eq!(q.matching, "((help) & (insomnia)) | ((sleep) & (insomnia))");
+        // Ranking still scores every word.
+        assert_eq!(q.ranking, "help | sleep | insomnia");
+        // All common: the two least common groups, in query order.
+        let q = text_queries(
+            &w(&["night", "help", "sleep"]),
+            &[],
+            &[],
+            &commonness(&chunks),
+        );
+        assert_eq!(q.matching, "((night) & (sleep))");
+        // A group's alternatives add up: two words under the threshold can make it common.
+        let chunks: HashMap<String, f64> =
+            counts(&[("night", 2_500.0), ("nap", 1_200.0), ("dream", 1_000.0)]);
+        let q = text_queries(
+            &w(&["night", "insomnia"]),
+            &[],
+            &w(&["nap", "dream"]),
+            &commonness(&chunks),
+        );
+        assert_eq!(
+            q.matching,
+            "((night) & (insomnia)) | ((insomnia) & (nap | dream))"
+        );
+        // Below the threshold nothing is common.
+        let q = text_queries(
+            &w(&["night", "help", "sleep"]),
+            &[],
+            &[],
+            &Commonness {
+                chunks: &chunks,
+                threshold: 10_000.0,
+            },
+        );
+        assert_eq!(q.matching.matches(" & ").count(), 3);
+    }
+
+    #[test]
+    fn a_word_is_as_common_as_its_rarest_lexeme() {
+        let facts = WordFacts {
+            corrections: Vec::new(),
+            lexemes: [
+                ("anti-drogue", vec!["anti", "drogu"]),
+                ("drogue", vec!["drogu"]),
+                ("rare", vec!["rar"]),
+                ("le", vec![]),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), w(&v)))
+            .collect(),
+        };
+        let stats: HashMap<String, f64> = counts(&[("anti", 5_000.0), ("drogu", 3_000.0)]);
+        let chunks = facts.estimated_chunks(&stats);
+        assert_eq!(chunks.get("anti-drogue"), Some(&3_000.0));
+        assert_eq!(chunks.get("drogue"), Some(&3_000.0));
+        assert_eq!(chunks.get("rare"), None);
+        assert_eq!(chunks.get("le"), None);
     }
 
     #[test]

@@ -477,6 +477,80 @@ async fn misspelled_words_are_corrected_to_known_words(pool: PgPool) {
     );
 }
 
+/// On a large knowledge base two common words are not enough for a full-text match
+/// (`knowledge::retrieval`); "large" is scaled down here through the retriever's threshold.
+/// How common a word is comes from the planner's statistics, so nothing changes before the
+/// table is analyzed.
+#[sqlx::test(migrations = "../migrations")]
+async fn two_common_words_alone_do_not_match_once_the_table_is_analyzed(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let routines = [
+        "evening walks",
+        "warm showers",
+        "reading",
+        "breathing",
+        "music",
+        "tea",
+    ];
+    for (i, routine) in routines.iter().enumerate() {
+        write(
+            dir.path(),
+            &format!("en/routine{i}.md"),
+            &format!(
+                "---\nlang: en\n---\n# Routine {i}\n\nSleep comes easier with {routine}; ask for help if it does not.\n"
+            ),
+        );
+    }
+    write(
+        dir.path(),
+        "en/insomnia.md",
+        "---\nlang: en\n---\n# Insomnia\n\nInsomnia that lasts for weeks deserves a doctor's visit; sleep can be restored.\n",
+    );
+    ingest(&pool, &[dir.path().to_path_buf()], true).await;
+    let text_matches = |outcome: &amal_engine::knowledge::SearchOutcome| {
+        let mut titles: Vec<String> = outcome
+            .results
+            .iter()
+            .filter(|h| h.text_rank.is_some())
+            .map(|h| h.title.clone())
+            .collect();
+        titles.sort();
+        titles
+    };
+    let request = SearchRequest {
+        text: "sleep help insomnia",
+        lang: Some(Lang::En),
+        category: None,
+        k: 10,
+    };
+    let mut retriever = Retriever::new(offline());
+    retriever.common_term_chunks = 3.0;
+    let before = retriever.search(&pool, &request).await.unwrap();
+    assert_eq!(
+        text_matches(&before).len(),
+        7,
+        "{:?}",
+        text_matches(&before)
+    );
+
+    sqlx::query("ANALYZE document_chunks")
+        .execute(&pool)
+        .await
+        .unwrap();
+    // A new retriever: statistics are read once and reused for minutes.
+    let mut retriever = Retriever::new(offline());
+    retriever.common_term_chunks = 3.0;
+    let after = retriever.search(&pool, &request).await.unwrap();
+    assert_eq!(text_matches(&after), vec!["Insomnia".to_string()]);
+    assert_eq!(after.results[0].title, "Insomnia");
+    // The default threshold counts in thousands: this knowledge base has no common word.
+    let default = Retriever::new(offline())
+        .search(&pool, &request)
+        .await
+        .unwrap();
+    assert_eq!(text_matches(&default).len(), 7);
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn shipped_knowledge_base_meets_its_evaluation_floor(pool: PgPool) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
