@@ -510,9 +510,10 @@ pub async fn sign_out(
     Ok(())
 }
 
-/// Whether a session still authenticates its person at `now`: not revoked (signed out), not
-/// expired, and the account neither deleted nor disabled. What a live stream re-checks, since
-/// it outlives the request that authenticated it.
+/// Whether a session still authenticates its person at `now` as an end user, by the rules of
+/// sign-in: not revoked (signed out), not expired, and the account neither deleted, disabled nor
+/// a staff account. What a live stream re-checks, since it outlives the request that
+/// authenticated it.
 pub async fn session_is_live(
     conn: &mut PgConnection,
     session_id: Uuid,
@@ -521,7 +522,7 @@ pub async fn session_is_live(
     Ok(sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM user_sessions s JOIN users u ON u.id = s.user_id \
           WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 \
-            AND u.deleted_at IS NULL AND u.is_active)",
+            AND u.deleted_at IS NULL AND u.is_active AND u.staff_role IS NULL)",
     )
     .bind(session_id)
     .bind(now)

@@ -435,3 +435,49 @@ async fn demo_seed_gives_demo_staff_a_password(pool: PgPool) -> TestResult {
     let _ = staff_account; // shared helper, used by other modules
     Ok(())
 }
+
+/// A live stream re-checks its session with `users::session_is_live`, by the same rules as
+/// sign-in: signed out, expired, disabled, deleted and staff accounts are not live.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_session_stays_live_only_while_sign_in_would_accept_it(pool: PgPool) -> TestResult {
+    use amal_engine::users;
+    let mut conn = pool.acquire().await?;
+    let now = Utc::now();
+    let open = || async {
+        let mut conn = pool.acquire().await.unwrap();
+        users::anonymous_session(&mut conn, true, 24, now, &ClientInfo::default())
+            .await
+            .unwrap()
+    };
+    let live = |s: Uuid, at: DateTime<Utc>| {
+        let pool = pool.clone();
+        async move {
+            let mut conn = pool.acquire().await.unwrap();
+            users::session_is_live(&mut conn, s, at).await.unwrap()
+        }
+    };
+    let session = open().await;
+    assert!(live(session.session_id, now).await);
+    assert!(
+        !live(session.session_id, session.expires_at).await,
+        "expired"
+    );
+    assert!(!live(Uuid::new_v4(), now).await, "unknown");
+
+    let cases = [
+        "UPDATE user_sessions SET revoked_at = now() WHERE id = $1",
+        "UPDATE users SET is_active = false WHERE id = (SELECT user_id FROM user_sessions WHERE id = $1)",
+        "UPDATE users SET deleted_at = now() WHERE id = (SELECT user_id FROM user_sessions WHERE id = $1)",
+        "UPDATE users SET staff_role = 'agent' WHERE id = (SELECT user_id FROM user_sessions WHERE id = $1)",
+    ];
+    for change in cases {
+        let session = open().await;
+        assert!(live(session.session_id, now).await);
+        sqlx::query(change)
+            .bind(session.session_id)
+            .execute(&mut *conn)
+            .await?;
+        assert!(!live(session.session_id, now).await, "{change}");
+    }
+    Ok(())
+}
