@@ -105,6 +105,20 @@ pub enum TicketError {
     /// No live comment with this id.
     #[error("no comment {0}")]
     CommentNotFound(Uuid),
+    /// The ticket was committed, but the wait for its commit to reach the disk failed (the
+    /// connection or the server went away), so it may or may not survive a crash of the server:
+    /// the same uncertainty as a commit whose answer was lost, named so that nobody opens the
+    /// ticket a second time without looking.
+    #[error(
+        "ticket {number} was written but the database did not confirm that it is on disk \
+         ({source}); look it up before opening it again"
+    )]
+    Unconfirmed {
+        /// The ticket.
+        number: String,
+        /// Why the confirmation failed.
+        source: sqlx::Error,
+    },
     /// A database error.
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
@@ -871,8 +885,11 @@ pub async fn create(
         .fetch_one(&mut *conn)
         .await
         .map_err(|e| insert_error(e, new))?;
-    if deferred_flush {
-        db::wait_for_wal_flush(conn).await?;
+    if deferred_flush && let Err(source) = db::wait_for_wal_flush(conn).await {
+        return Err(TicketError::Unconfirmed {
+            number: row.ticket_number,
+            source,
+        });
     }
     Ok(Ticket::from(row))
 }
