@@ -4,11 +4,13 @@
 //! - Vector: `ORDER BY embedding <=> q LIMIT n` (in half precision, as the index holds the
 //!   vectors) inside a MATERIALIZED CTE (thresholds never sit in front of the index scan), on
 //!   the language's partial HNSW index, re-ordered by full-precision distance; the category filter
-//!   uses pgvector 0.8's iterative index scan so it cannot starve the list.
-//! - Text: the language's text-search configuration on the folded chunk text, with query
-//!   words OR-ed; a query word the knowledge base does not contain is corrected to its most
-//!   similar known word (trigram similarity), so misspellings still match. On a large
-//!   knowledge base, two common words (by the planner's statistics) are not enough to match.
+//!   uses pgvector 0.8's iterative index scan so it cannot starve the list (only then: it slows
+//!   every scan).
+//! - Text: the language's text-search configuration on the folded chunk text; a chunk matches
+//!   with two of the query's word groups, but on a large knowledge base two
+//!   common words (by the planner's statistics) are not enough. A query word the knowledge
+//!   base does not contain is corrected to its most similar known word (trigram similarity),
+//!   so misspellings still match.
 //! - Fusion: each list contributes `1 / (60 + rank)`; the sum orders the results.
 //!
 //! Only chunks of approved, PII-stripped, not deleted documents are ever returned: the
@@ -114,7 +116,7 @@ pub struct Retriever {
     /// How many candidates each list contributes before fusion.
     pub candidates: usize,
     /// A query word in more chunks than this is common: full-text matching does not pair it
-    /// with another common word ([`text_queries`]).
+    /// with another common word.
     pub common_term_chunks: f64,
     lexeme_stats: Arc<LexemeStats>,
 }
@@ -233,13 +235,14 @@ impl Retriever {
             .bind(k as i64)
             .bind(RRF_K)
             .bind(&tsquery.ranking);
-        let rows: Vec<HitRow> = if self.ef_search == DEFAULT_EF_SEARCH {
+        let rows: Vec<HitRow> = if self.ef_search == DEFAULT_EF_SEARCH && request.category.is_none()
+        {
             // Every connection of the engine's pools starts with these settings
             // (`db::SESSION_SETTINGS`): one statement, one round trip, no transaction.
             query.fetch_all(pool).await?
         } else {
-            // Another ef_search for this search only. Iterative scans keep filtered (category)
-            // searches from returning fewer than k rows.
+            // A category filter, or another ef_search, for this search only. Iterative scans
+            // keep filtered (category) searches from returning fewer than k rows.
             let mut tx = pool.begin().await?;
             sqlx::query("SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)")
                 .bind(self.ef_search.to_string())
