@@ -551,6 +551,47 @@ async fn two_common_words_alone_do_not_match_once_the_table_is_analyzed(pool: Pg
     assert_eq!(text_matches(&default).len(), 7);
 }
 
+/// A search's statement keeps its generic plan once PostgreSQL has seen it a few times
+/// (`knowledge::retrieval::hybrid_sql`): with parameters in its limits it was planned afresh at
+/// every execution, a twentieth of a search.
+#[sqlx::test(migrations = "../migrations")]
+async fn the_search_statement_is_planned_once(pool: PgPool) {
+    ingest(&pool, &[kb_dir().path().to_path_buf()], true).await;
+    // One connection, so that its prepared statements are the ones looked at.
+    let one = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(pool.connect_options().as_ref().clone())
+        .await
+        .unwrap();
+    let retriever = Retriever::new(offline());
+    for text in [
+        "sleep problems at night",
+        "insomnia and screens",
+        "quit tobacco cravings",
+    ]
+    .iter()
+    .cycle()
+    .take(8)
+    {
+        let request = SearchRequest {
+            text,
+            lang: Some(Lang::En),
+            category: None,
+            k: 5,
+        };
+        retriever.search(&one, &request).await.unwrap();
+    }
+    let (generic, custom): (i64, i64) = sqlx::query_as(
+        "SELECT sum(generic_plans)::int8, sum(custom_plans)::int8 FROM pg_prepared_statements \
+          WHERE statement LIKE 'WITH v AS MATERIALIZED%'",
+    )
+    .fetch_one(&one)
+    .await
+    .unwrap();
+    // PostgreSQL tries five custom plans before it compares them with the generic one.
+    assert_eq!((generic, custom), (3, 5));
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn shipped_knowledge_base_meets_its_evaluation_floor(pool: PgPool) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
