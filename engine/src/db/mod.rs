@@ -149,6 +149,19 @@ pub async fn connect_url(url: &str, max_connections: u32) -> Result<PgPool, DbEr
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
+        // By default every acquire pings the connection first: a round trip before each
+        // statement run on the pool (two of a search's four). Only a connection that sat idle
+        // for a while can have been closed under it (a server restart), so only those are
+        // checked.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= CHECK_IDLE_CONNECTION_AFTER {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await
         .map_err(|source| DbError::Connect {
@@ -177,6 +190,9 @@ pub const SESSION_SETTINGS: &[(&str, &str)] = &[
 
 /// `knowledge::retrieval::DEFAULT_EF_SEARCH` as text (checked equal by a test).
 const HNSW_EF_SEARCH: &str = "200";
+
+/// A pooled connection idle for at least this long is pinged before it is handed out.
+const CHECK_IDLE_CONNECTION_AFTER: Duration = Duration::from_secs(10);
 
 /// Default pool size: enough for the server's workers and concurrent requests on a small machine.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
