@@ -466,10 +466,16 @@ async fn word_facts(
     // Known words are filtered out first through the primary key (lang is char(2): comparing
     // it with text would cast the column and miss the index), so the trigram search, the
     // expensive part, runs only for the words that need it (OFFSET 0 keeps it that way).
+    //
+    // The words come as one space-separated text (folded words never contain a space) and
+    // `LIMIT 32` (query_words' own cap) bounds the estimate: an array parameter's `unnest`
+    // is estimated from the array's length in a custom plan but as 10 rows in the generic one,
+    // so PostgreSQL planned this statement afresh at every search; with the same estimate in
+    // both it keeps the generic plan.
     let rows: Vec<(String, Option<String>, Vec<String>)> = sqlx::query_as(
         "WITH corrected AS ( \
              SELECT u.w, best.term FROM ( \
-                 SELECT w FROM unnest($1::text[]) AS w \
+                 SELECT w FROM (SELECT w FROM string_to_table($1, ' ') AS w LIMIT 32) q \
                  WHERE char_length(w) >= 4 \
                    AND NOT EXISTS (SELECT 1 FROM kb_terms k2 WHERE k2.lang = ANY($2::bpchar[]) AND k2.term = w) \
                  OFFSET 0) u \
@@ -478,15 +484,15 @@ async fn word_facts(
                  ORDER BY similarity(k.term, u.w) DESC, k.term LIMIT 1) best) \
          SELECT w, NULL::text, \
                 COALESCE(tsvector_to_array(to_tsvector($3::regconfig, w)), '{}') \
-           FROM unnest($1::text[] || $4::text[]) AS w \
+           FROM string_to_table(concat_ws(' ', $1, $4), ' ') AS w WHERE w <> '' \
          UNION ALL \
          SELECT w, term, COALESCE(tsvector_to_array(to_tsvector($3::regconfig, term)), '{}') \
            FROM corrected",
     )
-    .bind(words)
+    .bind(words.join(" "))
     .bind(langs)
     .bind(stemming.map(Lang::ts_config))
-    .bind(expansion)
+    .bind((!expansion.is_empty()).then(|| expansion.join(" ")))
     .fetch_all(pool)
     .await?;
     let mut facts = WordFacts::default();

@@ -551,9 +551,9 @@ async fn two_common_words_alone_do_not_match_once_the_table_is_analyzed(pool: Pg
     assert_eq!(text_matches(&default).len(), 7);
 }
 
-/// A search's statement keeps its generic plan once PostgreSQL has seen it a few times
-/// (`knowledge::retrieval::hybrid_sql`): with parameters in its limits it was planned afresh at
-/// every execution, a twentieth of a search.
+/// A search's statements keep their generic plans once PostgreSQL has seen them a few times
+/// (`knowledge::retrieval`): with parameters in the hybrid statement's limits, and an array's
+/// `unnest` in the corrections look-up, both were planned afresh at every execution.
 #[sqlx::test(migrations = "../migrations")]
 async fn the_search_statement_is_planned_once(pool: PgPool) {
     ingest(&pool, &[kb_dir().path().to_path_buf()], true).await;
@@ -581,15 +581,19 @@ async fn the_search_statement_is_planned_once(pool: PgPool) {
         };
         retriever.search(&one, &request).await.unwrap();
     }
-    let (generic, custom): (i64, i64) = sqlx::query_as(
-        "SELECT sum(generic_plans)::int8, sum(custom_plans)::int8 FROM pg_prepared_statements \
-          WHERE statement LIKE 'WITH v AS MATERIALIZED%'",
-    )
-    .fetch_one(&one)
-    .await
-    .unwrap();
-    // PostgreSQL tries five custom plans before it compares them with the generic one.
-    assert_eq!((generic, custom), (3, 5));
+    // Both of a search's statements: the corrections look-up and the hybrid search.
+    for start in ["WITH corrected AS%", "WITH v AS MATERIALIZED%"] {
+        let (generic, custom): (i64, i64) = sqlx::query_as(
+            "SELECT sum(generic_plans)::int8, sum(custom_plans)::int8 FROM pg_prepared_statements \
+              WHERE statement LIKE $1",
+        )
+        .bind(start)
+        .fetch_one(&one)
+        .await
+        .unwrap();
+        // PostgreSQL tries five custom plans before it compares them with the generic one.
+        assert_eq!((generic, custom), (3, 5), "{start}");
+    }
 }
 
 #[sqlx::test(migrations = "../migrations")]
