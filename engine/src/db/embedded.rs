@@ -660,7 +660,6 @@ fn absolute(path: &Path) -> PathBuf {
     }
 }
 
-/// 256 random bits as hex, from the operating system's generator (through uuid v4).
 /// The machine's memory in MiB (`MemTotal` of /proc/meminfo), if it can be read.
 fn memory_total_mib() -> Option<u64> {
     let meminfo = fs::read_to_string("/proc/meminfo").ok()?;
@@ -684,6 +683,7 @@ fn shared_buffers_mib(memory_total_mib: Option<u64>) -> u64 {
     memory_total_mib.map_or(256, |total| (total / 8).clamp(128, 1024))
 }
 
+/// 256 random bits as hex, from the operating system's generator (through uuid v4).
 fn generate_password() -> String {
     format!(
         "{}{}",

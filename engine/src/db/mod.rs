@@ -180,8 +180,8 @@ pub async fn connect_url(url: &str, max_connections: u32) -> Result<PgPool, DbEr
 ///   first. Iterative scans are off: the language filter lives in each index's predicate, so
 ///   only a category filter needs them, and they made every HNSW scan slower (the scan keeps
 ///   the candidates it discards, for a next round: 10 to 25% at 100,000 chunks, README); a
-///   category search turns them on for its own transaction. Placeholders until pgvector is loaded in the session, which then
-///   takes them over.
+///   category search turns them on for its own transaction. Placeholders until pgvector is
+///   loaded in the session, which then takes them over.
 pub const SESSION_SETTINGS: &[(&str, &str)] = &[
     ("jit", "off"),
     ("hnsw.ef_search", HNSW_EF_SEARCH),
