@@ -433,6 +433,15 @@ impl EndUser {
     }
 }
 
+/// The account (`users u`) of a session that authenticates an end user: not staff, not
+/// deleted, not disabled. One text for sign-in ([`authenticate_for`]) and the re-check of live
+/// streams ([`session_is_live`]), so that their rules cannot drift apart.
+macro_rules! end_user_account {
+    () => {
+        "u.staff_role IS NULL AND u.deleted_at IS NULL AND u.is_active"
+    };
+}
+
 type AuthRow = (
     Uuid,
     Uuid,
@@ -461,11 +470,13 @@ pub async fn authenticate_for(
     now: DateTime<Utc>,
 ) -> Result<EndUser, UserError> {
     let row: Option<AuthRow> = sqlx::query_as(
-        "SELECT s.id, s.user_id, s.expires_at, s.revoked_at, s.last_activity_at, u.consent_data_storage, \
-                $2::uuid IS NULL OR EXISTS (SELECT 1 FROM conversations c WHERE c.id = $2 AND c.user_id = u.id) \
-           FROM user_sessions s JOIN users u ON u.id = s.user_id \
-          WHERE s.refresh_token_hash = $1 AND u.staff_role IS NULL \
-            AND u.deleted_at IS NULL AND u.is_active",
+        concat!(
+            "SELECT s.id, s.user_id, s.expires_at, s.revoked_at, s.last_activity_at, u.consent_data_storage, \
+                    $2::uuid IS NULL OR EXISTS (SELECT 1 FROM conversations c WHERE c.id = $2 AND c.user_id = u.id) \
+               FROM user_sessions s JOIN users u ON u.id = s.user_id \
+              WHERE s.refresh_token_hash = $1 AND ",
+            end_user_account!()
+        ),
     )
     .bind(token_hash(token))
     .bind(conversation_id)
@@ -519,11 +530,12 @@ pub async fn session_is_live(
     session_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<bool, UserError> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar(concat!(
         "SELECT EXISTS (SELECT 1 FROM user_sessions s JOIN users u ON u.id = s.user_id \
-          WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 \
-            AND u.deleted_at IS NULL AND u.is_active AND u.staff_role IS NULL)",
-    )
+          WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND ",
+        end_user_account!(),
+        ")"
+    ))
     .bind(session_id)
     .bind(now)
     .fetch_one(conn)

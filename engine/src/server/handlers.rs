@@ -674,7 +674,7 @@ async fn close_conversation(
 /// message (the person's, the assistant's, staff public replies; the id is a cursor for
 /// `Last-Event-ID`), `event: state` for processing states, `event: conversation` for status
 /// changes, and `event: end` (then the stream closes) when the session ends: signed out,
-/// expired, account deleted or disabled.
+/// expired, account deleted, disabled or made a staff account.
 #[utoipa::path(get, path = "/v1/conversations/{id}/events", tag = "conversations", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Conversation id"),
            ("Last-Event-ID" = Option<String>, Header, description = "Resume after this message")),

@@ -9,8 +9,8 @@
 //!
 //! A stream outlives the request that authenticated it, so it re-checks its session before
 //! every delivery and every [`SESSION_RECHECK`]: once the person signs out, the session
-//! expires or the account is deleted or disabled, it sends `event: end` and closes, and
-//! nothing more of the conversation goes out on it.
+//! expires or the account is deleted, disabled or made a staff account, it sends `event: end`
+//! and closes, and nothing more of the conversation goes out on it.
 
 use std::convert::Infallible;
 use std::time::Duration;
