@@ -13,6 +13,10 @@
 //!   so misspellings still match.
 //! - Fusion: each list contributes `1 / (60 + rank)`; the sum orders the results.
 //!
+//! A search is four statements: the corrections look-up, then the vector list and the text
+//! list at once on two connections (on two cores a search takes about the longer of the two,
+//! not their sum), fusion in the engine, and the chunks and documents of the results.
+//!
 //! Only chunks of approved, PII-stripped, not deleted documents are ever returned: the
 //! `retrievable` flag (kept by triggers) is in every branch's WHERE clause and in the vector
 //! indexes' predicates.
@@ -103,8 +107,22 @@ pub struct StageTimings {
     pub embed: Duration,
     /// Looking up corrections for unknown query words.
     pub correct: Duration,
-    /// The hybrid statement (vector and text lists, fusion), including its round trips.
-    pub query: Duration,
+    /// The vector list's statement (at the same time as the text list's).
+    pub vector: Duration,
+    /// The text list's statement.
+    pub text: Duration,
+    /// Fusion and reading the results' chunks, after both lists.
+    pub details: Duration,
+}
+
+impl std::ops::AddAssign for StageTimings {
+    fn add_assign(&mut self, other: StageTimings) {
+        self.embed += other.embed;
+        self.correct += other.correct;
+        self.vector += other.vector;
+        self.text += other.text;
+        self.details += other.details;
+    }
 }
 
 /// Runs searches with one embedder and index settings.
@@ -162,12 +180,43 @@ impl Retriever {
         if outcome.results.is_empty() && request.lang.is_none() {
             let first = outcome.stages;
             outcome = self.search_in(pool, request, &Lang::ALL).await?;
-            outcome.stages.embed += first.embed;
-            outcome.stages.correct += first.correct;
-            outcome.stages.query += first.query;
+            outcome.stages += first;
         }
         outcome.elapsed = started.elapsed();
         Ok(outcome)
+    }
+
+    /// The vector list on a connection of its own.
+    async fn vector_list(
+        &self,
+        pool: &PgPool,
+        shape: &SearchShape<'_>,
+        query_vector: &Vector,
+        category: Option<&str>,
+    ) -> Result<Vec<Uuid>, KnowledgeError> {
+        let sql = vector_sql(shape);
+        let query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(query_vector)
+            .bind(category);
+        if self.ef_search == DEFAULT_EF_SEARCH && category.is_none() {
+            // Every connection of the engine's pools starts with these settings
+            // (`db::SESSION_SETTINGS`): one statement, one round trip, no transaction.
+            return Ok(query.fetch_all(pool).await?);
+        }
+        // A category filter, or another ef_search, for this search only. Iterative scans keep
+        // filtered (category) searches from returning fewer than k rows. The settings travel
+        // with BEGIN in one message (a number from the engine, not user text): one round trip
+        // fewer than a separate set_config.
+        let mut tx = pool
+            .begin_with(sqlx::AssertSqlSafe(format!(
+                "BEGIN; SET LOCAL hnsw.ef_search = {}; \
+                 SET LOCAL hnsw.iterative_scan = relaxed_order",
+                self.ef_search
+            )))
+            .await?;
+        let ids = query.fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(ids)
     }
 
     async fn search_in(
@@ -191,6 +240,12 @@ impl Retriever {
         };
         let query_vector = Vector::from(self.embedder.embed(&[expanded.as_str()]).await?.remove(0));
         stages.embed = t.elapsed();
+        let shape = SearchShape {
+            langs,
+            with_category: request.category.is_some(),
+            dimension: query_vector.as_slice().len(),
+            candidates,
+        };
         let t = Instant::now();
         let words = query_words(text);
         let expansion_words = query_words(&expansion.join(" "));
@@ -221,44 +276,63 @@ impl Retriever {
             },
         );
 
-        let sql = hybrid_sql(&HybridShape {
-            langs,
-            with_text: !tsquery.matching.is_empty(),
-            with_category: request.category.is_some(),
-            dimension: query_vector.as_slice().len(),
-            candidates,
-            k,
-        });
-        let t = Instant::now();
-        let query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(&query_vector)
-            .bind(request.category)
-            .bind(&tsquery.matching)
-            .bind(&tsquery.ranking);
-        let rows: Vec<HitRow> = if self.ef_search == DEFAULT_EF_SEARCH && request.category.is_none()
-        {
-            // Every connection of the engine's pools starts with these settings
-            // (`db::SESSION_SETTINGS`): one statement, one round trip, no transaction.
-            query.fetch_all(pool).await?
-        } else {
-            // A category filter, or another ef_search, for this search only. Iterative scans
-            // keep filtered (category) searches from returning fewer than k rows.
-            // The settings travel with BEGIN in one message (a number from the engine, not user
-            // text): one round trip fewer than a separate set_config.
-            let mut tx = pool
-                .begin_with(sqlx::AssertSqlSafe(format!(
-                    "BEGIN; SET LOCAL hnsw.ef_search = {}; \
-                     SET LOCAL hnsw.iterative_scan = relaxed_order",
-                    self.ef_search
-                )))
+        // The two candidate lists run at once, on two of the pool's connections: on two cores
+        // a search then takes about the longer of the two instead of their sum. (Starting the
+        // vector list before the corrections, which it does not need, measured no faster: the
+        // short look-up was then often delayed by milliseconds.)
+        let vector_list = async {
+            let t = Instant::now();
+            let ids = self
+                .vector_list(pool, &shape, &query_vector, request.category)
                 .await?;
-            let rows = query.fetch_all(&mut *tx).await?;
-            tx.commit().await?;
-            rows
+            Ok::<_, KnowledgeError>((ids, t.elapsed()))
         };
-        stages.query = t.elapsed();
+        let text_list = async {
+            let t = Instant::now();
+            let list: Vec<(Uuid, f32)> = if tsquery.matching.is_empty() {
+                Vec::new()
+            } else {
+                sqlx::query_as(sqlx::AssertSqlSafe(text_sql(&shape)))
+                    .bind(&tsquery.matching)
+                    .bind(&tsquery.ranking)
+                    .bind(request.category)
+                    .fetch_all(pool)
+                    .await?
+            };
+            Ok::<_, KnowledgeError>((list, t.elapsed()))
+        };
+        let ((vector, vector_time), (text_matches, text_time)) =
+            tokio::try_join!(vector_list, text_list)?;
+        stages.vector = vector_time;
+        stages.text = text_time;
 
-        let results: Vec<Hit> = rows.into_iter().map(Hit::from).collect();
+        let t = Instant::now();
+        let fused = fuse(&vector, &text_matches, k);
+        let rows: Vec<DetailRow> = if fused.is_empty() {
+            Vec::new()
+        } else {
+            let ids: Vec<Uuid> = fused.iter().map(|f| f.id).collect();
+            sqlx::query_as(DETAILS_SQL)
+                .bind(&query_vector)
+                .bind(&ids)
+                .fetch_all(pool)
+                .await?
+        };
+        let mut rows: HashMap<Uuid, DetailRow> = rows.into_iter().map(|r| (r.id, r)).collect();
+        // A chunk that stopped being retrievable since the lists were read is left out.
+        let mut results: Vec<Hit> = fused
+            .into_iter()
+            .filter_map(|f| rows.remove(&f.id).map(|r| r.hit(f)))
+            .collect();
+        results.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then(b.vector_similarity.total_cmp(&a.vector_similarity))
+                .then(a.chunk_id.cmp(&b.chunk_id))
+        });
+        results.truncate(k);
+        stages.details = t.elapsed();
+
         let confidence = confidence(results.first());
         Ok(SearchOutcome {
             results,
@@ -270,8 +344,63 @@ impl Retriever {
     }
 }
 
+/// A candidate after fusion, before its chunk is read.
+#[derive(Debug, Clone, PartialEq)]
+struct Fused {
+    id: Uuid,
+    score: f64,
+    vector_rank: Option<i64>,
+    text_rank: Option<i64>,
+    text_score: Option<f32>,
+}
+
+/// Reciprocal rank fusion of the vector list (ids, nearest first) and the text list (ids and
+/// rank values, best first): each list contributes `1 / (RRF_K + rank)`. Keeps only the
+/// candidates that can reach the first k, best first: the k-th best score and every candidate
+/// tied with it, since ties are broken by similarity, which is read with the chunk.
+fn fuse(vector: &[Uuid], text: &[(Uuid, f32)], k: usize) -> Vec<Fused> {
+    let contribution = |rank: i64| 1.0 / (RRF_K + rank as f64);
+    let mut fused: Vec<Fused> = Vec::with_capacity(vector.len() + text.len());
+    let mut position: HashMap<Uuid, usize> = HashMap::with_capacity(vector.len());
+    for (i, id) in vector.iter().enumerate() {
+        let rank = i as i64 + 1;
+        position.insert(*id, fused.len());
+        fused.push(Fused {
+            id: *id,
+            score: contribution(rank),
+            vector_rank: Some(rank),
+            text_rank: None,
+            text_score: None,
+        });
+    }
+    for (i, (id, text_score)) in text.iter().enumerate() {
+        let rank = i as i64 + 1;
+        match position.get(id) {
+            Some(&p) => {
+                let f = &mut fused[p];
+                f.score += contribution(rank);
+                f.text_rank = Some(rank);
+                f.text_score = Some(*text_score);
+            }
+            None => fused.push(Fused {
+                id: *id,
+                score: contribution(rank),
+                vector_rank: None,
+                text_rank: Some(rank),
+                text_score: Some(*text_score),
+            }),
+        }
+    }
+    fused.sort_by(|a, b| b.score.total_cmp(&a.score));
+    if let Some(kth) = fused.get(k.max(1) - 1).map(|f| f.score) {
+        fused.retain(|f| f.score >= kth);
+    }
+    fused
+}
+
+/// A fused candidate's chunk and document, and its similarity to the query.
 #[derive(sqlx::FromRow)]
-struct HitRow {
+struct DetailRow {
     id: Uuid,
     document_id: Uuid,
     title: String,
@@ -280,29 +409,25 @@ struct HitRow {
     lang: String,
     chunk_index: i32,
     content: String,
-    score: f64,
-    vector_rank: Option<i64>,
     vector_similarity: f64,
-    text_rank: Option<i64>,
-    text_score: Option<f32>,
 }
 
-impl From<HitRow> for Hit {
-    fn from(r: HitRow) -> Self {
+impl DetailRow {
+    fn hit(self, f: Fused) -> Hit {
         Hit {
-            chunk_id: r.id,
-            document_id: r.document_id,
-            title: r.title,
-            source: r.source,
-            category: r.category,
-            lang: r.lang,
-            chunk_index: r.chunk_index,
-            content: r.content,
-            score: r.score,
-            vector_rank: r.vector_rank,
-            vector_similarity: r.vector_similarity,
-            text_rank: r.text_rank,
-            text_score: r.text_score,
+            chunk_id: self.id,
+            document_id: self.document_id,
+            title: self.title,
+            source: self.source,
+            category: self.category,
+            lang: self.lang,
+            chunk_index: self.chunk_index,
+            content: self.content,
+            score: f.score,
+            vector_rank: f.vector_rank,
+            vector_similarity: self.vector_similarity,
+            text_rank: f.text_rank,
+            text_score: f.text_score,
         }
     }
 }
@@ -566,55 +691,50 @@ impl LexemeStats {
 /// recall@10 from 0.93 to 0.82.
 pub const TEXT_RANK_CAP: usize = 400;
 
-/// What the text of a search's statement depends on; everything else is a parameter.
-struct HybridShape<'a> {
+/// What the text of a search's statements depends on; everything else is a parameter.
+struct SearchShape<'a> {
     /// The languages searched, one vector branch each.
     langs: &'a [Lang],
-    /// Whether there is a full-text query.
-    with_text: bool,
     /// Whether a category filter applies.
     with_category: bool,
     /// The embedding dimension, for the half-precision index expression.
     dimension: usize,
     /// Candidates per list.
     candidates: usize,
-    /// Results.
-    k: usize,
 }
 
-/// The one statement of a search. Languages are spliced in as literals from [`Lang`] (never
-/// user text) so that the planner matches each branch to its partial index. Only the fused
-/// rows that can reach the first k (the k-th best score and every row tied with it, since
-/// ties are broken by similarity) are joined to their chunk and document: the other rows'
-/// lookups were a tenth of a search.
+/// The category condition, when a category is asked for, with its parameter's number.
+fn category_condition(shape: &SearchShape<'_>, parameter: u8) -> String {
+    if shape.with_category {
+        format!(" AND c.category = ${parameter}")
+    } else {
+        String::new()
+    }
+}
+
+/// The vector list: the nearest chunks' ids, nearest first. Each language's branch walks its
+/// partial index in half precision (the index's own expression, migration 20261206000001)
+/// and reports the full-precision distance, by which the candidates are then ordered. No
+/// threshold sits in front of the index scan: `ORDER BY ... LIMIT` is what the index answers.
 ///
-/// The limits and the RRF constant are spliced in as literals too (numbers from the engine),
-/// and the category condition is there only when a category is asked for: with `LIMIT $n`
-/// and `$c IS NULL OR category = $c` the generic plan's cost estimate was far above a custom
-/// plan's, so PostgreSQL planned the statement afresh at every execution (0.5 ms, a twentieth
-/// of a search); with the literals, the two plans cost the same and the prepared statement
-/// keeps its generic plan.
+/// Languages are spliced in as literals from [`Lang`] (never user text) so that the planner
+/// matches each branch to its partial index. The limit is a literal too (a number from the
+/// engine), and the category condition is there only when a category is asked for: with
+/// `LIMIT $n` and `$c IS NULL OR category = $c` the generic plan's cost estimate was far above
+/// a custom plan's, so PostgreSQL planned the statement afresh at every execution (0.5 ms, a
+/// twentieth of a search); with the literals, the two plans cost the same and the prepared
+/// statement keeps its generic plan.
 ///
-/// Parameters: $1 query vector, $2 category (referenced only with a category), $3 matching
-/// tsquery text, $4 ranking tsquery text ([`text_queries`]).
-fn hybrid_sql(shape: &HybridShape<'_>) -> String {
-    let HybridShape {
+/// Parameters: $1 query vector, $2 category (referenced only with a category).
+fn vector_sql(shape: &SearchShape<'_>) -> String {
+    let SearchShape {
         langs,
-        with_text,
-        with_category,
         dimension,
         candidates,
-        k,
+        ..
     } = *shape;
-    let category = if with_category {
-        " AND c.category = $2"
-    } else {
-        ""
-    };
-    // Each branch walks its language's index in half precision (the index's own expression,
-    // migration 20261206000001) and reports the full-precision distance, by which the
-    // candidates are then ordered.
-    let vector_branches: Vec<String> = langs
+    let category = category_condition(shape, 2);
+    let branches: Vec<String> = langs
         .iter()
         .map(|l| {
             format!(
@@ -625,65 +745,60 @@ fn hybrid_sql(shape: &HybridShape<'_>) -> String {
             )
         })
         .collect();
-    let text_condition = if with_text {
-        let per_lang: Vec<String> = langs
-            .iter()
-            .map(|l| {
-                format!(
-                    "(c.lang = '{code}' AND c.tsv @@ (SELECT to_tsquery('{cfg}', $3)))",
-                    code = l.code(),
-                    cfg = l.ts_config()
-                )
-            })
-            .collect();
-        format!("({})", per_lang.join(" OR "))
-    } else {
-        "false".to_string()
-    };
-    let rank_query = if with_text {
-        let cases: Vec<String> = langs
-            .iter()
-            .map(|l| {
-                format!(
-                    "WHEN '{code}' THEN (SELECT to_tsquery('{cfg}', $4))",
-                    code = l.code(),
-                    cfg = l.ts_config()
-                )
-            })
-            .collect();
-        format!("ts_rank(c.tsv, CASE c.lang {} END, 1)", cases.join(" "))
-    } else {
-        "0::real".to_string()
-    };
-    let rrf = format!("{RRF_K:.1}");
-    let kth = k.max(1) - 1;
     format!(
-        "WITH v AS MATERIALIZED ( \
-             SELECT id, distance FROM ({vector}) branches ORDER BY distance LIMIT {candidates}), \
-         vr AS (SELECT id, row_number() OVER (ORDER BY distance) AS rank FROM v), \
-         matched AS MATERIALIZED ( \
-             SELECT c.id, c.lang, c.tsv FROM document_chunks c \
-             WHERE c.retrievable{category} AND {text_condition} \
-             LIMIT {TEXT_RANK_CAP}), \
-         t AS MATERIALIZED ( \
-             SELECT c.id, {rank_query} AS text_score FROM matched c \
-             ORDER BY text_score DESC, c.id LIMIT {candidates}), \
-         tr AS (SELECT id, text_score, row_number() OVER (ORDER BY text_score DESC, id) AS rank FROM t), \
-         fused AS MATERIALIZED ( \
-             SELECT COALESCE(vr.id, tr.id) AS id, vr.rank AS vector_rank, tr.rank AS text_rank, tr.text_score, \
-                    COALESCE(1.0 / ({rrf} + vr.rank), 0) + COALESCE(1.0 / ({rrf} + tr.rank), 0) AS score \
-             FROM vr FULL OUTER JOIN tr ON vr.id = tr.id), \
-         top AS ( \
-             SELECT * FROM fused WHERE score >= COALESCE( \
-                 (SELECT score FROM fused ORDER BY score DESC OFFSET {kth} LIMIT 1), 0)) \
-         SELECT f.id, c.document_id, d.title, d.source, d.category::text AS category, c.lang::text AS lang, c.chunk_index, c.content, \
-                f.score::float8 AS score, f.vector_rank, f.text_rank, f.text_score, \
-                (1 - (c.embedding <=> $1))::float8 AS vector_similarity \
-         FROM top f JOIN document_chunks c ON c.id = f.id JOIN documents d ON d.id = c.document_id \
-         ORDER BY f.score DESC, vector_similarity DESC, c.id LIMIT {k}",
-        vector = vector_branches.join(" UNION ALL "),
+        "SELECT id FROM ({}) branches ORDER BY distance LIMIT {candidates}",
+        branches.join(" UNION ALL ")
     )
 }
+
+/// The text list: matching chunks' ids and rank values, best first. At most
+/// [`TEXT_RANK_CAP`] matches are ranked. Each language's condition uses its text-search
+/// configuration, a literal as in [`vector_sql`]; the tsqueries are initplans, parsed once per
+/// search rather than for every candidate row.
+///
+/// Parameters: $1 matching tsquery text, $2 ranking tsquery text ([`text_queries`]),
+/// $3 category (referenced only with a category).
+fn text_sql(shape: &SearchShape<'_>) -> String {
+    let SearchShape {
+        langs, candidates, ..
+    } = *shape;
+    let category = category_condition(shape, 3);
+    // One piece per language, from its code and text-search configuration.
+    let each = |piece: fn(&str, &str) -> String, separator: &str| {
+        let pieces: Vec<String> = langs
+            .iter()
+            .map(|l| piece(l.code(), l.ts_config()))
+            .collect();
+        pieces.join(separator)
+    };
+    let matching = each(
+        |code, cfg| format!("(c.lang = '{code}' AND c.tsv @@ (SELECT to_tsquery('{cfg}', $1)))"),
+        " OR ",
+    );
+    let ranking = each(
+        |code, cfg| format!("WHEN '{code}' THEN (SELECT to_tsquery('{cfg}', $2))"),
+        " ",
+    );
+    format!(
+        "WITH matched AS MATERIALIZED ( \
+             SELECT c.id, c.lang, c.tsv FROM document_chunks c \
+             WHERE c.retrievable{category} AND ({matching}) \
+             LIMIT {TEXT_RANK_CAP}) \
+         SELECT c.id, ts_rank(c.tsv, CASE c.lang {ranking} END, 1) AS text_score FROM matched c \
+         ORDER BY text_score DESC, c.id LIMIT {candidates}"
+    )
+}
+
+/// The fused candidates' chunks and documents, read only for the candidates that can reach
+/// the first k (reading every candidate's row was a tenth of a search). `retrievable` again:
+/// a document rejected since the lists were read is never returned.
+///
+/// Parameters: $1 query vector, $2 the candidates' ids.
+const DETAILS_SQL: &str = "SELECT c.id, c.document_id, d.title, d.source, d.category::text AS category, \
+            c.lang::text AS lang, c.chunk_index, c.content, \
+            (1 - (c.embedding <=> $1))::float8 AS vector_similarity \
+       FROM document_chunks c JOIN documents d ON d.id = c.document_id \
+      WHERE c.id = ANY($2) AND c.retrievable";
 
 /// Logistic calibration of the top hit's evidence into a probability that it is relevant.
 ///
@@ -876,31 +991,71 @@ mod tests {
 
     #[test]
     fn sql_names_each_language_literally_and_never_user_text() {
-        let shape = HybridShape {
+        let shape = SearchShape {
             langs: &[Lang::Fr],
-            with_text: true,
             with_category: false,
             dimension: 384,
             candidates: 40,
-            k: 5,
         };
-        let sql = hybrid_sql(&shape);
-        assert!(sql.contains("c.lang = 'fr'") && sql.contains("(SELECT to_tsquery('french', $3))"));
-        assert!(!sql.contains("'ar'"));
+        let vector = vector_sql(&shape);
+        let text = text_sql(&shape);
+        assert!(vector.contains("c.lang = 'fr'") && text.contains("c.lang = 'fr'"));
+        assert!(text.contains("(SELECT to_tsquery('french', $1))"));
+        assert!(text.contains("WHEN 'fr' THEN (SELECT to_tsquery('french', $2))"));
+        assert!(!vector.contains("'ar'") && !text.contains("'ar'"));
         // The index's own expression, with the dimension.
-        assert!(sql.contains("ORDER BY c.embedding::halfvec(384) <=> $1::halfvec(384) LIMIT 40"));
+        assert!(
+            vector.contains("ORDER BY c.embedding::halfvec(384) <=> $1::halfvec(384) LIMIT 40")
+        );
         // Limits are literals; no category, no category condition.
-        assert!(sql.contains("OFFSET 4 LIMIT 1") && sql.ends_with("LIMIT 5"));
-        assert!(!sql.contains("$2") && !sql.contains("category = "));
-        let sql = hybrid_sql(&HybridShape {
+        assert!(vector.ends_with("LIMIT 40") && text.ends_with("LIMIT 40"));
+        assert!(text.contains(&format!("LIMIT {TEXT_RANK_CAP})")));
+        assert!(!vector.contains("$2") && !text.contains("$3") && !text.contains("category"));
+        let all = SearchShape {
             langs: &Lang::ALL,
-            with_text: false,
             with_category: true,
             ..shape
-        });
-        assert_eq!(sql.matches("UNION ALL").count(), 2);
-        assert!(sql.contains("AND false"));
-        // Each vector branch and the text match filter by category.
-        assert_eq!(sql.matches("c.category = $2").count(), 4);
+        };
+        let vector = vector_sql(&all);
+        assert_eq!(vector.matches("UNION ALL").count(), 2);
+        // Each vector branch filters by category, and so does the text match.
+        assert_eq!(vector.matches("c.category = $2").count(), 3);
+        let text = text_sql(&all);
+        assert_eq!(text.matches("c.category = $3").count(), 1);
+        assert_eq!(text.matches("to_tsquery(").count(), 6);
+    }
+
+    fn id(n: u128) -> Uuid {
+        Uuid::from_u128(n)
+    }
+
+    #[test]
+    fn fusion_adds_reciprocal_ranks_and_keeps_ties_at_the_kth_place() {
+        let vector = [id(1), id(2), id(3), id(4)];
+        let text = [(id(3), 0.5), (id(5), 0.4), (id(1), 0.1)];
+        let fused = fuse(&vector, &text, 2);
+        let order: Vec<Uuid> = fused.iter().map(|f| f.id).collect();
+        // 1: 1/61 + 1/63; 3: 1/63 + 1/61 (tied); then 2 and 5 (1/62 each) are below the 2nd.
+        assert_eq!(order, vec![id(1), id(3)]);
+        assert_eq!(fused[0].score, fused[1].score);
+        assert_eq!(
+            fused[1],
+            Fused {
+                id: id(3),
+                score: 1.0 / 63.0 + 1.0 / 61.0,
+                vector_rank: Some(3),
+                text_rank: Some(1),
+                text_score: Some(0.5),
+            }
+        );
+        // Tied with the 3rd place: 2 and 5 both stay, 4 does not.
+        let third: Vec<Uuid> = fuse(&vector, &text, 3).iter().map(|f| f.id).collect();
+        assert_eq!(third.len(), 4);
+        assert!(third.contains(&id(2)) && third.contains(&id(5)) && !third.contains(&id(4)));
+        // Fewer candidates than k: all of them; a text-only match has no vector rank.
+        let few = fuse(&[], &[(id(9), 0.2)], 5);
+        assert_eq!(few.len(), 1);
+        assert_eq!((few[0].vector_rank, few[0].text_rank), (None, Some(1)));
+        assert!(fuse(&[], &[], 5).is_empty());
     }
 }

@@ -552,7 +552,7 @@ async fn two_common_words_alone_do_not_match_once_the_table_is_analyzed(pool: Pg
 }
 
 /// A search's statements keep their generic plans once PostgreSQL has seen them a few times
-/// (`knowledge::retrieval`): with parameters in the hybrid statement's limits, and an array's
+/// (`knowledge::retrieval`): with parameters in the search statement's limits, and an array's
 /// `unnest` in the corrections look-up, both were planned afresh at every execution.
 #[sqlx::test(migrations = "../migrations")]
 async fn the_search_statement_is_planned_once(pool: PgPool) {
@@ -581,8 +581,13 @@ async fn the_search_statement_is_planned_once(pool: PgPool) {
         };
         retriever.search(&one, &request).await.unwrap();
     }
-    // Both of a search's statements: the corrections look-up and the hybrid search.
-    for start in ["WITH corrected AS%", "WITH v AS MATERIALIZED%"] {
+    // Every statement of a search: the corrections look-up, the two lists and the details.
+    for start in [
+        "WITH corrected AS%",
+        "SELECT id FROM (%",
+        "WITH matched AS MATERIALIZED%",
+        "SELECT c.id, c.document_id%",
+    ] {
         let (generic, custom): (i64, i64) = sqlx::query_as(
             "SELECT sum(generic_plans)::int8, sum(custom_plans)::int8 FROM pg_prepared_statements \
               WHERE statement LIKE $1",
