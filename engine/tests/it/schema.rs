@@ -844,7 +844,7 @@ async fn set_embedding_dimension_changes_column_index_and_settings(pool: PgPool)
         .await?;
         assert!(
             definition.ends_with(&format!(
-                "USING hnsw (((embedding)::halfvec(768)) halfvec_cosine_ops) WITH (m='24', ef_construction='128') \
+                "USING hnsw (((embedding)::halfvec(768)) halfvec_cosine_ops) WITH (m='16', ef_construction='256') \
                  WHERE (retrievable AND (lang = '{lang}'::bpchar))"
             )),
             "{definition}"
