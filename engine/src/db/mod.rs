@@ -150,7 +150,7 @@ pub async fn connect_url(url: &str, max_connections: u32) -> Result<PgPool, DbEr
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
         // By default every acquire pings the connection first: a round trip before each
-        // statement run on the pool (two of a search's four). Only a connection that sat idle
+        // statement run on the pool (every statement of a search). Only a connection that sat idle
         // for a while can have been closed under it (a server restart), so only those are
         // checked.
         .test_before_acquire(false)

@@ -2,8 +2,8 @@
 //! full-text search by reciprocal rank fusion (RRF), and a confidence for the decision.
 //!
 //! - Vector: `ORDER BY embedding <=> q LIMIT n` (in half precision, as the index holds the
-//!   vectors) inside a MATERIALIZED CTE (thresholds never sit in front of the index scan), on
-//!   the language's partial HNSW index, re-ordered by full-precision distance; the category filter
+//!   vectors; no threshold ever sits in front of the index scan), on the language's partial
+//!   HNSW index, re-ordered by full-precision distance; the category filter
 //!   uses pgvector 0.8's iterative index scan so it cannot starve the list (only then: it slows
 //!   every scan).
 //! - Text: the language's text-search configuration on the folded chunk text; a chunk matches
@@ -36,7 +36,7 @@ use crate::lang::{Lang, fold, is_stopword};
 
 /// The RRF constant: damps the weight of the very first ranks (the usual value from the
 /// original RRF paper).
-pub const RRF_K: f64 = 60.0;
+pub const RRF_K: u32 = 60;
 
 /// What to search for.
 #[derive(Debug, Clone)]
@@ -131,7 +131,7 @@ pub struct Retriever {
     embedder: Embedder,
     /// HNSW candidate list size per query (`hnsw.ef_search`): recall against speed.
     pub ef_search: u32,
-    /// How many candidates each list contributes before fusion.
+    /// How many candidates each list contributes before fusion (at least k, at most 100).
     pub candidates: usize,
     /// A query word in more chunks than this is common: full-text matching does not pair it
     /// with another common word.
@@ -226,8 +226,8 @@ impl Retriever {
         langs: &[Lang],
     ) -> Result<SearchOutcome, KnowledgeError> {
         let text = request.text.trim();
-        let k = request.k.clamp(1, 100);
-        let candidates = self.candidates.max(k);
+        let k = request.k.clamp(1, MAX_K);
+        let candidates = self.candidates.clamp(k, MAX_K);
         let lang_codes: Vec<&str> = langs.iter().map(|l| l.code()).collect();
 
         let mut stages = StageTimings::default();
@@ -311,10 +311,12 @@ impl Retriever {
         let rows: Vec<DetailRow> = if fused.is_empty() {
             Vec::new()
         } else {
-            let ids: Vec<Uuid> = fused.iter().map(|f| f.id).collect();
+            // Each list has at most `candidates` (<= MAX_K) ids.
+            debug_assert!(fused.len() <= MAX_FUSED);
+            let ids: Vec<String> = fused.iter().map(|f| f.id.to_string()).collect();
             sqlx::query_as(DETAILS_SQL)
                 .bind(&query_vector)
-                .bind(&ids)
+                .bind(ids.join(" "))
                 .fetch_all(pool)
                 .await?
         };
@@ -354,42 +356,57 @@ struct Fused {
     text_score: Option<f32>,
 }
 
+/// The fused score of a candidate from its ranks: each list it is in contributes
+/// `1 / (RRF_K + rank)`. The sum is formed as one fraction of integers and divided once, so
+/// mathematically equal sums (ranks 6 and 39 against 12 and 28, or two ranks against one) are
+/// the same `f64` and tie; terms rounded separately could differ in the last bit and break
+/// such a tie arbitrarily. Distinct sums stay distinct: with ranks up to a few hundred they
+/// differ by far more than an `f64`'s precision.
+fn rrf_score(vector_rank: Option<i64>, text_rank: Option<i64>) -> f64 {
+    let d = |rank: i64| i64::from(RRF_K) + rank;
+    let (numerator, denominator) = match (vector_rank, text_rank) {
+        (Some(v), Some(t)) => (d(v) + d(t), d(v) * d(t)),
+        (Some(r), None) | (None, Some(r)) => (1, d(r)),
+        (None, None) => (0, 1),
+    };
+    numerator as f64 / denominator as f64
+}
+
 /// Reciprocal rank fusion of the vector list (ids, nearest first) and the text list (ids and
-/// rank values, best first): each list contributes `1 / (RRF_K + rank)`. Keeps only the
-/// candidates that can reach the first k, best first: the k-th best score and every candidate
-/// tied with it, since ties are broken by similarity, which is read with the chunk.
+/// rank values, best first), scored by [`rrf_score`]. Keeps only the candidates that can reach
+/// the first k, best first: the k-th best score and every candidate tied with it, since ties
+/// are broken by similarity, which is read with the chunk.
 fn fuse(vector: &[Uuid], text: &[(Uuid, f32)], k: usize) -> Vec<Fused> {
-    let contribution = |rank: i64| 1.0 / (RRF_K + rank as f64);
     let mut fused: Vec<Fused> = Vec::with_capacity(vector.len() + text.len());
     let mut position: HashMap<Uuid, usize> = HashMap::with_capacity(vector.len());
     for (i, id) in vector.iter().enumerate() {
-        let rank = i as i64 + 1;
         position.insert(*id, fused.len());
         fused.push(Fused {
             id: *id,
-            score: contribution(rank),
-            vector_rank: Some(rank),
+            score: 0.0,
+            vector_rank: Some(i as i64 + 1),
             text_rank: None,
             text_score: None,
         });
     }
     for (i, (id, text_score)) in text.iter().enumerate() {
-        let rank = i as i64 + 1;
+        let rank = Some(i as i64 + 1);
         match position.get(id) {
             Some(&p) => {
-                let f = &mut fused[p];
-                f.score += contribution(rank);
-                f.text_rank = Some(rank);
-                f.text_score = Some(*text_score);
+                fused[p].text_rank = rank;
+                fused[p].text_score = Some(*text_score);
             }
             None => fused.push(Fused {
                 id: *id,
-                score: contribution(rank),
+                score: 0.0,
                 vector_rank: None,
-                text_rank: Some(rank),
+                text_rank: rank,
                 text_score: Some(*text_score),
             }),
         }
+    }
+    for f in &mut fused {
+        f.score = rrf_score(f.vector_rank, f.text_rank);
     }
     fused.sort_by(|a, b| b.score.total_cmp(&a.score));
     if let Some(kth) = fused.get(k.max(1) - 1).map(|f| f.score) {
@@ -793,12 +810,25 @@ fn text_sql(shape: &SearchShape<'_>) -> String {
 /// the first k (reading every candidate's row was a tenth of a search). `retrievable` again:
 /// a document rejected since the lists were read is never returned.
 ///
-/// Parameters: $1 query vector, $2 the candidates' ids.
+/// The ids come as one space-separated text under a `LIMIT` of [`MAX_FUSED`], as the
+/// corrections look-up's words do: `c.id = ANY($2)` with a `uuid[]` was estimated from the
+/// array's length in a custom plan and as 10 rows in the generic one, so on a knowledge base
+/// of more than a few hundred chunks PostgreSQL planned the statement at every search.
+///
+/// Parameters: $1 query vector, $2 the candidates' ids, space-separated.
 const DETAILS_SQL: &str = "SELECT c.id, c.document_id, d.title, d.source, d.category::text AS category, \
             c.lang::text AS lang, c.chunk_index, c.content, \
             (1 - (c.embedding <=> $1))::float8 AS vector_similarity \
        FROM document_chunks c JOIN documents d ON d.id = c.document_id \
-      WHERE c.id = ANY($2) AND c.retrievable";
+      WHERE c.id IN (SELECT x::uuid FROM string_to_table($2, ' ') AS x LIMIT 200) \
+        AND c.retrievable";
+
+/// The most results a search returns, and the most candidates a list contributes.
+const MAX_K: usize = 100;
+
+/// The most candidates fusion can keep: both lists' candidates ([`DETAILS_SQL`]'s `LIMIT`).
+const MAX_FUSED: usize = 2 * MAX_K;
+const _: () = assert!(MAX_FUSED == 200, "DETAILS_SQL's LIMIT");
 
 /// Logistic calibration of the top hit's evidence into a probability that it is relevant.
 ///
@@ -1042,7 +1072,7 @@ mod tests {
             fused[1],
             Fused {
                 id: id(3),
-                score: 1.0 / 63.0 + 1.0 / 61.0,
+                score: rrf_score(Some(3), Some(1)),
                 vector_rank: Some(3),
                 text_rank: Some(1),
                 text_score: Some(0.5),
@@ -1052,6 +1082,13 @@ mod tests {
         let third: Vec<Uuid> = fuse(&vector, &text, 3).iter().map(|f| f.id).collect();
         assert_eq!(third.len(), 4);
         assert!(third.contains(&id(2)) && third.contains(&id(5)) && !third.contains(&id(4)));
+        // Equal sums are equal scores, however the ranks are split.
+        assert_eq!(rrf_score(Some(6), Some(39)), rrf_score(Some(12), Some(28)));
+        assert_eq!(rrf_score(Some(39), Some(6)), rrf_score(Some(12), Some(28)));
+        assert_eq!(rrf_score(Some(3), Some(39)), rrf_score(Some(17), Some(17)));
+        assert_eq!(rrf_score(Some(62), Some(62)), rrf_score(Some(1), None));
+        assert!(rrf_score(Some(1), Some(2)) > rrf_score(Some(1), Some(3)));
+        assert_eq!(rrf_score(None, Some(2)), 1.0 / 62.0);
         // Fewer candidates than k: all of them; a text-only match has no vector rank.
         let few = fuse(&[], &[(id(9), 0.2)], 5);
         assert_eq!(few.len(), 1);

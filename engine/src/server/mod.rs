@@ -97,11 +97,12 @@ pub struct Inner {
     pub turns: tokio::sync::Semaphore,
 }
 
-/// How many turns may run at once on `pool`: half its connections. Turns are the heaviest
-/// requests (retrieval, then the write transaction); bounded, a burst of them queues here and
-/// the other half of the pool stays free for reads, streams and the workers.
+/// How many turns may run at once on `pool`: a third of its connections. Turns are the
+/// heaviest requests (retrieval, then the write transaction), and a turn's retrieval holds two
+/// connections at once for its vector and text lists; bounded, a burst of turns queues here and
+/// a third of the pool stays free for reads, streams and the workers.
 pub fn turn_concurrency(pool: &PgPool) -> usize {
-    (pool.options().get_max_connections() / 2).max(1) as usize
+    (pool.options().get_max_connections() / 3).max(1) as usize
 }
 
 /// The shared state (cheap to clone).

@@ -557,6 +557,28 @@ async fn two_common_words_alone_do_not_match_once_the_table_is_analyzed(pool: Pg
 #[sqlx::test(migrations = "../migrations")]
 async fn the_search_statement_is_planned_once(pool: PgPool) {
     ingest(&pool, &[kb_dir().path().to_path_buf()], true).await;
+    // Plans are chosen by estimated costs, which depend on the table's size: on a handful of
+    // chunks a statement can keep its generic plan that, on more than a few hundred, is
+    // planned afresh at every search. Copies of the chunks make the table that size.
+    sqlx::query(
+        "INSERT INTO document_chunks (document_id, content, embedding, embedding_model, chunk_index, \
+                                      metadata, token_count, start_position, end_position, search_text) \
+         SELECT document_id, content, embedding, embedding_model, chunk_index + 1000 * g, \
+                metadata, token_count, start_position, end_position, search_text \
+           FROM document_chunks CROSS JOIN generate_series(1, 400) g",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE document_chunks")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let chunks: i64 = sqlx::query_scalar("SELECT count(*) FROM document_chunks WHERE retrievable")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(chunks >= 1_000, "{chunks}");
     // One connection, so that its prepared statements are the ones looked at.
     let one = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
