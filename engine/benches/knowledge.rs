@@ -216,7 +216,8 @@ async fn main() -> anyhow::Result<()> {
             .await?;
     }
     let mut times = Vec::new();
-    let mut stage_times: [Vec<Duration>; 5] = Default::default();
+    // Each stage's name and its times (`StageTimings::named`).
+    let mut stage_times: Vec<(&str, Vec<Duration>)> = Vec::new();
     for (lang, q) in &query_texts {
         let t = Instant::now();
         let out = retriever
@@ -231,12 +232,11 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
         times.push(t.elapsed());
-        let s = out.stages;
-        for (i, d) in [s.embed, s.correct, s.vector, s.text, s.details]
-            .into_iter()
-            .enumerate()
-        {
-            stage_times[i].push(d);
+        for (i, (name, d)) in out.stages.named().into_iter().enumerate() {
+            match stage_times.get_mut(i) {
+                Some((_, times)) => times.push(d),
+                None => stage_times.push((name, vec![d])),
+            }
         }
         assert!(!out.results.is_empty());
     }
@@ -249,15 +249,7 @@ async fn main() -> anyhow::Result<()> {
         times.len(),
         load_average()
     );
-    // The vector list runs at the same time as the text list.
-    let stages = [
-        "embedding",
-        "corrections",
-        "vector list",
-        "text list",
-        "fusion, details",
-    ];
-    for (stage, t) in stages.iter().zip(stage_times.iter_mut()) {
+    for (stage, t) in &mut stage_times {
         t.sort();
         println!(
             "  stage {stage:<17} p50 {:.2} ms, p95 {:.2} ms",

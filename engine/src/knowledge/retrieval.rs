@@ -115,6 +115,20 @@ pub struct StageTimings {
     pub details: Duration,
 }
 
+impl StageTimings {
+    /// Each stage with its name, in the order a search runs them (the vector list at the same
+    /// time as the text list).
+    pub fn named(&self) -> [(&'static str, Duration); 5] {
+        [
+            ("embedding", self.embed),
+            ("corrections", self.correct),
+            ("vector list", self.vector),
+            ("text list", self.text),
+            ("fusion, details", self.details),
+        ]
+    }
+}
+
 impl std::ops::AddAssign for StageTimings {
     fn add_assign(&mut self, other: StageTimings) {
         self.embed += other.embed;
