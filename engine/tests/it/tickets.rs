@@ -701,6 +701,76 @@ async fn creation_defers_only_its_own_flush(pool: PgPool) -> TestResult {
     Ok(())
 }
 
+/// `create` returns the ticket as `get` reads it (its statement computes the clock from the
+/// inserted row, `get` from the stored one), standalone and inside a caller's transaction, by
+/// staff and by the system, around the clock and in business hours; the audit row names the
+/// creator.
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn creation_returns_the_ticket_as_read(pool: PgPool) -> TestResult {
+    let admin = staff_account(&pool, "admin@amal.example", "admin").await;
+    let (user, conv) = end_user(&pool, "c@example.dz").await;
+    let mut conn = pool.acquire().await?;
+    // Thursday 15:00 in Algiers: in business hours the first-response clock runs into Sunday.
+    let thursday: DateTime<Utc> = "2026-12-03T14:00:00Z".parse()?;
+    let mut created = Vec::new();
+    for business_hours in [false, true] {
+        if business_hours {
+            let calendar = amal_engine::sla::calendar(&mut conn).await?;
+            let on = amal_engine::sla::Calendar {
+                business_hours: true,
+                ..calendar
+            };
+            amal_engine::sla::set_calendar(&mut conn, Some(&admin), &on).await?;
+        }
+        for (by, conversation) in [(None, None), (Some(&admin), Some(conv))] {
+            let new = NewTicket {
+                user_id: user,
+                conversation_id: conversation,
+                subject: Subject::new("Sommeil")?,
+                description: Some("Depuis deux semaines".into()),
+                category: "mental_health".into(),
+                priority: "high".into(),
+            };
+            let standalone = tickets::create(&mut conn, by, &new, thursday).await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let inside = tickets::create(&mut tx, by, &new, thursday).await?;
+            tx.commit().await?;
+            for t in [standalone, inside] {
+                let read = tickets::get(&mut conn, t.id, thursday).await?;
+                assert_eq!(t, read, "business hours {business_hours}");
+                let actor: Option<Uuid> = sqlx::query_scalar(
+                    "SELECT user_id FROM audit_logs WHERE action = 'ticket.create' AND resource_id = $1",
+                )
+                .bind(t.id)
+                .fetch_one(&pool)
+                .await?;
+                assert_eq!(actor, by.map(|a| a.id));
+                created.push(t);
+            }
+        }
+    }
+    // High priority: 1 hour to respond and 24 to resolve. Thursday 15:00 to 16:00 is working
+    // time; the 24 working hours end on Tuesday at 12:00 in Algiers (11:00 UTC).
+    for t in [&created[0], &created[4]] {
+        assert_eq!(t.sla.first_response_remaining_seconds, Some(3600));
+        assert_eq!(t.sla.resolution_remaining_seconds, Some(86_400));
+    }
+    assert_eq!(
+        created[0].sla.resolution_due_at,
+        Some("2026-12-04T14:00:00Z".parse()?)
+    );
+    assert_eq!(
+        created[4].sla.resolution_due_at,
+        Some("2026-12-08T11:00:00Z".parse()?)
+    );
+    assert_eq!(created[0].subject, "Sommeil");
+    assert_eq!(created[2].conversation_id, Some(conv));
+    Ok(())
+}
+
 #[sqlx::test(
     migrations = "../migrations",
     fixtures(path = "../../../seeds", scripts("reference"))
