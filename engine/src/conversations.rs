@@ -539,6 +539,9 @@ pub async fn post_message(
     }
 
     let now = Utc::now().trunc_subsecs(6);
+    // The person wrote: tickets waiting on them are worked again and their clocks run, before
+    // a SUPPORT decision joins the conversation's ticket.
+    let resumed = crate::sla::on_user_message(&mut tx, conversation_id, now).await?;
     let mut ticket: Option<TicketRef> = None;
     let mut ticket_notified = false;
     if decision.decision == Route::Support {
@@ -620,8 +623,8 @@ pub async fn post_message(
         let mut notice = ChangeNotice::new(ChangeKind::Message)
             .with(ChangeKind::Decision)
             .conversation(conversation_id);
-        if let Some(t) = &ticket {
-            notice = notice.with(ChangeKind::TicketChanged).ticket(t.id);
+        if let Some(changed) = ticket.as_ref().map(|t| t.id).or(resumed.first().copied()) {
+            notice = notice.with(ChangeKind::TicketChanged).ticket(changed);
         }
         events::notify(&mut tx, &notice).await?;
     }

@@ -340,6 +340,94 @@ async fn an_explicit_request_for_a_human_opens_a_ticket(pool: PgPool) {
     assert_eq!(rows(&pool, conv).await, (4, 2, 1));
 }
 
+/// A ticket waiting on the person (pending, clock stopped) is worked again when they write
+/// in its conversation, whatever the turn decides: its clock runs from that message on, the
+/// resumption is audited and the turn's notice names the ticket.
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn writing_resumes_a_ticket_pending_on_the_person(pool: PgPool) {
+    use amal_engine::tickets::{self, TicketStatus};
+    let engine = kb_engine(&pool).await;
+    let conv = conversation(&pool, "pending@example.dz").await;
+    let turn = post(&pool, &engine, conv, Some("a"), "I want to talk to someone").await;
+    let ticket = turn.ticket.unwrap();
+    sqlx::query("INSERT INTO users (email, password_hash, name, staff_role) VALUES ('agent@amal.example', '!', 'Agent', 'agent')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    let agent = amal_engine::staff::actor_by_email(&mut conn, "agent@amal.example")
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    tickets::take(&mut conn, &agent, &ticket.ticket_number, now)
+        .await
+        .unwrap();
+    tickets::set_status(
+        &mut conn,
+        &agent,
+        &ticket.ticket_number,
+        TicketStatus::Pending,
+        None,
+        now,
+    )
+    .await
+    .unwrap();
+
+    let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
+        .await
+        .unwrap();
+    listener.listen(amal_engine::events::CHANNEL).await.unwrap();
+    // An on-topic question the assistant answers itself: the ticket resumes all the same.
+    let turn = post(
+        &pool,
+        &engine,
+        conv,
+        Some("b"),
+        "How can I sleep better at night?",
+    )
+    .await;
+    let (status, paused_at, paused_seconds): (String, Option<chrono::DateTime<chrono::Utc>>, i32) =
+        sqlx::query_as(
+            "SELECT status, sla_paused_at, sla_paused_seconds FROM support_tickets WHERE id = $1",
+        )
+        .bind(ticket.id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "in_progress", "decided {}", turn.decision.decision);
+    assert_eq!(paused_at, None, "the clock runs again");
+    assert!(paused_seconds >= 0);
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_logs WHERE action = 'ticket.resume' AND resource_id = $1",
+    )
+    .bind(ticket.id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 1);
+    let notice = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let notice = amal_engine::events::ChangeNotice::parse(notice.payload()).unwrap();
+    assert_eq!(notice.ticket_id, Some(ticket.id));
+    assert_eq!(notice.conversation_id, Some(conv));
+
+    // Nothing is pending any more: the next message changes no ticket.
+    post(&pool, &engine, conv, Some("c"), "Thank you").await;
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_logs WHERE action = 'ticket.resume' AND resource_id = $1",
+    )
+    .bind(ticket.id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 1);
+}
+
 #[sqlx::test(
     migrations = "../migrations",
     fixtures(path = "../../../seeds", scripts("reference"))
