@@ -177,6 +177,9 @@ impl ChatModel {
              If the sources do not answer the question, reply exactly {DECLINE_TOKEN} and nothing else.",
             language = language_name(lang)
         );
+        // Nothing personal leaves the service: the question is the person's own words (the
+        // approved sources were stripped when ingested).
+        let (question, _) = crate::knowledge::pii::strip(question);
         let body = json!({
             "model": self.model,
             "temperature": 0,

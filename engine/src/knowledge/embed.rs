@@ -311,6 +311,10 @@ impl HttpEmbedder {
     }
 
     async fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        // Nothing personal leaves the service: queries are people's own words (documents were
+        // stripped when ingested, and stripping them again changes nothing).
+        let stripped: Vec<String> = texts.iter().map(|t| super::pii::strip(t).0).collect();
+        let texts: Vec<&str> = stripped.iter().map(String::as_str).collect();
         let mut out = Vec::with_capacity(texts.len());
         for batch in texts.chunks(self.config.batch_size.max(1)) {
             let vectors = self.request(batch).await?;

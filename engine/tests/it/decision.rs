@@ -269,6 +269,19 @@ async fn a_chat_model_writes_grounded_answers_may_decline_and_never_sees_a_crisi
         !prompt.contains("Troubles du sommeil"),
         "sources in the person's language only"
     );
+    // Personal data in the question never reaches the provider.
+    let with_pii = format!("{question}. Reach me at amina.b@example.dz or 0555 12 34 56");
+    let d = auto.decide(&pool, &with_pii, Lang::En).await;
+    assert_eq!(d.model_used.as_deref(), Some("stand-in-chat"));
+    let prompt = last.lock().unwrap().to_string();
+    assert!(
+        prompt.contains("[EMAIL]") && prompt.contains("[PHONE]"),
+        "{prompt}"
+    );
+    assert!(
+        !prompt.contains("amina.b") && !prompt.contains("0555 12"),
+        "{prompt}"
+    );
 
     // Stored turn: the model's name and token counts reach decision_logs.
     let user: uuid::Uuid = sqlx::query_scalar(

@@ -730,6 +730,13 @@ async fn http_embedder_batches_retries_and_reports_failures() {
         vectors.iter().map(|v| v[1] as usize).collect::<Vec<_>>(),
         vec![1, 2, 3, 4, 5, 6, 1]
     );
+    // Personal data is replaced before the text leaves (the stand-in embeds the length of
+    // what it received).
+    let query = "call me on 0555 12 34 56";
+    let sent = amal_engine::knowledge::pii::strip(query).0;
+    assert_eq!(sent, "call me on [PHONE]");
+    let vectors = embedder.embed(&[query]).await.unwrap();
+    assert_eq!(vectors[0][1] as usize, sent.len());
 
     let (url, _) = stand_in(10, "unavailable").await;
     let err = HttpEmbedder::connect(http_config(&url)).await.unwrap_err();
