@@ -32,6 +32,20 @@ pub struct IngestOptions {
     pub chunking: ChunkConfig,
 }
 
+impl IngestOptions {
+    /// Approving while ingesting is approving: admins only, as [`approve`]. Without an actor
+    /// the caller is the machine's administrator (the CLI without `--as`, seeding).
+    fn authorize(&self) -> Result<(), KnowledgeError> {
+        match (&self.actor, self.approve) {
+            (Some(actor), true) => {
+                staff::require(actor, StaffRole::Admin, "approving knowledge")?;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// What ingesting one file did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "lowercase")]
@@ -148,6 +162,7 @@ pub async fn ingest_document(
     doc: &SourceDocument,
     options: &IngestOptions,
 ) -> Result<IngestOutcome, KnowledgeError> {
+    options.authorize()?;
     store_document(pool, embedder, doc, options, &SeenTerms::default()).await
 }
 
@@ -781,6 +796,7 @@ pub async fn ingest_paths(
     workers: usize,
     on_file: impl Fn(&FileReport) + Send + Sync + 'static,
 ) -> Result<IngestSummary, KnowledgeError> {
+    options.authorize()?;
     let started = std::time::Instant::now();
     let (files, errors) = super::source::collect(paths);
     let mut reports: Vec<Option<FileReport>> = vec![None; files.len()];

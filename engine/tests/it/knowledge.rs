@@ -319,6 +319,44 @@ async fn only_approved_documents_are_retrieved_and_only_admins_review(pool: PgPo
 
     let err = store::approve(&pool, sleep_en, &agent).await.unwrap_err();
     assert!(matches!(err, KnowledgeError::Staff(_)), "{err}");
+    // Ingesting with approval is approving: an agent cannot publish a file that way either.
+    let other = tempfile::tempdir().unwrap();
+    write(
+        other.path(),
+        "en/cure.md",
+        "---\nlang: en\ncategory: mental_health\n---\n# A quick cure\n\nA text nobody reviewed.\n",
+    );
+    let as_agent = IngestOptions {
+        approve: true,
+        actor: Some(agent.clone()),
+        ..Default::default()
+    };
+    let err = store::ingest_paths(
+        &pool,
+        &offline(),
+        &[other.path().to_path_buf()],
+        &as_agent,
+        1,
+        |_| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, KnowledgeError::Staff(_)), "{err}");
+    let err = store::ingest_document(
+        &pool,
+        &offline(),
+        &amal_engine::knowledge::source::read(&other.path().join("en/cure.md")).unwrap(),
+        &as_agent,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, KnowledgeError::Staff(_)), "{err}");
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM documents WHERE title = 'A quick cure'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, 0, "nothing half-written");
     store::approve(&pool, sleep_en, &admin).await.unwrap();
     let err = store::approve(&pool, sleep_en, &admin).await.unwrap_err();
     assert!(err.to_string().contains("already approved"));
