@@ -63,12 +63,17 @@ pub fn decision_json(d: &Decision) -> serde_json::Value {
 
 /// Runs `amal-engine decide`.
 pub async fn run(config: &Config, args: DecideArgs) -> Result<ExitCode> {
+    // The same rules as a posted message, before anything starts: a dry run of a message the
+    // service would refuse means nothing.
+    let content = amal_engine::conversations::MessageContent::parse(&args.text)
+        .map_err(|e| anyhow::anyhow!("the message is not accepted: {e}"))?;
+    let text = content.as_str();
     let pool = db::connect_and_migrate(config).await?;
     let engine = engine(&pool).await?;
     let lang = args
         .lang
-        .unwrap_or_else(|| message_language(&args.text, Lang::Ar));
-    let d = engine.decide(&pool, &args.text, lang).await;
+        .unwrap_or_else(|| message_language(text, Lang::Ar));
+    let d = engine.decide(&pool, text, lang).await;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&decision_json(&d))?);
     } else {

@@ -85,6 +85,17 @@ fn link_tree(from: &Path, to: &Path) {
 /// caller's database and provider settings, and returns its standard output; a failure fails
 /// the test with the command's standard error.
 pub fn run_engine(data_dir: &Path, args: &[&str]) -> String {
+    let out = engine_output(data_dir, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// Runs `amal-engine` as [`run_engine`] does and returns its output, whatever its exit status.
+pub fn engine_output(data_dir: &Path, args: &[&str]) -> std::process::Output {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_amal-engine"));
     command.args(args).env("AMAL_DATA_DIR", data_dir);
     for var in [
@@ -96,11 +107,5 @@ pub fn run_engine(data_dir: &Path, args: &[&str]) -> String {
     ] {
         command.env_remove(var);
     }
-    let out = command.output().expect("run amal-engine");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8 output")
+    command.output().expect("run amal-engine")
 }

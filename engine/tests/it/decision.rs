@@ -173,6 +173,20 @@ fn cli_contract_decide_json() {
     assert!((0.5..=1.0).contains(&c), "{c}");
     assert!(rag["reply"].as_str().unwrap().contains("Sleep problems"));
 
+    // A message the service would refuse is refused here too, naming the rule.
+    for (text, rule) in [
+        ("   ", "at least 1 character"),
+        ("a\u{7}b", "control character"),
+    ] {
+        let out = crate::common::engine_output(data.path(), &["decide", text, "--json"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(rule),
+            "{text:?}: {stderr}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+
     // A dry run: nothing was stored.
     let url = run(&["db", "url"]);
     let url = url.lines().last().unwrap().to_string();
