@@ -711,16 +711,32 @@ async fn pages_close_archive_and_search(pool: PgPool) {
     assert!(matches!(err, ConversationError::NotActive { .. }), "{err}");
 
     let old = conversation(&pool, "old@example.dz").await;
-    sqlx::query("UPDATE conversations SET created_at = now() - interval '100 days' WHERE id = $1")
-        .bind(old)
-        .execute(&pool)
-        .await
-        .unwrap();
+    // As old, but its ticket is still open (say, pending on the person): it stays.
+    let waiting = conversation(&pool, "waiting@example.dz").await;
+    post(&pool, &engine, waiting, None, "I want to talk to someone").await;
+    sqlx::query(
+        "UPDATE conversations SET created_at = now() - interval '100 days', \
+                last_message_at = now() - interval '100 days' WHERE id = ANY($1)",
+    )
+    .bind(vec![old, waiting])
+    .execute(&pool)
+    .await
+    .unwrap();
     assert_eq!(conversations::archive_old(&pool, 90).await.unwrap(), 1);
     assert_eq!(
         conversations::get(&pool, old).await.unwrap().status,
         "archived"
     );
+    assert_eq!(
+        conversations::get(&pool, waiting).await.unwrap().status,
+        "escalated"
+    );
+    sqlx::query("UPDATE support_tickets SET status = 'closed' WHERE conversation_id = $1")
+        .bind(waiting)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(conversations::archive_old(&pool, 90).await.unwrap(), 1);
     assert!(conversations::archive_old(&pool, 0).await.is_err());
 }
 
