@@ -190,6 +190,9 @@ async fn main() -> anyhow::Result<()> {
                     times.push(started.elapsed());
                     if turn.ticket.is_some() {
                         support += 1;
+                        // A conversation with an open ticket is the team's: its later messages
+                        // skip the decision's retrieval. A new one keeps every turn a full one.
+                        conversation = None;
                     } else {
                         rag += 1;
                     }

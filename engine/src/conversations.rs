@@ -469,10 +469,12 @@ pub async fn post_message(
     let fallback = t.user_locale.parse::<Lang>().unwrap_or(Lang::Ar);
     let lang = conversation_lang.unwrap_or_else(|| message_language(content.as_str(), fallback));
     let mode = t.mode.parse::<Mode>().unwrap_or(Mode::Auto);
-    let clarified_before: bool = sqlx::query_scalar(
+    let (clarified_before, ticket_open): (bool, bool) = sqlx::query_as(
         "SELECT coalesce((SELECT metadata->>'reason_code' = $2 FROM messages \
             WHERE conversation_id = $1 AND role = 'assistant' AND deleted_at IS NULL \
-            ORDER BY created_at DESC, id DESC LIMIT 1), false)",
+            ORDER BY created_at DESC, id DESC LIMIT 1), false), \
+         EXISTS (SELECT 1 FROM support_tickets WHERE conversation_id = $1 \
+            AND status IN ('open', 'in_progress', 'pending'))",
     )
     .bind(conversation_id)
     .bind(crate::decision::auto::reason::CLARIFY)
@@ -491,6 +493,7 @@ pub async fn post_message(
             TurnContext {
                 mode,
                 clarified_before,
+                ticket_open,
             },
         )
         .await;

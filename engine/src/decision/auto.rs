@@ -72,6 +72,8 @@ pub mod reason {
     pub const MODEL_DECLINED: &str = "model_declined";
     /// Retrieval failed; a human takes over rather than leaving the person unanswered.
     pub const RETRIEVAL_ERROR: &str = "retrieval_error";
+    /// The conversation's ticket is open: the message goes to the team, not the assistant.
+    pub const TICKET_OPEN: &str = "ticket_open";
 }
 
 /// Where a message goes.
@@ -236,6 +238,9 @@ pub struct TurnContext {
     /// The assistant's previous reply in this conversation was a clarifying question: at most
     /// one is asked, the next low-confidence message goes to a human.
     pub clarified_before: bool,
+    /// The conversation has an open ticket (open, in progress or pending): a person of the
+    /// team has it, so its messages go to them and the assistant no longer answers them.
+    pub ticket_open: bool,
 }
 
 impl Default for TurnContext {
@@ -243,6 +248,7 @@ impl Default for TurnContext {
         TurnContext {
             mode: Mode::Auto,
             clarified_before: false,
+            ticket_open: false,
         }
     }
 }
@@ -353,6 +359,26 @@ impl DecisionEngine {
         // returns here, so no later step (retrieval, mode, settings) is even consulted.
         if let Some(m) = self.crisis.assess(text) {
             return crisis_decision(m, &self.numbers);
+        }
+        // A person of the team has this conversation: everything the person writes is for
+        // them (the turn joins the open ticket), and an answer from the assistant in between
+        // would talk over them. Nothing to retrieve.
+        if ctx.ticket_open {
+            let mut d = support(
+                lang,
+                "resources",
+                reason::TICKET_OPEN,
+                Reasons::new(
+                    "للمحادثة طلب مفتوح: الرسالة لفريق الدعم",
+                    "La conversation a une demande ouverte : le message va à l'équipe",
+                    "The conversation has an open ticket: the message goes to the team",
+                ),
+                1.0,
+                json!({"step": "ticket_open", "lang": lang.code()}),
+                Vec::new(),
+            );
+            d.reply = ticket_open_message(lang).to_string();
+            return d;
         }
         // Step 2 (and SUPPORT mode): the person asked for a human. Retrieval still runs, only
         // to give the ticket a topic.
@@ -728,6 +754,19 @@ pub fn handover_message(lang: Lang) -> &'static str {
         }
         Lang::En => {
             "Thank you for your message. A member of our team will answer you here as soon as possible."
+        }
+    }
+}
+
+/// The reply while the conversation's ticket is open: the message has reached the team.
+pub fn ticket_open_message(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Ar => "وصلت رسالتك إلى عضو فريقنا الذي يتابع طلبك، وسيرد عليك هنا.",
+        Lang::Fr => {
+            "Votre message a été transmis à la personne de notre équipe qui suit votre demande ; elle vous répondra ici."
+        }
+        Lang::En => {
+            "Your message has reached the member of our team who is following your request; they will answer you here."
         }
     }
 }

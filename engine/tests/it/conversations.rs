@@ -340,6 +340,60 @@ async fn an_explicit_request_for_a_human_opens_a_ticket(pool: PgPool) {
     assert_eq!(rows(&pool, conv).await, (4, 2, 1));
 }
 
+/// Once a conversation has an open ticket, a person of the team has it: later messages join
+/// the ticket without an answer from the assistant (even to a question it could answer), the
+/// crisis gate still comes first, and once the ticket is closed the assistant answers again.
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn an_open_ticket_keeps_the_assistant_out_of_the_conversation(pool: PgPool) {
+    let engine = kb_engine(&pool).await;
+    let conv = conversation(&pool, "handed@example.dz").await;
+    let first = post(&pool, &engine, conv, None, "I want to talk to someone").await;
+    let ticket = first.ticket.unwrap();
+    let question = "How can I sleep better at night? insomnia for weeks";
+    let turn = post(&pool, &engine, conv, None, question).await;
+    assert_eq!(turn.decision.decision, "support");
+    assert_eq!(turn.decision.reason_code.as_deref(), Some("ticket_open"));
+    assert_eq!(turn.ticket.as_ref().map(|t| t.id), Some(ticket.id));
+    assert!(
+        turn.reply.content.contains(&ticket.ticket_number)
+            && !turn.reply.content.contains("bedtime"),
+        "{}",
+        turn.reply.content
+    );
+    let tickets: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM support_tickets WHERE conversation_id = $1")
+            .bind(conv)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(tickets, 1);
+    // The crisis gate still runs first: the ticket becomes a crisis one.
+    let turn = post(&pool, &engine, conv, None, "i really wanna die tonight").await;
+    assert!(
+        turn.decision
+            .reason_code
+            .as_deref()
+            .unwrap()
+            .starts_with("crisis_")
+    );
+    assert_eq!(turn.ticket.unwrap().priority, "urgent");
+    // Closed: the assistant answers again.
+    sqlx::query("UPDATE support_tickets SET status = 'closed' WHERE id = $1")
+        .bind(ticket.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let turn = post(&pool, &engine, conv, None, question).await;
+    assert_eq!(
+        turn.decision.decision, "rag",
+        "{:?}",
+        turn.decision.reason_code
+    );
+}
+
 /// A ticket waiting on the person (pending, clock stopped) is worked again when they write
 /// in its conversation, whatever the turn decides: its clock runs from that message on, the
 /// resumption is audited and the turn's notice names the ticket.

@@ -40,6 +40,7 @@ async fn the_crisis_gate_comes_first_whatever_else_the_message_says(pool: PgPool
         TurnContext {
             mode: Mode::Support,
             clarified_before: false,
+            ticket_open: false,
         },
     ] {
         let d = lenient.decide_turn(&pool, text, Lang::Fr, ctx).await;
@@ -128,6 +129,7 @@ async fn human_requests_languages_without_sources_and_clarification(pool: PgPool
             TurnContext {
                 mode: Mode::Auto,
                 clarified_before: true,
+                ticket_open: false,
             },
         )
         .await;
