@@ -144,6 +144,9 @@ pub enum ConversationError {
     /// Opening the ticket failed.
     #[error(transparent)]
     Ticket(#[from] TicketError),
+    /// The staff member may not do this.
+    #[error(transparent)]
+    Staff(#[from] crate::staff::StaffError),
     /// A database error.
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
@@ -893,14 +896,21 @@ pub struct MessageHit {
     pub created_at: DateTime<Utc>,
 }
 
-/// Full-text search over messages (staff use), with the language's text-search configuration
-/// (`None`: all three), best first.
+/// Full-text search over messages by a staff member, with the language's text-search
+/// configuration (`None`: all three), best first. People's messages are private: every search
+/// is audited (`conversation.search`, with the query and the number of messages found).
 pub async fn search_messages(
     pool: &PgPool,
+    actor: &crate::staff::Actor,
     query: &str,
     lang: Option<Lang>,
     limit: i64,
 ) -> Result<Vec<MessageHit>, ConversationError> {
+    crate::staff::require(
+        actor,
+        crate::staff::StaffRole::Agent,
+        "searching conversations",
+    )?;
     let query = query.trim();
     if query.is_empty() {
         return Err(ConversationError::Invalid(
@@ -937,11 +947,29 @@ pub async fn search_messages(
         branches.join(" UNION ALL ")
     );
     let sql = format!("SELECT * FROM ({sql}) best ORDER BY rank DESC, created_at DESC LIMIT $2");
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let mut tx = pool.begin().await?;
+    let hits: Vec<MessageHit> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(query)
         .bind(limit)
-        .fetch_all(pool)
-        .await?)
+        .fetch_all(&mut *tx)
+        .await?;
+    audit::record(
+        &mut tx,
+        &AuditEntry {
+            actor: Some(actor.id),
+            action: "conversation.search",
+            resource_type: "message",
+            resource_id: None,
+            details: json!({
+                "query": query,
+                "lang": lang.map(|l| l.code()),
+                "found": hits.len(),
+            }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(hits)
 }
 
 #[cfg(test)]

@@ -26,6 +26,9 @@ struct Cli {
 enum Command {
     /// Talk to the assistant as an end user (stores a real conversation).
     Chat(cli::chat::ChatArgs),
+    /// Staff tools over conversations: full-text search of messages (audited).
+    #[command(subcommand)]
+    Conversation(cli::conversation::ConversationCommand),
     /// Check, evaluate and benchmark the crisis gate.
     #[command(subcommand)]
     Crisis(cli::crisis::CrisisCommand),
@@ -116,6 +119,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Staff(cmd) => cli::staff::run(&config, cmd).await,
         Command::Ticket(cmd) => cli::ticket::run(&config, cmd).await,
         Command::Stats(args) => cli::stats::run(&config, args).await,
+        Command::Conversation(cmd) => cli::conversation::run(&config, cmd).await,
         Command::Simulate(args) => cli::simulate::run(&config, args).await,
         Command::Migrate => {
             let pool = db::connect(&config).await?;

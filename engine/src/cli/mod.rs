@@ -1,6 +1,7 @@
 //! The admin CLI's subcommands, one module per domain area.
 
 pub mod chat;
+pub mod conversation;
 pub mod crisis;
 pub mod db;
 pub mod decide;

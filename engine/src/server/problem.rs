@@ -172,6 +172,9 @@ impl From<ConversationError> for Problem {
             ConversationError::IdempotencyConflict(_) => {
                 Problem::new(StatusCode::CONFLICT, "idempotency-conflict", e.to_string())
             }
+            ConversationError::Staff(_) => {
+                Problem::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
+            }
             ConversationError::Ticket(e) => Problem::internal(&e),
             ConversationError::Sql(e) => Problem::internal(&e),
         }

@@ -734,9 +734,33 @@ async fn pages_close_archive_and_search(pool: PgPool) {
             .is_err()
     );
 
-    let hits = conversations::search_messages(&pool, "nicotine", Some(Lang::En), 10)
+    sqlx::query(
+        "INSERT INTO users (email, password_hash, name, staff_role) VALUES ('search@amal.example', '!', 'Agent', 'agent')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let mut c = pool.acquire().await.unwrap();
+    let agent = amal_engine::staff::actor_by_email(&mut c, "search@amal.example")
         .await
         .unwrap();
+    drop(c);
+    let hits = conversations::search_messages(&pool, &agent, "nicotine", Some(Lang::En), 10)
+        .await
+        .unwrap();
+    let audited: (i64, Option<String>) = sqlx::query_as(
+        "SELECT count(*), max(details->>'query') FROM audit_logs \
+          WHERE action = 'conversation.search' AND user_id = $1",
+    )
+    .bind(agent.id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        audited,
+        (1, Some("nicotine".to_string())),
+        "every search is audited"
+    );
     assert!(
         hits.iter()
             .any(|h| h.conversation_id == conv && h.role == "user"),
@@ -744,7 +768,7 @@ async fn pages_close_archive_and_search(pool: PgPool) {
     );
     assert!(hits[0].snippet.contains("«"), "{:?}", hits[0]);
     assert!(
-        conversations::search_messages(&pool, "nicotine", None, 10)
+        conversations::search_messages(&pool, &agent, "nicotine", None, 10)
             .await
             .unwrap()
             .len()
