@@ -203,7 +203,8 @@ fn cli_contract_decide_json() {
     run(&["db", "stop"]);
 }
 
-/// An OpenAI-compatible chat endpoint: mode 0 answers citing source 1, 1 declines, 2 fails.
+/// An OpenAI-compatible chat endpoint: mode 0 answers citing source 1, 1 declines, 2 fails,
+/// 3 answers after 3 seconds, 4 answers malformed JSON.
 /// Returns its URL, the mode switch, the call count and the last request body.
 async fn chat_stand_in() -> (
     String,
@@ -228,6 +229,17 @@ async fn chat_stand_in() -> (
                 let content = match m.load(Ordering::SeqCst) {
                     0 => "Keep a regular bedtime and avoid screens before sleeping [1].",
                     1 => "NO_ANSWER",
+                    3 => {
+                        // Slower than any timeout the tests set.
+                        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+                        "Too late [1]."
+                    }
+                    4 => {
+                        return (
+                            StatusCode::OK,
+                            "{\"choices\": [{\"message\": 42}]".to_string(),
+                        );
+                    }
                     _ => return (StatusCode::INTERNAL_SERVER_ERROR, "down".to_string()),
                 };
                 let reply = serde_json::json!({
@@ -339,6 +351,35 @@ async fn a_chat_model_writes_grounded_answers_may_decline_and_never_sees_a_crisi
         (Route::Rag, Some("offline-extractive"))
     );
     assert!(d.evidence["model_error"].is_string());
+
+    // ...as do malformed answers and answers slower than the configured timeout, within it.
+    mode.store(4, Ordering::SeqCst);
+    let d = auto.decide(&pool, question, Lang::En).await;
+    assert_eq!(d.model_used.as_deref(), Some("offline-extractive"));
+    assert!(d.evidence["model_error"].is_string(), "{}", d.evidence);
+    mode.store(3, Ordering::SeqCst);
+    let mut impatient = kb_engine(&pool).await;
+    impatient.model = Some(
+        ChatModel::new(
+            &url,
+            "stand-in-chat",
+            None,
+            std::time::Duration::from_millis(300),
+        )
+        .unwrap(),
+    );
+    let started = std::time::Instant::now();
+    let d = impatient.decide(&pool, question, Lang::En).await;
+    let waited = started.elapsed();
+    assert_eq!(
+        (d.decision, d.model_used.as_deref()),
+        (Route::Rag, Some("offline-extractive"))
+    );
+    assert!(d.reply.contains("Sleep problems"), "{}", d.reply);
+    assert!(
+        waited < std::time::Duration::from_millis(1500),
+        "the fallback came after {waited:?}, far past the 300 ms timeout"
+    );
 
     // ...and it is never asked about a crisis, a request for a human or a low-confidence message.
     mode.store(0, Ordering::SeqCst);
