@@ -84,12 +84,28 @@ fn init_tracing() {
 async fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        restore_default_sigpipe();
+    }
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A command whose output goes to a pipe that closes early (`ticket list | head`) ends quietly,
+/// as Unix tools do, instead of panicking on its next line of output: Rust ignores SIGPIPE, so
+/// printing to a closed pipe fails, and `println!` panics on failure. Not for `serve`, whose
+/// writes to closed client sockets must stay errors it handles. (Database connections are
+/// TCP, written with MSG_NOSIGNAL, so a server going away is still an error, not a signal.)
+fn restore_default_sigpipe() {
+    // SAFETY: signal(2) with SIG_DFL has no preconditions and is safe to call from any thread;
+    // it only changes what the process does on a write to a closed pipe.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

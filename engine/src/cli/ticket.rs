@@ -71,6 +71,27 @@ pub enum TicketCommand {
         #[arg(required = true, num_args = 1..)]
         text: Vec<String>,
     },
+    /// Edit one's comment (the previous text is kept in its history; a public comment's
+    /// message in the conversation follows).
+    CommentEdit {
+        /// The comment's id (`ticket show`).
+        comment: uuid::Uuid,
+        /// The staff account editing (the author, or a supervisor).
+        #[arg(long = "as", value_name = "EMAIL", required = true)]
+        actor: String,
+        /// The new text (several words are joined with spaces).
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
+    /// Delete a comment (soft: kept with its history; a public comment's message is withdrawn
+    /// from the conversation).
+    CommentDelete {
+        /// The comment's id (`ticket show`).
+        comment: uuid::Uuid,
+        /// The staff account deleting (the author, or a supervisor).
+        #[arg(long = "as", value_name = "EMAIL", required = true)]
+        actor: String,
+    },
     /// Change a ticket's status (open, in_progress, pending, resolved, closed).
     Status {
         /// Ticket number.
@@ -288,6 +309,33 @@ pub async fn run(config: &Config, cmd: TicketCommand) -> Result<ExitCode> {
                     ""
                 }
             );
+        }
+        TicketCommand::CommentEdit {
+            comment,
+            actor,
+            text,
+        } => {
+            let actor = as_staff(&mut conn, &actor).await?;
+            let text = CommentText::new(&text.join(" "))?;
+            let c = tickets::edit_comment(&mut conn, &actor, comment, &text, now)
+                .await
+                .with_context(|| format!("editing comment {comment}"))?;
+            println!(
+                "comment {} edited{}",
+                c.id,
+                if c.message_id.is_some() {
+                    "; the user's conversation shows the new text"
+                } else {
+                    ""
+                }
+            );
+        }
+        TicketCommand::CommentDelete { comment, actor } => {
+            let actor = as_staff(&mut conn, &actor).await?;
+            tickets::delete_comment(&mut conn, &actor, comment, now)
+                .await
+                .with_context(|| format!("deleting comment {comment}"))?;
+            println!("comment {comment} deleted (kept in its history)");
         }
         TicketCommand::Status {
             number,

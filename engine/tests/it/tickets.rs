@@ -1008,6 +1008,66 @@ fn contract_staff_add_ticket_take_and_list() {
         ],
         None,
     ));
+    // Comments are edited and deleted by id, keeping their history; not by another agent.
+    let comments = |d| -> Vec<serde_json::Value> {
+        let shown: serde_json::Value = serde_json::from_str(&ok(&engine(
+            d,
+            &["ticket", "show", &number, "--json"],
+            None,
+        )))
+        .unwrap();
+        shown["comments"].as_array().unwrap().clone()
+    };
+    let id_of = |all: &[serde_json::Value], internal: bool| {
+        all.iter().find(|c| c["is_internal"] == internal).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let all = comments(d);
+    let (public, note) = (id_of(&all, false), id_of(&all, true));
+    let other = engine(
+        d,
+        &[
+            "ticket",
+            "comment-edit",
+            &public,
+            "--as",
+            "yanis@amal.example",
+            "pris",
+        ],
+        None,
+    );
+    assert!(!other.status.success());
+    ok(&engine(
+        d,
+        &[
+            "ticket",
+            "comment-edit",
+            &public,
+            "--as",
+            "karima@amal.example",
+            "Bonjour,",
+            "ici Karima.",
+        ],
+        None,
+    ));
+    ok(&engine(
+        d,
+        &[
+            "ticket",
+            "comment-delete",
+            &note,
+            "--as",
+            "karima@amal.example",
+        ],
+        None,
+    ));
+    let all = comments(d);
+    let find = |id: &str| all.iter().find(|c| c["id"] == id).unwrap().clone();
+    assert_eq!(find(&public)["content"], "Bonjour, ici Karima.");
+    assert!(find(&public)["edited_at"].is_string());
+    assert!(find(&note)["deleted_at"].is_string());
     let refused = engine(
         d,
         &[
@@ -1048,7 +1108,7 @@ fn contract_staff_add_ticket_take_and_list() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("cannot go to pending"));
     let show = ok(&engine(d, &["ticket", "show", &number], None));
     assert!(
-        show.contains("Bonjour, je suis Karima.") && show.contains("internal"),
+        show.contains("Bonjour, ici Karima.") && show.contains("internal, deleted"),
         "{show}"
     );
     let mine: serde_json::Value = serde_json::from_str(&ok(&engine(
