@@ -3,6 +3,7 @@
 //! Every line is posted as a real message of a real conversation (stored, decided, answered,
 //! and escalated to a ticket when the decision says so), exactly as the server would.
 
+use std::collections::HashSet;
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
@@ -63,6 +64,24 @@ async fn end_user(pool: &PgPool, email: &str, lang: Option<Lang>) -> Result<Uuid
     .with_context(|| format!("creating the end user {email}"))
 }
 
+/// Prints the team's messages (public ticket comments delivered into the conversation) that
+/// have not been shown yet: they arrive between the person's turns, not as a turn's reply.
+async fn show_team_replies(
+    pool: &sqlx::PgPool,
+    conversation: Uuid,
+    seen: &mut HashSet<Uuid>,
+) -> Result<()> {
+    let page = conversations::page(pool, conversation, None, 50)
+        .await
+        .context("reading the conversation")?;
+    for m in page.messages {
+        if seen.insert(m.id) && m.role == "staff" {
+            println!("\n[team] {}\n", m.content);
+        }
+    }
+    Ok(())
+}
+
 /// Runs `amal-engine chat`.
 pub async fn run(config: &Config, args: ChatArgs) -> Result<ExitCode> {
     let pool = db::connect_and_migrate(config).await?;
@@ -70,14 +89,17 @@ pub async fn run(config: &Config, args: ChatArgs) -> Result<ExitCode> {
     let user = end_user(&pool, &args.user, args.lang).await?;
     let conversation = conversations::start(&pool, user, args.mode, args.lang).await?;
     eprintln!(
-        "conversation {} ({}) as {}; type a message, /quit or end of input to leave",
+        "conversation {} ({}) as {}; type a message, an empty line to see the team's replies, \
+         /quit or end of input to leave",
         conversation.id,
         args.mode.as_str(),
         args.user
     );
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
+    let mut seen: HashSet<Uuid> = HashSet::new();
     loop {
+        show_team_replies(&pool, conversation.id, &mut seen).await?;
         eprint!("> ");
         std::io::stderr().flush().ok();
         let Some(line) = lines.next() else { break };
@@ -110,6 +132,7 @@ pub async fn run(config: &Config, args: ChatArgs) -> Result<ExitCode> {
             }
             Err(e) => return Err(e.into()),
         };
+        seen.extend([turn.user_message.id, turn.reply.id]);
         println!("\n{}\n", turn.reply.content);
         let d = &turn.decision;
         let mut line = format!(
