@@ -342,6 +342,7 @@ async fn target(
     conn: &mut PgConnection,
     id: Uuid,
     lock: bool,
+    crisis: bool,
 ) -> Result<TurnTarget, ConversationError> {
     let sql = format!(
         "SELECT c.status, c.mode, c.language::text AS language, u.locale::text AS user_locale \
@@ -353,7 +354,8 @@ async fn target(
         .fetch_optional(conn)
         .await?
         .ok_or(ConversationError::NotFound(id))?;
-    if t.status == "closed" || t.status == "archived" {
+    // A message in crisis is never refused: the turn reopens the conversation instead.
+    if !crisis && (t.status == "closed" || t.status == "archived") {
         return Err(ConversationError::NotActive {
             id,
             status: t.status,
@@ -459,15 +461,24 @@ pub async fn post_message(
             return Err(ConversationError::InvalidClientMessageId);
         }
     }
+    // A person in crisis must reach a human, always: what would refuse their message (a closed
+    // or archived conversation, a key reused for other text) gives way to the crisis gate.
+    let crisis = engine.is_crisis(content.as_str());
+    let mut client_message_id = client_message_id;
     let mut conn = pool.acquire().await?;
     // A retry of a completed turn is answered from the database without deciding again.
     if let Some(key) = client_message_id
         && let Some(existing) = find_by_client_id(&mut conn, conversation_id, key).await?
-        && let Some(turn) = replay(&mut conn, existing, content).await?
     {
-        return Ok(turn);
+        match replay(&mut conn, existing, content).await {
+            Ok(Some(turn)) => return Ok(turn),
+            Ok(None) => {}
+            // The key is the client's mistake; the crisis is not: a message of its own.
+            Err(ConversationError::IdempotencyConflict(_)) if crisis => client_message_id = None,
+            Err(e) => return Err(e),
+        }
     }
-    let t = target(&mut conn, conversation_id, false).await?;
+    let t = target(&mut conn, conversation_id, false, crisis).await?;
     let conversation_lang = t.language.as_deref().and_then(|l| l.parse::<Lang>().ok());
     let fallback = t.user_locale.parse::<Lang>().unwrap_or(Lang::Ar);
     let lang = conversation_lang.unwrap_or_else(|| message_language(content.as_str(), fallback));
@@ -505,7 +516,26 @@ pub async fn post_message(
     let mut tx = conn.begin().await?;
     // The conversation's row lock serializes the turns of one conversation, and a concurrent
     // retry with the same key waits here and then finds the committed turn.
-    let t = target(&mut tx, conversation_id, true).await?;
+    let t = target(&mut tx, conversation_id, true, crisis).await?;
+    if t.status == "closed" || t.status == "archived" {
+        // Only a crisis gets here (see `target`): the conversation is open again, and the turn
+        // below escalates it.
+        sqlx::query("UPDATE conversations SET status = 'active', archived_at = NULL WHERE id = $1")
+            .bind(conversation_id)
+            .execute(&mut *tx)
+            .await?;
+        audit::record(
+            &mut tx,
+            &AuditEntry {
+                actor: None,
+                action: "conversation.reopen",
+                resource_type: "conversation",
+                resource_id: Some(conversation_id),
+                details: json!({"from": t.status, "reason": "crisis_message"}),
+            },
+        )
+        .await?;
+    }
     let inserted: Option<Message> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO messages (conversation_id, role, content, client_message_id, created_at) \
          VALUES ($1, 'user', $2, $3, clock_timestamp()) \

@@ -336,6 +336,12 @@ impl DecisionEngine {
         })
     }
 
+    /// Whether the crisis gate fires on `text`: what must reach a human whatever else would
+    /// refuse the message (a closed conversation, a reused idempotency key).
+    pub fn is_crisis(&self, text: &str) -> bool {
+        self.crisis.assess(text).is_some()
+    }
+
     /// The crisis numbers substituted into safety messages.
     pub fn numbers(&self) -> &CrisisNumbers {
         &self.numbers

@@ -589,7 +589,7 @@ pub struct TurnView {
         (status = 201, description = "The turn", body = TurnView),
         (status = 200, description = "A retry: the stored turn", body = TurnView),
         (status = 404, description = "No such conversation of yours", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, description = "Closed conversation, or key reused for other content", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "Closed conversation, or key reused for other content (never for a message in crisis: it reopens the conversation, or is posted as a message of its own)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Content breaks a rule", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 async fn post_message(
@@ -597,7 +597,20 @@ async fn post_message(
     OwnConversation { user, id }: OwnConversation,
     ApiJson(body): ApiJson<PostMessage>,
 ) -> Result<(StatusCode, axum::Json<TurnView>), Problem> {
-    user.require_consent()?;
+    if let Err(e) = user.require_consent() {
+        // Nothing is stored without consent, but a person in crisis still gets the safety
+        // message with the crisis numbers, in the language they wrote in.
+        let mut problem = Problem::from(e);
+        if state.engine.is_crisis(&body.content) {
+            let lang = crate::decision::auto::message_language(&body.content, Lang::Ar);
+            problem.detail = format!(
+                "{}\n\n{}",
+                problem.detail,
+                crate::decision::crisis::safety_message(lang, state.engine.numbers())
+            );
+        }
+        return Err(problem);
+    }
     let content = MessageContent::parse(&body.content)
         .map_err(|e| Problem::from(conversations::ConversationError::from(e)))?;
     let started = Instant::now();

@@ -787,6 +787,46 @@ async fn pages_close_archive_and_search(pool: PgPool) {
     .await
     .unwrap_err();
     assert!(matches!(err, ConversationError::NotActive { .. }), "{err}");
+    // A message in crisis is never refused: the conversation opens again and escalates.
+    let turn = post(&pool, &engine, conv, Some("late"), "je veux plus vivre").await;
+    assert_eq!(turn.decision.decision, "support");
+    assert_eq!(turn.ticket.as_ref().unwrap().priority, "urgent");
+    assert_eq!(
+        conversations::get(&pool, conv).await.unwrap().status,
+        "escalated"
+    );
+    // Nor for a key reused for other text: the key is the client's mistake, not the crisis.
+    let again = post(
+        &pool,
+        &engine,
+        conv,
+        Some("late"),
+        "i really wanna die tonight",
+    )
+    .await;
+    assert!(!again.replayed);
+    assert!(
+        again
+            .decision
+            .reason_code
+            .as_deref()
+            .unwrap()
+            .starts_with("crisis_")
+    );
+    assert_ne!(again.user_message.id, turn.user_message.id);
+    let err = conversations::post_message(
+        &pool,
+        &engine,
+        conv,
+        Some("late"),
+        &MessageContent::parse("bonjour").unwrap(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, ConversationError::IdempotencyConflict(_)),
+        "{err}"
+    );
 
     let old = conversation(&pool, "old@example.dz").await;
     // As old, but its ticket is still open (say, pending on the person): it stays.

@@ -490,6 +490,30 @@ async fn journey_sign_in_consent_converse_crisis_and_a_staff_reply_on_the_live_s
     );
     assert!(metrics.contains("amal_turn_tickets_total{value=\"urgent\"} 1"));
     assert!(metrics.contains("amal_http_requests_total{method=\"POST\",route=\"/v1/conversations/{id}/messages\",status=\"201\"}"));
+
+    // Consent withdrawn: nothing is stored, but a message in crisis still gets the safety
+    // message in the problem's detail.
+    sqlx::query("UPDATE users SET consent_data_storage = false WHERE email = 'amina@example.dz'")
+        .execute(&pool)
+        .await?;
+    let (s, p) = srv
+        .say(
+            &token,
+            &conv,
+            json!({ "content": "je veux mourir ce soir" }),
+        )
+        .await;
+    assert_problem(s, &p, StatusCode::FORBIDDEN, "no consent, crisis");
+    let safety = amal_engine::decision::crisis::safety_message(
+        amal_engine::lang::Lang::Fr,
+        &crate::conversations::numbers(),
+    );
+    assert!(p["detail"].as_str().unwrap().ends_with(&safety), "{p}");
+    let (s, p) = srv
+        .say(&token, &conv, json!({ "content": "bonjour" }))
+        .await;
+    assert_problem(s, &p, StatusCode::FORBIDDEN, "no consent");
+    assert!(!p["detail"].as_str().unwrap().contains('\n'), "{p}");
     drop(events);
     srv.stop().await;
     Ok(())
