@@ -168,7 +168,12 @@ impl ChatModel {
         let sources: Vec<String> = hits
             .iter()
             .enumerate()
-            .map(|(i, h)| format!("[{}] {}\n{}", i + 1, h.title, h.content))
+            // Titles were stripped when ingested; documents stored before that was done were
+            // not, so once more here (content always was).
+            .map(|(i, h)| {
+                let title = crate::knowledge::pii::strip(&h.title).0;
+                format!("[{}] {title}\n{}", i + 1, h.content)
+            })
             .collect();
         let system = format!(
             "You are the assistant of a help service for addiction and mental health in Algeria. \

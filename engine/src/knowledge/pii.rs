@@ -29,6 +29,15 @@ impl PiiReport {
     }
 }
 
+impl std::ops::AddAssign for PiiReport {
+    fn add_assign(&mut self, other: Self) {
+        self.emails += other.emails;
+        self.phones += other.phones;
+        self.urls += other.urls;
+        self.ids += other.ids;
+    }
+}
+
 /// Placeholder for an e-mail address.
 pub const EMAIL: &str = "[EMAIL]";
 /// Placeholder for a phone number.

@@ -208,13 +208,27 @@ pub fn parse(
         .unwrap_or(text)
         .replace("\r\n", "\n");
 
-    let (front, body) = split_front_matter(&text)?;
+    let (mut front, body) = split_front_matter(&text)?;
     let (heading, plain) = match format {
         Format::Markdown => markdown_to_text(body),
         Format::Text => (None, body.to_string()),
         Format::Html => html_to_text(body),
     };
-    let (stripped, pii) = pii::strip(&plain);
+    let (stripped, mut pii) = pii::strip(&plain);
+    // Front matter is text too: the title goes into every chunk's indexed text and to a chat
+    // model, the tags into the index, the author into the document row. Only the codes the
+    // engine reads (language, category) are left as written.
+    let mut strip_field = |value: &str| {
+        let (clean, found) = pii::strip(value);
+        pii += found;
+        clean
+    };
+    for (key, value) in front.iter_mut() {
+        if key != "lang" && key != "category" {
+            *value = strip_field(value);
+        }
+    }
+    let file_title = strip_field(file_name);
     let content = normalize_whitespace(&stripped);
     if content.is_empty() {
         return Err(SourceError::Empty);
@@ -226,12 +240,11 @@ pub fn parse(
         None => lang::detect(&content).ok_or(SourceError::UnknownLanguage)?,
     };
     let title = heading
-        .map(|h| pii::strip(&h).0)
+        .map(|h| strip_field(&h))
         .or_else(|| front.get("title").cloned())
         .filter(|t| !t.trim().is_empty())
-        .unwrap_or_else(|| file_name.to_string());
+        .unwrap_or(file_title);
     let content_hash = format!("{:x}", Sha256::digest(content.as_bytes()));
-    let mut front = front;
     let category = front.remove("category");
     let author = front.remove("author");
     front.remove("lang");
@@ -386,6 +399,33 @@ mod tests {
         );
         assert_eq!(doc.pii.phones, 1);
         assert_eq!(doc.content_hash.len(), 64);
+    }
+
+    #[test]
+    fn front_matter_and_file_names_are_stripped_too() {
+        let doc = parse(
+            b"---\nlang: fr\ncategory: addiction\ntitle: Appelez Karim au 0555 12 34 56\nauthor: karim@example.dz\ntags: [karim@example.dz, aide]\n---\nUn texte sur l'aide aux familles.\n",
+            Format::Text,
+            "f",
+            "kb/f.txt",
+        )
+        .unwrap();
+        assert_eq!(doc.title, "Appelez Karim au [PHONE]");
+        assert_eq!(doc.author.as_deref(), Some("[EMAIL]"));
+        assert_eq!(
+            doc.front_matter.get("tags").map(String::as_str),
+            Some("[[EMAIL], aide]")
+        );
+        assert_eq!(doc.category.as_deref(), Some("addiction"));
+        assert_eq!((doc.pii.phones, doc.pii.emails), (1, 2));
+        let named = parse(
+            "Un texte sur le sommeil et la fatigue.".as_bytes(),
+            Format::Text,
+            "notes karim@example.dz",
+            "kb/notes.txt",
+        )
+        .unwrap();
+        assert_eq!(named.title, "notes [EMAIL]");
     }
 
     #[test]
