@@ -35,33 +35,47 @@ pub struct ChatArgs {
     mode: Mode,
 }
 
+/// Marks the accounts this tool creates (and matches no password: they cannot sign in).
+const CHAT_ACCOUNT_HASH: &str = "!chat-demo";
+
 /// The end user with this e-mail, created (with consent to storage, as the sign-up flow
-/// requires) when missing. Staff accounts are refused: chat is the end user's side.
+/// requires) when missing. Only accounts this tool created are reused: writing into a real
+/// person's account would put an admin's test messages, decisions and tickets in their
+/// history. Staff accounts are refused: chat is the end user's side.
 async fn end_user(pool: &PgPool, email: &str, lang: Option<Lang>) -> Result<Uuid> {
-    let found: Option<(Uuid, Option<String>)> =
-        sqlx::query_as("SELECT id, staff_role FROM users WHERE email = $1 AND deleted_at IS NULL")
-            .bind(email)
-            .fetch_optional(pool)
-            .await?;
-    if let Some((id, role)) = found {
+    let found: Option<(Uuid, Option<String>, String)> = sqlx::query_as(
+        "SELECT id, staff_role, password_hash FROM users WHERE email = $1 AND deleted_at IS NULL",
+    )
+    .bind(email)
+    .fetch_optional(pool)
+    .await?;
+    if let Some((id, role, hash)) = found {
         anyhow::ensure!(
             role.is_none(),
             "{email} is a staff account ({}); chat as an end user",
             role.unwrap_or_default()
+        );
+        anyhow::ensure!(
+            hash == CHAT_ACCOUNT_HASH,
+            "{email} is a person's account; chat writes only as accounts it creates \
+             (choose an e-mail address that is not in use)"
         );
         return Ok(id);
     }
     // The placeholder hash matches no password: this account cannot log in.
     sqlx::query_scalar(
         "INSERT INTO users (email, password_hash, name, locale, consent_data_storage, consent_timestamp) \
-         VALUES ($1, '!chat-demo', 'Chat demo', $2, true, now()) \
-         ON CONFLICT (email) DO UPDATE SET email = EXCLUDED.email RETURNING id",
+         VALUES ($1, $3, 'Chat demo', $2, true, now()) \
+         ON CONFLICT (email) DO UPDATE SET email = EXCLUDED.email \
+         WHERE users.password_hash = $3 AND users.staff_role IS NULL RETURNING id",
     )
     .bind(email)
     .bind(lang.unwrap_or(Lang::Ar).locale())
-    .fetch_one(pool)
+    .bind(CHAT_ACCOUNT_HASH)
+    .fetch_optional(pool)
     .await
-    .with_context(|| format!("creating the end user {email}"))
+    .with_context(|| format!("creating the end user {email}"))?
+    .with_context(|| format!("{email} is already in use by an account chat did not create"))
 }
 
 /// Prints the team's messages (public ticket comments delivered into the conversation) that

@@ -200,6 +200,26 @@ fn cli_contract_decide_json() {
         counts
     });
     assert_eq!(counts, (0, 0, 0, 0));
+
+    // chat writes only as accounts it creates, never into a person's own account.
+    run(&["chat", "--as", "try.chat@example.dz"]);
+    run(&["chat", "--as", "try.chat@example.dz"]);
+    rt.block_on(async {
+        let pool = PgPool::connect(&url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO users (email, password_hash, name) VALUES ('real@example.dz', 'x', 'R')",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    });
+    let out = crate::common::engine_output(data.path(), &["chat", "--as", "real@example.dz"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("a person's account"),
+        "{stderr}"
+    );
     run(&["db", "stop"]);
 }
 
