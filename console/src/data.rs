@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use amal_engine::db::PgPool;
+use amal_engine::db::{PgConnection, PgPool};
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use uuid::Uuid;
@@ -177,6 +177,7 @@ pub async fn worker(
     events: UnboundedSender<DataEvent>,
 ) {
     let mut actor: Option<Actor> = None;
+    let mut opened = Opened::default();
     while let Some(first) = requests.recv().await {
         let mut batch = vec![first];
         while let Ok(more) = requests.try_recv() {
@@ -195,7 +196,7 @@ pub async fn worker(
             if !keep {
                 continue;
             }
-            let event = run(&pool, &mut actor, request).await;
+            let event = run(&pool, &mut actor, &mut opened, request).await;
             if events.send(event).is_err() {
                 return;
             }
@@ -203,7 +204,40 @@ pub async fn worker(
     }
 }
 
-async fn run(pool: &PgPool, actor: &mut Option<Actor>, request: Request) -> DataEvent {
+/// What is on screen already, so that reading people's conversations is audited when it is
+/// opened (or searched), not at every refresh that a change elsewhere brings.
+#[derive(Debug, Default)]
+struct Opened {
+    search: Option<String>,
+    transcript: Option<Uuid>,
+    ticket: Option<Uuid>,
+}
+
+/// Audits a staff read unless it is what `last` shows already; a failure to audit is logged
+/// (the read itself stands: the staff member sees it either way).
+async fn audit_read<T: PartialEq + Clone>(
+    conn: &mut PgConnection,
+    actor: Option<&Actor>,
+    last: &mut Option<T>,
+    now_showing: T,
+    read: conversations::StaffRead<'_>,
+) {
+    let Some(actor) = actor else { return };
+    if last.as_ref() == Some(&now_showing) {
+        return;
+    }
+    match conversations::record_staff_read(conn, actor, read).await {
+        Ok(()) => *last = Some(now_showing),
+        Err(e) => tracing::warn!(error = %e, "auditing a read failed"),
+    }
+}
+
+async fn run(
+    pool: &PgPool,
+    actor: &mut Option<Actor>,
+    opened: &mut Opened,
+    request: Request,
+) -> DataEvent {
     let now = Utc::now();
     let mut conn = match pool.acquire().await {
         Ok(c) => c,
@@ -242,11 +276,39 @@ async fn run(pool: &PgPool, actor: &mut Option<Actor>, request: Request) -> Data
             })))
         }
         Request::Conversations(filter) => match conversations::list(&mut conn, &filter).await {
-            Ok(list) => DataEvent::Conversations(list),
+            Ok(list) => {
+                match filter
+                    .text
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                {
+                    Some(text) => {
+                        let read = conversations::StaffRead::Search {
+                            query: text,
+                            found: list.len(),
+                        };
+                        audit_read(
+                            &mut conn,
+                            actor.as_ref(),
+                            &mut opened.search,
+                            text.to_string(),
+                            read,
+                        )
+                        .await;
+                    }
+                    None => opened.search = None,
+                }
+                DataEvent::Conversations(list)
+            }
             Err(e) => fail(e.to_string()),
         },
         Request::Transcript(id) => match conversations::transcript(&mut conn, id, 100).await {
-            Ok(t) => DataEvent::Transcript(id, t),
+            Ok(t) => {
+                let read = conversations::StaffRead::Transcript(id);
+                audit_read(&mut conn, actor.as_ref(), &mut opened.transcript, id, read).await;
+                DataEvent::Transcript(id, t)
+            }
             Err(e) => fail(e.to_string()),
         },
         Request::Queue(filter) => {
@@ -266,6 +328,9 @@ async fn run(pool: &PgPool, actor: &mut Option<Actor>, request: Request) -> Data
                     .unwrap_or_default(),
                 None => Vec::new(),
             };
+            let id = detail.ticket.id;
+            let read = conversations::StaffRead::Ticket(id);
+            audit_read(&mut conn, actor.as_ref(), &mut opened.ticket, id, read).await;
             DataEvent::Ticket(Box::new(TicketView { detail, transcript }), now)
         }
         Request::Statistics(days) => {

@@ -226,4 +226,11 @@ async fn sign_in_take_reply_note_and_resolve(pool: PgPool) {
             >= 2,
         "{actions:?}"
     );
+    // Opening the ticket (and its conversation) is audited once, not at every refresh that
+    // the take, the reply, the note and the resolution brought.
+    assert_eq!(
+        actions.iter().filter(|a| *a == "ticket.read").count(),
+        1,
+        "{actions:?}"
+    );
 }

@@ -8,10 +8,10 @@ pub mod embedded;
 use std::time::Duration;
 
 use sqlx::ConnectOptions;
-/// The connection pool every entry point uses (re-exported so clients need no SQL crate).
-pub use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+/// The connection pool every entry point uses (re-exported so clients need no SQL crate).
+pub use sqlx::{PgConnection, PgPool};
 
 use crate::config::{Config, DatabaseSource};
 use embedded::{ClusterError, EmbeddedCluster};

@@ -221,6 +221,24 @@ async fn labels_preferences_audit_and_priority_filter(pool: PgPool) -> anyhow::R
         staff::save_theme(&mut conn, &agent, "../etc").await,
         Err(StaffError::InvalidTheme(_))
     ));
+    // Reading people's words is audited like changing them.
+    conversations::record_staff_read(
+        &mut conn,
+        &agent,
+        conversations::StaffRead::Search {
+            query: "sommeil",
+            found: 2,
+        },
+    )
+    .await?;
+    let read = audit::list(&mut conn, Some("conversation.search"), 1).await?;
+    assert_eq!(
+        read[0].actor_email.as_deref(),
+        Some("agent.demo@amal.example")
+    );
+    assert_eq!(read[0].details["query"], "sommeil");
+    assert_eq!(read[0].details["found"], 2);
+
     let entries = audit::list(&mut conn, Some("staff."), 10).await?;
     assert_eq!(entries[0].action, "staff.preferences");
     assert_eq!(
