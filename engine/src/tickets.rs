@@ -1431,13 +1431,14 @@ pub async fn comment(
         let conv = match t.conversation_id {
             Some(c) => c,
             None => {
+                // No title: the ticket's subject is staff wording (the person sees their
+                // conversations' titles), and the first message says what it is about.
                 let c: Uuid = sqlx::query_scalar(
-                    "INSERT INTO conversations (user_id, title, mode, status, escalated_at, \
+                    "INSERT INTO conversations (user_id, mode, status, escalated_at, \
                                                 created_at, updated_at) \
-                     VALUES ($1, $2, 'SUPPORT', 'escalated', $3, $3, $3) RETURNING id",
+                     VALUES ($1, 'SUPPORT', 'escalated', $2, $2, $2) RETURNING id",
                 )
                 .bind(t.user_id)
-                .bind(&t.subject)
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -1451,9 +1452,13 @@ pub async fn comment(
             }
         };
         conversation_id = Some(conv);
+        // Stamped when written, after the ticket's lock was granted, as the person's turns
+        // stamp theirs: live streams deliver messages in (created_at, id) order from a cursor,
+        // and a reply stamped with `now` from before a wait for the lock (a turn of the person
+        // resuming this ticket) would sort before messages already delivered and never be.
         let m: Uuid = sqlx::query_scalar(
             "INSERT INTO messages (conversation_id, role, content, author_id, metadata, created_at) \
-             VALUES ($1, 'staff', $2, $3, $4, $5) RETURNING id",
+             VALUES ($1, 'staff', $2, $3, $4, greatest($5, clock_timestamp())) RETURNING id",
         )
         .bind(conv)
         .bind(text.as_str())
