@@ -999,7 +999,6 @@ struct Locked {
     holder_name: Option<String>,
     conversation_id: Option<Uuid>,
     user_id: Uuid,
-    subject: String,
     escalation_tier: String,
     first_response_at: Option<DateTime<Utc>>,
 }
@@ -1008,7 +1007,7 @@ async fn lock(conn: &mut PgConnection, number: &str) -> Result<Locked, TicketErr
     let number = normalize_number(number);
     sqlx::query_as(
         "SELECT t.id, t.ticket_number, t.status, t.assigned_to, u.email::text AS holder_email, \
-                u.name AS holder_name, t.conversation_id, t.user_id, t.subject, \
+                u.name AS holder_name, t.conversation_id, t.user_id, \
                 t.escalation_tier, t.first_response_at \
            FROM support_tickets t LEFT JOIN users u ON u.id = t.assigned_to \
           WHERE t.ticket_number = $1 FOR UPDATE OF t",
