@@ -84,9 +84,7 @@ fn init_tracing() {
 async fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve(_)) {
-        restore_default_sigpipe();
-    }
+    quiet_on_closed_stdout();
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {
@@ -97,16 +95,24 @@ async fn main() -> ExitCode {
 }
 
 /// A command whose output goes to a pipe that closes early (`ticket list | head`) ends quietly,
-/// as Unix tools do, instead of panicking on its next line of output: Rust ignores SIGPIPE, so
-/// printing to a closed pipe fails, and `println!` panics on failure. Not for `serve`, whose
-/// writes to closed client sockets must stay errors it handles. (Database connections are
-/// TCP, written with MSG_NOSIGNAL, so a server going away is still an error, not a signal.)
-fn restore_default_sigpipe() {
-    // SAFETY: signal(2) with SIG_DFL has no preconditions and is safe to call from any thread;
-    // it only changes what the process does on a write to a closed pipe.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+/// as Unix tools do (exit status 141, 128 + SIGPIPE), instead of printing a panic: Rust ignores
+/// SIGPIPE, so printing to a closed pipe fails and `println!` panics on the failure. SIGPIPE
+/// itself stays ignored: HTTP clients (a remote embedder or chat model) write with `writev`,
+/// and a provider closing its connection must be an error the engine handles, not a signal
+/// that kills it.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info.payload_as_str().unwrap_or_default();
+        // std's wording for a failed `print!`: "failed printing to stdout: <io error>", the
+        // error being "Broken pipe (os error 32)" on Linux.
+        if message.starts_with("failed printing to stdout")
+            && message.to_ascii_lowercase().contains("broken pipe")
+        {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 /// The error and its causes on one line, skipping a cause whose text its parent already shows

@@ -1412,6 +1412,17 @@ pub async fn comment(
     now: DateTime<Utc>,
 ) -> Result<Comment, TicketError> {
     let mut tx = conn.begin().await?;
+    // Locks in a turn's order, the conversation before the ticket: a turn locks its
+    // conversation and then the tickets it resumes, and a reply that held the ticket while
+    // its message waited for the conversation row (foreign key, message count) deadlocked
+    // with it.
+    sqlx::query(
+        "SELECT c.id FROM conversations c JOIN support_tickets t ON t.conversation_id = c.id \
+          WHERE t.ticket_number = $1 FOR UPDATE OF c",
+    )
+    .bind(normalize_number(number))
+    .fetch_optional(&mut *tx)
+    .await?;
     let t = lock(&mut tx, number).await?;
     may_work(actor, &t)?;
     let public = visibility == Visibility::Public;
@@ -1451,13 +1462,13 @@ pub async fn comment(
             }
         };
         conversation_id = Some(conv);
-        // Stamped when written, after the ticket's lock was granted, as the person's turns
-        // stamp theirs: live streams deliver messages in (created_at, id) order from a cursor,
-        // and a reply stamped with `now` from before a wait for the lock (a turn of the person
+        // Stamped when written, under the conversation's lock, as the person's turns stamp
+        // theirs: live streams deliver messages in (created_at, id) order from a cursor, and a
+        // reply stamped with `now` from before a wait for the lock (a turn of the person
         // resuming this ticket) would sort before messages already delivered and never be.
         let m: Uuid = sqlx::query_scalar(
             "INSERT INTO messages (conversation_id, role, content, author_id, metadata, created_at) \
-             VALUES ($1, 'staff', $2, $3, $4, greatest($5, clock_timestamp())) RETURNING id",
+             VALUES ($1, 'staff', $2, $3, $4, clock_timestamp()) RETURNING id",
         )
         .bind(conv)
         .bind(text.as_str())
@@ -1468,7 +1479,6 @@ pub async fn comment(
             "ticket_comment_id": comment_id,
             "author_name": actor.name,
         }))
-        .bind(now)
         .fetch_one(&mut *tx)
         .await?;
         message_id = Some(m);
