@@ -465,6 +465,7 @@ pub async fn post_message(
     // or archived conversation, a key reused for other text) gives way to the crisis gate.
     let crisis = engine.is_crisis(content.as_str());
     let mut client_message_id = client_message_id;
+    let crisis_key;
     let mut conn = pool.acquire().await?;
     // A retry of a completed turn is answered from the database without deciding again.
     if let Some(key) = client_message_id
@@ -473,8 +474,23 @@ pub async fn post_message(
         match replay(&mut conn, existing, content).await {
             Ok(Some(turn)) => return Ok(turn),
             Ok(None) => {}
-            // The key is the client's mistake; the crisis is not: a message of its own.
-            Err(ConversationError::IdempotencyConflict(_)) if crisis => client_message_id = None,
+            // The key is the client's mistake; the crisis is not: a message of its own, under
+            // a key derived from the client's, so that retries of it stay idempotent.
+            Err(ConversationError::IdempotencyConflict(_)) if crisis => {
+                crisis_key = crisis_retry_key(key);
+                client_message_id = Some(crisis_key.as_str());
+                if let Some(existing) =
+                    find_by_client_id(&mut conn, conversation_id, &crisis_key).await?
+                {
+                    match replay(&mut conn, existing, content).await {
+                        Ok(Some(turn)) => return Ok(turn),
+                        Ok(None) => {}
+                        // That key was taken by another crisis message: no key at all.
+                        Err(ConversationError::IdempotencyConflict(_)) => client_message_id = None,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
             Err(e) => return Err(e),
         }
     }
@@ -672,6 +688,16 @@ pub async fn post_message(
         ticket,
         replayed: false,
     })
+}
+
+/// The key a crisis message takes when the client reused its key for other text: derived from
+/// it, within the key's length limit, so that the client's retries find the same turn.
+fn crisis_retry_key(key: &str) -> String {
+    let head: String = key
+        .chars()
+        .take(MAX_CLIENT_MESSAGE_ID_CHARS - "crisis:".len())
+        .collect();
+    format!("crisis:{head}")
 }
 
 fn ticket_line(lang: Lang, number: &str) -> String {

@@ -168,8 +168,8 @@ impl ChatModel {
         let sources: Vec<String> = hits
             .iter()
             .enumerate()
-            // Titles were stripped when ingested; documents stored before that was done were
-            // not, so once more here (content always was).
+            // Titles are stripped when ingested, but documents stored before that was done
+            // were not: once more here.
             .map(|(i, h)| {
                 let title = crate::knowledge::pii::strip(&h.title).0;
                 format!("[{}] {title}\n{}", i + 1, h.content)

@@ -814,6 +814,17 @@ async fn pages_close_archive_and_search(pool: PgPool) {
             .starts_with("crisis_")
     );
     assert_ne!(again.user_message.id, turn.user_message.id);
+    // ...and its retries stay idempotent.
+    let retried = post(
+        &pool,
+        &engine,
+        conv,
+        Some("late"),
+        "i really wanna die tonight",
+    )
+    .await;
+    assert!(retried.replayed);
+    assert_eq!(retried.user_message.id, again.user_message.id);
     let err = conversations::post_message(
         &pool,
         &engine,

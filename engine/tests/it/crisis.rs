@@ -19,7 +19,7 @@ use serde::Deserialize;
 /// the ceiling adds a small margin (about 4 messages) so that a rule change that makes the gate
 /// noisier is noticed, while recall must stay at 100%.
 const EVAL_FALSE_ESCALATION_CEILING: f64 = 0.02;
-/// The same for the development set (seeds/crisis/dev.jsonl): measured 0 of 101.
+/// The same for the development set (seeds/crisis/dev.jsonl): measured 0 of 107.
 const DEV_FALSE_ESCALATION_CEILING: f64 = 0.03;
 
 fn gate() -> &'static CrisisGate {
