@@ -277,15 +277,11 @@ async fn run(
         }
         Request::Conversations(filter) => match conversations::list(&mut conn, &filter).await {
             Ok(list) => {
-                match filter
-                    .text
-                    .as_deref()
-                    .map(str::trim)
-                    .filter(|t| !t.is_empty())
-                {
+                match filter.search_text() {
                     Some(text) => {
                         let read = conversations::StaffRead::Search {
                             query: text,
+                            lang: filter.language,
                             found: list.len(),
                         };
                         audit_read(

@@ -338,6 +338,13 @@ struct TurnTarget {
     user_locale: String,
 }
 
+impl TurnTarget {
+    /// Whether the conversation takes messages (closed and archived ones do not).
+    fn is_active(&self) -> bool {
+        self.status != "closed" && self.status != "archived"
+    }
+}
+
 async fn target(
     conn: &mut PgConnection,
     id: Uuid,
@@ -355,7 +362,7 @@ async fn target(
         .await?
         .ok_or(ConversationError::NotFound(id))?;
     // A message in crisis is never refused: the turn reopens the conversation instead.
-    if !crisis && (t.status == "closed" || t.status == "archived") {
+    if !crisis && !t.is_active() {
         return Err(ConversationError::NotActive {
             id,
             status: t.status,
@@ -430,6 +437,19 @@ async fn find_by_client_id(
     .await
 }
 
+/// The completed turn stored under `key`, if any ([`replay`]'s rules).
+async fn replay_key(
+    conn: &mut PgConnection,
+    conversation_id: Uuid,
+    key: &str,
+    content: &MessageContent,
+) -> Result<Option<Turn>, ConversationError> {
+    match find_by_client_id(conn, conversation_id, key).await? {
+        Some(existing) => replay(conn, existing, content).await,
+        None => Ok(None),
+    }
+}
+
 /// The stored turn for a retried key, or an error when the key was used for other content.
 async fn replay(
     conn: &mut PgConnection,
@@ -468,10 +488,8 @@ pub async fn post_message(
     let crisis_key;
     let mut conn = pool.acquire().await?;
     // A retry of a completed turn is answered from the database without deciding again.
-    if let Some(key) = client_message_id
-        && let Some(existing) = find_by_client_id(&mut conn, conversation_id, key).await?
-    {
-        match replay(&mut conn, existing, content).await {
+    if let Some(key) = client_message_id {
+        match replay_key(&mut conn, conversation_id, key, content).await {
             Ok(Some(turn)) => return Ok(turn),
             Ok(None) => {}
             // The key is the client's mistake; the crisis is not: a message of its own, under
@@ -479,16 +497,12 @@ pub async fn post_message(
             Err(ConversationError::IdempotencyConflict(_)) if crisis => {
                 crisis_key = crisis_retry_key(key);
                 client_message_id = Some(crisis_key.as_str());
-                if let Some(existing) =
-                    find_by_client_id(&mut conn, conversation_id, &crisis_key).await?
-                {
-                    match replay(&mut conn, existing, content).await {
-                        Ok(Some(turn)) => return Ok(turn),
-                        Ok(None) => {}
-                        // That key was taken by another crisis message: no key at all.
-                        Err(ConversationError::IdempotencyConflict(_)) => client_message_id = None,
-                        Err(e) => return Err(e),
-                    }
+                match replay_key(&mut conn, conversation_id, &crisis_key, content).await {
+                    Ok(Some(turn)) => return Ok(turn),
+                    Ok(None) => {}
+                    // That key was taken by another crisis message: no key at all.
+                    Err(ConversationError::IdempotencyConflict(_)) => client_message_id = None,
+                    Err(e) => return Err(e),
                 }
             }
             Err(e) => return Err(e),
@@ -533,7 +547,7 @@ pub async fn post_message(
     // The conversation's row lock serializes the turns of one conversation, and a concurrent
     // retry with the same key waits here and then finds the committed turn.
     let t = target(&mut tx, conversation_id, true, crisis).await?;
-    if t.status == "closed" || t.status == "archived" {
+    if !t.is_active() {
         // Only a crisis gets here (see `target`): the conversation is open again, and the turn
         // below escalates it.
         sqlx::query("UPDATE conversations SET status = 'active', archived_at = NULL WHERE id = $1")
@@ -943,6 +957,8 @@ pub enum StaffRead<'a> {
     Search {
         /// The words searched for.
         query: &'a str,
+        /// The one language searched in, if only one.
+        lang: Option<Lang>,
         /// How many results were shown.
         found: usize,
     },
@@ -960,11 +976,11 @@ pub async fn record_staff_read(
     read: StaffRead<'_>,
 ) -> Result<(), ConversationError> {
     let (action, resource_type, resource_id, details) = match read {
-        StaffRead::Search { query, found } => (
+        StaffRead::Search { query, lang, found } => (
             "conversation.search",
             "message",
             None,
-            json!({"query": query, "found": found}),
+            json!({"query": query, "lang": lang.map(|l| l.code()), "found": found}),
         ),
         StaffRead::Transcript(id) => ("conversation.read", "conversation", Some(id), json!({})),
         StaffRead::Ticket(id) => ("ticket.read", "support_ticket", Some(id), json!({})),
@@ -1057,21 +1073,12 @@ pub async fn search_messages(
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-    audit::record(
-        &mut tx,
-        &AuditEntry {
-            actor: Some(actor.id),
-            action: "conversation.search",
-            resource_type: "message",
-            resource_id: None,
-            details: json!({
-                "query": query,
-                "lang": lang.map(|l| l.code()),
-                "found": hits.len(),
-            }),
-        },
-    )
-    .await?;
+    let read = StaffRead::Search {
+        query,
+        lang,
+        found: hits.len(),
+    };
+    record_staff_read(&mut tx, actor, read).await?;
     tx.commit().await?;
     Ok(hits)
 }

@@ -81,7 +81,7 @@ async fn end_user(pool: &PgPool, email: &str, lang: Option<Lang>) -> Result<Uuid
 /// Prints the team's messages (public ticket comments delivered into the conversation) that
 /// have not been shown yet: they arrive between the person's turns, not as a turn's reply.
 async fn show_team_replies(
-    pool: &sqlx::PgPool,
+    pool: &PgPool,
     conversation: Uuid,
     seen: &mut HashSet<Uuid>,
 ) -> Result<()> {

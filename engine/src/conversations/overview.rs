@@ -32,6 +32,16 @@ pub struct ConversationFilter {
     pub limit: i64,
 }
 
+impl ConversationFilter {
+    /// The words to find, trimmed; `None` when there are none.
+    pub fn search_text(&self) -> Option<&str> {
+        self.text
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    }
+}
+
 /// One row of the staff conversation list.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct ConversationSummary {
@@ -113,12 +123,7 @@ pub async fn list(
         }
         None => {}
     }
-    if let Some(text) = filter
-        .text
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    {
+    if let Some(text) = filter.search_text() {
         qb.push(" AND (c.title ILIKE ")
             .push_bind(format!("%{}%", like_escape(text)))
             .push(" OR EXISTS (SELECT 1 FROM support_tickets t WHERE t.conversation_id = c.id AND t.ticket_number = ")

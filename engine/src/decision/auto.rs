@@ -342,6 +342,15 @@ impl DecisionEngine {
         self.crisis.assess(text).is_some()
     }
 
+    /// The safety message a turn would answer `text` with when the crisis gate fires on it
+    /// (in the language the gate read, as [`crisis_decision`] does): for paths that store
+    /// nothing, such as a person without consent.
+    pub fn safety_reply(&self, text: &str) -> Option<String> {
+        self.crisis
+            .assess(text)
+            .map(|m| crisis::safety_message(m.language, &self.numbers))
+    }
+
     /// The crisis numbers substituted into safety messages.
     pub fn numbers(&self) -> &CrisisNumbers {
         &self.numbers

@@ -215,7 +215,7 @@ pub fn parse(
         Format::Html => html_to_text(body),
     };
     // Whitespace first: a phone number written with doubled spaces is a phone number.
-    let (stripped, mut pii) = pii::strip(&normalize_whitespace(&plain));
+    let (content, mut pii) = pii::strip(&normalize_whitespace(&plain));
     // Front matter is text too: the title goes into every chunk's indexed text and to a chat
     // model, the tags into the index, the author into the document row. Only the codes the
     // engine reads (language, category) are left as written.
@@ -229,8 +229,6 @@ pub fn parse(
             *value = strip_field(value);
         }
     }
-
-    let content = normalize_whitespace(&stripped);
     if content.is_empty() {
         return Err(SourceError::Empty);
     }

@@ -601,13 +601,8 @@ async fn post_message(
         // Nothing is stored without consent, but a person in crisis still gets the safety
         // message with the crisis numbers, in the language they wrote in.
         let mut problem = Problem::from(e);
-        if state.engine.is_crisis(&body.content) {
-            let lang = crate::decision::auto::message_language(&body.content, Lang::Ar);
-            problem.detail = format!(
-                "{}\n\n{}",
-                problem.detail,
-                crate::decision::crisis::safety_message(lang, state.engine.numbers())
-            );
+        if let Some(safety) = state.engine.safety_reply(&body.content) {
+            problem.detail = format!("{}\n\n{safety}", problem.detail);
         }
         return Err(problem);
     }

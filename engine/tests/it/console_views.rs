@@ -227,6 +227,7 @@ async fn labels_preferences_audit_and_priority_filter(pool: PgPool) -> anyhow::R
         &agent,
         conversations::StaffRead::Search {
             query: "sommeil",
+            lang: None,
             found: 2,
         },
     )
