@@ -15,7 +15,8 @@ use amal_engine::conversations::{self, ConversationFilter, ConversationSummary, 
 use amal_engine::events::{self, ChangeNotice};
 use amal_engine::knowledge::store::{self, DocumentSummary};
 use amal_engine::lookups::{self, Labels};
-use amal_engine::staff::{self, Actor, ClientInfo, StaffPreferences};
+use amal_engine::sessions::ClientInfo;
+use amal_engine::staff::{self, Actor, StaffPreferences};
 use amal_engine::stats::{self, Statistics};
 use amal_engine::tickets::{
     self, CommentText, QueueFilter, Ticket, TicketDetail, TicketStatus, Tier, Visibility,

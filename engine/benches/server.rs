@@ -29,10 +29,11 @@ use uuid::Uuid;
 use amal_engine::conversations::{self, MessageContent};
 use amal_engine::decision::auto::{DecisionEngine, Mode};
 use amal_engine::knowledge::{Embedder, Retriever};
+use amal_engine::mail::MemoryMailer;
 use amal_engine::seed;
 use amal_engine::server::{self, AppState, ServerConfig};
-use amal_engine::staff::ClientInfo;
-use amal_engine::users::{self, MemoryMailer};
+use amal_engine::sessions::ClientInfo;
+use amal_engine::users;
 
 #[path = "common/mod.rs"]
 mod common;

@@ -26,6 +26,7 @@ use crate::lang::Lang;
 use crate::tickets::{self, TicketError};
 
 mod overview;
+pub mod person;
 pub use overview::{
     ConversationFilter, ConversationSummary, MAX_LIST, TranscriptEntry, list, transcript,
 };
@@ -1081,6 +1082,40 @@ pub async fn search_messages(
     record_staff_read(&mut tx, actor, read).await?;
     tx.commit().await?;
     Ok(hits)
+}
+
+/// Erases every text of a person's conversations (messages, titles, decision evidence) for
+/// the right to be forgotten, keeping the rows, dates and decisions for the statistics.
+/// Returns how many messages were erased.
+pub async fn redact_for_person(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    placeholder: &str,
+) -> sqlx::Result<u64> {
+    let messages = sqlx::query(
+        "UPDATE messages m SET content = $2, client_message_id = NULL, \
+                metadata = m.metadata - 'citations' - 'author_name' \
+           FROM conversations c WHERE c.id = m.conversation_id AND c.user_id = $1",
+    )
+    .bind(user_id)
+    .bind(placeholder)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    sqlx::query("UPDATE conversations SET title = NULL WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "UPDATE decision_logs d SET evidence = jsonb_strip_nulls(jsonb_build_object( \
+                'lang', d.evidence->'lang', 'category', d.evidence->'category', \
+                'priority', d.evidence->'priority')) \
+           FROM conversations c WHERE c.id = d.conversation_id AND c.user_id = $1",
+    )
+    .bind(user_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(messages)
 }
 
 #[cfg(test)]

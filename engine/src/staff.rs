@@ -16,7 +16,6 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 // AssertSqlSafe: the only text spliced into SQL here is constant column lists, never input.
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use uuid::Uuid;
@@ -24,6 +23,7 @@ use uuid::Uuid;
 use crate::audit::{self, AuditEntry};
 use crate::db::violated_constraint;
 use crate::events::{self, ChangeKind, ChangeNotice};
+use crate::sessions::{self, ClientInfo, SessionProblem};
 
 /// A staff member's saved console preferences.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,27 +212,6 @@ pub enum StaffError {
     /// A database error.
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
-}
-
-/// Why a session token was not accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionProblem {
-    /// No session has this token.
-    Unknown,
-    /// The session's lifetime is over.
-    Expired,
-    /// The session was signed out or revoked.
-    Revoked,
-}
-
-impl fmt::Display for SessionProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SessionProblem::Unknown => "unknown",
-            SessionProblem::Expired => "expired",
-            SessionProblem::Revoked => "revoked",
-        })
-    }
 }
 
 /// Looks up an active, not deleted staff account by e-mail (case-insensitive).
@@ -507,63 +486,30 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<StaffAccount>, StaffErr
     .await?)
 }
 
-/// Disables an account: it can no longer sign in, its sessions are revoked, and the open
-/// tickets it held go back to the unassigned queue (a disabled agent would otherwise sit on
-/// them while their SLA clocks run). Disabling a disabled account changes nothing.
-pub async fn disable(
-    conn: &mut PgConnection,
+/// Deactivates an account inside the caller's transaction: it can no longer sign in and its
+/// sessions are revoked. Returns the account as it was and how many sessions were revoked
+/// (`None` when it was already disabled, and nothing changed). [`crate::roster::disable`] composes this with handing
+/// the account's tickets back and the audit record.
+pub async fn deactivate(
+    tx: &mut PgConnection,
     by: Option<&Actor>,
     email: &str,
     now: DateTime<Utc>,
-) -> Result<StaffAccount, StaffError> {
+) -> Result<(StaffAccount, Option<u64>), StaffError> {
     require_admin(by, "disabling staff")?;
-    let mut tx = conn.begin().await?;
-    let account = account_for_update(&mut tx, email).await?;
+    let account = account_for_update(tx, email).await?;
     if !account.is_active {
-        return Ok(account);
+        return Ok((account, None));
     }
-    if account.role == "admin" && active_admins_other_than(&mut tx, account.id).await? == 0 {
+    if account.role == "admin" && active_admins_other_than(tx, account.id).await? == 0 {
         return Err(StaffError::LastAdmin(account.email));
     }
     sqlx::query("UPDATE users SET is_active = false WHERE id = $1")
         .bind(account.id)
         .execute(&mut *tx)
         .await?;
-    let sessions = revoke_all(&mut tx, account.id, now).await?;
-    let released: Vec<String> = sqlx::query_scalar(
-        "UPDATE support_tickets SET assigned_to = NULL, assigned_at = NULL, \
-                status = CASE WHEN status = 'in_progress' THEN 'open' ELSE status END \
-          WHERE assigned_to = $1 AND status IN ('open', 'in_progress', 'pending') \
-         RETURNING ticket_number",
-    )
-    .bind(account.id)
-    .fetch_all(&mut *tx)
-    .await?;
-    audit::record(
-        &mut tx,
-        &AuditEntry {
-            actor: by.map(|a| a.id),
-            action: "staff.disable",
-            resource_type: "user",
-            resource_id: Some(account.id),
-            details: json!({
-                "email": account.email,
-                "sessions_revoked": sessions,
-                "tickets_released": released,
-            }),
-        },
-    )
-    .await?;
-    let mut notice = ChangeNotice::new(ChangeKind::Staff);
-    if !released.is_empty() {
-        notice = notice.with(ChangeKind::TicketChanged);
-    }
-    events::notify(&mut tx, &notice).await?;
-    tx.commit().await?;
-    Ok(StaffAccount {
-        is_active: false,
-        ..account
-    })
+    let revoked = sessions::revoke_all(tx, account.id, now).await?;
+    Ok((account, Some(revoked)))
 }
 
 /// Sets a new password: clears any lock and revokes every session of the account.
@@ -590,7 +536,7 @@ pub async fn set_password(
     .bind(&hash)
     .execute(&mut *tx)
     .await?;
-    let sessions = revoke_all(&mut tx, account.id, now).await?;
+    let revoked = sessions::revoke_all(&mut tx, account.id, now).await?;
     audit::record(
         &mut tx,
         &AuditEntry {
@@ -598,7 +544,7 @@ pub async fn set_password(
             action: "staff.passwd",
             resource_type: "user",
             resource_id: Some(account.id),
-            details: json!({ "email": account.email, "sessions_revoked": sessions }),
+            details: json!({ "email": account.email, "sessions_revoked": revoked }),
         },
     )
     .await?;
@@ -666,9 +612,6 @@ type SignInRow = (
     Option<DateTime<Utc>>,
 );
 
-/// id, expiry, revocation, user.
-type SessionRow = (Uuid, DateTime<Utc>, Option<DateTime<Utc>>, Uuid);
-
 /// A signed-in session. The token is shown to the client once and stored only as a hash.
 #[derive(Debug, Clone)]
 pub struct SignedIn {
@@ -680,21 +623,6 @@ pub struct SignedIn {
     pub expires_at: DateTime<Utc>,
     /// Who signed in.
     pub actor: Actor,
-}
-
-/// Where a sign-in comes from, for the session row and the audit trail.
-#[derive(Debug, Clone, Default)]
-pub struct ClientInfo {
-    /// The client's IP address, if known.
-    pub ip: Option<std::net::IpAddr>,
-    /// The client program, e.g. `amal-console/0.1`.
-    pub user_agent: Option<String>,
-}
-
-/// SHA-256 of a session token, hex: what `user_sessions.refresh_token_hash` stores. A token has
-/// 256 bits of entropy, so a fast hash is enough (a slow one would only slow every request).
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// Signs a staff member in. Five consecutive failures lock the account for 15 minutes (the
@@ -770,9 +698,11 @@ pub async fn sign_in(
         name,
         role: role.as_deref().unwrap_or_default().parse()?,
     };
-    let (token, session_id, expires_at) =
-        crate::users::insert_session(&mut tx, id, Duration::hours(SESSION_TTL_HOURS), now, client)
-            .await?;
+    let sessions::Opened {
+        token,
+        id: session_id,
+        expires_at,
+    } = sessions::open(&mut tx, id, Duration::hours(SESSION_TTL_HOURS), now, client).await?;
     sqlx::query(
         "UPDATE users SET failed_login_attempts = 0, locked_until = NULL, last_login_at = $2, \
                           last_login_ip = $3::inet WHERE id = $1",
@@ -809,20 +739,11 @@ pub async fn authenticate(
     token: &str,
     now: DateTime<Utc>,
 ) -> Result<Actor, StaffError> {
-    let row: Option<SessionRow> = sqlx::query_as(
-        "SELECT id, expires_at, revoked_at, user_id FROM user_sessions WHERE refresh_token_hash = $1",
-    )
-    .bind(token_hash(token))
-    .fetch_optional(&mut *conn)
-    .await?;
-    let (session_id, expires_at, revoked_at, user_id) =
-        row.ok_or(StaffError::Session(SessionProblem::Unknown))?;
-    if revoked_at.is_some() {
-        return Err(StaffError::Session(SessionProblem::Revoked));
-    }
-    if expires_at <= now {
-        return Err(StaffError::Session(SessionProblem::Expired));
-    }
+    let session = sessions::find(conn, token)
+        .await?
+        .ok_or(StaffError::Session(SessionProblem::Unknown))?;
+    session.check(now).map_err(StaffError::Session)?;
+    let user_id = session.user_id;
     let actor: Option<(String, String, Option<String>)> = sqlx::query_as(
         "SELECT email::text, name, staff_role FROM users \
          WHERE id = $1 AND is_active AND deleted_at IS NULL AND staff_role IS NOT NULL",
@@ -831,11 +752,7 @@ pub async fn authenticate(
     .fetch_optional(&mut *conn)
     .await?;
     let (email, name, role) = actor.ok_or(StaffError::Session(SessionProblem::Revoked))?;
-    sqlx::query("UPDATE user_sessions SET last_activity_at = $2 WHERE id = $1")
-        .bind(session_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+    sessions::touch(conn, session.id, now).await?;
     Ok(Actor {
         id: user_id,
         email,
@@ -851,14 +768,7 @@ pub async fn sign_out(
     now: DateTime<Utc>,
 ) -> Result<bool, StaffError> {
     let mut tx = conn.begin().await?;
-    let revoked: Option<(Uuid, Uuid)> = sqlx::query_as(
-        "UPDATE user_sessions SET revoked_at = $2 \
-          WHERE refresh_token_hash = $1 AND revoked_at IS NULL RETURNING id, user_id",
-    )
-    .bind(token_hash(token))
-    .bind(now)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let revoked = sessions::revoke_token(&mut tx, token, now).await?;
     if let Some((session_id, user_id)) = revoked {
         audit::record(
             &mut tx,
@@ -874,21 +784,6 @@ pub async fn sign_out(
     }
     tx.commit().await?;
     Ok(revoked.is_some())
-}
-
-async fn revoke_all(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    now: DateTime<Utc>,
-) -> sqlx::Result<u64> {
-    Ok(sqlx::query(
-        "UPDATE user_sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-    )
-    .bind(user_id)
-    .bind(now)
-    .execute(conn)
-    .await?
-    .rows_affected())
 }
 
 /// A demo staff account and its password, as printed by `amal-engine seed --demo`.
@@ -962,14 +857,6 @@ mod tests {
         assert!(Password::new("with\u{7}bell-char").is_err());
         let ok = Password::new("correct horse battery").unwrap();
         assert_eq!(format!("{ok:?}"), "Password(***)");
-    }
-
-    #[test]
-    fn token_hash_is_sha256_hex() {
-        assert_eq!(
-            token_hash("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
     }
 
     #[tokio::test]

@@ -2,29 +2,25 @@
 //! everything about a person and the right to be forgotten.
 //!
 //! Tokens (magic links and sessions) are 256-bit random values shown to the client once and
-//! stored only as their SHA-256 ([`crate::staff::token_hash`]). A magic link is single use: the
+//! stored only as their SHA-256 ([`crate::sessions::token_hash`]). A magic link is single use: the
 //! one `UPDATE` that marks it used also checks that it is unused and unexpired, so two
 //! concurrent verifications cannot both succeed. Staff accounts never get an end-user session
 //! (they sign in through the console), and end-user sessions never authenticate staff.
 //!
 //! Nothing here logs an e-mail address or a message.
 
-use std::io::Write;
 use std::net::IpAddr;
-use std::path::PathBuf;
-use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use serde_json::json;
+use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 use crate::audit::{self, AuditEntry};
-use crate::conversations::{CONVERSATION_COLUMNS, Conversation, Message};
-use crate::events::{self, ChangeKind, ChangeNotice};
+
 use crate::lang::Lang;
-use crate::staff::{ClientInfo, SessionProblem, token_hash};
+use crate::sessions::{self, ClientInfo, SessionProblem, token_hash};
 
 /// Default lifetime of a magic link.
 pub const MAGIC_LINK_TTL_MINUTES: i64 = 15;
@@ -35,8 +31,6 @@ pub const SESSION_RETENTION_DAYS: i64 = 7;
 /// A session's activity time is written at most this often: a write per request would cost
 /// more than the information is worth.
 const ACTIVITY_RESOLUTION_SECONDS: i64 = 60;
-/// What replaces a forgotten person's texts.
-pub const REDACTED: &str = "[deleted]";
 
 /// Why an end-user operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -108,121 +102,6 @@ impl Email {
     }
 }
 
-/// Delivers sign-in links. The service has no mail server of its own; the default
-/// [`OutboxMailer`] appends them to a file that the mail relay (or an operator) picks up.
-pub trait Mailer: Send + Sync {
-    /// Sends `link` to `to`.
-    fn send_magic_link(&self, to: &Email, link: &str) -> std::io::Result<()>;
-}
-
-/// Appends one JSON line per link (`{"to", "link", "at"}`) to a file created with mode 0600,
-/// since it holds live sign-in links.
-#[derive(Debug)]
-pub struct OutboxMailer {
-    path: PathBuf,
-    lock: Mutex<()>,
-}
-
-impl OutboxMailer {
-    /// An outbox writing to `path`.
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        OutboxMailer {
-            path: path.into(),
-            lock: Mutex::new(()),
-        }
-    }
-
-    /// Where the links go.
-    pub fn path(&self) -> &std::path::Path {
-        &self.path
-    }
-}
-
-impl Mailer for OutboxMailer {
-    fn send_magic_link(&self, to: &Email, link: &str) -> std::io::Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let line = json!({ "to": to.as_str(), "link": link, "at": Utc::now() }).to_string();
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&self.path)?;
-        writeln!(file, "{line}")
-    }
-}
-
-/// Keeps the links in memory: for tests and benchmarks.
-#[derive(Debug, Default)]
-pub struct MemoryMailer {
-    sent: Mutex<Vec<(String, String)>>,
-}
-
-impl MemoryMailer {
-    /// The latest link sent to `email`.
-    pub fn last_link(&self, email: &str) -> Option<String> {
-        let sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
-        sent.iter()
-            .rev()
-            .find(|(to, _)| to == email)
-            .map(|(_, l)| l.clone())
-    }
-
-    /// How many links were sent.
-    pub fn count(&self) -> usize {
-        self.sent.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-}
-
-impl Mailer for MemoryMailer {
-    fn send_magic_link(&self, to: &Email, link: &str) -> std::io::Result<()> {
-        self.sent
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((to.as_str().to_string(), link.to_string()));
-        Ok(())
-    }
-}
-
-fn random_token() -> sqlx::Result<String> {
-    let mut raw = [0u8; 32];
-    // The kernel's generator does not fail once the system is up; if it ever did, no token
-    // may be made from whatever the buffer holds.
-    getrandom::fill(&mut raw)
-        .map_err(|e| sqlx::Error::Protocol(format!("no randomness for a token: {e}")))?;
-    Ok(hex::encode(raw))
-}
-
-/// Opens a session row for `user_id` (end user or staff) and returns its bearer token, id and
-/// expiry. The token is stored only as [`token_hash`].
-pub(crate) async fn insert_session(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    ttl: Duration,
-    now: DateTime<Utc>,
-    client: &ClientInfo,
-) -> sqlx::Result<(String, Uuid, DateTime<Utc>)> {
-    let token = random_token()?;
-    let expires_at = now + ttl;
-    let session_id: Uuid = sqlx::query_scalar(
-        "INSERT INTO user_sessions (user_id, refresh_token_hash, ip_address, user_agent, \
-                                    created_at, last_activity_at, expires_at) \
-         VALUES ($1, $2, $3::inet, $4, $5, $5, $6) RETURNING id",
-    )
-    .bind(user_id)
-    .bind(token_hash(&token))
-    .bind(client.ip.map(|ip| ip.to_string()))
-    .bind(client.user_agent.as_deref())
-    .bind(now)
-    .bind(expires_at)
-    .fetch_one(conn)
-    .await?;
-    Ok((token, session_id, expires_at))
-}
-
 /// Records a magic link for `email` and returns its token for delivery, or `None` when the
 /// address belongs to a staff account (staff sign in through the console). Callers answer the
 /// same either way, so the answer says nothing about which addresses have accounts.
@@ -242,7 +121,7 @@ pub async fn request_magic_link(
     if staff {
         return Ok(None);
     }
-    let token = random_token()?;
+    let token = sessions::random_token()?;
     sqlx::query(
         "INSERT INTO magic_links (email, token, expires_at, ip_address, user_agent, created_at) \
          VALUES ($1, $2, $3, $4::inet, $5, $6)",
@@ -281,13 +160,12 @@ async fn open_session(
     now: DateTime<Utc>,
     client: &ClientInfo,
 ) -> Result<NewSession, UserError> {
-    let (token, session_id, expires_at) =
-        insert_session(tx, user_id, Duration::hours(ttl_hours), now, client).await?;
+    let opened = sessions::open(tx, user_id, Duration::hours(ttl_hours), now, client).await?;
     Ok(NewSession {
-        token,
-        session_id,
+        token: opened.token,
+        session_id: opened.id,
         user_id,
-        expires_at,
+        expires_at: opened.expires_at,
         consent_data_storage: consent,
     })
 }
@@ -484,18 +362,9 @@ pub async fn authenticate_for(
     .await?;
     let (session_id, user_id, expires_at, revoked_at, last_activity, consent, owns) =
         row.ok_or(UserError::Session(SessionProblem::Unknown))?;
-    if revoked_at.is_some() {
-        return Err(UserError::Session(SessionProblem::Revoked));
-    }
-    if expires_at <= now {
-        return Err(UserError::Session(SessionProblem::Expired));
-    }
+    sessions::check(revoked_at, expires_at, now).map_err(UserError::Session)?;
     if now - last_activity > Duration::seconds(ACTIVITY_RESOLUTION_SECONDS) {
-        sqlx::query("UPDATE user_sessions SET last_activity_at = $2 WHERE id = $1")
-            .bind(session_id)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
+        sessions::touch(conn, session_id, now).await?;
     }
     match conversation_id {
         Some(id) if !owns => Err(UserError::ConversationNotFound(id)),
@@ -513,12 +382,7 @@ pub async fn sign_out(
     session_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<(), UserError> {
-    sqlx::query("UPDATE user_sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-        .bind(session_id)
-        .bind(now)
-        .execute(conn)
-        .await?;
-    Ok(())
+    Ok(sessions::revoke(conn, session_id, now).await?)
 }
 
 /// Whether a session still authenticates its person at `now` as an end user, by the rules of
@@ -698,336 +562,6 @@ pub async fn update_preferences(
     Ok(p)
 }
 
-/// What an end user may see of a message: its text and, for the assistant's replies, the
-/// cited sources and the ticket reference. Everything else in the metadata (decision
-/// internals, the staff author) stays inside the service.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct PublicMessage {
-    /// `messages.id`.
-    pub id: Uuid,
-    /// user, assistant, system or staff (a support worker's reply).
-    pub role: String,
-    /// The text.
-    pub content: String,
-    /// The sources an answer is based on (title, source, document id).
-    #[schema(value_type = Option<Vec<Object>>)]
-    pub citations: Option<Value>,
-    /// The support ticket's number when the reply hands over to a human.
-    pub ticket_number: Option<String>,
-    /// The client's idempotency key for the person's own messages.
-    pub client_message_id: Option<String>,
-    /// Creation.
-    pub created_at: DateTime<Utc>,
-    /// Resume position for the live stream and paging.
-    pub cursor: String,
-}
-
-impl From<&Message> for PublicMessage {
-    fn from(m: &Message) -> Self {
-        let citations = m
-            .metadata
-            .get("citations")
-            .filter(|c| !c.is_null())
-            .map(|c| {
-                Value::Array(
-                    c.as_array()
-                        .map(|a| {
-                            a.iter()
-                                .map(|c| {
-                                    json!({
-                                        "document_id": c.get("document_id"),
-                                        "title": c.get("title"),
-                                        "source": c.get("source"),
-                                    })
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                )
-            });
-        PublicMessage {
-            id: m.id,
-            role: m.role.clone(),
-            content: m.content.clone(),
-            citations,
-            ticket_number: m
-                .metadata
-                .get("ticket_number")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            client_message_id: m.client_message_id.clone(),
-            created_at: m.created_at,
-            cursor: crate::conversations::Cursor {
-                created_at: m.created_at,
-                id: m.id,
-            }
-            .to_string(),
-        }
-    }
-}
-
-/// Refuses unless `conversation_id` is one of the person's own conversations; another
-/// person's conversation is reported as missing, so its existence is not revealed.
-pub async fn own_conversation(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    conversation_id: Uuid,
-) -> Result<Conversation, UserError> {
-    sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1 AND user_id = $2"
-    )))
-    .bind(conversation_id)
-    .bind(user_id)
-    .fetch_optional(conn)
-    .await?
-    .ok_or(UserError::ConversationNotFound(conversation_id))
-}
-
-/// The person's conversations, most recently active first.
-pub async fn conversations(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    limit: i64,
-) -> Result<Vec<Conversation>, UserError> {
-    Ok(sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE user_id = $1 \
-          ORDER BY coalesce(last_message_at, created_at) DESC, id DESC LIMIT $2"
-    )))
-    .bind(user_id)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?)
-}
-
-/// Messages of a conversation after `after` (all when `None`), oldest first: what the live
-/// stream delivers. Only messages of the conversation itself, never ticket comments.
-pub async fn messages_after(
-    conn: &mut PgConnection,
-    conversation_id: Uuid,
-    after: Option<crate::conversations::Cursor>,
-    limit: i64,
-) -> Result<Vec<PublicMessage>, UserError> {
-    let rows: Vec<Message> = sqlx::query_as(
-        "SELECT id, conversation_id, role, content, metadata, tokens_used, processing_time_ms, \
-                client_message_id, created_at \
-           FROM messages WHERE conversation_id = $1 AND deleted_at IS NULL \
-            AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) \
-          ORDER BY created_at, id LIMIT $4",
-    )
-    .bind(conversation_id)
-    .bind(after.map(|c| c.created_at))
-    .bind(after.map(|c| c.id).unwrap_or_default())
-    .bind(limit)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows.iter().map(PublicMessage::from).collect())
-}
-
-/// The position of a conversation's newest message, if any.
-pub async fn latest_cursor(
-    conn: &mut PgConnection,
-    conversation_id: Uuid,
-) -> Result<Option<crate::conversations::Cursor>, UserError> {
-    let row: Option<(DateTime<Utc>, Uuid)> = sqlx::query_as(
-        "SELECT created_at, id FROM messages WHERE conversation_id = $1 \
-          ORDER BY created_at DESC, id DESC LIMIT 1",
-    )
-    .bind(conversation_id)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map(|(created_at, id)| crate::conversations::Cursor { created_at, id }))
-}
-
-/// Everything the service holds about the person, as one JSON document: account, consent,
-/// preferences, sessions, conversations with their messages, and the tickets about them
-/// (without internal comments or the staff working them).
-pub async fn export(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<Value, UserError> {
-    let mut tx = conn.begin().await?;
-    // One snapshot for the whole document.
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
-    let profile = profile(&mut tx, user_id).await?;
-    let prefs = preferences(&mut tx, user_id).await?;
-    let sessions: Vec<Value> = sqlx::query_scalar(
-        "SELECT jsonb_build_object('id', id, 'created_at', created_at, 'last_activity_at', last_activity_at, \
-                'expires_at', expires_at, 'revoked_at', revoked_at, 'ip_address', host(ip_address), \
-                'user_agent', user_agent) \
-           FROM user_sessions WHERE user_id = $1 ORDER BY created_at",
-    )
-    .bind(user_id)
-    .fetch_all(&mut *tx)
-    .await?;
-    let consent_ip: Option<String> =
-        sqlx::query_scalar("SELECT host(consent_ip_address) FROM users WHERE id = $1")
-            .bind(user_id)
-            .fetch_one(&mut *tx)
-            .await?;
-    let mut conversations_out = Vec::new();
-    for c in conversations(&mut tx, user_id, i64::MAX).await? {
-        let messages = messages_after(&mut tx, c.id, None, i64::MAX).await?;
-        conversations_out.push(json!({
-            "id": c.id,
-            "title": c.title,
-            "mode": c.mode,
-            "status": c.status,
-            "language": c.language,
-            "created_at": c.created_at,
-            "last_message_at": c.last_message_at,
-            "archived_at": c.archived_at,
-            "messages": messages,
-        }));
-    }
-    let tickets: Vec<Value> = sqlx::query_scalar(
-        "SELECT jsonb_build_object('ticket_number', ticket_number, 'conversation_id', conversation_id, \
-                'subject', subject, 'category', category, 'priority', priority, 'status', status, \
-                'created_at', created_at, 'first_response_at', first_response_at, \
-                'resolved_at', resolved_at, 'closed_at', closed_at) \
-           FROM support_tickets WHERE user_id = $1 ORDER BY created_at",
-    )
-    .bind(user_id)
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(json!({
-        "exported_at": now,
-        "profile": profile,
-        "consent_ip_address": consent_ip,
-        "preferences": prefs,
-        "sessions": sessions,
-        "conversations": conversations_out,
-        "tickets": tickets,
-    }))
-}
-
-/// What forgetting a person changed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct ForgetReport {
-    /// Messages whose text was erased.
-    pub messages: u64,
-    /// Tickets whose texts were erased.
-    pub tickets: u64,
-    /// Sessions deleted.
-    pub sessions: u64,
-}
-
-/// The right to be forgotten, in one transaction: the account is soft-deleted and anonymized
-/// (placeholder address, no name, no IP addresses), sessions, magic links and preferences are
-/// deleted, and every text about the person (messages, conversation titles, ticket subjects,
-/// descriptions and comments, decision evidence) is erased. The rows themselves stay, with
-/// their dates, categories, priorities and decisions, so the statistics keep their counts.
-pub async fn forget(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<ForgetReport, UserError> {
-    let mut tx = conn.begin().await?;
-    let email: String = sqlx::query_scalar(
-        "SELECT email::text FROM users WHERE id = $1 AND staff_role IS NULL AND deleted_at IS NULL FOR UPDATE",
-    )
-    .bind(user_id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(UserError::Session(SessionProblem::Revoked))?;
-    sqlx::query("DELETE FROM magic_links WHERE email = $1")
-        .bind(&email)
-        .execute(&mut *tx)
-        .await?;
-    let sessions = sqlx::query("DELETE FROM user_sessions WHERE user_id = $1")
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    sqlx::query("DELETE FROM user_preferences WHERE user_id = $1")
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
-    let messages = sqlx::query(
-        "UPDATE messages m SET content = $2, client_message_id = NULL, \
-                metadata = m.metadata - 'citations' - 'author_name' \
-           FROM conversations c WHERE c.id = m.conversation_id AND c.user_id = $1",
-    )
-    .bind(user_id)
-    .bind(REDACTED)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    sqlx::query("UPDATE conversations SET title = NULL WHERE user_id = $1")
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "UPDATE decision_logs d SET evidence = jsonb_strip_nulls(jsonb_build_object( \
-                'lang', d.evidence->'lang', 'category', d.evidence->'category', \
-                'priority', d.evidence->'priority')) \
-           FROM conversations c WHERE c.id = d.conversation_id AND c.user_id = $1",
-    )
-    .bind(user_id)
-    .execute(&mut *tx)
-    .await?;
-    let tickets = sqlx::query(
-        "UPDATE support_tickets SET subject = $2, description = NULL, resolution_notes = NULL \
-          WHERE user_id = $1",
-    )
-    .bind(user_id)
-    .bind(REDACTED)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    sqlx::query(
-        "DELETE FROM ticket_comment_edits e USING ticket_comments c, support_tickets t \
-          WHERE e.comment_id = c.id AND c.ticket_id = t.id AND t.user_id = $1",
-    )
-    .bind(user_id)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "UPDATE ticket_comments c SET content = $2 FROM support_tickets t \
-          WHERE c.ticket_id = t.id AND t.user_id = $1",
-    )
-    .bind(user_id)
-    .bind(REDACTED)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "UPDATE users SET email = $2, name = '', password_hash = '!deleted', consent_ip_address = NULL, \
-                last_login_ip = NULL, is_active = false, deleted_at = $3 WHERE id = $1",
-    )
-    .bind(user_id)
-    .bind(format!("deleted-{}@deleted.invalid", user_id.simple()))
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    let report = ForgetReport {
-        messages,
-        tickets,
-        sessions,
-    };
-    audit::record(
-        &mut tx,
-        &AuditEntry {
-            actor: Some(user_id),
-            action: "user.forget",
-            resource_type: "user",
-            resource_id: Some(user_id),
-            details: json!(report),
-        },
-    )
-    .await?;
-    // Consoles showing the person's conversations or tickets re-read them.
-    events::notify(
-        &mut tx,
-        &ChangeNotice::new(ChangeKind::ConversationChanged).with(ChangeKind::TicketChanged),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(report)
-}
-
 /// Deletes magic links expired or used more than a week ago (`cleanup_expired_magic_links`).
 pub async fn cleanup_magic_links(conn: &mut PgConnection) -> Result<i64, UserError> {
     let n: i32 = sqlx::query_scalar("SELECT cleanup_expired_magic_links()")
@@ -1036,21 +570,63 @@ pub async fn cleanup_magic_links(conn: &mut PgConnection) -> Result<i64, UserErr
     Ok(n.into())
 }
 
-/// Deletes sessions (end users' and staff's) that expired or were revoked more than
-/// `retention_days` ago.
-pub async fn expire_sessions(
-    conn: &mut PgConnection,
-    now: DateTime<Utc>,
-    retention_days: i64,
-) -> Result<u64, UserError> {
-    let cutoff = now - Duration::days(retention_days);
-    Ok(
-        sqlx::query("DELETE FROM user_sessions WHERE expires_at < $1 OR revoked_at < $1")
-            .bind(cutoff)
-            .execute(conn)
-            .await?
-            .rows_affected(),
+/// The address of a live end-user account, its row locked for a change that removes the
+/// person (forgetting); `None` for staff, deleted or unknown accounts.
+pub async fn lock_end_user(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "SELECT email::text FROM users WHERE id = $1 AND staff_role IS NULL AND deleted_at IS NULL FOR UPDATE",
     )
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Deletes every magic link of an address.
+pub async fn delete_magic_links(conn: &mut PgConnection, email: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM magic_links WHERE email = $1")
+        .bind(email)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Deletes a person's preferences.
+pub async fn delete_preferences(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM user_preferences WHERE user_id = $1")
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The address from which a person consented, as their export shows it.
+pub async fn consent_ip_address(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT host(consent_ip_address) FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_one(conn)
+        .await
+}
+
+/// Soft-deletes and anonymizes an account: placeholder address, no name, no IP addresses, no
+/// way to sign in. The row stays so that what refers to it keeps its counts.
+pub async fn anonymize(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE users SET email = $2, name = '', password_hash = '!deleted', consent_ip_address = NULL, \
+                last_login_ip = NULL, is_active = false, deleted_at = $3 WHERE id = $1",
+    )
+    .bind(user_id)
+    .bind(format!("deleted-{}@deleted.invalid", user_id.simple()))
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::conversations::{self, ConversationError};
+use crate::sessions;
 use crate::users::{self, UserError};
 use crate::{sla, stats};
 
@@ -32,7 +33,7 @@ pub enum Job {
     Archive,
     /// Deletes old magic links ([`users::cleanup_magic_links`]).
     MagicLinkCleanup,
-    /// Deletes old expired and revoked sessions ([`users::expire_sessions`]).
+    /// Deletes old expired and revoked sessions ([`sessions::expire`]).
     SessionExpiry,
 }
 
@@ -163,7 +164,7 @@ pub async fn run(pool: &PgPool, job: Job, config: &WorkerConfig) -> Result<Value
             json!({ "deleted": users::cleanup_magic_links(&mut conn).await? })
         }
         Job::SessionExpiry => json!({
-            "deleted": users::expire_sessions(&mut conn, now, config.session_retention_days).await?
+            "deleted": sessions::expire(&mut conn, now, config.session_retention_days).await?
         }),
     })
 }

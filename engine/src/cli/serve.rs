@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use clap::{ArgAction, Args};
 
 use amal_engine::config::Config;
+use amal_engine::mail::{Mailer, OutboxMailer};
 use amal_engine::server::{self, AppState, ServerConfig};
-use amal_engine::users::{Mailer, OutboxMailer};
 use amal_engine::workers::WorkerConfig;
 use amal_engine::{db, seed};
 

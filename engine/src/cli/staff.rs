@@ -116,7 +116,7 @@ pub async fn run(config: &Config, cmd: StaffCommand) -> Result<ExitCode> {
         }
         StaffCommand::Disable { email, actor } => {
             let by = resolve_actor(&mut conn, actor.as_deref()).await?;
-            let account = staff::disable(&mut conn, by.as_ref(), &email, now)
+            let account = amal_engine::roster::disable(&mut conn, by.as_ref(), &email, now)
                 .await
                 .with_context(|| format!("disabling {email}"))?;
             println!("disabled {}", account.email);

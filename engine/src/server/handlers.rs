@@ -22,12 +22,14 @@ use uuid::Uuid;
 use super::AppState;
 use super::problem::{ApiJson, ApiPath, ApiQuery, Problem, ProblemBody};
 use super::sse::{self, TurnState};
+use crate::conversations::person::{self, PublicMessage};
 use crate::conversations::{self, Conversation, Cursor, MessageContent};
 use crate::decision::auto::Mode;
 use crate::lang::Lang;
-use crate::staff::ClientInfo;
+use crate::privacy;
+use crate::sessions::ClientInfo;
 use crate::users::{
-    self, Email, EndUser, Preferences, PreferencesUpdate, Profile, PublicMessage, Theme, UserError,
+    self, Email, EndUser, Preferences, PreferencesUpdate, Profile, Theme, UserError,
 };
 
 /// Every API route (the OpenAPI document is built from this list).
@@ -401,7 +403,7 @@ async fn export(
     Session(user): Session,
 ) -> Result<Response, Problem> {
     let mut conn = state.pool.acquire().await?;
-    let doc = users::export(&mut conn, user.id, Utc::now()).await?;
+    let doc = privacy::export(&mut conn, user.id, Utc::now()).await?;
     let mut response = axum::Json(doc).into_response();
     response.headers_mut().insert(
         header::CONTENT_DISPOSITION,
@@ -419,7 +421,7 @@ async fn delete_me(
     Session(user): Session,
 ) -> Result<StatusCode, Problem> {
     let mut conn = state.pool.acquire().await?;
-    users::forget(&mut conn, user.id, Utc::now()).await?;
+    privacy::forget(&mut conn, user.id, Utc::now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -486,7 +488,7 @@ async fn list_conversations(
 ) -> Result<axum::Json<Vec<Conversation>>, Problem> {
     let limit = page_size(q.limit, 50)?;
     let mut conn = state.pool.acquire().await?;
-    let list = users::conversations(&mut conn, user.id, limit).await?;
+    let list = person::conversations(&mut conn, user.id, limit).await?;
     Ok(axum::Json(list))
 }
 
@@ -528,7 +530,7 @@ async fn get_conversation(
     let before = q.before.as_deref().map(str::parse::<Cursor>).transpose()?;
     let conversation = {
         let mut conn = state.pool.acquire().await?;
-        users::own_conversation(&mut conn, user.id, id).await?
+        person::own_conversation(&mut conn, user.id, id).await?
     };
     let page = conversations::page(&state.pool, id, before, limit).await?;
     Ok(axum::Json(ConversationPage {
@@ -706,7 +708,7 @@ async fn conversation_events(
         Some(cursor) => Some(cursor),
         None => {
             let mut conn = state.pool.acquire().await?;
-            users::latest_cursor(&mut conn, id).await?
+            person::latest_cursor(&mut conn, id).await?
         }
     };
     Ok(sse::stream(

@@ -27,7 +27,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::decision::auto::DecisionEngine;
-use crate::users::Mailer;
+use crate::mail::Mailer;
 use crate::workers::{self, WorkerConfig};
 use handlers::BearerAuth;
 use metrics::Metrics;

@@ -24,7 +24,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
-use crate::conversations::Cursor;
+use crate::conversations::{Cursor, person};
 use crate::events::{CHANNEL, ChangeKind, ChangeNotice};
 use crate::users;
 
@@ -246,7 +246,7 @@ async fn send_new(
 ) -> Result<bool, users::UserError> {
     loop {
         let mut conn = pool.acquire().await?;
-        let batch = users::messages_after(&mut conn, conversation_id, *cursor, BATCH).await?;
+        let batch = person::messages_after(&mut conn, conversation_id, *cursor, BATCH).await?;
         drop(conn);
         let n = batch.len();
         for m in batch {

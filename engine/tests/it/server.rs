@@ -13,10 +13,11 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use amal_engine::mail::MemoryMailer;
 use amal_engine::server::{self, AppState, ServerConfig};
-use amal_engine::staff::{self, ClientInfo, Password, StaffRole};
+use amal_engine::sessions::ClientInfo;
+use amal_engine::staff::{self, Password, StaffRole};
 use amal_engine::tickets::{self, CommentText, Visibility};
-use amal_engine::users::MemoryMailer;
 use amal_engine::workers::{self, Job, WorkerConfig};
 
 use crate::conversations::{engine, kb_engine};

@@ -4,9 +4,8 @@ use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use amal_engine::staff::{
-    self, ClientInfo, LOCKOUT_MINUTES, Password, SessionProblem, StaffError, StaffRole,
-};
+use amal_engine::sessions::{self, ClientInfo, SessionProblem};
+use amal_engine::staff::{self, LOCKOUT_MINUTES, Password, StaffError, StaffRole};
 
 use crate::tickets::{end_user, now_us, staff_account, ticket_at};
 
@@ -118,7 +117,7 @@ async fn accounts_are_managed_and_audited(pool: PgPool) -> TestResult {
         Err(StaffError::LastAdmin(_))
     ));
     assert!(matches!(
-        staff::disable(&mut conn, None, "admin@amal.example", now_us()).await,
+        amal_engine::roster::disable(&mut conn, None, "admin@amal.example", now_us()).await,
         Err(StaffError::LastAdmin(_))
     ));
     // Disabling releases the tickets the account held.
@@ -126,7 +125,9 @@ async fn accounts_are_managed_and_audited(pool: PgPool) -> TestResult {
     let t = ticket_at(&mut conn, user, Some(conv), "high", now_us()).await;
     let nadia_actor = staff::actor_by_email(&mut conn, "nadia@amal.example").await?;
     amal_engine::tickets::take(&mut conn, &nadia_actor, &t.ticket_number, now_us()).await?;
-    let disabled = staff::disable(&mut conn, Some(&leila), "nadia@amal.example", now_us()).await?;
+    let disabled =
+        amal_engine::roster::disable(&mut conn, Some(&leila), "nadia@amal.example", now_us())
+            .await?;
     assert!(!disabled.is_active);
     let (status, holder): (String, Option<Uuid>) =
         sqlx::query_as("SELECT status, assigned_to FROM support_tickets WHERE id = $1")
@@ -329,7 +330,7 @@ async fn sessions_store_a_hash_expire_and_revoke(pool: PgPool) -> TestResult {
             .bind(s.session_id)
             .fetch_one(&pool)
             .await?;
-    assert_eq!(stored, staff::token_hash(&s.token));
+    assert_eq!(stored, sessions::token_hash(&s.token));
     assert_ne!(stored, s.token, "the token itself is never stored");
     assert_eq!(s.expires_at, t0 + Duration::hours(staff::SESSION_TTL_HOURS));
     let who = staff::authenticate(&mut conn, &s.token, t0 + Duration::hours(1)).await?;
@@ -380,7 +381,7 @@ async fn sessions_store_a_hash_expire_and_revoke(pool: PgPool) -> TestResult {
         &ClientInfo::default(),
     )
     .await?;
-    staff::disable(&mut conn, None, "sup@amal.example", t0).await?;
+    amal_engine::roster::disable(&mut conn, None, "sup@amal.example", t0).await?;
     assert!(staff::authenticate(&mut conn, &s3.token, t0).await.is_err());
     assert!(
         staff::sign_in(
