@@ -152,7 +152,7 @@ async fn library_run(
             let content = MessageContent::parse(MESSAGES[(c + i) % MESSAGES.len()]).unwrap();
             let key = format!("{tag}-{i}");
             let _slot = slots.acquire().await.unwrap();
-            conversations::post_message(&pool, &engine, conv, Some(&key), &content)
+            amal_engine::turn::post_message(&pool, &engine, conv, Some(&key), &content)
                 .await
                 .expect("turn");
         }

@@ -9,7 +9,7 @@
 //!    with its duplicate rate;
 //! 3. the SLA-ordered queue page (`tickets::queue`, 50 open tickets by next deadline) filtered
 //!    by category and by assignee at 1,000,000 tickets: p50 / p95 / p99;
-//! 4. one breach-sweeper pass (`sla::sweep`) over those 1,000,000 tickets.
+//! 4. one breach-sweeper pass (`tickets::sweep`) over those 1,000,000 tickets.
 //!
 //! Environment: AMAL_BENCH_TICKETS (default 1000000), AMAL_BENCH_SECONDS (default 5, per
 //! creation run), AMAL_BENCH_QUERIES (default 200 per filter).
@@ -22,8 +22,8 @@ use chrono::Utc;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use amal_engine::seed;
 use amal_engine::tickets::{self, NewTicket, Queue, QueueFilter, Subject};
-use amal_engine::{seed, sla};
 
 #[path = "common/mod.rs"]
 mod common;
@@ -430,10 +430,10 @@ async fn main() -> anyhow::Result<()> {
     // 4. One sweeper pass.
     let mut conn = pool.acquire().await?;
     let start = Instant::now();
-    let report = sla::sweep(&mut conn, Utc::now()).await?;
+    let report = tickets::sweep(&mut conn, Utc::now()).await?;
     let first = start.elapsed();
     let start = Instant::now();
-    let again = sla::sweep(&mut conn, Utc::now()).await?;
+    let again = tickets::sweep(&mut conn, Utc::now()).await?;
     let steady = start.elapsed();
     println!("\n## 4. breach sweeper, one pass over {rows} tickets");
     println!(

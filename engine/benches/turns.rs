@@ -1,6 +1,6 @@
 //! Conversation-turn benchmark (not a test): `cargo bench -p amal-engine --bench turns`.
 //!
-//! Full AUTO turns through `conversations::post_message` (store the message, crisis gate,
+//! Full AUTO turns through `turn::post_message` (store the message, crisis gate,
 //! retrieval over about 10,000 chunks, offline answer or ticket, decision log, notice, one
 //! transaction) with 8 concurrent simulated users, each writing the shipped evaluation set's
 //! questions (Arabic, French, English; some lead to tickets) in conversations of 4 turns.
@@ -184,9 +184,10 @@ async fn main() -> anyhow::Result<()> {
                         MessageContent::parse(&questions[q % questions.len()]).expect("content");
                     q += 1;
                     let started = Instant::now();
-                    let turn = conversations::post_message(&pool, &engine, conv, None, &content)
-                        .await
-                        .expect("turn");
+                    let turn =
+                        amal_engine::turn::post_message(&pool, &engine, conv, None, &content)
+                            .await
+                            .expect("turn");
                     times.push(started.elapsed());
                     if turn.ticket.is_some() {
                         support += 1;

@@ -9,21 +9,19 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::Instant;
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::audit::{self, AuditEntry};
 use crate::db::violated_constraint;
-use crate::decision::auto::{Decision, DecisionEngine, Mode, Route, TurnContext, message_language};
+use crate::decision::auto::Mode;
 use crate::events::{self, ChangeKind, ChangeNotice};
-use crate::knowledge::chunk::count_tokens;
+
 use crate::lang::Lang;
-use crate::tickets::{self, TicketError};
 
 mod overview;
 pub mod person;
@@ -142,9 +140,6 @@ pub enum ConversationError {
     /// A parameter out of range.
     #[error("{0}")]
     Invalid(String),
-    /// Opening the ticket failed.
-    #[error(transparent)]
-    Ticket(#[from] TicketError),
     /// The staff member may not do this.
     #[error(transparent)]
     Staff(#[from] crate::staff::StaffError),
@@ -261,38 +256,6 @@ pub struct DecisionRecord {
 const DECISION_COLUMNS: &str = "id, message_id, decision, reason_code, reason_ar, reason_fr, reason_en, confidence, \
      evidence, model_used, created_at";
 
-/// The ticket a turn opened or joined.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
-pub struct TicketRef {
-    /// `support_tickets.id`.
-    pub id: Uuid,
-    /// `TKT-YYYY-NNNNNN`.
-    pub ticket_number: String,
-    /// Category code.
-    pub category: String,
-    /// Priority code.
-    pub priority: String,
-    /// Status code.
-    pub status: String,
-}
-
-/// One complete turn: the person's message, the decision and the reply (with the ticket when a
-/// human takes over).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Turn {
-    /// The person's message.
-    pub user_message: Message,
-    /// The decision on it.
-    pub decision: DecisionRecord,
-    /// The assistant's reply: the answer, the clarifying question, the safety message or the
-    /// hand-over notice.
-    pub reply: Message,
-    /// The ticket for SUPPORT.
-    pub ticket: Option<TicketRef>,
-    /// True when this is a retry that returned the stored turn.
-    pub replayed: bool,
-}
-
 /// Starts a conversation for `user_id`. `lang` `None` leaves the language to be detected from
 /// the first message (readers fall back to the user's locale meanwhile).
 pub async fn start(
@@ -331,100 +294,265 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Conversation, ConversationEr
     .ok_or(ConversationError::NotFound(id))
 }
 
-#[derive(sqlx::FromRow)]
-struct TurnTarget {
-    status: String,
-    mode: String,
-    language: Option<String>,
-    user_locale: String,
+/// What a turn needs to know of its conversation before deciding.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TurnTarget {
+    /// Its person.
+    pub user_id: Uuid,
+    /// active, escalated, closed or archived.
+    pub status: String,
+    /// AUTO, RAG or SUPPORT.
+    pub mode: String,
+    /// Its locale, `None` until the first message set it.
+    pub language: Option<String>,
+    /// The person's locale: the language when the message gives none.
+    pub user_locale: String,
 }
 
 impl TurnTarget {
     /// Whether the conversation takes messages (closed and archived ones do not).
-    fn is_active(&self) -> bool {
+    pub fn is_active(&self) -> bool {
         self.status != "closed" && self.status != "archived"
     }
 }
 
-async fn target(
+/// The conversation a message goes to. With `lock`, its row stays locked until the caller's
+/// transaction ends: that serializes the turns of one conversation.
+pub async fn target(
     conn: &mut PgConnection,
     id: Uuid,
     lock: bool,
-    crisis: bool,
 ) -> Result<TurnTarget, ConversationError> {
     let sql = format!(
-        "SELECT c.status, c.mode, c.language::text AS language, u.locale::text AS user_locale \
+        "SELECT c.user_id, c.status, c.mode, c.language::text AS language, u.locale::text AS user_locale \
            FROM conversations c JOIN users u ON u.id = c.user_id WHERE c.id = $1{}",
         if lock { " FOR UPDATE OF c" } else { "" }
     );
-    let t: TurnTarget = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(conn)
         .await?
-        .ok_or(ConversationError::NotFound(id))?;
-    // A message in crisis is never refused: the turn reopens the conversation instead.
-    if !crisis && !t.is_active() {
-        return Err(ConversationError::NotActive {
-            id,
-            status: t.status,
-        });
-    }
-    Ok(t)
+        .ok_or(ConversationError::NotFound(id))
 }
 
-/// The stored turn of a user message, if it is complete (has its decision and reply).
-async fn stored_turn(
+/// Locks a conversation's row until the caller's transaction ends.
+pub async fn lock(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("SELECT id FROM conversations WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Whether the assistant's latest reply in the conversation was a clarifying question with
+/// this reason code (a turn asks at most one in a row).
+pub async fn last_reply_was(
     conn: &mut PgConnection,
-    user_message: Message,
-) -> Result<Option<Turn>, ConversationError> {
-    let decision: Option<DecisionRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {DECISION_COLUMNS} FROM decision_logs WHERE message_id = $1 ORDER BY created_at, id LIMIT 1"
-    )))
-    .bind(user_message.id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(decision) = decision else {
-        return Ok(None);
-    };
-    let reply: Option<Message> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND role = 'assistant' \
-            AND metadata->>'reply_to' = $2 ORDER BY created_at, id LIMIT 1"
-    )))
-    .bind(user_message.conversation_id)
-    .bind(user_message.id.to_string())
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(reply) = reply else {
-        return Ok(None);
-    };
-    let ticket_id = reply
-        .metadata
-        .get("ticket_id")
-        .and_then(Value::as_str)
-        .and_then(|s| Uuid::parse_str(s).ok());
-    let ticket = match ticket_id {
-        Some(id) => ticket_ref(conn, id).await?,
-        None => None,
-    };
-    Ok(Some(Turn {
-        user_message,
-        decision,
-        reply,
-        ticket,
-        replayed: true,
-    }))
-}
-
-async fn ticket_ref(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<TicketRef>> {
-    sqlx::query_as(
-        "SELECT id, ticket_number, category, priority, status FROM support_tickets WHERE id = $1",
+    conversation_id: Uuid,
+    reason_code: &str,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT coalesce((SELECT metadata->>'reason_code' = $2 FROM messages \
+            WHERE conversation_id = $1 AND role = 'assistant' AND deleted_at IS NULL \
+            ORDER BY created_at DESC, id DESC LIMIT 1), false)",
     )
-    .bind(id)
-    .fetch_optional(conn)
+    .bind(conversation_id)
+    .bind(reason_code)
+    .fetch_one(conn)
     .await
 }
 
-async fn find_by_client_id(
+/// The texts a ticket's subject is made from: the title and the person's first message.
+pub async fn subject_sources(
+    conn: &mut PgConnection,
+    conversation_id: Uuid,
+) -> sqlx::Result<(Option<String>, Option<String>)> {
+    sqlx::query_as(
+        "SELECT c.title, (SELECT m.content FROM messages m WHERE m.conversation_id = c.id \
+                AND m.role = 'user' AND m.deleted_at IS NULL ORDER BY m.created_at, m.id LIMIT 1) \
+           FROM conversations c WHERE c.id = $1",
+    )
+    .bind(conversation_id)
+    .fetch_one(conn)
+    .await
+}
+
+/// Opens a closed or archived conversation again (a message in crisis is never refused),
+/// audited.
+pub async fn reopen_for_crisis(
+    conn: &mut PgConnection,
+    id: Uuid,
+    from_status: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE conversations SET status = 'active', archived_at = NULL WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    audit::record(
+        conn,
+        &AuditEntry {
+            actor: None,
+            action: "conversation.reopen",
+            resource_type: "conversation",
+            resource_id: Some(id),
+            details: json!({"from": from_status, "reason": "crisis_message"}),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Sets the conversation's language when it has none yet, so that later turns (and the
+/// console) use the language detected from its first message.
+pub async fn settle_language(conn: &mut PgConnection, id: Uuid, lang: Lang) -> sqlx::Result<()> {
+    sqlx::query("UPDATE conversations SET language = $2 WHERE id = $1 AND language IS NULL")
+        .bind(id)
+        .bind(lang.locale())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Marks a conversation as handed over to the team (it stays so while its ticket is open,
+/// even if staff had set it back to active).
+pub async fn mark_escalated(
+    conn: &mut PgConnection,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE conversations SET status = 'escalated', escalated_at = coalesce(escalated_at, $2) \
+         WHERE id = $1 AND status <> 'escalated'",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Opens a conversation for a ticket that has none, for the team's first public reply. No
+/// title: the ticket's subject is staff wording (the person sees their conversations'
+/// titles), and the first message says what it is about.
+pub async fn open_for_ticket(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Uuid> {
+    sqlx::query_scalar(
+        "INSERT INTO conversations (user_id, mode, status, escalated_at, created_at, updated_at) \
+         VALUES ($1, 'SUPPORT', 'escalated', $2, $2, $2) RETURNING id",
+    )
+    .bind(user_id)
+    .bind(now)
+    .fetch_one(conn)
+    .await
+}
+
+/// Stores the person's message under its client key (`None`: no key). Returns `None` when the
+/// key exists already (a concurrent retry committed first).
+pub async fn insert_user_message(
+    conn: &mut PgConnection,
+    conversation_id: Uuid,
+    content: &MessageContent,
+    client_message_id: Option<&str>,
+) -> Result<Option<Message>, ConversationError> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO messages (conversation_id, role, content, client_message_id, created_at) \
+         VALUES ($1, 'user', $2, $3, clock_timestamp()) \
+         ON CONFLICT (conversation_id, client_message_id) DO NOTHING RETURNING {MESSAGE_COLUMNS}"
+    )))
+    .bind(conversation_id)
+    .bind(content.as_str())
+    .bind(client_message_id)
+    .fetch_optional(conn)
+    .await
+    .map_err(|e| map_sql(e, Some(conversation_id), None))
+}
+
+/// The assistant's reply to a message, as a turn stores it.
+#[derive(Debug, Clone)]
+pub struct NewReply<'a> {
+    /// The text.
+    pub content: &'a str,
+    /// The decision, cited documents and ticket.
+    pub metadata: &'a Value,
+    /// Its tokens.
+    pub tokens: i32,
+    /// The turn's time so far.
+    pub processing_time_ms: i32,
+}
+
+/// Stores the assistant's reply. Stamped when written, under the conversation's lock, so that
+/// it sorts after everything live streams have delivered.
+pub async fn insert_reply(
+    conn: &mut PgConnection,
+    conversation_id: Uuid,
+    reply: &NewReply<'_>,
+) -> sqlx::Result<Message> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO messages (conversation_id, role, content, metadata, tokens_used, processing_time_ms, created_at) \
+         VALUES ($1, 'assistant', $2, $3, $4, $5, clock_timestamp()) RETURNING {MESSAGE_COLUMNS}"
+    )))
+    .bind(conversation_id)
+    .bind(reply.content)
+    .bind(reply.metadata)
+    .bind(reply.tokens)
+    .bind(reply.processing_time_ms)
+    .fetch_one(conn)
+    .await
+}
+
+/// Delivers a staff member's public reply into the conversation as a `staff` message. Stamped
+/// when written, under the conversation's lock (the caller's), as the person's turns stamp
+/// theirs: live streams deliver messages in (created_at, id) order from a cursor, and a reply
+/// stamped from before a wait for the lock (a turn of the person resuming the ticket) would
+/// sort before messages already delivered and never be.
+pub async fn post_staff_message(
+    conn: &mut PgConnection,
+    conversation_id: Uuid,
+    content: &str,
+    author_id: Uuid,
+    metadata: &Value,
+) -> sqlx::Result<Uuid> {
+    sqlx::query_scalar(
+        "INSERT INTO messages (conversation_id, role, content, author_id, metadata, created_at) \
+         VALUES ($1, 'staff', $2, $3, $4, clock_timestamp()) RETURNING id",
+    )
+    .bind(conversation_id)
+    .bind(content)
+    .bind(author_id)
+    .bind(metadata)
+    .fetch_one(conn)
+    .await
+}
+
+/// Replaces a delivered message's text (an edited staff reply).
+pub async fn edit_message(conn: &mut PgConnection, id: Uuid, content: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE messages SET content = $2 WHERE id = $1")
+        .bind(id)
+        .bind(content)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Withdraws a delivered message from the conversation (a deleted staff reply).
+pub async fn withdraw_message(
+    conn: &mut PgConnection,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE messages SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL")
+        .bind(id)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A message by its client key.
+pub async fn find_by_client_id(
     conn: &mut PgConnection,
     conversation_id: Uuid,
     client_message_id: &str,
@@ -438,374 +566,80 @@ async fn find_by_client_id(
     .await
 }
 
-/// The completed turn stored under `key`, if any ([`replay`]'s rules).
-async fn replay_key(
-    conn: &mut PgConnection,
-    conversation_id: Uuid,
-    key: &str,
-    content: &MessageContent,
-) -> Result<Option<Turn>, ConversationError> {
-    match find_by_client_id(conn, conversation_id, key).await? {
-        Some(existing) => replay(conn, existing, content).await,
-        None => Ok(None),
-    }
-}
-
-/// The stored turn for a retried key, or an error when the key was used for other content.
-async fn replay(
-    conn: &mut PgConnection,
-    existing: Message,
-    content: &MessageContent,
-) -> Result<Option<Turn>, ConversationError> {
-    if existing.content != content.as_str() {
-        return Err(ConversationError::IdempotencyConflict(
-            existing.client_message_id.clone().unwrap_or_default(),
-        ));
-    }
-    stored_turn(conn, existing).await
-}
-
-/// Posts the person's message and answers it: decision, reply, and for SUPPORT the ticket, all
-/// in one transaction. With a `client_message_id` a retry returns the stored turn
-/// (`replayed: true`) and writes nothing.
-pub async fn post_message(
-    pool: &PgPool,
-    engine: &DecisionEngine,
-    conversation_id: Uuid,
-    client_message_id: Option<&str>,
-    content: &MessageContent,
-) -> Result<Turn, ConversationError> {
-    let started = Instant::now();
-    if let Some(key) = client_message_id {
-        let n = key.chars().count();
-        if n == 0 || n > MAX_CLIENT_MESSAGE_ID_CHARS {
-            return Err(ConversationError::InvalidClientMessageId);
-        }
-    }
-    // A person in crisis must reach a human, always: what would refuse their message (a closed
-    // or archived conversation, a key reused for other text) gives way to the crisis gate.
-    let crisis = engine.is_crisis(content.as_str());
-    let mut client_message_id = client_message_id;
-    let crisis_key;
-    let mut conn = pool.acquire().await?;
-    // A retry of a completed turn is answered from the database without deciding again.
-    if let Some(key) = client_message_id {
-        match replay_key(&mut conn, conversation_id, key, content).await {
-            Ok(Some(turn)) => return Ok(turn),
-            Ok(None) => {}
-            // The key is the client's mistake; the crisis is not: a message of its own, under
-            // a key derived from the client's, so that retries of it stay idempotent.
-            Err(ConversationError::IdempotencyConflict(_)) if crisis => {
-                crisis_key = crisis_retry_key(key);
-                client_message_id = Some(crisis_key.as_str());
-                match replay_key(&mut conn, conversation_id, &crisis_key, content).await {
-                    Ok(Some(turn)) => return Ok(turn),
-                    Ok(None) => {}
-                    // That key was taken by another crisis message: no key at all.
-                    Err(ConversationError::IdempotencyConflict(_)) => client_message_id = None,
-                    Err(e) => return Err(e),
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    let t = target(&mut conn, conversation_id, false, crisis).await?;
-    let conversation_lang = t.language.as_deref().and_then(|l| l.parse::<Lang>().ok());
-    let fallback = t.user_locale.parse::<Lang>().unwrap_or(Lang::Ar);
-    let lang = conversation_lang.unwrap_or_else(|| message_language(content.as_str(), fallback));
-    let mode = t.mode.parse::<Mode>().unwrap_or(Mode::Auto);
-    let (clarified_before, ticket_open): (bool, bool) = sqlx::query_as(
-        "SELECT coalesce((SELECT metadata->>'reason_code' = $2 FROM messages \
-            WHERE conversation_id = $1 AND role = 'assistant' AND deleted_at IS NULL \
-            ORDER BY created_at DESC, id DESC LIMIT 1), false), \
-         EXISTS (SELECT 1 FROM support_tickets WHERE conversation_id = $1 \
-            AND status IN ('open', 'in_progress', 'pending'))",
-    )
-    .bind(conversation_id)
-    .bind(crate::decision::auto::reason::CLARIFY)
-    .fetch_one(&mut *conn)
-    .await?;
-
-    // Retrieval reads approved knowledge only; it runs before the write transaction, with this
-    // connection back in the pool: a turn holding one connection while retrieval waits for
-    // another would, with as many concurrent turns as connections, leave every turn waiting.
-    drop(conn);
-    let decision = engine
-        .decide_turn(
-            pool,
-            content.as_str(),
-            lang,
-            TurnContext {
-                mode,
-                clarified_before,
-                ticket_open,
-            },
-        )
-        .await;
-
-    let mut conn = pool.acquire().await?;
-    let mut tx = conn.begin().await?;
-    // The conversation's row lock serializes the turns of one conversation, and a concurrent
-    // retry with the same key waits here and then finds the committed turn.
-    let t = target(&mut tx, conversation_id, true, crisis).await?;
-    if !t.is_active() {
-        // Only a crisis gets here (see `target`): the conversation is open again, and the turn
-        // below escalates it.
-        sqlx::query("UPDATE conversations SET status = 'active', archived_at = NULL WHERE id = $1")
-            .bind(conversation_id)
-            .execute(&mut *tx)
-            .await?;
-        audit::record(
-            &mut tx,
-            &AuditEntry {
-                actor: None,
-                action: "conversation.reopen",
-                resource_type: "conversation",
-                resource_id: Some(conversation_id),
-                details: json!({"from": t.status, "reason": "crisis_message"}),
-            },
-        )
-        .await?;
-    }
-    let inserted: Option<Message> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO messages (conversation_id, role, content, client_message_id, created_at) \
-         VALUES ($1, 'user', $2, $3, clock_timestamp()) \
-         ON CONFLICT (conversation_id, client_message_id) DO NOTHING RETURNING {MESSAGE_COLUMNS}"
+/// The assistant's stored reply to a message, if any.
+pub async fn reply_to(conn: &mut PgConnection, message: &Message) -> sqlx::Result<Option<Message>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND role = 'assistant' \
+            AND metadata->>'reply_to' = $2 ORDER BY created_at, id LIMIT 1"
     )))
-    .bind(conversation_id)
-    .bind(content.as_str())
-    .bind(client_message_id)
-    .fetch_optional(&mut *tx)
+    .bind(message.conversation_id)
+    .bind(message.id.to_string())
+    .fetch_optional(conn)
     .await
-    .map_err(|e| map_sql(e, Some(conversation_id), None))?;
-    let user_message = match inserted {
-        Some(m) => m,
-        None => {
-            // The key exists: a concurrent retry committed first. Its turn is complete (one
-            // transaction writes a whole turn), but a message left without a decision — written
-            // by an older writer — is completed below rather than duplicated.
-            let key = client_message_id.unwrap_or_default();
-            let existing = find_by_client_id(&mut tx, conversation_id, key)
-                .await?
-                .ok_or_else(|| ConversationError::Invalid(format!("message {key:?} vanished")))?;
-            if let Some(turn) = replay(&mut tx, existing.clone(), content).await? {
-                tx.rollback().await?;
-                return Ok(turn);
-            }
-            existing
-        }
-    };
-    if t.language.is_none() {
-        // The conversation takes the language detected from its first message, so later turns
-        // (and the console) use it consistently.
-        sqlx::query("UPDATE conversations SET language = $2 WHERE id = $1 AND language IS NULL")
-            .bind(conversation_id)
-            .bind(lang.locale())
-            .execute(&mut *tx)
-            .await?;
-    }
+}
 
-    let now = Utc::now().trunc_subsecs(6);
-    // The person wrote: tickets waiting on them are worked again and their clocks run, before
-    // a SUPPORT decision joins the conversation's ticket.
-    let resumed = crate::sla::on_user_message(&mut tx, conversation_id, now).await?;
-    let mut ticket: Option<TicketRef> = None;
-    let mut ticket_notified = false;
-    if decision.decision == Route::Support {
-        let (t, created) = open_ticket(&mut tx, conversation_id, &decision, now).await?;
-        ticket = Some(t);
-        ticket_notified = created;
-    }
+/// A decision as a turn stores it in `decision_logs`.
+#[derive(Debug, Clone)]
+pub struct NewDecision<'a> {
+    /// rag or support.
+    pub decision: &'a str,
+    /// Stable reason code.
+    pub reason_code: &'a str,
+    /// The reason in Arabic, French and English.
+    pub reason: [&'a str; 3],
+    /// Evidence.
+    pub evidence: &'a Value,
+    /// Confidence in 0..1.
+    pub confidence: f64,
+    /// The answer's composer.
+    pub model_used: Option<&'a str>,
+    /// The chat model's prompt tokens.
+    pub prompt_tokens: Option<i32>,
+    /// The answer's tokens.
+    pub completion_tokens: Option<i32>,
+}
 
-    let mut evidence = decision.evidence.clone();
-    evidence["lang"] = json!(decision.lang.code());
-    if let Some(t) = &ticket {
-        evidence["category"] = json!(decision.category);
-        evidence["priority"] = json!(decision.priority);
-        evidence["ticket_id"] = json!(t.id);
-    }
-    // The model's own counts when a chat model wrote the answer; the answer's tokens otherwise.
-    let completion_tokens = decision
-        .completion_tokens
-        .or_else(|| decision.answer.as_ref().map(|a| a.tokens as i32));
-    let decision_record: DecisionRecord = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+/// Records the decision on a message.
+pub async fn record_decision(
+    conn: &mut PgConnection,
+    conversation_id: Uuid,
+    message_id: Uuid,
+    d: &NewDecision<'_>,
+) -> sqlx::Result<DecisionRecord> {
+    let [ar, fr, en] = d.reason;
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO decision_logs (conversation_id, message_id, decision, reason, reason_code, reason_ar, \
                                     reason_fr, reason_en, evidence, confidence, model_used, prompt_tokens, \
                                     completion_tokens) \
          VALUES ($1, $2, $3, $4, $5, $4, $6, $7, $8, $9, $10, $11, $12) RETURNING {DECISION_COLUMNS}"
     )))
     .bind(conversation_id)
-    .bind(user_message.id)
-    .bind(decision.decision.as_str())
-    .bind(&decision.reason.ar)
-    .bind(&decision.reason_code)
-    .bind(&decision.reason.fr)
-    .bind(&decision.reason.en)
-    .bind(&evidence)
-    .bind(decision.confidence)
-    .bind(&decision.model_used)
-    .bind(decision.prompt_tokens)
-    .bind(completion_tokens)
-    .fetch_one(&mut *tx)
-    .await?;
+    .bind(message_id)
+    .bind(d.decision)
+    .bind(ar)
+    .bind(d.reason_code)
+    .bind(fr)
+    .bind(en)
+    .bind(d.evidence)
+    .bind(d.confidence)
+    .bind(d.model_used)
+    .bind(d.prompt_tokens)
+    .bind(d.completion_tokens)
+    .fetch_one(conn)
+    .await
+}
 
-    let reply_text = match (&ticket, decision.is_crisis()) {
-        // The safety message stays exactly as written: nothing is appended to it.
-        (_, true) | (None, _) => decision.reply.clone(),
-        (Some(t), false) => format!(
-            "{}\n{}",
-            decision.reply,
-            ticket_line(decision.lang, &t.ticket_number)
-        ),
-    };
-    let citations = decision.answer.as_ref().map(|a| &a.citations);
-    let metadata = json!({
-        "reply_to": user_message.id,
-        "decision_id": decision_record.id,
-        "decision": decision.decision.as_str(),
-        "reason_code": decision.reason_code,
-        "lang": decision.lang.code(),
-        "cited_documents": citations.map(|c| c.iter().map(|c| c.document_id).collect::<Vec<_>>()).unwrap_or_default(),
-        "citations": citations,
-        "ticket_id": ticket.as_ref().map(|t| t.id),
-        "ticket_number": ticket.as_ref().map(|t| t.ticket_number.clone()),
-    });
-    let tokens = count_tokens(&reply_text).max(1) as i32;
-    let elapsed_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
-    let reply: Message = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO messages (conversation_id, role, content, metadata, tokens_used, processing_time_ms, created_at) \
-         VALUES ($1, 'assistant', $2, $3, $4, $5, clock_timestamp()) RETURNING {MESSAGE_COLUMNS}"
+/// The decision recorded on a message, if any.
+pub async fn decision_on(
+    conn: &mut PgConnection,
+    message_id: Uuid,
+) -> sqlx::Result<Option<DecisionRecord>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {DECISION_COLUMNS} FROM decision_logs WHERE message_id = $1 ORDER BY created_at, id LIMIT 1"
     )))
-    .bind(conversation_id)
-    .bind(&reply_text)
-    .bind(&metadata)
-    .bind(tokens)
-    .bind(elapsed_ms)
-    .fetch_one(&mut *tx)
-    .await?;
-
-    // One NOTIFY per transaction: when the ticket was opened here, its notice (ticket and
-    // conversation ids) already announces this turn; otherwise this one does.
-    if !ticket_notified {
-        let mut notice = ChangeNotice::new(ChangeKind::Message)
-            .with(ChangeKind::Decision)
-            .conversation(conversation_id);
-        if let Some(changed) = ticket.as_ref().map(|t| t.id).or(resumed.first().copied()) {
-            notice = notice.with(ChangeKind::TicketChanged).ticket(changed);
-        }
-        events::notify(&mut tx, &notice).await?;
-    }
-    tx.commit().await?;
-    Ok(Turn {
-        user_message,
-        decision: decision_record,
-        reply,
-        ticket,
-        replayed: false,
-    })
-}
-
-/// The key a crisis message takes when the client reused its key for other text: derived from
-/// it, within the key's length limit, so that the client's retries find the same turn.
-fn crisis_retry_key(key: &str) -> String {
-    let head: String = key
-        .chars()
-        .take(MAX_CLIENT_MESSAGE_ID_CHARS - "crisis:".len())
-        .collect();
-    format!("crisis:{head}")
-}
-
-fn ticket_line(lang: Lang, number: &str) -> String {
-    match lang {
-        Lang::Ar => format!("رقم طلبك: {number}"),
-        Lang::Fr => format!("Numéro de votre demande : {number}"),
-        Lang::En => format!("Your request number: {number}"),
-    }
-}
-
-/// Opens the conversation's ticket (or joins its open one) inside the turn's transaction.
-/// Returns the ticket and whether it was created here (and so already notified).
-async fn open_ticket(
-    tx: &mut PgConnection,
-    conversation_id: Uuid,
-    decision: &Decision,
-    now: DateTime<Utc>,
-) -> Result<(TicketRef, bool), ConversationError> {
-    let category = decision.category.as_deref().unwrap_or("resources");
-    let priority = decision.priority.as_deref().unwrap_or("medium");
-    // The conversation row is locked by the caller, so this check and the creation cannot race.
-    let existing: Option<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM support_tickets WHERE conversation_id = $1 \
-            AND status IN ('open', 'in_progress', 'pending') ORDER BY created_at DESC LIMIT 1",
-    )
-    .bind(conversation_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let ticket = tickets::create_from_conversation(
-        tx,
-        conversation_id,
-        category,
-        priority,
-        &decision.reason.en,
-        now,
-    )
-    .await?;
-    let created = existing.is_none();
-    if !created
-        && decision.is_crisis()
-        && (ticket.priority != crisis_priority() || ticket.category != crisis_category())
-    {
-        // A crisis in a conversation whose ticket is already open (say, for a request for a
-        // human) makes that ticket a crisis: urgent, whatever it was. The SLA trigger
-        // recomputes the due dates from the new priority.
-        sqlx::query(
-            "UPDATE support_tickets SET category = $2, priority = $3, updated_at = $4 WHERE id = $1",
-        )
-        .bind(ticket.id)
-        .bind(crisis_category())
-        .bind(crisis_priority())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        audit::record(
-            tx,
-            &AuditEntry {
-                actor: None,
-                action: "ticket.crisis_upgrade",
-                resource_type: "support_ticket",
-                resource_id: Some(ticket.id),
-                details: json!({
-                    "conversation_id": conversation_id,
-                    "from_category": ticket.category,
-                    "from_priority": ticket.priority,
-                    "reason_code": decision.reason_code,
-                }),
-            },
-        )
-        .await?;
-    }
-    // Joining an escalated conversation's open ticket leaves the conversation escalated; make
-    // sure a conversation with an open ticket says so even if staff had set it back to active.
-    sqlx::query(
-        "UPDATE conversations SET status = 'escalated', escalated_at = coalesce(escalated_at, $2) \
-         WHERE id = $1 AND status <> 'escalated'",
-    )
-    .bind(conversation_id)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    let t = ticket_ref(tx, ticket.id)
-        .await?
-        .ok_or_else(|| ConversationError::Invalid(format!("ticket {} vanished", ticket.id)))?;
-    Ok((t, created))
-}
-
-fn crisis_category() -> &'static str {
-    crate::decision::crisis::CATEGORY
-}
-
-fn crisis_priority() -> &'static str {
-    crate::decision::crisis::PRIORITY
+    .bind(message_id)
+    .fetch_optional(conn)
+    .await
 }
 
 /// A position in a conversation's history: the oldest message of the page already read.

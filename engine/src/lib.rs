@@ -46,6 +46,7 @@ pub mod sla;
 pub mod staff;
 pub mod stats;
 pub mod tickets;
+pub mod turn;
 pub mod users;
 pub mod workers;
 

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::conversations::{self, ConversationError, MessageContent};
 use crate::decision::auto::{DecisionEngine, Mode};
 use crate::lang::Lang;
-use crate::sla;
+use crate::turn::{self, TurnError};
 
 /// The domain of every simulated person's e-mail address.
 pub const EMAIL_DOMAIN: &str = "simulated.amal.example";
@@ -175,6 +175,9 @@ pub enum SimulatorError {
     /// A conversation operation failed.
     #[error(transparent)]
     Conversation(#[from] ConversationError),
+    /// A turn failed.
+    #[error(transparent)]
+    Turn(#[from] crate::turn::TurnError),
     /// A database error.
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
@@ -224,22 +227,17 @@ impl Simulator {
         let text = self.pick_message(lang);
         let content = MessageContent::parse(&text).map_err(ConversationError::from)?;
         let key = format!("sim-{}-{}", self.options.seed, self.sent);
-        let turn = match conversations::post_message(
-            &self.pool,
-            engine,
-            conversation_id,
-            Some(&key),
-            &content,
-        )
-        .await
-        {
-            Err(ConversationError::NotActive { .. }) => {
-                // Staff closed it meanwhile: the person stops writing there.
-                self.open.retain(|(id, _)| *id != conversation_id);
-                return Box::pin(self.step(engine)).await;
-            }
-            other => other?,
-        };
+        let turn =
+            match turn::post_message(&self.pool, engine, conversation_id, Some(&key), &content)
+                .await
+            {
+                Err(TurnError::Conversation(ConversationError::NotActive { .. })) => {
+                    // Staff closed it meanwhile: the person stops writing there.
+                    self.open.retain(|(id, _)| *id != conversation_id);
+                    return Box::pin(self.step(engine)).await;
+                }
+                other => other?,
+            };
         self.sent += 1;
         Ok(SimulatedTurn {
             conversation_id,
@@ -337,7 +335,7 @@ impl Simulator {
 
     async fn sweep(&self) -> Result<(), SimulatorError> {
         let mut conn = self.pool.acquire().await?;
-        sla::sweep(&mut conn, Utc::now()).await?;
+        crate::tickets::sweep(&mut conn, Utc::now()).await?;
         Ok(())
     }
 }

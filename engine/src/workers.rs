@@ -19,8 +19,8 @@ use tokio::task::JoinHandle;
 
 use crate::conversations::{self, ConversationError};
 use crate::sessions;
+use crate::stats;
 use crate::users::{self, UserError};
-use crate::{sla, stats};
 
 /// A background job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -152,7 +152,7 @@ pub async fn run(pool: &PgPool, job: Job, config: &WorkerConfig) -> Result<Value
     let mut conn = pool.acquire().await?;
     let now = Utc::now();
     Ok(match job {
-        Job::SlaSweep => json!(sla::sweep(&mut conn, now).await?),
+        Job::SlaSweep => json!(crate::tickets::sweep(&mut conn, now).await?),
         Job::StatsRefresh => {
             stats::refresh(&mut conn).await?;
             json!({ "refreshed": true })

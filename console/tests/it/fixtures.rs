@@ -10,7 +10,7 @@ use amal_console::data::{DataEvent, Request, Session, TicketView};
 use amal_console::theme::{ColorDepth, Theme};
 use amal_engine::audit::AuditRecord;
 use amal_engine::conversations::{ConversationSummary, DecisionRecord, Message, TranscriptEntry};
-use amal_engine::decision::auto::Citation;
+use amal_engine::decision::answer::Citation;
 use amal_engine::knowledge::store::DocumentSummary;
 use amal_engine::lang::Lang;
 use amal_engine::lookups::{Labels, LookupKind};

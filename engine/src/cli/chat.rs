@@ -17,6 +17,7 @@ use amal_engine::conversations::{self, ContentError, ConversationError, MessageC
 use amal_engine::db;
 use amal_engine::decision::auto::Mode;
 use amal_engine::lang::Lang;
+use amal_engine::turn::{self, TurnError};
 
 /// The end user `chat` writes as unless `--as` names another.
 pub const DEMO_USER: &str = "chat.demo@example.dz";
@@ -130,22 +131,15 @@ pub async fn run(config: &Config, args: ChatArgs) -> Result<ExitCode> {
             }
         };
         let key = Uuid::new_v4().to_string();
-        let turn = match conversations::post_message(
-            &pool,
-            &engine,
-            conversation.id,
-            Some(&key),
-            &content,
-        )
-        .await
-        {
-            Ok(t) => t,
-            Err(ConversationError::NotActive { status, .. }) => {
-                eprintln!("the conversation is {status}; start a new chat");
-                break;
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let turn =
+            match turn::post_message(&pool, &engine, conversation.id, Some(&key), &content).await {
+                Ok(t) => t,
+                Err(TurnError::Conversation(ConversationError::NotActive { status, .. })) => {
+                    eprintln!("the conversation is {status}; start a new chat");
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            };
         seen.extend([turn.user_message.id, turn.reply.id]);
         println!("\n{}\n", turn.reply.content);
         let d = &turn.decision;

@@ -11,12 +11,12 @@ use chrono::Utc;
 use clap::Subcommand;
 
 use amal_engine::config::Config;
+use amal_engine::db;
 use amal_engine::staff::{self, Actor};
 use amal_engine::tickets::{
     self, CommentText, NewTicket, Queue, QueueFilter, Subject, Ticket, TicketStatus, Tier,
     Visibility,
 };
-use amal_engine::{db, sla};
 
 use super::staff::resolve_actor;
 
@@ -410,7 +410,7 @@ pub async fn run(config: &Config, cmd: TicketCommand) -> Result<ExitCode> {
             println!("opened {}", t.ticket_number);
         }
         TicketCommand::Sweep => {
-            let report = sla::sweep(&mut conn, now).await.context("sweeping")?;
+            let report = tickets::sweep(&mut conn, now).await.context("sweeping")?;
             println!(
                 "breaches recorded: {} first response, {} resolution",
                 report.first_response_breaches, report.resolution_breaches

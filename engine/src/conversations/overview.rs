@@ -7,7 +7,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::{ConversationError, DECISION_COLUMNS, DecisionRecord, MESSAGE_COLUMNS, Message};
-use crate::decision::auto::Citation;
+use crate::decision::answer::Citation;
 use crate::lang::Lang;
 
 /// Most conversations one list read returns.

@@ -15,19 +15,19 @@
 
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use uuid::Uuid;
 
+use super::answer::{Answer, compose_answer, finish_answer};
 use super::crisis::{self, CrisisGate, CrisisKind, CrisisMatch, CrisisNumbers};
 use super::human_request::{self, HumanRequestDetector, HumanRequestMatch};
 use super::llm::{ChatModel, ModelReply};
+use super::replies::{clarifying_question, handover_message, ticket_open_message};
 use super::rules::RuleError;
-use crate::knowledge::chunk::count_tokens;
-use crate::knowledge::lexicon::Lexicon;
+
 use crate::knowledge::{Hit, Retriever, SearchRequest};
-use crate::lang::{Lang, fold, is_stopword};
+use crate::lang::Lang;
 
 /// Environment variable: the confidence a top hit needs for a RAG answer (0..1).
 pub const THRESHOLD_ENV: &str = "AMAL_RAG_THRESHOLD";
@@ -41,10 +41,8 @@ pub const DEFAULT_THRESHOLD: f64 = 0.5;
 pub const OFFLINE_MODEL: &str = "offline-extractive";
 /// How many chunks retrieval returns for a decision.
 const SEARCH_K: usize = 5;
-/// How many chunks an extractive answer may draw from.
-const ANSWER_CHUNKS: usize = 3;
-/// How many sentences an extractive answer has at most.
-const ANSWER_SENTENCES: usize = 3;
+/// How many chunks an answer may draw from.
+pub(crate) const ANSWER_CHUNKS: usize = 3;
 /// Ticket categories (the `ticket_categories` lookup rows) a document category may map to.
 const TICKET_CATEGORIES: [&str; 5] = [
     "addiction",
@@ -115,30 +113,6 @@ impl Reasons {
             en: en.to_string(),
         }
     }
-}
-
-/// A document the answer drew from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Citation {
-    /// The document.
-    pub document_id: Uuid,
-    /// Its title (shown in the "Sources" line).
-    pub title: String,
-    /// Its source path, if any.
-    pub source: Option<String>,
-    /// The chunks whose sentences were used.
-    pub chunk_ids: Vec<Uuid>,
-}
-
-/// An extractive answer composed from approved chunks.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Answer {
-    /// The text the person receives.
-    pub text: String,
-    /// The documents it cites, in order of first use.
-    pub citations: Vec<Citation>,
-    /// Token count of the text ([`count_tokens`]).
-    pub tokens: usize,
 }
 
 /// What the engine decided for one message (pure data; nothing is stored by deciding).
@@ -336,10 +310,11 @@ impl DecisionEngine {
         })
     }
 
-    /// Whether the crisis gate fires on `text`: what must reach a human whatever else would
-    /// refuse the message (a closed conversation, a reused idempotency key).
-    pub fn is_crisis(&self, text: &str) -> bool {
-        self.crisis.assess(text).is_some()
+    /// The crisis gate's assessment of `text`, made once per message and passed to
+    /// [`Self::decide_turn`]: what must reach a human whatever else would refuse the message (a
+    /// closed conversation, a reused idempotency key).
+    pub fn assess_crisis(&self, text: &str) -> Option<CrisisMatch> {
+        self.crisis.assess(text)
     }
 
     /// The safety message a turn would answer `text` with when the crisis gate fires on it
@@ -358,21 +333,29 @@ impl DecisionEngine {
 
     /// The AUTO decision for a message of an AUTO conversation with no earlier clarification.
     pub async fn decide(&self, pool: &PgPool, text: &str, lang: Lang) -> Decision {
-        self.decide_turn(pool, text, lang, TurnContext::default())
-            .await
+        self.decide_turn(
+            pool,
+            text,
+            lang,
+            TurnContext::default(),
+            self.assess_crisis(text),
+        )
+        .await
     }
 
-    /// The decision for a message in its conversation's context. Reads only.
+    /// The decision for a message in its conversation's context, given the crisis gate's
+    /// assessment of it ([`Self::assess_crisis`]). Reads only.
     pub async fn decide_turn(
         &self,
         pool: &PgPool,
         text: &str,
         lang: Lang,
         ctx: TurnContext,
+        crisis: Option<CrisisMatch>,
     ) -> Decision {
-        // Step 1. The crisis gate is pure and runs on the raw text before anything else; a match
+        // Step 1. The crisis gate is pure and ran on the raw text before anything else; a match
         // returns here, so no later step (retrieval, mode, settings) is even consulted.
-        if let Some(m) = self.crisis.assess(text) {
+        if let Some(m) = crisis {
             return crisis_decision(m, &self.numbers);
         }
         // A person of the team has this conversation: everything the person writes is for
@@ -760,343 +743,9 @@ fn chunk_evidence(hits: &[Hit]) -> Value {
     )
 }
 
-/// The reply when a human takes over (the stored turn appends the ticket number).
-pub fn handover_message(lang: Lang) -> &'static str {
-    match lang {
-        Lang::Ar => "شكرًا لك على رسالتك. سيرد عليك أحد أعضاء فريقنا هنا في أقرب وقت ممكن.",
-        Lang::Fr => {
-            "Merci pour votre message. Une personne de notre équipe vous répondra ici dès que possible."
-        }
-        Lang::En => {
-            "Thank you for your message. A member of our team will answer you here as soon as possible."
-        }
-    }
-}
-
-/// The reply while the conversation's ticket is open: the message has reached the team.
-pub fn ticket_open_message(lang: Lang) -> &'static str {
-    match lang {
-        Lang::Ar => "وصلت رسالتك إلى عضو فريقنا الذي يتابع طلبك، وسيرد عليك هنا.",
-        Lang::Fr => {
-            "Votre message a été transmis à la personne de notre équipe qui suit votre demande ; elle vous répondra ici."
-        }
-        Lang::En => {
-            "Your message has reached the member of our team who is following your request; they will answer you here."
-        }
-    }
-}
-
-/// The one clarifying question asked on low confidence when [`CLARIFY_ENV`] is set.
-pub fn clarifying_question(lang: Lang) -> &'static str {
-    match lang {
-        Lang::Ar => {
-            "حتى أوجهك إلى المعلومة المناسبة، هل يمكنك أن تخبرني أكثر قليلًا عما تمر به (مثلًا: النوم، القلق، الكحول، القنب، التبغ، القمار)؟"
-        }
-        Lang::Fr => {
-            "Pour vous orienter vers la bonne information, pouvez-vous m'en dire un peu plus sur ce que vous vivez (par exemple : sommeil, anxiété, alcool, cannabis, tabac, jeux d'argent) ?"
-        }
-        Lang::En => {
-            "To point you to the right information, could you tell me a little more about what you are going through (for example: sleep, anxiety, alcohol, cannabis, tobacco, gambling)?"
-        }
-    }
-}
-
-fn intro(lang: Lang) -> &'static str {
-    match lang {
-        Lang::Ar => "إليك ما تقوله مصادرنا المعتمدة:",
-        Lang::Fr => "Voici ce que disent nos sources validées :",
-        Lang::En => "Here is what our approved sources say:",
-    }
-}
-
-fn sources_label(lang: Lang) -> (&'static str, &'static str) {
-    match lang {
-        Lang::Ar => ("المصادر: ", "، "),
-        Lang::Fr => ("Sources : ", " ; "),
-        Lang::En => ("Sources: ", "; "),
-    }
-}
-
-fn closing(lang: Lang) -> &'static str {
-    match lang {
-        Lang::Ar => "إذا أردت التحدث مع أحد أعضاء فريقنا، يكفي أن تطلب ذلك.",
-        Lang::Fr => {
-            "Si vous souhaitez parler à une personne de notre équipe, il suffit de le demander."
-        }
-        Lang::En => "If you would like to talk to a member of our team, just ask.",
-    }
-}
-
-/// Splits chunk text into sentences (keeping their end marks), as the chunker does. Lines
-/// without an end mark are headings or list stubs, which read badly inside a paragraph: they
-/// are left out.
-fn sentences(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    for c in text.chars() {
-        if c == '\n' {
-            // A line break without an end mark ends a heading: drop it.
-            current.clear();
-            continue;
-        }
-        current.push(c);
-        if matches!(c, '.' | '!' | '?' | '…' | '؟') {
-            push_sentence(&mut out, &mut current);
-        }
-    }
-    out
-}
-
-fn push_sentence(out: &mut Vec<String>, current: &mut String) {
-    let s = current
-        .trim()
-        .trim_start_matches(['#', '-', '*', ' '])
-        .trim();
-    // A few words ("Yes." "See below.") carry no answer.
-    if count_tokens(s) >= 4 {
-        out.push(s.to_string());
-    }
-    current.clear();
-}
-
-/// At most `max` characters of `text` (whole words, lines joined), with an ellipsis when cut.
-fn excerpt(text: &str, max: usize) -> String {
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() <= max {
-        return flat;
-    }
-    let cut: String = flat.chars().take(max).collect();
-    let cut = cut.rsplit_once(' ').map(|(head, _)| head).unwrap_or(&cut);
-    format!("{cut}…")
-}
-
-/// The folded content words of a text.
-fn content_words(text: &str) -> Vec<String> {
-    let mut words: Vec<String> = Vec::new();
-    for w in fold(text).split(' ') {
-        if w.chars().count() >= 2 && !is_stopword(w) && !words.iter().any(|x| x == w) {
-            words.push(w.to_string());
-        }
-    }
-    words
-}
-
-/// Two folded words match when equal or when they share a 5-letter prefix (a light stem:
-/// "sleeping"/"sleep", "dormir"/"dormez", "النوم"/"النومي").
-fn words_match(a: &str, b: &str) -> bool {
-    if a == b {
-        return true;
-    }
-    let pa: Vec<char> = a.chars().take(5).collect();
-    let pb: Vec<char> = b.chars().take(5).collect();
-    pa.len() == 5 && pa == pb
-}
-
-/// Composes the offline extractive answer: the two or three sentences of the top chunks that
-/// share most words with the query (and its lexicon expansion), in their original order, a
-/// one-line introduction and a "Sources" line citing the documents used.
-pub fn compose_answer(query: &str, lang: Lang, hits: &[Hit]) -> Answer {
-    let mut query_words = content_words(query);
-    for w in Lexicon::builtin().expand(query) {
-        for f in content_words(&w) {
-            if !query_words.contains(&f) {
-                query_words.push(f);
-            }
-        }
-    }
-    // Candidate sentences: (hit index, position, overlap score, sentence).
-    let mut candidates: Vec<(usize, usize, f64, String)> = Vec::new();
-    for (hi, hit) in hits
-        .iter()
-        .enumerate()
-        .filter(|(_, h)| h.lang == lang.code())
-        .take(ANSWER_CHUNKS)
-    {
-        for (pos, s) in sentences(&hit.content).into_iter().enumerate() {
-            let words = content_words(&s);
-            let overlap = query_words
-                .iter()
-                .filter(|q| words.iter().any(|w| words_match(q, w)))
-                .count() as f64;
-            // Overlap normalised by length, with a small preference for better-ranked chunks
-            // and earlier sentences (articles put the gist first).
-            let score =
-                overlap / (words.len().max(1) as f64).sqrt() - 0.05 * hi as f64 - 0.01 * pos as f64;
-            candidates.push((hi, pos, if overlap > 0.0 { score } else { f64::MIN }, s));
-        }
-    }
-    let mut chosen: Vec<(usize, usize, String)> = Vec::new();
-    let mut ranked = candidates.clone();
-    ranked.sort_by(|a, b| b.2.total_cmp(&a.2));
-    for (hi, pos, score, s) in ranked {
-        if chosen.len() == ANSWER_SENTENCES || score == f64::MIN {
-            break;
-        }
-        if !chosen.iter().any(|(_, _, c)| fold(c) == fold(&s)) {
-            chosen.push((hi, pos, s));
-        }
-    }
-    if chosen.is_empty() {
-        // Retrieval found the chunk by meaning rather than shared words: its opening sentences.
-        let first = candidates.first().map(|c| c.0);
-        chosen = candidates
-            .into_iter()
-            .filter(|c| Some(c.0) == first)
-            .take(2)
-            .map(|(hi, pos, _, s)| (hi, pos, s))
-            .collect();
-    }
-    if chosen.is_empty() {
-        // No complete sentence at all (a chunk cut mid-sentence): the top chunk's own text.
-        if let Some((hi, hit)) = hits.iter().enumerate().find(|(_, h)| h.lang == lang.code()) {
-            chosen.push((hi, 0, excerpt(&hit.content, 400)));
-        }
-    }
-    chosen.sort_by_key(|(hi, pos, _)| (*hi, *pos));
-
-    let body: Vec<&str> = chosen.iter().map(|(_, _, s)| s.as_str()).collect();
-    let used: Vec<&Hit> = chosen.iter().map(|(hi, _, _)| &hits[*hi]).collect();
-    finish_answer(lang, &body.join(" "), &used)
-}
-
-/// The answer as the person reads it: an introduction, the body, the offer of a human and a
-/// "Sources" line naming the documents of `used` (chunks of one document cited once).
-fn finish_answer(lang: Lang, body: &str, used: &[&Hit]) -> Answer {
-    let mut citations: Vec<Citation> = Vec::new();
-    for hit in used {
-        match citations
-            .iter_mut()
-            .find(|c| c.document_id == hit.document_id)
-        {
-            Some(c) => {
-                if !c.chunk_ids.contains(&hit.chunk_id) {
-                    c.chunk_ids.push(hit.chunk_id);
-                }
-            }
-            None => citations.push(Citation {
-                document_id: hit.document_id,
-                title: hit.title.clone(),
-                source: hit.source.clone(),
-                chunk_ids: vec![hit.chunk_id],
-            }),
-        }
-    }
-    let (label, sep) = sources_label(lang);
-    let titles: Vec<&str> = citations.iter().map(|c| c.title.as_str()).collect();
-    let text = format!(
-        "{}\n\n{}\n\n{}\n\n{}{}",
-        intro(lang),
-        body.trim(),
-        closing(lang),
-        label,
-        titles.join(sep)
-    );
-    let tokens = count_tokens(&text);
-    Answer {
-        text,
-        citations,
-        tokens,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hit(doc: u128, lang: &str, title: &str, content: &str) -> Hit {
-        Hit {
-            chunk_id: Uuid::from_u128(doc + 1000),
-            document_id: Uuid::from_u128(doc),
-            title: title.into(),
-            source: None,
-            category: None,
-            lang: lang.into(),
-            chunk_index: 0,
-            content: content.into(),
-            score: 0.03,
-            vector_rank: Some(1),
-            vector_similarity: 0.8,
-            text_rank: Some(1),
-            text_score: Some(0.1),
-        }
-    }
-
-    #[test]
-    fn extractive_answer_picks_overlapping_sentences_and_cites_documents() {
-        let hits = vec![
-            hit(
-                1,
-                "en",
-                "Sleep problems",
-                "# Sleep problems\n\nKeep a regular bedtime and avoid screens before sleeping. Insomnia that lasts weeks deserves a doctor's advice. Cats are nice animals to live with.",
-            ),
-            hit(
-                2,
-                "en",
-                "Quitting tobacco",
-                "Nicotine cravings pass within minutes.",
-            ),
-        ];
-        let a = compose_answer("I can't sleep, insomnia every night", Lang::En, &hits);
-        assert!(
-            a.text.starts_with("Here is what our approved sources say:"),
-            "{}",
-            a.text
-        );
-        assert!(a.text.contains("Insomnia that lasts weeks"), "{}", a.text);
-        assert!(!a.text.contains("Cats"), "{}", a.text);
-        assert!(a.text.ends_with("Sources: Sleep problems"), "{}", a.text);
-        assert_eq!(a.citations.len(), 1);
-        assert_eq!(a.citations[0].document_id, Uuid::from_u128(1));
-        assert_eq!(a.tokens, count_tokens(&a.text));
-    }
-
-    #[test]
-    fn answer_ignores_chunks_in_another_language() {
-        let hits = vec![
-            hit(
-                1,
-                "fr",
-                "Sommeil",
-                "Gardez des horaires réguliers pour bien dormir le soir.",
-            ),
-            hit(
-                2,
-                "en",
-                "Sleep",
-                "Keep a regular bedtime to sleep well at night.",
-            ),
-        ];
-        let a = compose_answer("sleep bedtime", Lang::En, &hits);
-        assert_eq!(a.citations.len(), 1);
-        assert_eq!(a.citations[0].title, "Sleep");
-    }
-
-    #[test]
-    fn headings_are_left_out_and_a_chunk_without_sentences_is_excerpted() {
-        let hits = vec![hit(
-            1,
-            "fr",
-            "Tabac",
-            "Tabac et nicotine : arrêter de fumer\n\nArrêter de fumer demande souvent plusieurs tentatives.",
-        )];
-        let a = compose_answer("arrêter de fumer", Lang::Fr, &hits);
-        assert!(
-            a.text.contains("\n\nArrêter de fumer demande"),
-            "{}",
-            a.text
-        );
-        assert!(!a.text.contains("nicotine : arrêter"), "{}", a.text);
-        let hits = vec![hit(
-            2,
-            "en",
-            "Cut",
-            "a chunk cut in the middle of a long sentence, without",
-        )];
-        let a = compose_answer("long sentence", Lang::En, &hits);
-        assert!(a.text.contains("a chunk cut in the middle"), "{}", a.text);
-        assert_eq!(a.citations.len(), 1);
-    }
 
     #[test]
     fn mode_parses_its_codes() {

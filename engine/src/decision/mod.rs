@@ -9,9 +9,11 @@
 //! Both detectors share [`normalize`] (text folding, tokens, language guess) and [`rules`] (the
 //! clinician-readable rule files and their small pattern language).
 
+pub mod answer;
 pub mod auto;
 pub mod crisis;
 pub mod human_request;
 pub mod llm;
 pub mod normalize;
+pub mod replies;
 pub mod rules;

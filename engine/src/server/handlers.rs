@@ -622,7 +622,7 @@ async fn post_message(
         .await
         .map_err(|e| Problem::internal(&e))?;
     state.hub.publish_state(turn_state("processing"));
-    let turn = conversations::post_message(
+    let turn = crate::turn::post_message(
         &state.pool,
         &state.engine,
         id,

@@ -138,7 +138,7 @@ impl Metrics {
     }
 
     /// Counts an answered turn.
-    pub fn turn(&self, turn: &crate::conversations::Turn, seconds: f64) {
+    pub fn turn(&self, turn: &crate::turn::Turn, seconds: f64) {
         let d = &turn.decision;
         let outcome = if turn.replayed {
             "replayed"

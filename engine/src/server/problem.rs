@@ -149,6 +149,15 @@ impl From<UserError> for Problem {
     }
 }
 
+impl From<crate::turn::TurnError> for Problem {
+    fn from(e: crate::turn::TurnError) -> Self {
+        match e {
+            crate::turn::TurnError::Conversation(e) => e.into(),
+            crate::turn::TurnError::Ticket(e) => Problem::internal(&e),
+        }
+    }
+}
+
 impl From<ConversationError> for Problem {
     fn from(e: ConversationError) -> Self {
         match e {
@@ -175,7 +184,6 @@ impl From<ConversationError> for Problem {
             ConversationError::Staff(_) => {
                 Problem::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
             }
-            ConversationError::Ticket(e) => Problem::internal(&e),
             ConversationError::Sql(e) => Problem::internal(&e),
         }
     }

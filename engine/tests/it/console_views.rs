@@ -168,7 +168,7 @@ async fn answers_cite_their_sources_in_the_transcript(pool: PgPool) -> anyhow::R
     .await?;
     let c = conversations::start(&pool, user, Mode::Auto, Some(Lang::En)).await?;
     let engine = super::conversations::kb_engine(&pool).await;
-    let turn = conversations::post_message(
+    let turn = amal_engine::turn::post_message(
         &pool,
         &engine,
         c.id,

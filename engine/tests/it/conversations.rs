@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use amal_engine::conversations::{self, ContentError, ConversationError, MessageContent, Turn};
+use amal_engine::conversations::{self, ContentError, ConversationError, MessageContent};
 use amal_engine::decision::auto::{DecisionEngine, Mode};
 use amal_engine::decision::crisis::{CrisisNumbers, safety_message};
 use amal_engine::decision::normalize;
@@ -16,6 +16,7 @@ use amal_engine::knowledge::embed::{Embedder, HashEmbedder};
 use amal_engine::knowledge::store::{self, IngestOptions};
 use amal_engine::knowledge::{Retriever, SearchRequest};
 use amal_engine::lang::Lang;
+use amal_engine::turn::{Turn, TurnError};
 
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
@@ -109,7 +110,7 @@ async fn post(
     key: Option<&str>,
     text: &str,
 ) -> Turn {
-    conversations::post_message(
+    amal_engine::turn::post_message(
         pool,
         engine,
         conv,
@@ -636,8 +637,8 @@ async fn a_retry_with_the_same_client_message_id_returns_the_same_turn_without_d
     // Concurrent retries of a new key still make one turn.
     let tobacco = MessageContent::parse("Nicotine cravings, how do I quit tobacco?").unwrap();
     let (a, b) = tokio::join!(
-        conversations::post_message(&pool, &engine, conv, Some("m-3"), &tobacco),
-        conversations::post_message(&pool, &engine, conv, Some("m-3"), &tobacco),
+        amal_engine::turn::post_message(&pool, &engine, conv, Some("m-3"), &tobacco),
+        amal_engine::turn::post_message(&pool, &engine, conv, Some("m-3"), &tobacco),
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.user_message.id, b.user_message.id);
@@ -645,7 +646,7 @@ async fn a_retry_with_the_same_client_message_id_returns_the_same_turn_without_d
     assert!(a.replayed != b.replayed);
     assert_eq!(rows(&pool, conv).await, (6, 3, 1));
     // The same key for another message is refused.
-    let err = conversations::post_message(
+    let err = amal_engine::turn::post_message(
         &pool,
         &engine,
         conv,
@@ -655,7 +656,7 @@ async fn a_retry_with_the_same_client_message_id_returns_the_same_turn_without_d
     .await
     .unwrap_err();
     assert!(
-        matches!(err, ConversationError::IdempotencyConflict(ref k) if k == "m-1"),
+        matches!(err, TurnError::Conversation(ConversationError::IdempotencyConflict(ref k)) if k == "m-1"),
         "{err}"
     );
 }
@@ -777,7 +778,7 @@ async fn pages_close_archive_and_search(pool: PgPool) {
 
     let closed = conversations::close(&pool, conv).await.unwrap();
     assert_eq!(closed.status, "closed");
-    let err = conversations::post_message(
+    let err = amal_engine::turn::post_message(
         &pool,
         &engine,
         conv,
@@ -786,7 +787,13 @@ async fn pages_close_archive_and_search(pool: PgPool) {
     )
     .await
     .unwrap_err();
-    assert!(matches!(err, ConversationError::NotActive { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            TurnError::Conversation(ConversationError::NotActive { .. })
+        ),
+        "{err}"
+    );
     // A message in crisis is never refused: the conversation opens again and escalates.
     let turn = post(&pool, &engine, conv, Some("late"), "je veux plus vivre").await;
     assert_eq!(turn.decision.decision, "support");
@@ -825,7 +832,7 @@ async fn pages_close_archive_and_search(pool: PgPool) {
     .await;
     assert!(retried.replayed);
     assert_eq!(retried.user_message.id, again.user_message.id);
-    let err = conversations::post_message(
+    let err = amal_engine::turn::post_message(
         &pool,
         &engine,
         conv,
@@ -835,7 +842,10 @@ async fn pages_close_archive_and_search(pool: PgPool) {
     .await
     .unwrap_err();
     assert!(
-        matches!(err, ConversationError::IdempotencyConflict(_)),
+        matches!(
+            err,
+            TurnError::Conversation(ConversationError::IdempotencyConflict(_))
+        ),
         "{err}"
     );
 

@@ -96,7 +96,7 @@ async fn killed_mid_turn_leaves_only_complete_turns(pool: PgPool) -> anyhow::Res
         .fetch_one(&pool)
         .await?;
     let engine = super::conversations::engine();
-    let turn = conversations::post_message(
+    let turn = amal_engine::turn::post_message(
         &pool,
         &engine,
         conversation,
@@ -136,7 +136,7 @@ async fn more_turns_than_connections_all_complete(pool: PgPool) -> anyhow::Resul
             .await?;
         let (small, engine) = (small.clone(), engine.clone());
         tasks.push(tokio::spawn(async move {
-            conversations::post_message(
+            amal_engine::turn::post_message(
                 &small,
                 &engine,
                 c.id,

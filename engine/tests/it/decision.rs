@@ -43,7 +43,9 @@ async fn the_crisis_gate_comes_first_whatever_else_the_message_says(pool: PgPool
             ticket_open: false,
         },
     ] {
-        let d = lenient.decide_turn(&pool, text, Lang::Fr, ctx).await;
+        let d = lenient
+            .decide_turn(&pool, text, Lang::Fr, ctx, lenient.assess_crisis(text))
+            .await;
         assert_eq!(d.decision, Route::Support);
         assert_eq!(d.reason_code, "crisis_suicidal_ideation");
         assert_eq!(
@@ -131,6 +133,7 @@ async fn human_requests_languages_without_sources_and_clarification(pool: PgPool
                 clarified_before: true,
                 ticket_open: false,
             },
+            clarifying.assess_crisis(off_topic),
         )
         .await;
     assert_eq!(
@@ -342,7 +345,7 @@ async fn a_chat_model_writes_grounded_answers_may_decline_and_never_sees_a_crisi
         .await
         .unwrap();
     let content = amal_engine::conversations::MessageContent::parse(question).unwrap();
-    let turn = amal_engine::conversations::post_message(&pool, &auto, conv.id, None, &content)
+    let turn = amal_engine::turn::post_message(&pool, &auto, conv.id, None, &content)
         .await
         .unwrap();
     assert_eq!(turn.decision.model_used.as_deref(), Some("stand-in-chat"));

@@ -149,10 +149,10 @@ async fn pause_and_resume_arithmetic(pool: PgPool) -> TestResult {
         "a stopped clock does not breach"
     );
     // The sweeper leaves a stopped clock alone, even far past the nominal deadline.
-    assert_eq!(sla::sweep(&mut conn, at(600)).await?.total(), 0);
+    assert_eq!(tickets::sweep(&mut conn, at(600)).await?.total(), 0);
 
     // The user writes at minute 65: back to in_progress, one hour added to the paused time.
-    let resumed = sla::on_user_message(&mut conn, conv, at(65)).await?;
+    let resumed = tickets::resume_pending(&mut conn, conv, at(65)).await?;
     assert_eq!(resumed, [t.id]);
     let (status, paused_seconds, paused_at, fr_deadline, res_deadline): (
         String,
@@ -186,7 +186,7 @@ async fn pause_and_resume_arithmetic(pool: PgPool) -> TestResult {
     );
     // A second pause adds up.
     tickets::set_status(&mut conn, &agent, &n, TicketStatus::Pending, None, at(71)).await?;
-    sla::on_user_message(&mut conn, conv, at(101)).await?;
+    tickets::resume_pending(&mut conn, conv, at(101)).await?;
     let c = both(&mut conn, t.id, at(101)).await?;
     assert_eq!(c.first_response_remaining_seconds, Some(4 * 60));
     // Resolving stops the clock; reopening later resumes it.
@@ -320,7 +320,7 @@ async fn racing_sweepers_record_each_breach_exactly_once(pool: PgPool) -> TestRe
         tokio::spawn(async move {
             let mut conn = pool.acquire().await.unwrap();
             barrier.wait().await;
-            sla::sweep(&mut conn, now).await.unwrap()
+            tickets::sweep(&mut conn, now).await.unwrap()
         })
     };
     let a = run(sweepers.clone(), barrier.clone());
@@ -338,14 +338,14 @@ async fn racing_sweepers_record_each_breach_exactly_once(pool: PgPool) -> TestRe
     assert_eq!((events, distinct, flagged), (260, 260, 260));
     // Later passes find nothing new until the resolution deadlines pass.
     let mut conn = pool.acquire().await?;
-    assert_eq!(sla::sweep(&mut conn, now).await?.total(), 0);
-    let later = sla::sweep(&mut conn, t0 + Duration::hours(5)).await?;
+    assert_eq!(tickets::sweep(&mut conn, now).await?.total(), 0);
+    let later = tickets::sweep(&mut conn, t0 + Duration::hours(5)).await?;
     assert_eq!(
         (later.first_response_breaches, later.resolution_breaches),
         (0, 280)
     );
     assert_eq!(
-        sla::sweep(&mut conn, t0 + Duration::hours(6))
+        tickets::sweep(&mut conn, t0 + Duration::hours(6))
             .await?
             .total(),
         0
@@ -460,7 +460,7 @@ async fn business_hours_calendar(pool: PgPool) -> TestResult {
         ts("2026-03-12T15:30:00Z"),
     )
     .await?;
-    sla::on_user_message(&mut conn, conv, ts("2026-03-15T08:00:00Z")).await?;
+    tickets::resume_pending(&mut conn, conv, ts("2026-03-15T08:00:00Z")).await?;
     let (paused, deadline): (i32, DateTime<Utc>) = sqlx::query_as(
         "SELECT sla_paused_seconds, resolution_deadline_at FROM support_tickets WHERE id = $1",
     )

@@ -3,7 +3,6 @@
 use chrono::Duration;
 use sqlx::PgPool;
 
-use amal_engine::sla;
 use amal_engine::stats;
 use amal_engine::tickets::{self, CommentText, TicketStatus, Visibility};
 
@@ -23,7 +22,7 @@ async fn statistics_cover_queue_sla_times_workload_and_crisis(pool: PgPool) -> T
     let t0 = now - Duration::hours(6);
     // A crisis escalation answered after 10 minutes and resolved after 2 hours.
     let crisis =
-        tickets::create_from_conversation(&mut conn, conv, "crisis", "urgent", "gate", t0).await?;
+        amal_engine::turn::escalate(&mut conn, conv, "crisis", "urgent", "gate", t0).await?;
     tickets::take(&mut conn, &agent, &crisis.ticket_number, t0).await?;
     let hello = CommentText::new("Nous sommes avec vous.")?;
     tickets::comment(
@@ -47,7 +46,7 @@ async fn statistics_cover_queue_sla_times_workload_and_crisis(pool: PgPool) -> T
     // An urgent ticket left alone: its first response breaches.
     let late = ticket_at(&mut conn, user, None, "urgent", t0).await;
     tickets::take(&mut conn, &agent, &late.ticket_number, t0).await?;
-    let swept = sla::sweep(&mut conn, now).await?;
+    let swept = tickets::sweep(&mut conn, now).await?;
     assert_eq!(
         (swept.first_response_breaches, swept.resolution_breaches),
         (1, 1)

@@ -600,7 +600,7 @@ async fn escalated_conversation_opens_one_linked_ticket(pool: PgPool) -> TestRes
     .await?;
     let mut conn = pool.acquire().await?;
     let now = now_us();
-    let t = tickets::create_from_conversation(
+    let t = amal_engine::turn::escalate(
         &mut conn,
         conv,
         "crisis",
@@ -622,8 +622,7 @@ async fn escalated_conversation_opens_one_linked_ticket(pool: PgPool) -> TestRes
             .await?;
     assert_eq!((status.as_str(), escalated_at), ("escalated", Some(now)));
     let again =
-        tickets::create_from_conversation(&mut conn, conv, "crisis", "urgent", "retry", now)
-            .await?;
+        amal_engine::turn::escalate(&mut conn, conv, "crisis", "urgent", "retry", now).await?;
     assert_eq!(
         again.id, t.id,
         "a retried escalation returns the same ticket"

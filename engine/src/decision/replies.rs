@@ -1,0 +1,82 @@
+//! Every text the assistant itself writes to a person, in the three languages: the hand-over
+//! and open-ticket notices, the clarifying question, the ticket line and the frame of an
+//! answer. The safety message is the crisis gate's ([`super::crisis`]); answers' bodies come
+//! from the approved knowledge base.
+
+use crate::lang::Lang;
+
+/// The reply when a human takes over (the stored turn appends the ticket number).
+pub fn handover_message(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Ar => "شكرًا لك على رسالتك. سيرد عليك أحد أعضاء فريقنا هنا في أقرب وقت ممكن.",
+        Lang::Fr => {
+            "Merci pour votre message. Une personne de notre équipe vous répondra ici dès que possible."
+        }
+        Lang::En => {
+            "Thank you for your message. A member of our team will answer you here as soon as possible."
+        }
+    }
+}
+
+/// The reply while the conversation's ticket is open: the message has reached the team.
+pub fn ticket_open_message(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Ar => "وصلت رسالتك إلى عضو فريقنا الذي يتابع طلبك، وسيرد عليك هنا.",
+        Lang::Fr => {
+            "Votre message a été transmis à la personne de notre équipe qui suit votre demande ; elle vous répondra ici."
+        }
+        Lang::En => {
+            "Your message has reached the member of our team who is following your request; they will answer you here."
+        }
+    }
+}
+
+/// The one clarifying question asked on low confidence when [`super::auto::CLARIFY_ENV`] is set.
+pub fn clarifying_question(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Ar => {
+            "حتى أوجهك إلى المعلومة المناسبة، هل يمكنك أن تخبرني أكثر قليلًا عما تمر به (مثلًا: النوم، القلق، الكحول، القنب، التبغ، القمار)؟"
+        }
+        Lang::Fr => {
+            "Pour vous orienter vers la bonne information, pouvez-vous m'en dire un peu plus sur ce que vous vivez (par exemple : sommeil, anxiété, alcool, cannabis, tabac, jeux d'argent) ?"
+        }
+        Lang::En => {
+            "To point you to the right information, could you tell me a little more about what you are going through (for example: sleep, anxiety, alcohol, cannabis, tobacco, gambling)?"
+        }
+    }
+}
+
+pub(crate) fn intro(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Ar => "إليك ما تقوله مصادرنا المعتمدة:",
+        Lang::Fr => "Voici ce que disent nos sources validées :",
+        Lang::En => "Here is what our approved sources say:",
+    }
+}
+
+pub(crate) fn sources_label(lang: Lang) -> (&'static str, &'static str) {
+    match lang {
+        Lang::Ar => ("المصادر: ", "، "),
+        Lang::Fr => ("Sources : ", " ; "),
+        Lang::En => ("Sources: ", "; "),
+    }
+}
+
+pub(crate) fn closing(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Ar => "إذا أردت التحدث مع أحد أعضاء فريقنا، يكفي أن تطلب ذلك.",
+        Lang::Fr => {
+            "Si vous souhaitez parler à une personne de notre équipe, il suffit de le demander."
+        }
+        Lang::En => "If you would like to talk to a member of our team, just ask.",
+    }
+}
+
+/// The line a hand-over reply ends with: the ticket's number.
+pub fn ticket_line(lang: Lang, number: &str) -> String {
+    match lang {
+        Lang::Ar => format!("رقم طلبك: {number}"),
+        Lang::Fr => format!("Numéro de votre demande : {number}"),
+        Lang::En => format!("Your request number: {number}"),
+    }
+}

@@ -1,0 +1,446 @@
+//! Every change to one ticket: taking, assigning, releasing, its status and its tier. Each runs
+//! in one transaction around the locked ticket row ([`change_locked`]): lock, check, change,
+//! audit, notify, read back.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection};
+use uuid::Uuid;
+
+use super::model::{Ticket, TicketStatus, Tier, normalize_number, open_statuses};
+use super::queue::get;
+use super::{TicketError, clock};
+use crate::audit::{self, AuditEntry};
+use crate::events::{self, ChangeKind, ChangeNotice};
+use crate::staff::{self, Actor, StaffRole};
+
+/// The ticket row an operation works on, locked until the operation commits.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct Locked {
+    pub(super) id: Uuid,
+    pub(super) ticket_number: String,
+    #[sqlx(try_from = "String")]
+    pub(super) status: TicketStatus,
+    pub(super) assigned_to: Option<Uuid>,
+    pub(super) holder_email: Option<String>,
+    pub(super) holder_name: Option<String>,
+    pub(super) conversation_id: Option<Uuid>,
+    pub(super) user_id: Uuid,
+    pub(super) escalation_tier: String,
+    pub(super) first_response_at: Option<DateTime<Utc>>,
+}
+
+pub(super) async fn lock(conn: &mut PgConnection, number: &str) -> Result<Locked, TicketError> {
+    let number = normalize_number(number);
+    sqlx::query_as(
+        "SELECT t.id, t.ticket_number, t.status, t.assigned_to, u.email::text AS holder_email, \
+                u.name AS holder_name, t.conversation_id, t.user_id, \
+                t.escalation_tier, t.first_response_at \
+           FROM support_tickets t LEFT JOIN users u ON u.id = t.assigned_to \
+          WHERE t.ticket_number = $1 FOR UPDATE OF t",
+    )
+    .bind(&number)
+    .fetch_optional(conn)
+    .await?
+    .ok_or(TicketError::NotFound(number))
+}
+
+/// Agents work unassigned tickets and their own; supervisors and admins any.
+pub(super) fn may_work(actor: &Actor, t: &Locked) -> Result<(), TicketError> {
+    match t.assigned_to {
+        Some(holder) if holder != actor.id && !actor.is_at_least(StaffRole::Supervisor) => {
+            Err(TicketError::NotYours {
+                number: t.ticket_number.clone(),
+                holder_email: t.holder_email.clone().unwrap_or_default(),
+                holder_name: t.holder_name.clone().unwrap_or_default(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+pub(super) async fn record(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    action: &str,
+    ticket_id: Uuid,
+    details: serde_json::Value,
+) -> sqlx::Result<()> {
+    audit::record(
+        conn,
+        &AuditEntry {
+            actor: Some(actor.id),
+            action,
+            resource_type: "support_ticket",
+            resource_id: Some(ticket_id),
+            details,
+        },
+    )
+    .await
+    .map(|_| ())
+}
+
+/// What a change did, for the audit trail.
+struct Change {
+    action: &'static str,
+    details: Value,
+}
+
+/// The frame of every change to one ticket: in one transaction, lock the ticket row, let
+/// `change` check and write (returning `None` when there was nothing to change), record the
+/// audit row and the notice, and read the ticket back.
+async fn change_locked(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    number: &str,
+    now: DateTime<Utc>,
+    change: impl AsyncFnOnce(&mut PgConnection, &Locked) -> Result<Option<Change>, TicketError>,
+) -> Result<Ticket, TicketError> {
+    let mut tx = conn.begin().await?;
+    let t = lock(&mut tx, number).await?;
+    if let Some(c) = change(&mut tx, &t).await? {
+        record(&mut tx, actor, c.action, t.id, c.details).await?;
+        events::notify(&mut tx, &changed(&t)).await?;
+    }
+    let ticket = get(&mut tx, t.id, now).await?;
+    tx.commit().await?;
+    Ok(ticket)
+}
+
+/// Refuses unless the ticket still needs work.
+fn require_open(t: &Locked) -> Result<(), TicketError> {
+    if t.status.is_open() {
+        Ok(())
+    } else {
+        Err(TicketError::NotOpen {
+            number: t.ticket_number.clone(),
+            status: t.status,
+        })
+    }
+}
+
+fn changed(t: &Locked) -> ChangeNotice {
+    let notice = ChangeNotice::new(ChangeKind::TicketChanged).ticket(t.id);
+    match t.conversation_id {
+        Some(c) => notice.conversation(c),
+        None => notice,
+    }
+}
+
+/// Takes an unassigned ticket for `actor`. When two staff members take the same ticket at the
+/// same moment exactly one gets it: the single conditional UPDATE below is decided by the row
+/// lock, and the loser re-reads who holds it ([`TicketError::HeldBy`]). Taking a ticket one
+/// already holds succeeds and changes nothing.
+pub async fn take(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    number: &str,
+    now: DateTime<Utc>,
+) -> Result<Ticket, TicketError> {
+    let number = normalize_number(number);
+    let mut tx = conn.begin().await?;
+    let taken: Option<(Uuid, Option<Uuid>, String)> = sqlx::query_as(concat!(
+        "UPDATE support_tickets \
+                SET assigned_to = $2, assigned_at = $3, \
+                    status = CASE WHEN status = 'open' THEN 'in_progress' ELSE status END \
+              WHERE ticket_number = $1 AND assigned_to IS NULL AND status IN ",
+        open_statuses!(),
+        " RETURNING id, conversation_id, status"
+    ))
+    .bind(&number)
+    .bind(actor.id)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((id, conversation_id, status)) = taken else {
+        // Lost, or not takeable: say why.
+        let t = lock(&mut tx, &number).await?;
+        return match t.assigned_to {
+            Some(holder) if holder == actor.id => {
+                let ticket = get(&mut tx, t.id, now).await?;
+                tx.commit().await?;
+                Ok(ticket)
+            }
+            Some(_) => Err(TicketError::HeldBy {
+                number: t.ticket_number,
+                holder_email: t.holder_email.unwrap_or_default(),
+                holder_name: t.holder_name.unwrap_or_default(),
+            }),
+            None => Err(TicketError::NotOpen {
+                number: t.ticket_number,
+                status: t.status,
+            }),
+        };
+    };
+    record(
+        &mut tx,
+        actor,
+        "ticket.take",
+        id,
+        json!({ "status": status }),
+    )
+    .await?;
+    let mut notice = ChangeNotice::new(ChangeKind::TicketChanged).ticket(id);
+    if let Some(c) = conversation_id {
+        notice = notice.conversation(c);
+    }
+    events::notify(&mut tx, &notice).await?;
+    tx.commit().await?;
+    get(conn, id, now).await
+}
+
+/// Assigns or reassigns a ticket to a staff member (supervisor or admin).
+pub async fn assign(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    number: &str,
+    assignee_email: &str,
+    now: DateTime<Utc>,
+) -> Result<Ticket, TicketError> {
+    staff::require(actor, StaffRole::Supervisor, "assigning tickets")?;
+    let assignee = staff::actor_by_email(conn, assignee_email).await?;
+    change_locked(conn, actor, number, now, async |tx, t| {
+        require_open(t)?;
+        if t.assigned_to == Some(assignee.id) {
+            return Ok(None);
+        }
+        sqlx::query(
+            "UPDATE support_tickets SET assigned_to = $2, assigned_at = $3, \
+                    status = CASE WHEN status = 'open' THEN 'in_progress' ELSE status END \
+              WHERE id = $1",
+        )
+        .bind(t.id)
+        .bind(assignee.id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        Ok(Some(Change {
+            action: if t.assigned_to.is_some() {
+                "ticket.reassign"
+            } else {
+                "ticket.assign"
+            },
+            details: json!({ "from": t.holder_email, "to": assignee.email }),
+        }))
+    })
+    .await
+}
+
+/// Puts a ticket back in the unassigned queue (a supervisor, or the holder giving it back).
+pub async fn release(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    number: &str,
+    now: DateTime<Utc>,
+) -> Result<Ticket, TicketError> {
+    change_locked(conn, actor, number, now, async |tx, t| {
+        if t.assigned_to != Some(actor.id) {
+            staff::require(
+                actor,
+                StaffRole::Supervisor,
+                "releasing someone else's ticket",
+            )?;
+        }
+        if t.assigned_to.is_none() {
+            return Ok(None);
+        }
+        sqlx::query(
+            "UPDATE support_tickets SET assigned_to = NULL, assigned_at = NULL, \
+                    status = CASE WHEN status = 'in_progress' THEN 'open' ELSE status END \
+              WHERE id = $1",
+        )
+        .bind(t.id)
+        .execute(&mut *tx)
+        .await?;
+        Ok(Some(Change {
+            action: "ticket.release",
+            details: json!({ "from": t.holder_email }),
+        }))
+    })
+    .await
+}
+
+/// Moves a ticket through its lifecycle (see the module's table). `note` becomes the
+/// resolution notes when resolving. Stopping the clock (pending, resolved, closed) first
+/// records any target already missed; starting it again (the user wrote, or a reopen) pushes
+/// the deadlines back by the time it stood still. A reopen clears the resolution and closing
+/// fields (their previous values stay in the audit trail).
+pub async fn set_status(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    number: &str,
+    to: TicketStatus,
+    note: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Ticket, TicketError> {
+    change_locked(conn, actor, number, now, async |tx, t| {
+        may_work(actor, t)?;
+        let from = t.status;
+        if !from.can_go_to(to) {
+            return Err(TicketError::InvalidTransition {
+                number: t.ticket_number.clone(),
+                from,
+                to,
+                allowed: from
+                    .allowed_next()
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        let note = note.map(str::trim).filter(|n| !n.is_empty());
+        if let Some(n) = note
+            && n.chars().count() > 10_000
+        {
+            return Err(TicketError::Invalid(
+                "resolution notes have at most 10,000 characters".into(),
+            ));
+        }
+        let mut breaches = Vec::new();
+        if from.clock_runs() && !to.clock_runs() {
+            breaches = clock::record_breaches(tx, t.id, now).await?;
+            clock::pause(tx, t.id, now).await?;
+        }
+        let mut resumed = None;
+        if !from.clock_runs() && to.clock_runs() {
+            resumed = clock::resume(tx, t.id, now).await?;
+        }
+        let reopen = matches!(from, TicketStatus::Resolved | TicketStatus::Closed);
+        sqlx::query(
+            "UPDATE support_tickets SET status = $2, \
+                    resolved_at = CASE WHEN $2 = 'resolved' THEN $3 WHEN $4 THEN NULL ELSE resolved_at END, \
+                    resolved_by = CASE WHEN $2 = 'resolved' THEN $5 WHEN $4 THEN NULL ELSE resolved_by END, \
+                    resolution_notes = CASE WHEN $2 = 'resolved' THEN coalesce($6, resolution_notes) \
+                                            WHEN $4 THEN NULL ELSE resolution_notes END, \
+                    closed_at = CASE WHEN $2 = 'closed' THEN $3 WHEN $4 THEN NULL ELSE closed_at END, \
+                    assigned_to = CASE WHEN $7 THEN NULL ELSE assigned_to END, \
+                    assigned_at = CASE WHEN $7 THEN NULL ELSE assigned_at END \
+              WHERE id = $1",
+        )
+        .bind(t.id)
+        .bind(to.as_str())
+        .bind(now)
+        .bind(reopen)
+        .bind(actor.id)
+        .bind(note)
+        // Back to `open` from in_progress means giving the ticket back to the queue.
+        .bind(from == TicketStatus::InProgress && to == TicketStatus::Open)
+        .execute(&mut *tx)
+        .await?;
+        Ok(Some(Change {
+            action: if reopen {
+                "ticket.reopen"
+            } else {
+                "ticket.status"
+            },
+            details: json!({
+                "from": from,
+                "to": to,
+                "note": note.is_some(),
+                "breaches_recorded": breaches,
+                "paused_seconds_added": resumed,
+            }),
+        }))
+    })
+    .await
+}
+
+/// Reopens a resolved or closed ticket: back to in_progress when someone holds it, else open.
+pub async fn reopen(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    number: &str,
+    now: DateTime<Utc>,
+) -> Result<Ticket, TicketError> {
+    let held: Option<Option<Uuid>> =
+        sqlx::query_scalar("SELECT assigned_to FROM support_tickets WHERE ticket_number = $1")
+            .bind(normalize_number(number))
+            .fetch_optional(&mut *conn)
+            .await?;
+    let to = match held {
+        Some(Some(_)) => TicketStatus::InProgress,
+        Some(None) => TicketStatus::Open,
+        None => return Err(TicketError::NotFound(normalize_number(number))),
+    };
+    set_status(conn, actor, number, to, None, now).await
+}
+
+/// Moves a ticket to another support tier, with the reason, actor and time in its history.
+/// Agents may escalate the tickets they work, upwards only; supervisors and admins any ticket,
+/// either way.
+pub async fn escalate(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    number: &str,
+    tier: Tier,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<Ticket, TicketError> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 2_000 {
+        return Err(TicketError::Invalid(
+            "an escalation needs a reason (1 to 2,000 characters)".into(),
+        ));
+    }
+    change_locked(conn, actor, number, now, async |tx, t| {
+        may_work(actor, t)?;
+        require_open(t)?;
+        let from: Tier = t.escalation_tier.parse()?;
+        if from == tier {
+            return Err(TicketError::Invalid(format!(
+                "ticket {} is already at tier {tier}",
+                t.ticket_number
+            )));
+        }
+        if tier < from {
+            staff::require(actor, StaffRole::Supervisor, "moving a ticket down a tier")?;
+        }
+        sqlx::query(
+            "INSERT INTO ticket_escalations (ticket_id, from_tier, to_tier, reason, actor_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(t.id)
+        .bind(from.as_str())
+        .bind(tier.as_str())
+        .bind(reason)
+        .bind(actor.id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE support_tickets SET escalation_tier = $2, escalated = true, escalation_reason = $3, \
+                    escalated_at = $4, escalated_by = $5 WHERE id = $1",
+        )
+        .bind(t.id)
+        .bind(tier.as_str())
+        .bind(reason)
+        .bind(now)
+        .bind(actor.id)
+        .execute(&mut *tx)
+        .await?;
+        Ok(Some(Change {
+            action: "ticket.escalate",
+            details: json!({ "from": from, "to": tier, "reason": reason }),
+        }))
+    })
+    .await
+}
+
+/// Hands every open ticket a staff member holds back to the unassigned queue (their account
+/// is being disabled); returns the tickets' numbers.
+pub async fn release_all_held_by(
+    conn: &mut PgConnection,
+    staff_id: Uuid,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(concat!(
+        "UPDATE support_tickets SET assigned_to = NULL, assigned_at = NULL, \
+                status = CASE WHEN status = 'in_progress' THEN 'open' ELSE status END \
+          WHERE assigned_to = $1 AND status IN ",
+        open_statuses!(),
+        " RETURNING ticket_number"
+    ))
+    .bind(staff_id)
+    .fetch_all(conn)
+    .await
+}
