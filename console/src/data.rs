@@ -5,13 +5,15 @@
 
 use std::time::Duration;
 
-use amal_engine::db::{PgConnection, PgPool};
+use amal_engine::db::PgPool;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use uuid::Uuid;
 
 use amal_engine::audit::{self, AuditRecord};
-use amal_engine::conversations::{self, ConversationFilter, ConversationSummary, TranscriptEntry};
+use amal_engine::conversations::{
+    self, ConversationFilter, ConversationSummary, StaffReader, TranscriptEntry,
+};
 use amal_engine::events::{self, ChangeNotice};
 use amal_engine::knowledge::store::{self, DocumentSummary};
 use amal_engine::lookups::{self, Labels};
@@ -178,7 +180,9 @@ pub async fn worker(
     events: UnboundedSender<DataEvent>,
 ) {
     let mut actor: Option<Actor> = None;
-    let mut opened = Opened::default();
+    // What is on screen: reading people's conversations is audited by the engine when it is
+    // opened (or searched), not at every refresh that a change elsewhere brings.
+    let mut reader = StaffReader::default();
     while let Some(first) = requests.recv().await {
         let mut batch = vec![first];
         while let Ok(more) = requests.try_recv() {
@@ -197,7 +201,7 @@ pub async fn worker(
             if !keep {
                 continue;
             }
-            let event = run(&pool, &mut actor, &mut opened, request).await;
+            let event = run(&pool, &mut actor, &mut reader, request).await;
             if events.send(event).is_err() {
                 return;
             }
@@ -205,38 +209,10 @@ pub async fn worker(
     }
 }
 
-/// What is on screen already, so that reading people's conversations is audited when it is
-/// opened (or searched), not at every refresh that a change elsewhere brings.
-#[derive(Debug, Default)]
-struct Opened {
-    search: Option<String>,
-    transcript: Option<Uuid>,
-    ticket: Option<Uuid>,
-}
-
-/// Audits a staff read unless it is what `last` shows already; a failure to audit is logged
-/// (the read itself stands: the staff member sees it either way).
-async fn audit_read<T: PartialEq + Clone>(
-    conn: &mut PgConnection,
-    actor: Option<&Actor>,
-    last: &mut Option<T>,
-    now_showing: T,
-    read: conversations::StaffRead<'_>,
-) {
-    let Some(actor) = actor else { return };
-    if last.as_ref() == Some(&now_showing) {
-        return;
-    }
-    match conversations::record_staff_read(conn, actor, read).await {
-        Ok(()) => *last = Some(now_showing),
-        Err(e) => tracing::warn!(error = %e, "auditing a read failed"),
-    }
-}
-
 async fn run(
     pool: &PgPool,
     actor: &mut Option<Actor>,
-    opened: &mut Opened,
+    reader: &mut StaffReader,
     request: Request,
 ) -> DataEvent {
     let now = Utc::now();
@@ -270,44 +246,25 @@ async fn run(
                 Err(e) => return DataEvent::SignedIn(Err(e.to_string())),
             };
             *actor = Some(signed.actor.clone());
+            *reader = StaffReader::new(Some(signed.actor.clone()));
             DataEvent::SignedIn(Ok(Box::new(Session {
                 actor: signed.actor,
                 preferences,
                 labels,
             })))
         }
-        Request::Conversations(filter) => match conversations::list(&mut conn, &filter).await {
-            Ok(list) => {
-                match filter.search_text() {
-                    Some(text) => {
-                        let read = conversations::StaffRead::Search {
-                            query: text,
-                            lang: filter.language,
-                            found: list.len(),
-                        };
-                        audit_read(
-                            &mut conn,
-                            actor.as_ref(),
-                            &mut opened.search,
-                            text.to_string(),
-                            read,
-                        )
-                        .await;
-                    }
-                    None => opened.search = None,
-                }
-                DataEvent::Conversations(list)
+        Request::Conversations(filter) => {
+            match conversations::list(&mut conn, reader, &filter).await {
+                Ok(list) => DataEvent::Conversations(list),
+                Err(e) => fail(e.to_string()),
             }
-            Err(e) => fail(e.to_string()),
-        },
-        Request::Transcript(id) => match conversations::transcript(&mut conn, id, 100).await {
-            Ok(t) => {
-                let read = conversations::StaffRead::Transcript(id);
-                audit_read(&mut conn, actor.as_ref(), &mut opened.transcript, id, read).await;
-                DataEvent::Transcript(id, t)
+        }
+        Request::Transcript(id) => {
+            match conversations::transcript(&mut conn, reader, id, 100).await {
+                Ok(t) => DataEvent::Transcript(id, t),
+                Err(e) => fail(e.to_string()),
             }
-            Err(e) => fail(e.to_string()),
-        },
+        }
         Request::Queue(filter) => {
             match tickets::queue(&mut conn, actor.as_ref(), &filter, now).await {
                 Ok(list) => DataEvent::Queue(list, now),
@@ -315,20 +272,12 @@ async fn run(
             }
         }
         Request::Ticket(number) => {
-            let detail = match tickets::detail(&mut conn, &number, now).await {
-                Ok(d) => d,
-                Err(e) => return fail(e.to_string()),
-            };
-            let transcript = match detail.ticket.conversation_id {
-                Some(c) => conversations::transcript(&mut conn, c, 100)
-                    .await
-                    .unwrap_or_default(),
-                None => Vec::new(),
-            };
-            let id = detail.ticket.id;
-            let read = conversations::StaffRead::Ticket(id);
-            audit_read(&mut conn, actor.as_ref(), &mut opened.ticket, id, read).await;
-            DataEvent::Ticket(Box::new(TicketView { detail, transcript }), now)
+            match tickets::open(&mut conn, reader, &number, now, 100).await {
+                Ok((detail, transcript)) => {
+                    DataEvent::Ticket(Box::new(TicketView { detail, transcript }), now)
+                }
+                Err(e) => fail(e.to_string()),
+            }
         }
         Request::Statistics(days) => {
             // The daily figures are refreshed first; a refresh that fails (another one is

@@ -61,7 +61,7 @@ impl Config {
 ///
 /// Root gets `/var/lib/amal`: the cluster runs as an unprivileged user that cannot enter `/root`.
 pub fn default_data_dir() -> PathBuf {
-    if crate::db::embedded::is_root() {
+    if is_root() {
         return PathBuf::from("/var/lib/amal");
     }
     if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
@@ -71,4 +71,10 @@ pub fn default_data_dir() -> PathBuf {
         return PathBuf::from(home).join(".local/share/amal");
     }
     PathBuf::from(".amal-data")
+}
+
+/// True when this process runs as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }

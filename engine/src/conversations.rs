@@ -25,9 +25,12 @@ use crate::lang::Lang;
 
 mod overview;
 pub mod person;
+mod reading;
+pub(crate) use overview::transcript_unaudited;
 pub use overview::{
     ConversationFilter, ConversationSummary, MAX_LIST, TranscriptEntry, list, transcript,
 };
+pub use reading::StaffReader;
 
 /// Most characters a message may have (after trimming), as `chk_messages_content_length`.
 pub const MAX_CONTENT_CHARS: usize = 10_000;
@@ -784,56 +787,6 @@ pub async fn archive_old(pool: &PgPool, days: i32) -> Result<i64, ConversationEr
     Ok(archived.into())
 }
 
-/// What a staff member read of people's conversations, for the audit trail: people's words are
-/// private, so reading them is recorded as changing them is.
-#[derive(Debug, Clone, Copy)]
-pub enum StaffRead<'a> {
-    /// A search over message text (`conversation.search`).
-    Search {
-        /// The words searched for.
-        query: &'a str,
-        /// The one language searched in, if only one.
-        lang: Option<Lang>,
-        /// How many results were shown.
-        found: usize,
-    },
-    /// A conversation's transcript opened (`conversation.read`).
-    Transcript(Uuid),
-    /// A ticket opened, with its conversation (`ticket.read`).
-    Ticket(Uuid),
-}
-
-/// Records a [`StaffRead`] in `audit_logs`. Callers record an opening, not every refresh of
-/// what is already on screen.
-pub async fn record_staff_read(
-    conn: &mut PgConnection,
-    actor: &crate::staff::Actor,
-    read: StaffRead<'_>,
-) -> Result<(), ConversationError> {
-    let (action, resource_type, resource_id, details) = match read {
-        StaffRead::Search { query, lang, found } => (
-            "conversation.search",
-            "message",
-            None,
-            json!({"query": query, "lang": lang.map(|l| l.code()), "found": found}),
-        ),
-        StaffRead::Transcript(id) => ("conversation.read", "conversation", Some(id), json!({})),
-        StaffRead::Ticket(id) => ("ticket.read", "support_ticket", Some(id), json!({})),
-    };
-    audit::record(
-        conn,
-        &AuditEntry {
-            actor: Some(actor.id),
-            action,
-            resource_type,
-            resource_id,
-            details,
-        },
-    )
-    .await?;
-    Ok(())
-}
-
 /// A message found by [`search_messages`].
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct MessageHit {
@@ -908,12 +861,7 @@ pub async fn search_messages(
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-    let read = StaffRead::Search {
-        query,
-        lang,
-        found: hits.len(),
-    };
-    record_staff_read(&mut tx, actor, read).await?;
+    reading::record_search(&mut tx, actor, query, lang, hits.len()).await?;
     tx.commit().await?;
     Ok(hits)
 }

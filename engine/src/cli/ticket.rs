@@ -11,6 +11,7 @@ use chrono::Utc;
 use clap::Subcommand;
 
 use amal_engine::config::Config;
+use amal_engine::conversations::StaffReader;
 use amal_engine::db;
 use amal_engine::staff::{self, Actor};
 use amal_engine::tickets::{
@@ -198,7 +199,9 @@ pub async fn run(config: &Config, cmd: TicketCommand) -> Result<ExitCode> {
             }
         }
         TicketCommand::Show { number, json } => {
-            let detail = tickets::detail(&mut conn, &number, now)
+            // The machine's administrator at the CLI: not a staff read to record.
+            let mut reader = StaffReader::new(None);
+            let detail = tickets::detail(&mut conn, &mut reader, &number, now)
                 .await
                 .with_context(|| format!("showing {number}"))?;
             if json {

@@ -6,7 +6,9 @@ use serde::Serialize;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{ConversationError, DECISION_COLUMNS, DecisionRecord, MESSAGE_COLUMNS, Message};
+use super::{
+    ConversationError, DECISION_COLUMNS, DecisionRecord, MESSAGE_COLUMNS, Message, StaffReader,
+};
 use crate::decision::answer::Citation;
 use crate::lang::Lang;
 
@@ -73,9 +75,11 @@ pub struct ConversationSummary {
     pub ticket_priority: Option<String>,
 }
 
-/// The staff conversation list, most recently active first.
+/// The staff conversation list, most recently active first. A search over the words of the
+/// conversations is audited once per search `reader` runs.
 pub async fn list(
     conn: &mut PgConnection,
+    reader: &mut StaffReader,
     filter: &ConversationFilter,
 ) -> Result<Vec<ConversationSummary>, ConversationError> {
     if !(1..=MAX_LIST).contains(&filter.limit) {
@@ -148,7 +152,12 @@ pub async fn list(
         " ORDER BY coalesce(c.last_message_at, c.created_at) DESC, c.id LIMIT {}",
         filter.limit
     ));
-    Ok(qb.build_query_as().fetch_all(conn).await?)
+    let list: Vec<ConversationSummary> = qb.build_query_as().fetch_all(&mut *conn).await?;
+    let search = filter
+        .search_text()
+        .map(|text| (text, filter.language, list.len()));
+    reader.searched(conn, search).await;
+    Ok(list)
 }
 
 /// `%`, `_` and `\` taken literally in an ILIKE pattern.
@@ -170,8 +179,20 @@ pub struct TranscriptEntry {
 }
 
 /// The newest `limit` messages of a conversation, oldest first, each assistant reply with its
-/// decision (reason, confidence) and cited sources.
+/// decision (reason, confidence) and cited sources; audited once per opening by `reader`.
 pub async fn transcript(
+    conn: &mut PgConnection,
+    reader: &mut StaffReader,
+    conversation_id: Uuid,
+    limit: i64,
+) -> Result<Vec<TranscriptEntry>, ConversationError> {
+    let entries = transcript_unaudited(conn, conversation_id, limit).await?;
+    reader.read_transcript(conn, conversation_id).await;
+    Ok(entries)
+}
+
+/// [`transcript`] for reads audited by their caller (a ticket's, as part of reading it).
+pub(crate) async fn transcript_unaudited(
     conn: &mut PgConnection,
     conversation_id: Uuid,
     limit: i64,

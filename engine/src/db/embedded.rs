@@ -166,19 +166,13 @@ pub struct EmbeddedCluster {
     runner: Runner,
 }
 
-/// True when this process runs as root.
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
 impl EmbeddedCluster {
     /// Describes the cluster in `data_dir`, using the PostgreSQL binaries in `pg_bin` or the
     /// detected installation. Nothing is created until [`EmbeddedCluster::start`].
     pub fn new(data_dir: impl AsRef<Path>, pg_bin: Option<&Path>) -> Result<Self> {
         let data_dir = absolute(data_dir.as_ref());
         let pg_bin = find_pg_bin(pg_bin)?;
-        let runner = if is_root() {
+        let runner = if crate::config::is_root() {
             let (uid, gid) = ensure_service_user()?;
             Runner::ServiceUser { uid, gid }
         } else {

@@ -48,7 +48,7 @@ pub use model::{
     Tier, Visibility,
 };
 pub use person::{export_for_person, redact_for_person};
-pub use queue::{Queue, QueueFilter, comments, detail, find, get, open_ticket_of, queue};
+pub use queue::{Queue, QueueFilter, comments, detail, find, get, open, open_ticket_of, queue};
 
 /// Why a ticket operation was refused.
 #[derive(Debug, thiserror::Error)]

@@ -12,6 +12,7 @@ use super::model::{
     Comment, RAW_CLOCK_COLUMNS, TICKET_SELECT, Ticket, TicketDetail, TicketRow, clock_inputs,
     normalize_number, open_statuses,
 };
+use crate::conversations::{self, StaffReader, TranscriptEntry};
 use crate::staff::Actor;
 
 /// A ticket by id, with its clock at `now`.
@@ -63,8 +64,40 @@ pub async fn find(
     get(conn, id.ok_or(TicketError::NotFound(number))?, now).await
 }
 
-/// A ticket, its description, notes, comments and escalation history.
+/// A ticket, its description, notes, comments and escalation history, as a staff member
+/// reads it: audited once per opening by `reader` (`ticket.read`).
 pub async fn detail(
+    conn: &mut PgConnection,
+    reader: &mut StaffReader,
+    number: &str,
+    now: DateTime<Utc>,
+) -> Result<TicketDetail, TicketError> {
+    let detail = detail_unaudited(conn, number, now).await?;
+    reader.read_ticket(conn, detail.ticket.id).await;
+    Ok(detail)
+}
+
+/// What a staff member sees opening a ticket: its [`detail`] and the newest `limit` messages
+/// of its conversation (empty when it has none, or they cannot be read), as one audited read.
+pub async fn open(
+    conn: &mut PgConnection,
+    reader: &mut StaffReader,
+    number: &str,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<(TicketDetail, Vec<TranscriptEntry>), TicketError> {
+    let detail = detail_unaudited(conn, number, now).await?;
+    let transcript = match detail.ticket.conversation_id {
+        Some(c) => conversations::transcript_unaudited(conn, c, limit)
+            .await
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    reader.read_ticket(conn, detail.ticket.id).await;
+    Ok((detail, transcript))
+}
+
+async fn detail_unaudited(
     conn: &mut PgConnection,
     number: &str,
     now: DateTime<Utc>,

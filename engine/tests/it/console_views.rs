@@ -6,7 +6,7 @@ use chrono::Utc;
 use sqlx::PgPool;
 
 use amal_engine::audit;
-use amal_engine::conversations::{self, ConversationFilter};
+use amal_engine::conversations::{self, ConversationFilter, StaffReader};
 use amal_engine::decision::auto::Mode;
 use amal_engine::lang::Lang;
 use amal_engine::lookups::{self, LookupKind};
@@ -69,7 +69,7 @@ async fn simulated_traffic_fills_the_console_lists(pool: PgPool) -> anyhow::Resu
     assert_eq!(calm.sent(), 6);
 
     let mut conn = pool.acquire().await?;
-    let all = conversations::list(&mut conn, &filter()).await?;
+    let all = conversations::list(&mut conn, &mut StaffReader::default(), &filter()).await?;
     assert!(all.len() >= 5, "{}", all.len());
     // Newest activity first.
     assert!(
@@ -78,6 +78,7 @@ async fn simulated_traffic_fills_the_console_lists(pool: PgPool) -> anyhow::Resu
     );
     let escalated = conversations::list(
         &mut conn,
+        &mut StaffReader::default(),
         &ConversationFilter {
             escalated: Some(true),
             ..filter()
@@ -92,6 +93,7 @@ async fn simulated_traffic_fills_the_console_lists(pool: PgPool) -> anyhow::Resu
     );
     let calm_only = conversations::list(
         &mut conn,
+        &mut StaffReader::default(),
         &ConversationFilter {
             escalated: Some(false),
             ..filter()
@@ -102,6 +104,7 @@ async fn simulated_traffic_fills_the_console_lists(pool: PgPool) -> anyhow::Resu
     for lang in Lang::ALL {
         let in_lang = conversations::list(
             &mut conn,
+            &mut StaffReader::default(),
             &ConversationFilter {
                 language: Some(lang),
                 ..filter()
@@ -118,6 +121,7 @@ async fn simulated_traffic_fills_the_console_lists(pool: PgPool) -> anyhow::Resu
     let number = escalated[0].ticket_number.clone().unwrap();
     let by_number = conversations::list(
         &mut conn,
+        &mut StaffReader::default(),
         &ConversationFilter {
             text: Some(number.to_lowercase()),
             ..filter()
@@ -128,6 +132,7 @@ async fn simulated_traffic_fills_the_console_lists(pool: PgPool) -> anyhow::Resu
     assert_eq!(by_number[0].id, escalated[0].id);
     let none = conversations::list(
         &mut conn,
+        &mut StaffReader::default(),
         &ConversationFilter {
             text: Some("zzqqxx-nothing".into()),
             ..filter()
@@ -135,11 +140,18 @@ async fn simulated_traffic_fills_the_console_lists(pool: PgPool) -> anyhow::Resu
     )
     .await?;
     assert!(none.is_empty());
-    let bad = conversations::list(&mut conn, &ConversationFilter::default()).await;
+    let bad = conversations::list(
+        &mut conn,
+        &mut StaffReader::default(),
+        &ConversationFilter::default(),
+    )
+    .await;
     assert!(bad.unwrap_err().to_string().contains("list size"));
 
     // The transcript pairs each reply with its decision.
-    let transcript = conversations::transcript(&mut conn, escalated[0].id, 50).await?;
+    let transcript =
+        conversations::transcript(&mut conn, &mut StaffReader::default(), escalated[0].id, 50)
+            .await?;
     let reply = transcript
         .iter()
         .find(|e| e.message.role == "assistant")
@@ -177,7 +189,8 @@ async fn answers_cite_their_sources_in_the_transcript(pool: PgPool) -> anyhow::R
     )
     .await?;
     let mut conn = pool.acquire().await?;
-    let transcript = conversations::transcript(&mut conn, c.id, 10).await?;
+    let transcript =
+        conversations::transcript(&mut conn, &mut StaffReader::default(), c.id, 10).await?;
     let reply = transcript.last().unwrap();
     if turn.decision.decision == "rag" {
         assert!(!reply.citations.is_empty(), "{reply:?}");
@@ -222,23 +235,27 @@ async fn labels_preferences_audit_and_priority_filter(pool: PgPool) -> anyhow::R
         Err(StaffError::InvalidTheme(_))
     ));
     // Reading people's words is audited like changing them.
-    conversations::record_staff_read(
-        &mut conn,
-        &agent,
-        conversations::StaffRead::Search {
-            query: "sommeil",
-            lang: None,
-            found: 2,
-        },
-    )
-    .await?;
+    let mut reader = StaffReader::new(Some(agent.clone()));
+    let search = ConversationFilter {
+        text: Some("sommeil".into()),
+        ..filter()
+    };
+    let found = conversations::list(&mut conn, &mut reader, &search).await?;
+    // A refresh of the same search is not a new read.
+    conversations::list(&mut conn, &mut reader, &search).await?;
     let read = audit::list(&mut conn, Some("conversation.search"), 1).await?;
     assert_eq!(
         read[0].actor_email.as_deref(),
         Some("agent.demo@amal.example")
     );
     assert_eq!(read[0].details["query"], "sommeil");
-    assert_eq!(read[0].details["found"], 2);
+    assert_eq!(read[0].details["found"], found.len());
+    assert_eq!(
+        audit::list(&mut conn, Some("conversation.search"), 10)
+            .await?
+            .len(),
+        1
+    );
 
     let entries = audit::list(&mut conn, Some("staff."), 10).await?;
     assert_eq!(entries[0].action, "staff.preferences");
