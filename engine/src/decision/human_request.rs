@@ -2,7 +2,7 @@
 //!
 //! "I want to talk to someone", "je veux parler à un conseiller", "بغيت نهدر مع واحد",
 //! "3andi l7aja nahder m3a wahed": the person asks for a person, and gets one. The rules are
-//! `seeds/crisis/human_request.toml`, in the same pattern language as the crisis gate
+//! `human_request.toml` beside this module, in the same pattern language as the crisis gate
 //! ([`super::rules`]), compiled into the binary. Mentions that are not requests ("talking to
 //! someone about it is hard") are excluded by the rules' `unless` patterns.
 
@@ -19,8 +19,8 @@ pub const REASON_CODE: &str = "human_requested";
 
 /// The built-in human-request rule file, compiled in.
 pub const BUILTIN_RULE_FILE: (&str, &str) = (
-    "seeds/crisis/human_request.toml",
-    include_str!("../../../seeds/crisis/human_request.toml"),
+    "engine/src/decision/human_request.toml",
+    include_str!("human_request.toml"),
 );
 
 /// An explicit request for a human.

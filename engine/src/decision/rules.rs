@@ -134,7 +134,7 @@ pub enum RuleError {
 /// The text of one rule file and the name used in error messages.
 #[derive(Debug, Clone)]
 pub struct RuleSource {
-    /// A path or name for error messages (e.g. `seeds/crisis/rules/fr.toml`).
+    /// A path or name for error messages (e.g. `engine/src/decision/crisis/rules/fr.toml`).
     pub name: String,
     /// The file's TOML text.
     pub text: String,

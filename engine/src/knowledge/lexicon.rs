@@ -1,4 +1,4 @@
-//! The query lexicon (`seeds/lexicon.txt`): colloquial words, slang, Darija and
+//! The query lexicon (`lexicon.txt` beside this module): colloquial words, slang, Darija and
 //! Arabizi mapped to the vocabulary the knowledge base is written in. A query containing a
 //! concept's word gains the concept's canonical words, for both the vector and the text search:
 //! "la clope" finds the article on tobacco, "الزطلة" the one on cannabis.
@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use crate::lang::fold;
 
 /// The lexicon shipped with the engine.
-pub const BUILTIN: &str = include_str!("../../../seeds/lexicon.txt");
+pub const BUILTIN: &str = include_str!("lexicon.txt");
 
 /// One concept.
 #[derive(Debug, Clone)]

@@ -2,17 +2,15 @@
 //! files, their examples, the team's evaluation set, idioms, mixed languages, safety messages.
 //! None of these tests needs the database.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use amal_engine::decision::crisis::{
-    BUILTIN_RULE_FILES, BUILTIN_SETS, CrisisGate, CrisisKind, CrisisNumbers, safety_message,
+    BUILTIN_RULE_FILES, BUILTIN_SETS, CrisisGate, CrisisKind, CrisisNumbers, eval, safety_message,
 };
 use amal_engine::decision::human_request::HumanRequestDetector;
 use amal_engine::decision::normalize::Lang;
 use amal_engine::decision::rules::{RuleSet, RuleSource};
-use serde::Deserialize;
 
 /// The highest false-escalation rate allowed on the team's evaluation set (look-alikes that
 /// fire the gate). Measured when the rules were written: 0 of 224 (see README.md, "Crisis gate");
@@ -34,8 +32,14 @@ fn human() -> &'static HumanRequestDetector {
     })
 }
 
+/// The repository's root: built-in rule files are named by their path from it.
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The evaluation sets.
 fn seeds() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../seeds/crisis")
+    repo_root().join("seeds/crisis")
 }
 
 #[test]
@@ -56,7 +60,7 @@ fn every_shipped_rule_file_loads_on_its_own() {
     }
     // The files on disk are the ones compiled in (nobody edited a copy).
     for (name, text) in BUILTIN_RULE_FILES {
-        let disk = std::fs::read_to_string(seeds().join("../..").join(name)).unwrap();
+        let disk = std::fs::read_to_string(repo_root().join(name)).unwrap();
         assert_eq!(&disk, text, "{name}");
     }
     let g = gate();
@@ -108,81 +112,21 @@ fn human_request_rule_examples() {
     check_examples(human().rules(), |t| human().detect(t).map(|m| m.rule_id));
 }
 
-#[derive(Debug, Deserialize)]
-struct Item {
-    text: String,
-    lang: String,
-    variety: String,
-    crisis: bool,
-    kind: String,
-}
-
-fn load_set(name: &str) -> Vec<Item> {
-    let path = seeds().join(name);
-    let text = std::fs::read_to_string(&path).unwrap();
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, l)| serde_json::from_str(l).unwrap_or_else(|e| panic!("{name}:{}: {e}", i + 1)))
-        .collect()
-}
-
-/// Runs a set; prints recall and false escalations per language and variety; returns the misses
-/// and the false-escalation rate.
+/// Runs a set of `seeds/crisis/` through the library's evaluation; prints the report (with every
+/// false escalation); returns the misses and the false-escalation rate.
 fn run_set(name: &str) -> (Vec<String>, f64) {
-    let set = load_set(name);
-    let mut rows: BTreeMap<(String, String), [usize; 4]> = BTreeMap::new();
-    let mut misses = Vec::new();
-    let mut falses = Vec::new();
-    for it in &set {
-        let hit = gate().assess(&it.text);
-        let r = rows
-            .entry((it.lang.clone(), it.variety.clone()))
-            .or_default();
-        if it.crisis {
-            r[0] += 1;
-            match hit {
-                Some(_) => r[1] += 1,
-                None => misses.push(format!(
-                    "[{} {} {}] {}",
-                    it.lang, it.variety, it.kind, it.text
-                )),
-            }
-        } else {
-            r[2] += 1;
-            if let Some(h) = hit {
-                r[3] += 1;
-                falses.push(format!(
-                    "[{} {}] {} -> {}",
-                    it.lang, it.variety, it.text, h.rule_id
-                ));
-            }
-        }
-    }
-    println!("{name}: lang variety | crisis caught | look-alikes escalated");
-    let mut tot = [0usize; 4];
-    for ((lang, variety), r) in &rows {
-        println!(
-            "  {lang} {variety:8} | {:3}/{:3} | {:3}/{:3}",
-            r[1], r[0], r[3], r[2]
-        );
-        for k in 0..4 {
-            tot[k] += r[k];
-        }
-    }
-    let rate = tot[3] as f64 / tot[2].max(1) as f64;
-    println!(
-        "  all          | {}/{} recall {:.1}% | {}/{} false escalation {:.1}%",
-        tot[1],
-        tot[0],
-        100.0 * tot[1] as f64 / tot[0].max(1) as f64,
-        tot[3],
-        tot[2],
-        100.0 * rate
-    );
-    for f in &falses {
-        println!("  false escalation: {f}");
-    }
+    let cases = eval::load_cases(&seeds().join(name)).unwrap();
+    let report = eval::evaluate(gate(), &cases);
+    println!("{name}:\n{}", report.render(None, true));
+    let misses = report
+        .misses
+        .iter()
+        .map(|m| format!("[{} {} {}] {}", m.lang, m.variety, m.kind, m.text))
+        .collect();
+    let rate = report
+        .overall
+        .false_escalation_rate()
+        .unwrap_or_else(|| panic!("{name} has no look-alikes"));
     (misses, rate)
 }
 

@@ -5,15 +5,17 @@
 //! the fixed [`safety_message`] in their language with the service's crisis numbers, and the ticket
 //! is opened in the same transaction (by the caller).
 //!
-//! The rules are data: `seeds/crisis/rules/*.toml` (one file per language or variety) with the
-//! shared word sets in `seeds/crisis/sets.toml`, in the pattern language of [`super::rules`].
-//! They are compiled into the binary, so a deployment needs no files and cannot lose them.
+//! The rules are data beside this module: `rules/*.toml` (one file per language or variety) with
+//! the shared word sets in `sets.toml`, in the pattern language of [`super::rules`]; `README.md`
+//! there is the guide for clinicians who read and extend them. They are compiled into the
+//! binary, so a deployment needs no files and cannot lose them.
 //! `AMAL_CRISIS_RULES_DIR` may name a directory of extra rule files that are **added**: a rule id
 //! that already exists is an error, so a built-in rule can never be replaced or disabled.
 //!
 //! Figures of speech ("this exam is killing me", "je meurs de faim", "أموت من الضحك") are handled
 //! by each rule's `unless` patterns, written narrowly: when in doubt the gate fires, because a
-//! missed crisis is far worse than a false escalation.
+//! missed crisis is far worse than a false escalation. [`eval`] measures exactly that trade-off on
+//! the team's evaluation sets.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -25,6 +27,8 @@ use serde::{Deserialize, Serialize};
 
 use super::normalize::{Lang, guess_language_of, normalize};
 use super::rules::{RuleError, RuleSet, RuleSource};
+
+pub mod eval;
 
 /// Ticket category of a crisis (a row of the `ticket_categories` lookup table).
 pub const CATEGORY: &str = "crisis";
@@ -38,38 +42,38 @@ pub const RULES_DIR_ENV: &str = "AMAL_CRISIS_RULES_DIR";
 
 /// The shared word sets file, compiled in.
 pub const BUILTIN_SETS: (&str, &str) = (
-    "seeds/crisis/sets.toml",
-    include_str!("../../../seeds/crisis/sets.toml"),
+    "engine/src/decision/crisis/sets.toml",
+    include_str!("sets.toml"),
 );
 
 /// The built-in crisis rule files, compiled in, in priority order.
 pub const BUILTIN_RULE_FILES: &[(&str, &str)] = &[
     (
-        "seeds/crisis/rules/en.toml",
-        include_str!("../../../seeds/crisis/rules/en.toml"),
+        "engine/src/decision/crisis/rules/en.toml",
+        include_str!("rules/en.toml"),
     ),
     (
-        "seeds/crisis/rules/fr.toml",
-        include_str!("../../../seeds/crisis/rules/fr.toml"),
+        "engine/src/decision/crisis/rules/fr.toml",
+        include_str!("rules/fr.toml"),
     ),
     (
-        "seeds/crisis/rules/ar_msa.toml",
-        include_str!("../../../seeds/crisis/rules/ar_msa.toml"),
+        "engine/src/decision/crisis/rules/ar_msa.toml",
+        include_str!("rules/ar_msa.toml"),
     ),
     (
-        "seeds/crisis/rules/ar_darija.toml",
-        include_str!("../../../seeds/crisis/rules/ar_darija.toml"),
+        "engine/src/decision/crisis/rules/ar_darija.toml",
+        include_str!("rules/ar_darija.toml"),
     ),
     (
-        "seeds/crisis/rules/arabizi.toml",
-        include_str!("../../../seeds/crisis/rules/arabizi.toml"),
+        "engine/src/decision/crisis/rules/arabizi.toml",
+        include_str!("rules/arabizi.toml"),
     ),
 ];
 
 /// The built-in safety messages, compiled in.
 pub const BUILTIN_SAFETY_MESSAGES: (&str, &str) = (
-    "seeds/crisis/safety_messages.toml",
-    include_str!("../../../seeds/crisis/safety_messages.toml"),
+    "engine/src/decision/crisis/safety_messages.toml",
+    include_str!("safety_messages.toml"),
 );
 
 /// What kind of crisis a rule detects.
