@@ -2,100 +2,23 @@
 //! transaction for crises in every language, requests for a human, off-topic and on-topic
 //! messages; idempotent retries; content rules; paging, closing, archiving and search.
 
-use std::path::{Path, PathBuf};
-
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use amal_engine::conversations::{self, ContentError, ConversationError, MessageContent, Turn};
 use amal_engine::decision::auto::{DecisionEngine, Mode};
-use amal_engine::decision::crisis::{CrisisNumbers, safety_message};
+use amal_engine::decision::crisis::safety_message;
 use amal_engine::decision::normalize;
 use amal_engine::knowledge::chunk::count_tokens;
-use amal_engine::knowledge::embed::{Embedder, HashEmbedder};
-use amal_engine::knowledge::store::{self, IngestOptions};
 use amal_engine::knowledge::{Retriever, SearchRequest};
 use amal_engine::lang::Lang;
 
-pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// A small knowledge base in the three languages.
-pub fn kb_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "en/sleep.md",
-        "---\nlang: en\ncategory: mental_health\n---\n# Sleep problems\n\nKeep a regular bedtime and avoid screens before sleeping. Insomnia that lasts weeks deserves a doctor's advice.\n\nDaylight in the morning helps your body clock. Caffeine after noon makes it harder to fall asleep at night.\n",
-    );
-    write(
-        dir.path(),
-        "en/tobacco.md",
-        "---\nlang: en\ncategory: addiction\n---\n# Quitting tobacco\n\nNicotine cravings pass within minutes. Plan your quit day, remove cigarettes from home and ask for support.\n",
-    );
-    write(
-        dir.path(),
-        "fr/sommeil.md",
-        "---\nlang: fr\ncategory: mental_health\n---\n# Troubles du sommeil\n\nGardez des horaires réguliers et évitez les écrans avant de dormir. Une insomnie qui dure mérite l'avis d'un médecin.\n",
-    );
-    write(
-        dir.path(),
-        "ar/sleep.md",
-        "---\nlang: ar\ncategory: mental_health\n---\n# اضطرابات النوم\n\nحافظ على موعد ثابت للنوم وابتعد عن الشاشات قبل النوم. الأرق الذي يستمر أسابيع يستحق استشارة طبيب.\n",
-    );
-    dir
-}
-
-pub fn offline() -> Embedder {
-    Embedder::Hash(HashEmbedder::default())
-}
-
-pub async fn ingest(pool: &PgPool, paths: &[PathBuf], approve: bool) {
-    let options = IngestOptions {
-        approve,
-        ..Default::default()
-    };
-    store::ingest_paths(pool, &offline(), paths, &options, 2, |_| {})
-        .await
-        .unwrap();
-}
-
-pub fn numbers() -> CrisisNumbers {
-    CrisisNumbers {
-        crisis_line: "3033".into(),
-        emergency_number: "14".into(),
-    }
-}
-
-pub fn engine() -> DecisionEngine {
-    DecisionEngine::new(Retriever::new(offline()), numbers(), 0.5, false).unwrap()
-}
-
-/// The knowledge base of [`kb_dir`], approved, and an engine over it.
-pub async fn kb_engine(pool: &PgPool) -> DecisionEngine {
-    let dir = kb_dir();
-    ingest(pool, &[dir.path().to_path_buf()], true).await;
-    engine()
-}
-
-async fn end_user(pool: &PgPool, email: &str, locale: &str) -> Uuid {
-    sqlx::query_scalar(
-        "INSERT INTO users (email, password_hash, name, locale, consent_data_storage, consent_timestamp) \
-         VALUES ($1, '!', 'Test', $2, true, now()) RETURNING id",
-    )
-    .bind(email)
-    .bind(locale)
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
+use crate::fixtures::{
+    consenting_user, engine, ingest, kb_dir, kb_engine, numbers, offline, staff_account, write,
+};
 
 async fn conversation(pool: &PgPool, email: &str) -> Uuid {
-    let user = end_user(pool, email, "ar-DZ").await;
+    let user = consenting_user(pool, email, "ar-DZ").await;
     conversations::start(pool, user, Mode::Auto, None)
         .await
         .unwrap()
@@ -407,14 +330,8 @@ async fn writing_resumes_a_ticket_pending_on_the_person(pool: PgPool) {
     let conv = conversation(&pool, "pending@example.dz").await;
     let turn = post(&pool, &engine, conv, Some("a"), "I want to talk to someone").await;
     let ticket = turn.ticket.unwrap();
-    sqlx::query("INSERT INTO users (email, password_hash, name, staff_role) VALUES ('agent@amal.example', '!', 'Agent', 'agent')")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let agent = staff_account(&pool, "agent@amal.example", "agent").await;
     let mut conn = pool.acquire().await.unwrap();
-    let agent = amal_engine::staff::actor_by_email(&mut conn, "agent@amal.example")
-        .await
-        .unwrap();
     let now = chrono::Utc::now();
     tickets::take(&mut conn, &agent, &ticket.ticket_number, now)
         .await
@@ -734,17 +651,7 @@ async fn pages_close_archive_and_search(pool: PgPool) {
             .is_err()
     );
 
-    sqlx::query(
-        "INSERT INTO users (email, password_hash, name, staff_role) VALUES ('search@amal.example', '!', 'Agent', 'agent')",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-    let mut c = pool.acquire().await.unwrap();
-    let agent = amal_engine::staff::actor_by_email(&mut c, "search@amal.example")
-        .await
-        .unwrap();
-    drop(c);
+    let agent = staff_account(&pool, "search@amal.example", "agent").await;
     let hits = conversations::search_messages(&pool, &agent, "nicotine", Some(Lang::En), 10)
         .await
         .unwrap();
@@ -875,7 +782,7 @@ async fn pages_close_archive_and_search(pool: PgPool) {
 )]
 async fn support_mode_and_unknown_users(pool: PgPool) {
     let engine = kb_engine(&pool).await;
-    let user = end_user(&pool, "mode@example.dz", "fr-FR").await;
+    let user = consenting_user(&pool, "mode@example.dz", "fr-FR").await;
     let conv = conversations::start(&pool, user, Mode::Support, Some(Lang::Fr))
         .await
         .unwrap();

@@ -8,7 +8,7 @@ use sqlx::postgres::PgPoolOptions;
 use amal_engine::sla::{self, Calendar, SlaState};
 use amal_engine::tickets::{self, CommentText, TicketStatus, Visibility};
 
-use crate::tickets::{end_user, staff_account, ticket_at};
+use crate::fixtures::{end_user, staff_account, ticket_at, ts};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -23,12 +23,6 @@ async fn both(
     let listed = tickets::get(conn, id, at).await?;
     assert_eq!(listed.sla, sql, "list path and SQL disagree at {at}");
     Ok(sql)
-}
-
-fn ts(rfc3339: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(rfc3339)
-        .unwrap()
-        .with_timezone(&Utc)
 }
 
 #[sqlx::test(
