@@ -1,14 +1,17 @@
-//! The fixtures the integration tests share: clocks, the rows a test starts from (users, staff,
-//! conversations, tickets), a small knowledge base and a decision engine over it, the test's own
-//! database URL, runs of the real `amal-engine` binary, and PostgreSQL without pgvector.
+//! The fixtures the integration tests share: what a test returns, clocks, the rows a test starts
+//! from (users, staff, conversations, tickets), a small knowledge base and a decision engine over
+//! it, the test's own database (its URL, other pools on it), runs of the real `amal-engine`
+//! binary, and PostgreSQL without pgvector.
 //!
-//! A helper used by one test file only stays in that file; one used by several lives here.
+//! A helper of one domain stays with its tests (the schema's plain-SQL rows in `schema/`); one
+//! that several domains use lives here.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -19,6 +22,9 @@ use amal_engine::knowledge::embed::{Embedder, HashEmbedder};
 use amal_engine::knowledge::store::{self, IngestOptions, IngestSummary};
 use amal_engine::staff::{self, Actor};
 use amal_engine::tickets::{self, NewTicket, Subject, Ticket};
+
+/// What a test returns: any error fails it, with the error.
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 // ---------------------------------------------------------------------------------------------
 // Time
@@ -185,6 +191,13 @@ pub async fn kb_engine(pool: &PgPool) -> DecisionEngine {
 // ---------------------------------------------------------------------------------------------
 // The test's database
 // ---------------------------------------------------------------------------------------------
+
+/// Another pool on the test's own database, made with `options` (a size, a timeout).
+pub async fn another_pool(pool: &PgPool, options: PgPoolOptions) -> sqlx::Result<PgPool> {
+    options
+        .connect_with((*pool.connect_options()).clone())
+        .await
+}
 
 /// The URL of the test's own database on DATABASE_URL's server.
 pub fn own_database_url(pool: &PgPool) -> String {

@@ -12,8 +12,9 @@ use amal_engine::knowledge::store::{self, IngestOptions, IngestOutcome};
 use amal_engine::knowledge::{KnowledgeError, Retriever, SearchRequest, eval};
 use amal_engine::lang::Lang;
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 
-use crate::fixtures::{ingest, kb_dir, offline, run_engine, staff_account, write};
+use crate::fixtures::{another_pool, ingest, kb_dir, offline, run_engine, staff_account, write};
 
 async fn search(
     pool: &PgPool,
@@ -554,9 +555,7 @@ async fn the_search_statement_is_planned_once(pool: PgPool) {
         .unwrap();
     assert!(chunks >= 1_000, "{chunks}");
     // One connection, so that its prepared statements are the ones looked at.
-    let one = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with(pool.connect_options().as_ref().clone())
+    let one = another_pool(&pool, PgPoolOptions::new().max_connections(1))
         .await
         .unwrap();
     let retriever = Retriever::new(offline());

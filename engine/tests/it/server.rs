@@ -20,10 +20,9 @@ use amal_engine::users::MemoryMailer;
 use amal_engine::workers::{self, Job, WorkerConfig};
 
 use crate::fixtures::{
-    end_user, engine, engine_command, kb_engine, numbers, own_database_url, staff_account,
+    TestResult, end_user, engine, engine_command, kb_engine, numbers, own_database_url,
+    staff_account,
 };
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// A server on 127.0.0.1:0 with the test's pool, stopped by [`TestServer::stop`].
 struct TestServer {

@@ -8,9 +8,7 @@ use amal_engine::staff::{
     self, ClientInfo, LOCKOUT_MINUTES, Password, SessionProblem, StaffError, StaffRole,
 };
 
-use crate::fixtures::{end_user, now_us, staff_account, ticket_at};
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use crate::fixtures::{TestResult, end_user, now_us, staff_account, ticket_at};
 
 fn pw(s: &str) -> Password {
     Password::new(s).unwrap()

@@ -7,9 +7,7 @@ use amal_engine::sla;
 use amal_engine::stats;
 use amal_engine::tickets::{self, CommentText, TicketStatus, Visibility};
 
-use crate::fixtures::{end_user, now_us, staff_account, ticket_at};
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use crate::fixtures::{TestResult, end_user, now_us, staff_account, ticket_at};
 
 #[sqlx::test(
     migrations = "../migrations",

@@ -15,11 +15,9 @@ use amal_engine::tickets::{
 };
 
 use crate::fixtures::{
-    end_user, engine_output, engine_output_with_input, now_us, run_engine, run_engine_with_input,
-    staff_account, ticket_at,
+    TestResult, another_pool, end_user, engine_output, engine_output_with_input, now_us,
+    run_engine, run_engine_with_input, staff_account, ticket_at,
 };
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 async fn set_raw_status(pool: &PgPool, id: Uuid, status: &str) {
     sqlx::query("UPDATE support_tickets SET status = $2 WHERE id = $1")
@@ -282,10 +280,7 @@ async fn thirty_two_agents_race_for_a_hundred_tickets(pool: PgPool) -> TestResul
     for i in 0..32 {
         agents.push(staff_account(&pool, &format!("agent{i}@amal.example"), "agent").await);
     }
-    let racers = PgPoolOptions::new()
-        .max_connections(32)
-        .connect_with((*pool.connect_options()).clone())
-        .await?;
+    let racers = another_pool(&pool, PgPoolOptions::new().max_connections(32)).await?;
     let numbers = Arc::new(numbers);
     let barrier = Arc::new(tokio::sync::Barrier::new(32));
     let mut tasks = Vec::new();

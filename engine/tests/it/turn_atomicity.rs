@@ -7,10 +7,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 
 use amal_engine::conversations::{self, MessageContent};
 
-use crate::fixtures::{consenting_user, engine, engine_command, own_database_url};
+use crate::fixtures::{another_pool, consenting_user, engine, engine_command, own_database_url};
 
 #[sqlx::test(migrator = "amal_engine::db::MIGRATOR")]
 async fn killed_mid_turn_leaves_only_complete_turns(pool: PgPool) -> anyhow::Result<()> {
@@ -108,11 +109,13 @@ async fn killed_mid_turn_leaves_only_complete_turns(pool: PgPool) -> anyhow::Res
 #[sqlx::test(migrator = "amal_engine::db::MIGRATOR")]
 async fn more_turns_than_connections_all_complete(pool: PgPool) -> anyhow::Result<()> {
     amal_engine::seed::reference(&pool).await?;
-    let small = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_with((*pool.connect_options()).clone())
-        .await?;
+    let small = another_pool(
+        &pool,
+        PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(5)),
+    )
+    .await?;
     let engine = std::sync::Arc::new(engine());
     let mut tasks = Vec::new();
     for i in 0..8 {

@@ -5,7 +5,8 @@ use chrono::{DateTime, Duration, Utc};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-use super::{TestResult, user};
+use super::user;
+use crate::fixtures::TestResult;
 
 #[sqlx::test(migrations = "../migrations")]
 async fn extensions_are_installed(pool: PgPool) -> TestResult {

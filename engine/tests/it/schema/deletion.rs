@@ -3,7 +3,8 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{TestResult, assert_violates, conversation, message, staff, ticket, user};
+use super::{assert_violates, conversation, message, staff, ticket, user};
+use crate::fixtures::TestResult;
 
 #[sqlx::test(
     migrations = "../migrations",

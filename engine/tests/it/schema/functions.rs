@@ -4,8 +4,8 @@ use chrono::{DateTime, Duration, Utc};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-use super::{TestResult, assert_violates, conversation, message, message_at, staff, ticket, user};
-use crate::fixtures::ts;
+use super::{assert_violates, conversation, message, message_at, staff, ticket, user};
+use crate::fixtures::{TestResult, ts};
 
 #[sqlx::test(
     migrations = "../migrations",

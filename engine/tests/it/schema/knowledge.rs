@@ -2,7 +2,8 @@
 
 use sqlx::PgPool;
 
-use super::{TestResult, assert_violates, assert_violates_domain, document, vector_literal};
+use super::{assert_violates, assert_violates_domain, document, vector_literal};
+use crate::fixtures::TestResult;
 
 #[sqlx::test(migrations = "../migrations")]
 async fn documents_review_status_is_checked_and_lang_is_derived(pool: PgPool) -> TestResult {

@@ -4,7 +4,8 @@
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-use super::{TestResult, assert_violates, conversation, message, message_count, staff, user};
+use super::{assert_violates, conversation, message, message_count, staff, user};
+use crate::fixtures::TestResult;
 
 #[sqlx::test(
     migrations = "../migrations",

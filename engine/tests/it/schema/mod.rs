@@ -26,8 +26,6 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-type TestResult = sqlx::Result<()>;
-
 /// Asserts that `result` failed on the constraint `name` and returns the error message.
 #[track_caller]
 fn assert_violates<T: std::fmt::Debug>(result: Result<T, sqlx::Error>, name: &str) -> String {

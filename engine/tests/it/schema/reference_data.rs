@@ -2,7 +2,8 @@
 
 use sqlx::PgPool;
 
-use super::{TestResult, assert_violates};
+use super::assert_violates;
+use crate::fixtures::TestResult;
 
 #[sqlx::test(
     migrations = "../migrations",

@@ -2,7 +2,8 @@
 
 use sqlx::PgPool;
 
-use super::{TestResult, user};
+use super::user;
+use crate::fixtures::TestResult;
 
 #[sqlx::test(migrations = "../migrations")]
 async fn roles_exist_without_login_and_with_the_right_privileges(pool: PgPool) -> TestResult {

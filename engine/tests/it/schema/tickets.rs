@@ -4,7 +4,8 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{TestResult, assert_violates, staff, ticket, user};
+use super::{assert_violates, staff, ticket, user};
+use crate::fixtures::TestResult;
 
 #[sqlx::test(
     migrations = "../migrations",

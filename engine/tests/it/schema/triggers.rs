@@ -10,10 +10,10 @@ use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
 use super::{
-    TestResult, assert_violates, conversation, document, message, message_at, message_count,
-    ticket, ticket_at, user,
+    assert_violates, conversation, document, message, message_at, message_count, ticket, ticket_at,
+    user,
 };
-use crate::fixtures::ts;
+use crate::fixtures::{TestResult, another_pool, ts};
 
 #[sqlx::test(
     migrations = "../migrations",
@@ -334,10 +334,11 @@ async fn concurrent_ticket_inserts_get_distinct_consecutive_numbers(pool: PgPool
     const CLIENTS: usize = 32;
     let u = user(&pool, "t@example.dz").await?;
     // The test pool allows 5 connections; every client needs its own transaction at once.
-    let wide = PgPoolOptions::new()
-        .max_connections(CLIENTS as u32 + 4)
-        .connect_with((*pool.connect_options()).clone())
-        .await?;
+    let wide = another_pool(
+        &pool,
+        PgPoolOptions::new().max_connections(CLIENTS as u32 + 4),
+    )
+    .await?;
     let barrier = Arc::new(tokio::sync::Barrier::new(CLIENTS));
     let mut tasks = Vec::new();
     for _ in 0..CLIENTS {

@@ -3,7 +3,8 @@
 
 use sqlx::PgPool;
 
-use super::{TestResult, assert_violates, assert_violates_domain, staff, user};
+use super::{assert_violates, assert_violates_domain, staff, user};
+use crate::fixtures::TestResult;
 
 #[sqlx::test(migrations = "../migrations")]
 async fn email_domain_rejects_invalid_addresses(pool: PgPool) -> TestResult {

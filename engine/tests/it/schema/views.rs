@@ -3,7 +3,8 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{TestResult, conversation, user};
+use super::{conversation, user};
+use crate::fixtures::TestResult;
 
 #[sqlx::test(
     migrations = "../migrations",
