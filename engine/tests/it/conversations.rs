@@ -14,16 +14,9 @@ use amal_engine::knowledge::{Retriever, SearchRequest};
 use amal_engine::lang::Lang;
 
 use crate::fixtures::{
-    consenting_user, engine, ingest, kb_dir, kb_engine, numbers, offline, staff_account, write,
+    consenting_user, engine, ingest, kb_dir, kb_engine, new_conversation, numbers, offline,
+    staff_account, write,
 };
-
-async fn conversation(pool: &PgPool, email: &str) -> Uuid {
-    let user = consenting_user(pool, email, "ar-DZ").await;
-    conversations::start(pool, user, Mode::Auto, None)
-        .await
-        .unwrap()
-        .id
-}
 
 async fn post(
     pool: &PgPool,
@@ -93,7 +86,7 @@ async fn a_crisis_in_any_language_gets_the_safety_message_and_an_urgent_ticket_i
         ("bghit nmout", "ar"),
     ];
     for (i, (text, lang)) in cases.into_iter().enumerate() {
-        let conv = conversation(&pool, &format!("crisis{i}@example.dz")).await;
+        let conv = new_conversation(&pool, &format!("crisis{i}@example.dz")).await;
         let turn = post(&pool, &engine, conv, Some("k1"), text).await;
         assert_eq!(turn.decision.decision, "support", "{text}");
         assert_eq!(
@@ -200,7 +193,7 @@ async fn the_crisis_gate_wins_over_a_perfect_knowledge_base_match(pool: PgPool) 
     assert_eq!(found.results[0].title, "Mirror");
     assert!(found.confidence >= 0.5, "{}", found.confidence);
     // ...and the gate still decides.
-    let conv = conversation(&pool, "mirror@example.dz").await;
+    let conv = new_conversation(&pool, "mirror@example.dz").await;
     let turn = post(&pool, &engine, conv, None, text).await;
     assert_eq!(turn.decision.decision, "support");
     assert_eq!(
@@ -221,7 +214,7 @@ async fn the_crisis_gate_wins_over_a_perfect_knowledge_base_match(pool: PgPool) 
 )]
 async fn an_explicit_request_for_a_human_opens_a_ticket(pool: PgPool) {
     let engine = kb_engine(&pool).await;
-    let conv = conversation(&pool, "human@example.dz").await;
+    let conv = new_conversation(&pool, "human@example.dz").await;
     let turn = post(
         &pool,
         &engine,
@@ -272,7 +265,7 @@ async fn an_explicit_request_for_a_human_opens_a_ticket(pool: PgPool) {
 )]
 async fn an_open_ticket_keeps_the_assistant_out_of_the_conversation(pool: PgPool) {
     let engine = kb_engine(&pool).await;
-    let conv = conversation(&pool, "handed@example.dz").await;
+    let conv = new_conversation(&pool, "handed@example.dz").await;
     let first = post(&pool, &engine, conv, None, "I want to talk to someone").await;
     let ticket = first.ticket.unwrap();
     let question = "How can I sleep better at night? insomnia for weeks";
@@ -327,7 +320,7 @@ async fn an_open_ticket_keeps_the_assistant_out_of_the_conversation(pool: PgPool
 async fn writing_resumes_a_ticket_pending_on_the_person(pool: PgPool) {
     use amal_engine::tickets::{self, TicketStatus};
     let engine = kb_engine(&pool).await;
-    let conv = conversation(&pool, "pending@example.dz").await;
+    let conv = new_conversation(&pool, "pending@example.dz").await;
     let turn = post(&pool, &engine, conv, Some("a"), "I want to talk to someone").await;
     let ticket = turn.ticket.unwrap();
     let agent = staff_account(&pool, "agent@amal.example", "agent").await;
@@ -405,7 +398,7 @@ async fn writing_resumes_a_ticket_pending_on_the_person(pool: PgPool) {
 )]
 async fn an_off_topic_message_goes_to_a_human_for_low_confidence(pool: PgPool) {
     let engine = kb_engine(&pool).await;
-    let conv = conversation(&pool, "offtopic@example.dz").await;
+    let conv = new_conversation(&pool, "offtopic@example.dz").await;
     let turn = post(
         &pool,
         &engine,
@@ -463,7 +456,7 @@ async fn an_on_topic_message_gets_an_extractive_answer_citing_approved_documents
             "Troubles du sommeil",
         ),
     ] {
-        let conv = conversation(&pool, &format!("rag-{lang}@example.dz")).await;
+        let conv = new_conversation(&pool, &format!("rag-{lang}@example.dz")).await;
         let turn = post(&pool, &engine, conv, Some("q"), text).await;
         assert_eq!(turn.decision.decision, "rag", "{text}: {:?}", turn.decision);
         assert_eq!(turn.decision.reason_code.as_deref(), Some("rag_confident"));
@@ -528,7 +521,7 @@ async fn a_retry_with_the_same_client_message_id_returns_the_same_turn_without_d
     pool: PgPool,
 ) {
     let engine = kb_engine(&pool).await;
-    let conv = conversation(&pool, "retry@example.dz").await;
+    let conv = new_conversation(&pool, "retry@example.dz").await;
     for (key, text, expected) in [
         (
             "m-1",
@@ -620,7 +613,7 @@ fn content_errors_name_the_rule_broken() {
 )]
 async fn pages_close_archive_and_search(pool: PgPool) {
     let engine = kb_engine(&pool).await;
-    let conv = conversation(&pool, "pages@example.dz").await;
+    let conv = new_conversation(&pool, "pages@example.dz").await;
     for i in 0..3 {
         post(
             &pool,
@@ -746,9 +739,9 @@ async fn pages_close_archive_and_search(pool: PgPool) {
         "{err}"
     );
 
-    let old = conversation(&pool, "old@example.dz").await;
+    let old = new_conversation(&pool, "old@example.dz").await;
     // As old, but its ticket is still open (say, pending on the person): it stays.
-    let waiting = conversation(&pool, "waiting@example.dz").await;
+    let waiting = new_conversation(&pool, "waiting@example.dz").await;
     post(&pool, &engine, waiting, None, "I want to talk to someone").await;
     sqlx::query(
         "UPDATE conversations SET created_at = now() - interval '100 days', \
@@ -815,7 +808,7 @@ async fn support_mode_and_unknown_users(pool: PgPool) {
 async fn every_turn_sends_exactly_one_notice(pool: PgPool) {
     use amal_engine::events::{CHANNEL, ChangeNotice};
     let engine = kb_engine(&pool).await;
-    let conv = conversation(&pool, "events@example.dz").await;
+    let conv = new_conversation(&pool, "events@example.dz").await;
     let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
         .await
         .unwrap();

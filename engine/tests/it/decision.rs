@@ -9,7 +9,8 @@ use amal_engine::knowledge::Retriever;
 use amal_engine::lang::Lang;
 
 use crate::fixtures::{
-    engine, engine_output, ingest, kb_dir, kb_engine, numbers, offline, run_engine, write,
+    engine, engine_output, ingest, kb_dir, kb_engine, new_conversation, numbers, offline,
+    run_engine, write,
 };
 
 async fn stored(pool: &PgPool) -> (i64, i64, i64, i64) {
@@ -334,17 +335,9 @@ async fn a_chat_model_writes_grounded_answers_may_decline_and_never_sees_a_crisi
     );
 
     // Stored turn: the model's name and token counts reach decision_logs.
-    let user: uuid::Uuid = sqlx::query_scalar(
-        "INSERT INTO users (email, password_hash, name) VALUES ('llm@example.dz', '!', 'T') RETURNING id",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    let conv = amal_engine::conversations::start(&pool, user, Mode::Auto, None)
-        .await
-        .unwrap();
+    let conv = new_conversation(&pool, "llm@example.dz").await;
     let content = amal_engine::conversations::MessageContent::parse(question).unwrap();
-    let turn = amal_engine::conversations::post_message(&pool, &auto, conv.id, None, &content)
+    let turn = amal_engine::conversations::post_message(&pool, &auto, conv, None, &content)
         .await
         .unwrap();
     assert_eq!(turn.decision.model_used.as_deref(), Some("stand-in-chat"));

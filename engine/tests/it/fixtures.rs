@@ -15,7 +15,8 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use amal_engine::decision::auto::DecisionEngine;
+use amal_engine::conversations;
+use amal_engine::decision::auto::{DecisionEngine, Mode};
 use amal_engine::decision::crisis::CrisisNumbers;
 use amal_engine::knowledge::Retriever;
 use amal_engine::knowledge::embed::{Embedder, HashEmbedder};
@@ -60,7 +61,17 @@ pub async fn consenting_user(pool: &PgPool, email: &str, locale: &str) -> Uuid {
     .unwrap()
 }
 
-/// An end user with a conversation; returns (user, conversation).
+/// A conversation in AUTO mode, started through the engine by a new consenting end user.
+pub async fn new_conversation(pool: &PgPool, email: &str) -> Uuid {
+    let user = consenting_user(pool, email, "ar-DZ").await;
+    conversations::start(pool, user, Mode::Auto, None)
+        .await
+        .unwrap()
+        .id
+}
+
+/// An end user with a conversation (rows only, not through the engine); returns (user,
+/// conversation).
 pub async fn end_user(pool: &PgPool, email: &str) -> (Uuid, Uuid) {
     let user: Uuid = sqlx::query_scalar(
         "INSERT INTO users (email, password_hash, name) VALUES ($1, '!', 'User') RETURNING id",

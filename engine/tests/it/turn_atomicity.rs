@@ -11,7 +11,7 @@ use sqlx::postgres::PgPoolOptions;
 
 use amal_engine::conversations::{self, MessageContent};
 
-use crate::fixtures::{another_pool, consenting_user, engine, engine_command, own_database_url};
+use crate::fixtures::{another_pool, engine, engine_command, new_conversation, own_database_url};
 
 #[sqlx::test(migrator = "amal_engine::db::MIGRATOR")]
 async fn killed_mid_turn_leaves_only_complete_turns(pool: PgPool) -> anyhow::Result<()> {
@@ -119,15 +119,13 @@ async fn more_turns_than_connections_all_complete(pool: PgPool) -> anyhow::Resul
     let engine = std::sync::Arc::new(engine());
     let mut tasks = Vec::new();
     for i in 0..8 {
-        let user = consenting_user(&pool, &format!("p{i}@example.dz"), "ar-DZ").await;
-        let c = conversations::start(&pool, user, amal_engine::decision::auto::Mode::Auto, None)
-            .await?;
+        let conv = new_conversation(&pool, &format!("p{i}@example.dz")).await;
         let (small, engine) = (small.clone(), engine.clone());
         tasks.push(tokio::spawn(async move {
             conversations::post_message(
                 &small,
                 &engine,
-                c.id,
+                conv,
                 None,
                 &MessageContent::parse("how do I sleep better after stopping cannabis").unwrap(),
             )
