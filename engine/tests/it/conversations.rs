@@ -2,106 +2,22 @@
 //! transaction for crises in every language, requests for a human, off-topic and on-topic
 //! messages; idempotent retries; content rules; paging, closing, archiving and search.
 
-use std::path::{Path, PathBuf};
-
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use amal_engine::conversations::{self, ContentError, ConversationError, MessageContent};
 use amal_engine::decision::auto::{DecisionEngine, Mode};
-use amal_engine::decision::crisis::{CrisisNumbers, safety_message};
+use amal_engine::decision::crisis::safety_message;
 use amal_engine::decision::normalize;
 use amal_engine::knowledge::chunk::count_tokens;
-use amal_engine::knowledge::embed::{Embedder, HashEmbedder};
-use amal_engine::knowledge::store::{self, IngestOptions};
 use amal_engine::knowledge::{Retriever, SearchRequest};
 use amal_engine::lang::Lang;
 use amal_engine::turn::{Turn, TurnError};
 
-pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// A small knowledge base in the three languages.
-pub fn kb_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "en/sleep.md",
-        "---\nlang: en\ncategory: mental_health\n---\n# Sleep problems\n\nKeep a regular bedtime and avoid screens before sleeping. Insomnia that lasts weeks deserves a doctor's advice.\n\nDaylight in the morning helps your body clock. Caffeine after noon makes it harder to fall asleep at night.\n",
-    );
-    write(
-        dir.path(),
-        "en/tobacco.md",
-        "---\nlang: en\ncategory: addiction\n---\n# Quitting tobacco\n\nNicotine cravings pass within minutes. Plan your quit day, remove cigarettes from home and ask for support.\n",
-    );
-    write(
-        dir.path(),
-        "fr/sommeil.md",
-        "---\nlang: fr\ncategory: mental_health\n---\n# Troubles du sommeil\n\nGardez des horaires réguliers et évitez les écrans avant de dormir. Une insomnie qui dure mérite l'avis d'un médecin.\n",
-    );
-    write(
-        dir.path(),
-        "ar/sleep.md",
-        "---\nlang: ar\ncategory: mental_health\n---\n# اضطرابات النوم\n\nحافظ على موعد ثابت للنوم وابتعد عن الشاشات قبل النوم. الأرق الذي يستمر أسابيع يستحق استشارة طبيب.\n",
-    );
-    dir
-}
-
-pub fn offline() -> Embedder {
-    Embedder::Hash(HashEmbedder::default())
-}
-
-pub async fn ingest(pool: &PgPool, paths: &[PathBuf], approve: bool) {
-    let options = IngestOptions {
-        approve,
-        ..Default::default()
-    };
-    store::ingest_paths(pool, &offline(), paths, &options, 2, |_| {})
-        .await
-        .unwrap();
-}
-
-pub fn numbers() -> CrisisNumbers {
-    CrisisNumbers {
-        crisis_line: "3033".into(),
-        emergency_number: "14".into(),
-    }
-}
-
-pub fn engine() -> DecisionEngine {
-    DecisionEngine::new(Retriever::new(offline()), numbers(), 0.5, false).unwrap()
-}
-
-/// The knowledge base of [`kb_dir`], approved, and an engine over it.
-pub async fn kb_engine(pool: &PgPool) -> DecisionEngine {
-    let dir = kb_dir();
-    ingest(pool, &[dir.path().to_path_buf()], true).await;
-    engine()
-}
-
-async fn end_user(pool: &PgPool, email: &str, locale: &str) -> Uuid {
-    sqlx::query_scalar(
-        "INSERT INTO users (email, password_hash, name, locale, consent_data_storage, consent_timestamp) \
-         VALUES ($1, '!', 'Test', $2, true, now()) RETURNING id",
-    )
-    .bind(email)
-    .bind(locale)
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
-
-async fn conversation(pool: &PgPool, email: &str) -> Uuid {
-    let user = end_user(pool, email, "ar-DZ").await;
-    conversations::start(pool, user, Mode::Auto, None)
-        .await
-        .unwrap()
-        .id
-}
+use crate::fixtures::{
+    consenting_user, engine, ingest, kb_dir, kb_engine, new_conversation, numbers, offline,
+    staff_account, write,
+};
 
 async fn post(
     pool: &PgPool,
@@ -171,7 +87,7 @@ async fn a_crisis_in_any_language_gets_the_safety_message_and_an_urgent_ticket_i
         ("bghit nmout", "ar"),
     ];
     for (i, (text, lang)) in cases.into_iter().enumerate() {
-        let conv = conversation(&pool, &format!("crisis{i}@example.dz")).await;
+        let conv = new_conversation(&pool, &format!("crisis{i}@example.dz")).await;
         let turn = post(&pool, &engine, conv, Some("k1"), text).await;
         assert_eq!(turn.decision.decision, "support", "{text}");
         assert_eq!(
@@ -278,7 +194,7 @@ async fn the_crisis_gate_wins_over_a_perfect_knowledge_base_match(pool: PgPool) 
     assert_eq!(found.results[0].title, "Mirror");
     assert!(found.confidence >= 0.5, "{}", found.confidence);
     // ...and the gate still decides.
-    let conv = conversation(&pool, "mirror@example.dz").await;
+    let conv = new_conversation(&pool, "mirror@example.dz").await;
     let turn = post(&pool, &engine, conv, None, text).await;
     assert_eq!(turn.decision.decision, "support");
     assert_eq!(
@@ -299,7 +215,7 @@ async fn the_crisis_gate_wins_over_a_perfect_knowledge_base_match(pool: PgPool) 
 )]
 async fn an_explicit_request_for_a_human_opens_a_ticket(pool: PgPool) {
     let engine = kb_engine(&pool).await;
-    let conv = conversation(&pool, "human@example.dz").await;
+    let conv = new_conversation(&pool, "human@example.dz").await;
     let turn = post(
         &pool,
         &engine,
@@ -350,7 +266,7 @@ async fn an_explicit_request_for_a_human_opens_a_ticket(pool: PgPool) {
 )]
 async fn an_open_ticket_keeps_the_assistant_out_of_the_conversation(pool: PgPool) {
     let engine = kb_engine(&pool).await;
-    let conv = conversation(&pool, "handed@example.dz").await;
+    let conv = new_conversation(&pool, "handed@example.dz").await;
     let first = post(&pool, &engine, conv, None, "I want to talk to someone").await;
     let ticket = first.ticket.unwrap();
     let question = "How can I sleep better at night? insomnia for weeks";
@@ -405,17 +321,11 @@ async fn an_open_ticket_keeps_the_assistant_out_of_the_conversation(pool: PgPool
 async fn writing_resumes_a_ticket_pending_on_the_person(pool: PgPool) {
     use amal_engine::tickets::{self, TicketStatus};
     let engine = kb_engine(&pool).await;
-    let conv = conversation(&pool, "pending@example.dz").await;
+    let conv = new_conversation(&pool, "pending@example.dz").await;
     let turn = post(&pool, &engine, conv, Some("a"), "I want to talk to someone").await;
     let ticket = turn.ticket.unwrap();
-    sqlx::query("INSERT INTO users (email, password_hash, name, staff_role) VALUES ('agent@amal.example', '!', 'Agent', 'agent')")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let agent = staff_account(&pool, "agent@amal.example", "agent").await;
     let mut conn = pool.acquire().await.unwrap();
-    let agent = amal_engine::staff::actor_by_email(&mut conn, "agent@amal.example")
-        .await
-        .unwrap();
     let now = chrono::Utc::now();
     tickets::take(&mut conn, &agent, &ticket.ticket_number, now)
         .await
@@ -489,7 +399,7 @@ async fn writing_resumes_a_ticket_pending_on_the_person(pool: PgPool) {
 )]
 async fn an_off_topic_message_goes_to_a_human_for_low_confidence(pool: PgPool) {
     let engine = kb_engine(&pool).await;
-    let conv = conversation(&pool, "offtopic@example.dz").await;
+    let conv = new_conversation(&pool, "offtopic@example.dz").await;
     let turn = post(
         &pool,
         &engine,
@@ -547,7 +457,7 @@ async fn an_on_topic_message_gets_an_extractive_answer_citing_approved_documents
             "Troubles du sommeil",
         ),
     ] {
-        let conv = conversation(&pool, &format!("rag-{lang}@example.dz")).await;
+        let conv = new_conversation(&pool, &format!("rag-{lang}@example.dz")).await;
         let turn = post(&pool, &engine, conv, Some("q"), text).await;
         assert_eq!(turn.decision.decision, "rag", "{text}: {:?}", turn.decision);
         assert_eq!(turn.decision.reason_code.as_deref(), Some("rag_confident"));
@@ -612,7 +522,7 @@ async fn a_retry_with_the_same_client_message_id_returns_the_same_turn_without_d
     pool: PgPool,
 ) {
     let engine = kb_engine(&pool).await;
-    let conv = conversation(&pool, "retry@example.dz").await;
+    let conv = new_conversation(&pool, "retry@example.dz").await;
     for (key, text, expected) in [
         (
             "m-1",
@@ -704,7 +614,7 @@ fn content_errors_name_the_rule_broken() {
 )]
 async fn pages_close_archive_and_search(pool: PgPool) {
     let engine = kb_engine(&pool).await;
-    let conv = conversation(&pool, "pages@example.dz").await;
+    let conv = new_conversation(&pool, "pages@example.dz").await;
     for i in 0..3 {
         post(
             &pool,
@@ -735,17 +645,7 @@ async fn pages_close_archive_and_search(pool: PgPool) {
             .is_err()
     );
 
-    sqlx::query(
-        "INSERT INTO users (email, password_hash, name, staff_role) VALUES ('search@amal.example', '!', 'Agent', 'agent')",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-    let mut c = pool.acquire().await.unwrap();
-    let agent = amal_engine::staff::actor_by_email(&mut c, "search@amal.example")
-        .await
-        .unwrap();
-    drop(c);
+    let agent = staff_account(&pool, "search@amal.example", "agent").await;
     let hits = conversations::search_messages(&pool, &agent, "nicotine", Some(Lang::En), 10)
         .await
         .unwrap();
@@ -849,9 +749,9 @@ async fn pages_close_archive_and_search(pool: PgPool) {
         "{err}"
     );
 
-    let old = conversation(&pool, "old@example.dz").await;
+    let old = new_conversation(&pool, "old@example.dz").await;
     // As old, but its ticket is still open (say, pending on the person): it stays.
-    let waiting = conversation(&pool, "waiting@example.dz").await;
+    let waiting = new_conversation(&pool, "waiting@example.dz").await;
     post(&pool, &engine, waiting, None, "I want to talk to someone").await;
     sqlx::query(
         "UPDATE conversations SET created_at = now() - interval '100 days', \
@@ -885,7 +785,7 @@ async fn pages_close_archive_and_search(pool: PgPool) {
 )]
 async fn support_mode_and_unknown_users(pool: PgPool) {
     let engine = kb_engine(&pool).await;
-    let user = end_user(&pool, "mode@example.dz", "fr-FR").await;
+    let user = consenting_user(&pool, "mode@example.dz", "fr-FR").await;
     let conv = conversations::start(&pool, user, Mode::Support, Some(Lang::Fr))
         .await
         .unwrap();
@@ -918,7 +818,7 @@ async fn support_mode_and_unknown_users(pool: PgPool) {
 async fn every_turn_sends_exactly_one_notice(pool: PgPool) {
     use amal_engine::events::{CHANNEL, ChangeNotice};
     let engine = kb_engine(&pool).await;
-    let conv = conversation(&pool, "events@example.dz").await;
+    let conv = new_conversation(&pool, "events@example.dz").await;
     let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
         .await
         .unwrap();

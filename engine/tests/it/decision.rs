@@ -8,7 +8,10 @@ use amal_engine::decision::auto::{DecisionEngine, Mode, Route, TurnContext};
 use amal_engine::knowledge::Retriever;
 use amal_engine::lang::Lang;
 
-use crate::conversations::{engine, ingest, kb_dir, kb_engine, numbers, offline, write};
+use crate::fixtures::{
+    engine, engine_output, ingest, kb_dir, kb_engine, new_conversation, numbers, offline,
+    run_engine, write,
+};
 
 async fn stored(pool: &PgPool) -> (i64, i64, i64, i64) {
     sqlx::query_as(
@@ -147,7 +150,7 @@ async fn human_requests_languages_without_sources_and_clarification(pool: PgPool
 fn cli_contract_decide_json() {
     let data = tempfile::tempdir().unwrap();
     let kb = kb_dir();
-    let run = |args: &[&str]| crate::common::run_engine(data.path(), args);
+    let run = |args: &[&str]| run_engine(data.path(), args);
     let json = |args: &[&str]| -> serde_json::Value {
         let out = run(args);
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
@@ -183,7 +186,7 @@ fn cli_contract_decide_json() {
         ("   ", "at least 1 character"),
         ("a\u{7}b", "control character"),
     ] {
-        let out = crate::common::engine_output(data.path(), &["decide", text, "--json"]);
+        let out = engine_output(data.path(), &["decide", text, "--json"]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             !out.status.success() && stderr.contains(rule),
@@ -217,7 +220,7 @@ fn cli_contract_decide_json() {
         .unwrap();
         pool.close().await;
     });
-    let out = crate::common::engine_output(data.path(), &["chat", "--as", "real@example.dz"]);
+    let out = engine_output(data.path(), &["chat", "--as", "real@example.dz"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && stderr.contains("a person's account"),
@@ -335,17 +338,9 @@ async fn a_chat_model_writes_grounded_answers_may_decline_and_never_sees_a_crisi
     );
 
     // Stored turn: the model's name and token counts reach decision_logs.
-    let user: uuid::Uuid = sqlx::query_scalar(
-        "INSERT INTO users (email, password_hash, name) VALUES ('llm@example.dz', '!', 'T') RETURNING id",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    let conv = amal_engine::conversations::start(&pool, user, Mode::Auto, None)
-        .await
-        .unwrap();
+    let conv = new_conversation(&pool, "llm@example.dz").await;
     let content = amal_engine::conversations::MessageContent::parse(question).unwrap();
-    let turn = amal_engine::turn::post_message(&pool, &auto, conv.id, None, &content)
+    let turn = amal_engine::turn::post_message(&pool, &auto, conv, None, &content)
         .await
         .unwrap();
     assert_eq!(turn.decision.model_used.as_deref(), Some("stand-in-chat"));

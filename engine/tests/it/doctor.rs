@@ -4,7 +4,7 @@ use amal_engine::db::{self, DbError, embedded::EmbeddedCluster};
 use amal_engine::doctor::{self, CheckStatus};
 use sqlx::PgPool;
 
-use crate::common::PostgresWithoutPgvector;
+use crate::fixtures::{PostgresWithoutPgvector, engine_command};
 
 #[sqlx::test(migrations = "../migrations")]
 async fn healthy_on_a_migrated_database(pool: PgPool) {
@@ -89,10 +89,7 @@ async fn missing_pgvector_is_reported_clearly() {
     pool.close().await;
 
     // The CLI says the same and exits non-zero.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_amal-engine"))
-        .args(["doctor", "--json"])
-        .env_remove("DATABASE_URL")
-        .env("AMAL_DATA_DIR", dir.path())
+    let out = engine_command(dir.path(), &["doctor", "--json"])
         .env("AMAL_PG_BIN", &install.bin)
         .output()
         .unwrap();

@@ -2,65 +2,19 @@
 //! filters, the embedding-model check, the HTTP provider (against a local stand-in server),
 //! evaluation on the shipped set, and the CLI contract.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use amal_engine::knowledge::embed::{
-    EmbedError, Embedder, HashEmbedder, HttpEmbedder, HttpEmbedderConfig,
-};
+use amal_engine::knowledge::embed::{EmbedError, Embedder, HttpEmbedder, HttpEmbedderConfig};
 use amal_engine::knowledge::store::{self, IngestOptions, IngestOutcome};
 use amal_engine::knowledge::{KnowledgeError, Retriever, SearchRequest, eval};
 use amal_engine::lang::Lang;
-use amal_engine::staff::actor_by_email;
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 
-fn offline() -> Embedder {
-    Embedder::Hash(HashEmbedder::default())
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn kb_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "en/sleep.md",
-        "---\nlang: en\ncategory: mental_health\n---\n# Sleep problems\n\nKeep a regular bedtime and avoid screens before sleeping. Insomnia that lasts weeks deserves a doctor's advice.\n\nDaylight in the morning helps your body clock.\n",
-    );
-    write(
-        dir.path(),
-        "en/tobacco.md",
-        "---\nlang: en\ncategory: addiction\n---\n# Quitting tobacco\n\nNicotine cravings pass within minutes. Plan your quit day, remove cigarettes from home and ask for support.\n",
-    );
-    write(
-        dir.path(),
-        "fr/sommeil.md",
-        "---\nlang: fr\ncategory: mental_health\n---\n# Troubles du sommeil\n\nGardez des horaires réguliers et évitez les écrans avant de dormir. Une insomnie qui dure mérite l'avis d'un médecin.\n",
-    );
-    write(
-        dir.path(),
-        "ar/sleep.md",
-        "---\nlang: ar\ncategory: mental_health\n---\n# اضطرابات النوم\n\nحافظ على موعد ثابت للنوم وابتعد عن الشاشات قبل النوم. الأرق الذي يستمر أسابيع يستحق استشارة طبيب.\n",
-    );
-    dir
-}
-
-async fn ingest(pool: &PgPool, paths: &[PathBuf], approve: bool) -> store::IngestSummary {
-    let options = IngestOptions {
-        approve,
-        ..Default::default()
-    };
-    store::ingest_paths(pool, &offline(), paths, &options, 2, |_| {})
-        .await
-        .unwrap()
-}
+use crate::fixtures::{another_pool, ingest, kb_dir, offline, run_engine, staff_account, write};
 
 async fn search(
     pool: &PgPool,
@@ -286,26 +240,9 @@ async fn only_approved_documents_are_retrieved_and_only_admins_review(pool: PgPo
     );
     assert_eq!(outcome.confidence, 0.0);
 
-    for (email, role) in [
-        ("admin@amal.example", "admin"),
-        ("agent@amal.example", "agent"),
-    ] {
-        sqlx::query(
-            "INSERT INTO users (email, password_hash, name, staff_role) VALUES ($1, '!', $2, $2)",
-        )
-        .bind(email)
-        .bind(role)
-        .execute(&pool)
-        .await
-        .unwrap();
-    }
+    let admin = staff_account(&pool, "admin@amal.example", "admin").await;
+    let agent = staff_account(&pool, "agent@amal.example", "agent").await;
     let mut conn = pool.acquire().await.unwrap();
-    let admin = actor_by_email(&mut conn, "admin@amal.example")
-        .await
-        .unwrap();
-    let agent = actor_by_email(&mut conn, "agent@amal.example")
-        .await
-        .unwrap();
     let pending = store::list_documents(&mut conn, Some("pending"))
         .await
         .unwrap();
@@ -618,9 +555,7 @@ async fn the_search_statement_is_planned_once(pool: PgPool) {
         .unwrap();
     assert!(chunks >= 1_000, "{chunks}");
     // One connection, so that its prepared statements are the ones looked at.
-    let one = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with(pool.connect_options().as_ref().clone())
+    let one = another_pool(&pool, PgPoolOptions::new().max_connections(1))
         .await
         .unwrap();
     let retriever = Retriever::new(offline());
@@ -857,7 +792,7 @@ async fn another_embedding_model_is_refused_until_reembedded(pool: PgPool) {
 async fn cli_contract_ingest_and_search_json() {
     let data = tempfile::tempdir().unwrap();
     let kb = kb_dir();
-    let run = |args: &[&str]| crate::common::run_engine(data.path(), args);
+    let run = |args: &[&str]| run_engine(data.path(), args);
     let dir = kb.path().display().to_string();
     let summary = run(&["kb", "ingest", &dir, "--approve"]);
     assert!(summary.contains("4 new"), "{summary}");

@@ -2,20 +2,22 @@
 //!
 //! `#[sqlx::test]` tests need DATABASE_URL (a superuser on a server with pgvector; `scripts/test.sh`
 //! provides one) and each gets its own database. Cluster tests create their own private clusters.
+//!
+//! One file (or folder) per domain; what several of them share lives in [`fixtures`].
 
-mod cli;
-mod cluster;
-mod common;
-mod console_views;
 mod conversations;
-mod crash;
 mod crisis;
+mod db_commands;
 mod decision;
 mod doctor;
+mod embedded_cluster;
+mod fixtures;
 mod knowledge;
+mod overview;
 mod schema;
 mod server;
 mod sla;
 mod staff;
 mod stats;
 mod tickets;
+mod turn_atomicity;

@@ -20,9 +20,10 @@ use amal_engine::staff::{self, Password, StaffRole};
 use amal_engine::tickets::{self, CommentText, Visibility};
 use amal_engine::workers::{self, Job, WorkerConfig};
 
-use crate::conversations::{engine, kb_engine};
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use crate::fixtures::{
+    TestResult, end_user, engine, engine_command, kb_engine, numbers, own_database_url,
+    staff_account,
+};
 
 /// A server on 127.0.0.1:0 with the test's pool, stopped by [`TestServer::stop`].
 struct TestServer {
@@ -423,12 +424,12 @@ async fn journey_sign_in_consent_converse_crisis_and_a_staff_reply_on_the_live_s
         crisis["reply"]["content"].as_str().unwrap(),
         amal_engine::decision::crisis::safety_message(
             amal_engine::decision::normalize::Lang::En,
-            &crate::conversations::numbers()
+            &numbers()
         )
     );
 
     // Staff: an internal note and a public reply. Only the reply reaches the person.
-    let supervisor = crate::tickets::staff_account(&pool, "sup@amal.example", "supervisor").await;
+    let supervisor = staff_account(&pool, "sup@amal.example", "supervisor").await;
     let internal = "INTERNAL: history of overdoses, call the family doctor";
     comment_as(&pool, &supervisor, &number, internal, Visibility::Internal).await?;
     let public = "Hello, I am Samir from the team. I am here with you.";
@@ -505,10 +506,8 @@ async fn journey_sign_in_consent_converse_crisis_and_a_staff_reply_on_the_live_s
         )
         .await;
     assert_problem(s, &p, StatusCode::FORBIDDEN, "no consent, crisis");
-    let safety = amal_engine::decision::crisis::safety_message(
-        amal_engine::lang::Lang::Fr,
-        &crate::conversations::numbers(),
-    );
+    let safety =
+        amal_engine::decision::crisis::safety_message(amal_engine::lang::Lang::Fr, &numbers());
     assert!(p["detail"].as_str().unwrap().ends_with(&safety), "{p}");
     let (s, p) = srv
         .say(&token, &conv, json!({ "content": "bonjour" }))
@@ -645,7 +644,7 @@ async fn a_live_stream_ends_with_its_session(pool: PgPool) -> TestResult {
         .as_str()
         .unwrap()
         .to_string();
-    let supervisor = crate::tickets::staff_account(&pool, "sup@amal.example", "supervisor").await;
+    let supervisor = staff_account(&pool, "sup@amal.example", "supervisor").await;
     let reply = "Hello, this is Samir from the team.";
     comment_as(&pool, &supervisor, &number, reply, Visibility::Public).await?;
     let end = wait_for(&mut events, &mut seen, |e, _| e == "end").await;
@@ -1164,7 +1163,7 @@ async fn two_instances_share_the_workers_without_double_work(pool: PgPool) -> Te
         .await?;
 
     // An overdue ticket for the sweeper; an idle conversation for the archiver.
-    let (_, conv) = crate::tickets::end_user(&pool, "old@example.dz").await;
+    let (_, conv) = end_user(&pool, "old@example.dz").await;
     sqlx::query("UPDATE conversations SET created_at = now() - interval '200 days' WHERE id = $1")
         .bind(conv)
         .execute(&pool)
@@ -1217,20 +1216,6 @@ async fn two_instances_share_the_workers_without_double_work(pool: PgPool) -> Te
     Ok(())
 }
 
-/// DATABASE_URL pointing at this test's own database.
-fn test_database_url(pool: &PgPool) -> String {
-    let admin = std::env::var("DATABASE_URL").expect("DATABASE_URL (scripts/test.sh sets it)");
-    let name = pool.connect_options().get_database().unwrap().to_string();
-    let (base, query) = admin.split_once('?').unwrap_or((admin.as_str(), ""));
-    let slash = base.rfind('/').unwrap();
-    let mut url = format!("{}/{name}", &base[..slash]);
-    if !query.is_empty() {
-        url.push('?');
-        url.push_str(query);
-    }
-    url
-}
-
 /// Stops the child process when the test ends, however it ends.
 struct Child(std::process::Child);
 
@@ -1247,21 +1232,12 @@ async fn contract_serve_binary_health_openapi_metrics(pool: PgPool) -> TestResul
         .local_addr()?
         .port();
     let data = tempfile::tempdir()?;
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_amal-engine"));
+    let bind = format!("127.0.0.1:{port}");
+    let mut command = engine_command(data.path(), &["serve", "--bind", &bind]);
     command
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-        .env("DATABASE_URL", test_database_url(&pool))
-        .env("AMAL_DATA_DIR", data.path())
+        .env("DATABASE_URL", own_database_url(&pool))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    for var in [
-        "AMAL_EMBED_URL",
-        "AMAL_LLM_URL",
-        "AMAL_RAG_THRESHOLD",
-        "AMAL_CLARIFY",
-    ] {
-        command.env_remove(var);
-    }
     let _child = Child(command.spawn()?);
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();

@@ -8,9 +8,7 @@ use sqlx::postgres::PgPoolOptions;
 use amal_engine::sla::{self, Calendar, SlaState};
 use amal_engine::tickets::{self, CommentText, TicketStatus, Visibility};
 
-use crate::tickets::{end_user, staff_account, ticket_at};
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use crate::fixtures::{TestResult, another_pool, end_user, staff_account, ticket_at, ts};
 
 /// The clock from `sla::clock` (SQL, `ticket_sla_at`) after checking that the ticket read by
 /// `tickets::get` (the list queries' path) computes the very same clock.
@@ -23,12 +21,6 @@ async fn both(
     let listed = tickets::get(conn, id, at).await?;
     assert_eq!(listed.sla, sql, "list path and SQL disagree at {at}");
     Ok(sql)
-}
-
-fn ts(rfc3339: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(rfc3339)
-        .unwrap()
-        .with_timezone(&Utc)
 }
 
 #[sqlx::test(
@@ -310,10 +302,7 @@ async fn racing_sweepers_record_each_breach_exactly_once(pool: PgPool) -> TestRe
             }
         }
     }
-    let sweepers = PgPoolOptions::new()
-        .max_connections(2)
-        .connect_with((*pool.connect_options()).clone())
-        .await?;
+    let sweepers = another_pool(&pool, PgPoolOptions::new().max_connections(2)).await?;
     let now = t0 + Duration::hours(1);
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
     let run = |pool: sqlx::PgPool, barrier: std::sync::Arc<tokio::sync::Barrier>| {

@@ -7,9 +7,7 @@ use uuid::Uuid;
 use amal_engine::sessions::{self, ClientInfo, SessionProblem};
 use amal_engine::staff::{self, LOCKOUT_MINUTES, Password, StaffError, StaffRole};
 
-use crate::tickets::{end_user, now_us, staff_account, ticket_at};
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use crate::fixtures::{TestResult, end_user, now_us, staff_account, ticket_at};
 
 fn pw(s: &str) -> Password {
     Password::new(s).unwrap()

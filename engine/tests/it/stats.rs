@@ -6,9 +6,7 @@ use sqlx::PgPool;
 use amal_engine::stats;
 use amal_engine::tickets::{self, CommentText, TicketStatus, Visibility};
 
-use crate::tickets::{end_user, now_us, staff_account, ticket_at};
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use crate::fixtures::{TestResult, end_user, now_us, staff_account, ticket_at};
 
 #[sqlx::test(
     migrations = "../migrations",

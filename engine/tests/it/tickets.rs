@@ -1,81 +1,23 @@
 //! Tickets: lifecycle, permissions, the take race, comments, escalation, audit rows, and the
 //! `ticket` CLI's contract.
 
-use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-
+use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use amal_engine::staff::{self, Actor};
+use amal_engine::staff;
 use amal_engine::tickets::{
     self, CommentText, NewTicket, Queue, QueueFilter, Subject, Ticket, TicketError, TicketStatus,
     Tier, Visibility,
 };
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// The current time at PostgreSQL's precision (microseconds), so that stored times compare equal.
-pub fn now_us() -> DateTime<Utc> {
-    use chrono::SubsecRound;
-    Utc::now().trunc_subsecs(6)
-}
-
-/// A staff account without a usable password (tests that sign in use `staff::add`).
-pub async fn staff_account(pool: &PgPool, email: &str, role: &str) -> Actor {
-    sqlx::query(
-        "INSERT INTO users (email, password_hash, name, staff_role) VALUES ($1, '!', $2, $3)",
-    )
-    .bind(email)
-    .bind(format!("Name of {email}"))
-    .bind(role)
-    .execute(pool)
-    .await
-    .unwrap();
-    let mut conn = pool.acquire().await.unwrap();
-    staff::actor_by_email(&mut conn, email).await.unwrap()
-}
-
-/// An end user with a conversation; returns (user, conversation).
-pub async fn end_user(pool: &PgPool, email: &str) -> (Uuid, Uuid) {
-    let user: Uuid = sqlx::query_scalar(
-        "INSERT INTO users (email, password_hash, name) VALUES ($1, '!', 'User') RETURNING id",
-    )
-    .bind(email)
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    let conv: Uuid = sqlx::query_scalar(
-        "INSERT INTO conversations (user_id, title) VALUES ($1, 'Besoin de parler') RETURNING id",
-    )
-    .bind(user)
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    (user, conv)
-}
-
-/// A ticket opened by the system at `at`.
-pub async fn ticket_at(
-    conn: &mut PgConnection,
-    user: Uuid,
-    conversation: Option<Uuid>,
-    priority: &str,
-    at: DateTime<Utc>,
-) -> Ticket {
-    let new = NewTicket {
-        user_id: user,
-        conversation_id: conversation,
-        subject: Subject::new("Besoin d'aide").unwrap(),
-        description: None,
-        category: "addiction".into(),
-        priority: priority.into(),
-    };
-    tickets::create(conn, None, &new, at).await.unwrap()
-}
+use crate::fixtures::{
+    TestResult, another_pool, end_user, engine_output, engine_output_with_input, now_us,
+    run_engine, run_engine_with_input, staff_account, ticket_at,
+};
 
 async fn set_raw_status(pool: &PgPool, id: Uuid, status: &str) {
     sqlx::query("UPDATE support_tickets SET status = $2 WHERE id = $1")
@@ -338,10 +280,7 @@ async fn thirty_two_agents_race_for_a_hundred_tickets(pool: PgPool) -> TestResul
     for i in 0..32 {
         agents.push(staff_account(&pool, &format!("agent{i}@amal.example"), "agent").await);
     }
-    let racers = PgPoolOptions::new()
-        .max_connections(32)
-        .connect_with((*pool.connect_options()).clone())
-        .await?;
+    let racers = another_pool(&pool, PgPoolOptions::new().max_connections(32)).await?;
     let numbers = Arc::new(numbers);
     let barrier = Arc::new(tokio::sync::Barrier::new(32));
     let mut tasks = Vec::new();
@@ -832,43 +771,12 @@ async fn queues_order_by_the_next_deadline(pool: PgPool) -> TestResult {
 // CLI contract
 // ---------------------------------------------------------------------------------------------
 
-fn engine(data_dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_amal-engine"))
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .env("AMAL_DATA_DIR", data_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run amal-engine");
-    {
-        use std::io::Write;
-        let mut input = child.stdin.take().unwrap();
-        if let Some(text) = stdin {
-            input.write_all(text.as_bytes()).unwrap();
-        }
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
 #[test]
 fn contract_staff_add_ticket_take_and_list() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(&engine(d, &["seed", "--demo"], None));
-    ok(&engine(
+    run_engine(d, &["seed", "--demo"]);
+    run_engine_with_input(
         d,
         &[
             "staff",
@@ -879,9 +787,9 @@ fn contract_staff_add_ticket_take_and_list() {
             "--role",
             "agent",
         ],
-        Some("a-long-password\n"),
-    ));
-    ok(&engine(
+        "a-long-password\n",
+    );
+    run_engine_with_input(
         d,
         &[
             "staff",
@@ -892,9 +800,9 @@ fn contract_staff_add_ticket_take_and_list() {
             "--role",
             "agent",
         ],
-        Some("another-long-password\n"),
-    ));
-    let short = engine(
+        "another-long-password\n",
+    );
+    let short = engine_output_with_input(
         d,
         &[
             "staff",
@@ -905,18 +813,17 @@ fn contract_staff_add_ticket_take_and_list() {
             "--role",
             "agent",
         ],
-        Some("short\n"),
+        "short\n",
     );
     assert!(!short.status.success());
     assert!(String::from_utf8_lossy(&short.stderr).contains("at least 10"));
-    let list = ok(&engine(d, &["staff", "list", "--json"], None));
+    let list = run_engine(d, &["staff", "list", "--json"]);
     assert!(list.contains("karima@amal.example"), "{list}");
 
-    let tickets: serde_json::Value = serde_json::from_str(&ok(&engine(
+    let tickets: serde_json::Value = serde_json::from_str(&run_engine(
         d,
         &["ticket", "list", "--queue", "all", "--json"],
-        None,
-    )))
+    ))
     .unwrap();
     let array = tickets.as_array().expect("a JSON array");
     let open = array
@@ -943,21 +850,18 @@ fn contract_staff_add_ticket_take_and_list() {
     }
     let number = open["ticket_number"].as_str().unwrap().to_string();
 
-    ok(&engine(
+    run_engine(
         d,
         &["ticket", "take", &number, "--as", "karima@amal.example"],
-        None,
-    ));
+    );
     // Taking it again is fine: it is already hers.
-    ok(&engine(
+    run_engine(
         d,
         &["ticket", "take", &number, "--as", "karima@amal.example"],
-        None,
-    ));
-    let lost = engine(
+    );
+    let lost = engine_output(
         d,
         &["ticket", "take", &number, "--as", "yanis@amal.example"],
-        None,
     );
     assert!(!lost.status.success());
     let err = String::from_utf8_lossy(&lost.stderr);
@@ -966,11 +870,10 @@ fn contract_staff_add_ticket_take_and_list() {
         "{err}"
     );
 
-    let after: serde_json::Value = serde_json::from_str(&ok(&engine(
+    let after: serde_json::Value = serde_json::from_str(&run_engine(
         d,
         &["ticket", "list", "--queue", "all", "--json"],
-        None,
-    )))
+    ))
     .unwrap();
     let taken = after
         .as_array()
@@ -981,7 +884,7 @@ fn contract_staff_add_ticket_take_and_list() {
     assert_eq!(taken["assigned_to"], "karima@amal.example");
     assert_eq!(taken["status"], "in_progress");
 
-    ok(&engine(
+    run_engine(
         d,
         &[
             "ticket",
@@ -993,9 +896,8 @@ fn contract_staff_add_ticket_take_and_list() {
             "note",
             "interne",
         ],
-        None,
-    ));
-    ok(&engine(
+    );
+    run_engine(
         d,
         &[
             "ticket",
@@ -1005,16 +907,11 @@ fn contract_staff_add_ticket_take_and_list() {
             "karima@amal.example",
             "Bonjour, je suis Karima.",
         ],
-        None,
-    ));
+    );
     // Comments are edited and deleted by id, keeping their history; not by another agent.
     let comments = |d| -> Vec<serde_json::Value> {
-        let shown: serde_json::Value = serde_json::from_str(&ok(&engine(
-            d,
-            &["ticket", "show", &number, "--json"],
-            None,
-        )))
-        .unwrap();
+        let shown: serde_json::Value =
+            serde_json::from_str(&run_engine(d, &["ticket", "show", &number, "--json"])).unwrap();
         shown["comments"].as_array().unwrap().clone()
     };
     let id_of = |all: &[serde_json::Value], internal: bool| {
@@ -1025,7 +922,7 @@ fn contract_staff_add_ticket_take_and_list() {
     };
     let all = comments(d);
     let (public, note) = (id_of(&all, false), id_of(&all, true));
-    let other = engine(
+    let other = engine_output(
         d,
         &[
             "ticket",
@@ -1035,10 +932,9 @@ fn contract_staff_add_ticket_take_and_list() {
             "yanis@amal.example",
             "pris",
         ],
-        None,
     );
     assert!(!other.status.success());
-    ok(&engine(
+    run_engine(
         d,
         &[
             "ticket",
@@ -1049,9 +945,8 @@ fn contract_staff_add_ticket_take_and_list() {
             "Bonjour,",
             "ici Karima.",
         ],
-        None,
-    ));
-    ok(&engine(
+    );
+    run_engine(
         d,
         &[
             "ticket",
@@ -1060,14 +955,13 @@ fn contract_staff_add_ticket_take_and_list() {
             "--as",
             "karima@amal.example",
         ],
-        None,
-    ));
+    );
     let all = comments(d);
     let find = |id: &str| all.iter().find(|c| c["id"] == id).unwrap().clone();
     assert_eq!(find(&public)["content"], "Bonjour, ici Karima.");
     assert!(find(&public)["edited_at"].is_string());
     assert!(find(&note)["deleted_at"].is_string());
-    let refused = engine(
+    let refused = engine_output(
         d,
         &[
             "ticket",
@@ -1077,10 +971,9 @@ fn contract_staff_add_ticket_take_and_list() {
             "--as",
             "yanis@amal.example",
         ],
-        None,
     );
     assert!(!refused.status.success());
-    ok(&engine(
+    run_engine(
         d,
         &[
             "ticket",
@@ -1090,9 +983,8 @@ fn contract_staff_add_ticket_take_and_list() {
             "--as",
             "karima@amal.example",
         ],
-        None,
-    ));
-    let bad = engine(
+    );
+    let bad = engine_output(
         d,
         &[
             "ticket",
@@ -1102,15 +994,14 @@ fn contract_staff_add_ticket_take_and_list() {
             "--as",
             "karima@amal.example",
         ],
-        None,
     );
     assert!(String::from_utf8_lossy(&bad.stderr).contains("cannot go to pending"));
-    let show = ok(&engine(d, &["ticket", "show", &number], None));
+    let show = run_engine(d, &["ticket", "show", &number]);
     assert!(
         show.contains("Bonjour, ici Karima.") && show.contains("internal, deleted"),
         "{show}"
     );
-    let mine: serde_json::Value = serde_json::from_str(&ok(&engine(
+    let mine: serde_json::Value = serde_json::from_str(&run_engine(
         d,
         &[
             "ticket",
@@ -1121,15 +1012,14 @@ fn contract_staff_add_ticket_take_and_list() {
             "karima@amal.example",
             "--json",
         ],
-        None,
-    )))
+    ))
     .unwrap();
     assert!(
         mine.as_array().unwrap().is_empty(),
         "resolved: no longer in her open queue"
     );
     let stats: serde_json::Value =
-        serde_json::from_str(&ok(&engine(d, &["stats", "--json"], None))).unwrap();
+        serde_json::from_str(&run_engine(d, &["stats", "--json"])).unwrap();
     assert!(stats["open_tickets"].as_i64().unwrap() >= 1, "{stats}");
-    ok(&engine(d, &["db", "stop"], None));
+    run_engine(d, &["db", "stop"]);
 }

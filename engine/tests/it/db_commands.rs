@@ -1,44 +1,25 @@
-//! The admin CLI's contract: `db url`, `seed`, `doctor --json`, `db stop`, all honouring AMAL_DATA_DIR.
-
-use std::process::{Command, Output};
+//! The database commands of the admin CLI: `db url`, `seed`, `doctor --json`, `db stop`,
+//! `db status`, `db reset`, all honouring AMAL_DATA_DIR and refusing an external database.
 
 use amal_engine::db;
 
-fn engine(data_dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_amal-engine"))
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .env("AMAL_DATA_DIR", data_dir)
-        .output()
-        .expect("run amal-engine")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use crate::fixtures::{engine_command, engine_output, run_engine};
 
 #[tokio::test]
 async fn contract_db_url_seed_doctor_stop() {
     let dir = tempfile::tempdir().unwrap();
-    let url = ok(engine(dir.path(), &["db", "url"]))
+    let url = run_engine(dir.path(), &["db", "url"])
         .lines()
         .last()
         .unwrap()
         .to_string();
     assert!(url.starts_with("postgres://"), "{url}");
 
-    ok(engine(dir.path(), &["seed"]));
-    ok(engine(dir.path(), &["seed"])); // idempotent
+    run_engine(dir.path(), &["seed"]);
+    run_engine(dir.path(), &["seed"]); // idempotent
 
     let report: serde_json::Value =
-        serde_json::from_str(&ok(engine(dir.path(), &["doctor", "--json"]))).unwrap();
+        serde_json::from_str(&run_engine(dir.path(), &["doctor", "--json"])).unwrap();
     assert_eq!(report["healthy"], true, "{report:#}");
 
     let pool = db::connect_url(&url, 2).await.unwrap();
@@ -74,32 +55,32 @@ async fn contract_db_url_seed_doctor_stop() {
     assert!(due.is_some());
     pool.close().await;
 
-    assert!(ok(engine(dir.path(), &["db", "stop"])).contains("stopped"));
+    assert!(run_engine(dir.path(), &["db", "stop"]).contains("stopped"));
     let status: serde_json::Value =
-        serde_json::from_str(&ok(engine(dir.path(), &["db", "status", "--json"]))).unwrap();
+        serde_json::from_str(&run_engine(dir.path(), &["db", "status", "--json"])).unwrap();
     assert_eq!(status["running"], false);
     // `db url` starts it again, same URL.
-    let again = ok(engine(dir.path(), &["db", "url"]))
+    let again = run_engine(dir.path(), &["db", "url"])
         .lines()
         .last()
         .unwrap()
         .to_string();
     assert_eq!(again, url);
-    ok(engine(dir.path(), &["db", "stop"]));
+    run_engine(dir.path(), &["db", "stop"]);
 }
 
 #[test]
 fn reset_refuses_without_confirmation_when_not_interactive() {
     let dir = tempfile::tempdir().unwrap();
-    let out = engine(dir.path(), &["db", "reset"]);
+    let out = engine_output(dir.path(), &["db", "reset"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
 }
 
 #[test]
 fn db_commands_refuse_an_external_database() {
-    let out = Command::new(env!("CARGO_BIN_EXE_amal-engine"))
-        .args(["db", "stop"])
+    let dir = tempfile::tempdir().unwrap();
+    let out = engine_command(dir.path(), &["db", "stop"])
         .env(
             "DATABASE_URL",
             "postgres://someone:secret@db.example:5432/amal",

@@ -1,6 +1,6 @@
-//! What the operator console reads through the engine: the staff conversation list and its
-//! filters, transcripts with decisions, the audit list, lookup labels, staff preferences, the
-//! queue's priority filter, and the demo traffic simulator.
+//! The staff's overview of the service through the engine (what the operator console reads):
+//! the conversation list and its filters, transcripts with decisions, the audit list, lookup
+//! labels, staff preferences, the queue's priority filter, and the demo traffic simulator.
 
 use chrono::Utc;
 use sqlx::PgPool;
@@ -14,7 +14,7 @@ use amal_engine::simulator::{Simulator, SimulatorOptions};
 use amal_engine::staff::{self, StaffError};
 use amal_engine::tickets::{self, Queue, QueueFilter};
 
-use super::conversations::engine;
+use crate::fixtures::{consenting_user, engine, ingest, kb_dir, kb_engine};
 
 fn filter() -> ConversationFilter {
     ConversationFilter {
@@ -170,16 +170,11 @@ async fn simulated_traffic_fills_the_console_lists(pool: PgPool) -> anyhow::Resu
 #[sqlx::test(migrator = "amal_engine::db::MIGRATOR")]
 async fn answers_cite_their_sources_in_the_transcript(pool: PgPool) -> anyhow::Result<()> {
     amal_engine::seed::reference(&pool).await?;
-    let dir = super::conversations::kb_dir();
-    super::conversations::ingest(&pool, &[dir.path().to_path_buf()], true).await;
-    let user: uuid::Uuid = sqlx::query_scalar(
-        "INSERT INTO users (email, password_hash, name, consent_data_storage, consent_timestamp) \
-         VALUES ('t@example.dz', '!', 'T', true, now()) RETURNING id",
-    )
-    .fetch_one(&pool)
-    .await?;
+    let dir = kb_dir();
+    ingest(&pool, &[dir.path().to_path_buf()], true).await;
+    let user = consenting_user(&pool, "t@example.dz", "ar-DZ").await;
     let c = conversations::start(&pool, user, Mode::Auto, Some(Lang::En)).await?;
-    let engine = super::conversations::kb_engine(&pool).await;
+    let engine = kb_engine(&pool).await;
     let turn = amal_engine::turn::post_message(
         &pool,
         &engine,

@@ -1,44 +1,36 @@
-//! The crash test: the engine process is killed (SIGKILL) in the middle of a stream of turns;
-//! every message stored must be a complete turn (decision, reply, and the ticket for SUPPORT),
-//! and a retry of a stored turn returns it without writing anything.
+//! A turn is stored whole or not at all. The engine process is killed (SIGKILL) in the middle
+//! of a stream of turns: every message stored must be a complete turn (decision, reply, and the
+//! ticket for SUPPORT), and a retry of a stored turn returns it without writing anything. More
+//! concurrent turns than connections all complete.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 
-use amal_engine::conversations::{self, MessageContent};
+use amal_engine::conversations::MessageContent;
 
-/// The URL of the test's own database on DATABASE_URL's server.
-async fn own_url(pool: &PgPool) -> String {
-    let name: String = sqlx::query_scalar("SELECT current_database()")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    let server = std::env::var("DATABASE_URL").expect("DATABASE_URL (run through scripts/test.sh)");
-    amal_engine::db::with_database(&server, &name)
-}
+use crate::fixtures::{another_pool, engine, engine_command, new_conversation, own_database_url};
 
 #[sqlx::test(migrator = "amal_engine::db::MIGRATOR")]
 async fn killed_mid_turn_leaves_only_complete_turns(pool: PgPool) -> anyhow::Result<()> {
     amal_engine::seed::demo(&pool).await?;
-    let url = own_url(&pool).await;
+    let url = own_database_url(&pool);
     let data_dir = tempfile::tempdir()?;
     for (round, kill_after_ms) in [(1u64, 900u64), (2, 1_300), (3, 1_700)] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_amal-engine"))
-            .args([
-                "simulate",
-                "--messages-per-minute",
-                "6000",
-                "--crisis-percent",
-                "30",
-                "--seed",
-                &round.to_string(),
-            ])
+        let seed = round.to_string();
+        let args = [
+            "simulate",
+            "--messages-per-minute",
+            "6000",
+            "--crisis-percent",
+            "30",
+            "--seed",
+            &seed,
+        ];
+        let mut child = engine_command(data_dir.path(), &args)
             .env("DATABASE_URL", &url)
-            .env("AMAL_DATA_DIR", data_dir.path())
-            .env_remove("AMAL_LLM_URL")
-            .env_remove("AMAL_EMBED_URL")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
@@ -95,7 +87,7 @@ async fn killed_mid_turn_leaves_only_complete_turns(pool: PgPool) -> anyhow::Res
     let before: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
         .fetch_one(&pool)
         .await?;
-    let engine = super::conversations::engine();
+    let engine = engine();
     let turn = amal_engine::turn::post_message(
         &pool,
         &engine,
@@ -117,29 +109,23 @@ async fn killed_mid_turn_leaves_only_complete_turns(pool: PgPool) -> anyhow::Res
 #[sqlx::test(migrator = "amal_engine::db::MIGRATOR")]
 async fn more_turns_than_connections_all_complete(pool: PgPool) -> anyhow::Result<()> {
     amal_engine::seed::reference(&pool).await?;
-    let small = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_with((*pool.connect_options()).clone())
-        .await?;
-    let engine = std::sync::Arc::new(super::conversations::engine());
+    let small = another_pool(
+        &pool,
+        PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(5)),
+    )
+    .await?;
+    let engine = std::sync::Arc::new(engine());
     let mut tasks = Vec::new();
     for i in 0..8 {
-        let user: uuid::Uuid = sqlx::query_scalar(
-            "INSERT INTO users (email, password_hash, name, consent_data_storage, consent_timestamp) \
-             VALUES ($1, '!', 'P', true, now()) RETURNING id",
-        )
-        .bind(format!("p{i}@example.dz"))
-        .fetch_one(&pool)
-        .await?;
-        let c = conversations::start(&pool, user, amal_engine::decision::auto::Mode::Auto, None)
-            .await?;
+        let conv = new_conversation(&pool, &format!("p{i}@example.dz")).await;
         let (small, engine) = (small.clone(), engine.clone());
         tasks.push(tokio::spawn(async move {
             amal_engine::turn::post_message(
                 &small,
                 &engine,
-                c.id,
+                conv,
                 None,
                 &MessageContent::parse("how do I sleep better after stopping cannabis").unwrap(),
             )
