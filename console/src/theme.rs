@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use amal_engine::sla::SlaState;
 use ratatui::style::{Color, Modifier, Style};
 
 /// The theme used when none is chosen or the chosen one fails.
@@ -27,47 +28,129 @@ pub const BUILTIN: [(&str, &str); 4] = [
     ("desert", include_str!("../../themes/desert.toml")),
 ];
 
-/// Every semantic key a theme sets, with what it colours. A theme may leave keys out (the
-/// default theme's value is used); a key not in this list is an error.
-pub const KEYS: &[(&str, &str)] = &[
-    ("base.background", "screen background"),
-    ("base.text", "ordinary text"),
-    ("base.dim", "secondary text"),
-    ("base.border", "borders"),
-    ("base.border_focus", "the border of the focused pane"),
-    ("base.title", "pane titles"),
-    ("base.selection_bg", "the selected row's background"),
-    ("base.selection_fg", "the selected row's text"),
-    ("base.error", "error messages"),
-    ("base.success", "confirmations"),
-    ("header.background", "the top bar"),
-    ("header.text", "the top bar's text"),
-    ("tabs.active", "the current screen's tab"),
-    ("tabs.inactive", "other tabs"),
-    ("footer.key", "keys in the footer and help"),
-    ("footer.text", "descriptions in the footer and help"),
-    ("banner.background", "the connection banner"),
-    ("banner.text", "the connection banner's text"),
-    ("transcript.user", "the person's messages"),
-    ("transcript.assistant", "the assistant's replies"),
-    ("transcript.staff", "staff replies"),
-    ("transcript.system", "system messages"),
-    ("transcript.decision", "decision lines"),
-    ("transcript.citation", "cited sources"),
-    ("comments.public", "public comments"),
-    ("comments.internal", "internal notes"),
-    ("sla.ok", "SLA clock within target"),
-    ("sla.warning", "SLA clock past 80% of its target"),
-    ("sla.breached", "SLA target missed"),
-    ("sla.paused", "SLA clock standing still"),
-    ("priority.urgent", "urgent priority"),
-    ("priority.high", "high priority"),
-    ("priority.medium", "medium priority"),
-    ("priority.low", "low priority"),
-    ("chart.primary", "first data series"),
-    ("chart.secondary", "second data series"),
-    ("chart.gauge", "gauges"),
-];
+/// Declares [`ThemeKey`] from one list: each key's variant, its name in theme files and what it
+/// colours, so the name table cannot drift from the enum.
+macro_rules! theme_keys {
+    ($($(#[doc = $doc:literal])* $variant:ident = $name:literal,)*) => {
+        /// A semantic colour a theme sets, named in files as `<area>.<name>`. A theme may leave
+        /// keys out (the default theme's colour is used); a name not listed here is an error.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ThemeKey {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl ThemeKey {
+            /// Every key, in the order the theme files list them.
+            pub const ALL: &[ThemeKey] = &[$(ThemeKey::$variant,)*];
+
+            /// The key as theme files write it: `sla.ok`, `base.text`, ...
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(ThemeKey::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+theme_keys! {
+    /// Screen background.
+    BaseBackground = "base.background",
+    /// Ordinary text.
+    BaseText = "base.text",
+    /// Secondary text.
+    BaseDim = "base.dim",
+    /// Borders.
+    BaseBorder = "base.border",
+    /// The border of the focused pane.
+    BaseBorderFocus = "base.border_focus",
+    /// Pane titles.
+    BaseTitle = "base.title",
+    /// The selected row's background.
+    BaseSelectionBg = "base.selection_bg",
+    /// The selected row's text.
+    BaseSelectionFg = "base.selection_fg",
+    /// Error messages.
+    BaseError = "base.error",
+    /// Confirmations.
+    BaseSuccess = "base.success",
+    /// The top bar.
+    HeaderBackground = "header.background",
+    /// The top bar's text.
+    HeaderText = "header.text",
+    /// The current screen's tab.
+    TabsActive = "tabs.active",
+    /// Other tabs.
+    TabsInactive = "tabs.inactive",
+    /// Keys in the footer and help.
+    FooterKey = "footer.key",
+    /// Descriptions in the footer and help.
+    FooterText = "footer.text",
+    /// The connection banner.
+    BannerBackground = "banner.background",
+    /// The connection banner's text.
+    BannerText = "banner.text",
+    /// The person's messages.
+    TranscriptUser = "transcript.user",
+    /// The assistant's replies.
+    TranscriptAssistant = "transcript.assistant",
+    /// Staff replies.
+    TranscriptStaff = "transcript.staff",
+    /// System messages.
+    TranscriptSystem = "transcript.system",
+    /// Decision lines.
+    TranscriptDecision = "transcript.decision",
+    /// Cited sources.
+    TranscriptCitation = "transcript.citation",
+    /// Public comments.
+    CommentsPublic = "comments.public",
+    /// Internal notes.
+    CommentsInternal = "comments.internal",
+    /// SLA clock within target.
+    SlaOk = "sla.ok",
+    /// SLA clock past 80% of its target.
+    SlaWarning = "sla.warning",
+    /// SLA target missed.
+    SlaBreached = "sla.breached",
+    /// SLA clock standing still.
+    SlaPaused = "sla.paused",
+    /// Urgent priority.
+    PriorityUrgent = "priority.urgent",
+    /// High priority.
+    PriorityHigh = "priority.high",
+    /// Medium priority.
+    PriorityMedium = "priority.medium",
+    /// Low priority.
+    PriorityLow = "priority.low",
+    /// First data series.
+    ChartPrimary = "chart.primary",
+    /// Second data series.
+    ChartSecondary = "chart.secondary",
+    /// Gauges.
+    ChartGauge = "chart.gauge",
+}
+
+impl ThemeKey {
+    /// How many keys there are.
+    pub const COUNT: usize = ThemeKey::ALL.len();
+
+    /// The key a theme file names, if it is one.
+    pub fn from_name(name: &str) -> Option<ThemeKey> {
+        ThemeKey::ALL.iter().copied().find(|k| k.name() == name)
+    }
+
+    /// The colour of an SLA clock in this state.
+    pub fn sla(state: SlaState) -> ThemeKey {
+        match state {
+            SlaState::Ok => ThemeKey::SlaOk,
+            SlaState::Warning => ThemeKey::SlaWarning,
+            SlaState::Breached => ThemeKey::SlaBreached,
+        }
+    }
+}
+
+/// A colour for every key, indexed by [`ThemeKey`].
+type Colors = [Color; ThemeKey::COUNT];
 
 /// How many colours the terminal shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +218,7 @@ impl std::error::Error for ThemeError {}
 pub struct Theme {
     /// Its name.
     pub name: String,
-    colors: BTreeMap<&'static str, Color>,
+    colors: Colors,
     depth: ColorDepth,
 }
 
@@ -169,11 +252,7 @@ impl Theme {
         }
     }
 
-    fn try_load(
-        name: &str,
-        dir: Option<&Path>,
-        fallback: &Theme,
-    ) -> Result<BTreeMap<&'static str, Color>, ThemeError> {
+    fn try_load(name: &str, dir: Option<&Path>, fallback: &Theme) -> Result<Colors, ThemeError> {
         if let Some(path) = dir.map(|d| d.join(format!("{name}.toml")))
             && path.is_file()
         {
@@ -217,13 +296,12 @@ impl Theme {
     }
 
     /// The colour of a semantic key (as the terminal can show it).
-    pub fn color(&self, key: &str) -> Color {
-        let color = self.colors.get(key).copied().unwrap_or(Color::Reset);
-        adapt(color, self.depth)
+    pub fn color(&self, key: ThemeKey) -> Color {
+        adapt(self.colors[key as usize], self.depth)
     }
 
     /// A style with the key's colour as foreground.
-    pub fn fg(&self, key: &str) -> Style {
+    pub fn fg(&self, key: ThemeKey) -> Style {
         Style::new().fg(self.color(key))
     }
 
@@ -233,13 +311,13 @@ impl Theme {
             Style::new().add_modifier(Modifier::REVERSED)
         } else {
             Style::new()
-                .bg(self.color("base.selection_bg"))
-                .fg(self.color("base.selection_fg"))
+                .bg(self.color(ThemeKey::BaseSelectionBg))
+                .fg(self.color(ThemeKey::BaseSelectionFg))
         }
     }
 
     /// Emphasis that survives `NO_COLOR` for states that must stand out (breaches, errors).
-    pub fn alarm(&self, key: &str) -> Style {
+    pub fn alarm(&self, key: ThemeKey) -> Style {
         self.fg(key).add_modifier(Modifier::BOLD)
     }
 
@@ -255,11 +333,7 @@ fn builtin_text(name: &str) -> Option<&'static str> {
 
 /// Parses a theme file: `palette.<name> = "<colour>"` entries and semantic keys whose values are
 /// a palette name or a colour. Keys left out come from `base` (the default theme).
-fn parse(
-    text: &str,
-    file: &str,
-    base: Option<&BTreeMap<&'static str, Color>>,
-) -> Result<BTreeMap<&'static str, Color>, ThemeError> {
+fn parse(text: &str, file: &str, base: Option<&Colors>) -> Result<Colors, ThemeError> {
     let err = |key: Option<&str>, problem: String| ThemeError {
         file: file.to_string(),
         key: key.map(str::to_string),
@@ -287,7 +361,10 @@ fn parse(
             palette.insert(name.clone(), color);
         }
     }
-    let mut colors = base.cloned().unwrap_or_default();
+    let mut colors: [Option<Color>; ThemeKey::COUNT] = match base {
+        Some(base) => base.map(Some),
+        None => [None; ThemeKey::COUNT],
+    };
     for (area, value) in &table {
         if area == "palette" || area == "name" || area == "description" {
             continue;
@@ -301,10 +378,7 @@ fn parse(
         })?;
         for (name, value) in area_table {
             let key_text = format!("{area}.{name}");
-            let key = KEYS
-                .iter()
-                .map(|(k, _)| *k)
-                .find(|k| *k == key_text)
+            let key = ThemeKey::from_name(&key_text)
                 .ok_or_else(|| err(Some(&key_text), "unknown key".into()))?;
             let value = value
                 .as_str()
@@ -319,15 +393,20 @@ fn parse(
                         format!("`{value}` is neither a palette name nor a colour"),
                     )
                 })?;
-            colors.insert(key, color);
+            colors[key as usize] = Some(color);
         }
     }
-    if base.is_none()
-        && let Some((missing, _)) = KEYS.iter().find(|(k, _)| !colors.contains_key(k))
+    // Only the default theme has no base; every key must then be set.
+    if let Some(missing) = ThemeKey::ALL
+        .iter()
+        .find(|k| colors[**k as usize].is_none())
     {
-        return Err(err(Some(missing), "missing from the default theme".into()));
+        return Err(err(
+            Some(missing.name()),
+            "missing from the default theme".into(),
+        ));
     }
-    Ok(colors)
+    Ok(colors.map(|c| c.unwrap_or(Color::Reset)))
 }
 
 /// `#rrggbb`, an ANSI colour name (`red`, `light-blue`, ...) or `default`.
@@ -457,7 +536,7 @@ mod tests {
         let base = Theme::default_theme(ColorDepth::TrueColor);
         for (name, text) in BUILTIN {
             let colors = parse(text, name, None).unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(colors.len(), KEYS.len(), "{name}");
+            assert_eq!(colors.len(), ThemeKey::ALL.len(), "{name}");
             let (theme, err) = Theme::load(name, None, ColorDepth::TrueColor);
             assert!(err.is_none(), "{err:?}");
             assert_eq!(theme.name, name);
@@ -503,9 +582,12 @@ mod tests {
         .unwrap();
         let (theme, err) = Theme::load("mine", Some(dir.path()), ColorDepth::TrueColor);
         assert!(err.is_none());
-        assert_eq!(theme.color("sla.ok"), Color::Rgb(0, 0xaa, 0));
+        assert_eq!(theme.color(ThemeKey::SlaOk), Color::Rgb(0, 0xaa, 0));
         let default = Theme::default_theme(ColorDepth::TrueColor);
-        assert_eq!(theme.color("sla.breached"), default.color("sla.breached"));
+        assert_eq!(
+            theme.color(ThemeKey::SlaBreached),
+            default.color(ThemeKey::SlaBreached)
+        );
     }
 
     #[test]
