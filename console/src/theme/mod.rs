@@ -11,185 +11,32 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use amal_engine::sla::SlaState;
 use ratatui::style::{Color, Modifier, Style};
+
+mod color;
+mod keys;
+
+pub use color::{ColorDepth, adapt};
+pub use keys::ThemeKey;
+
+use color::parse_color;
 
 /// The theme used when none is chosen or the chosen one fails.
 pub const DEFAULT_THEME: &str = "dark";
 
 /// The themes compiled into the binary: (name, file text).
 pub const BUILTIN: [(&str, &str); 4] = [
-    ("dark", include_str!("../../themes/dark.toml")),
-    ("light", include_str!("../../themes/light.toml")),
+    ("dark", include_str!("../../../themes/dark.toml")),
+    ("light", include_str!("../../../themes/light.toml")),
     (
         "high-contrast",
-        include_str!("../../themes/high-contrast.toml"),
+        include_str!("../../../themes/high-contrast.toml"),
     ),
-    ("desert", include_str!("../../themes/desert.toml")),
+    ("desert", include_str!("../../../themes/desert.toml")),
 ];
-
-/// Declares [`ThemeKey`] from one list: each key's variant, its name in theme files and what it
-/// colours, so the name table cannot drift from the enum.
-macro_rules! theme_keys {
-    ($($(#[doc = $doc:literal])* $variant:ident = $name:literal,)*) => {
-        /// A semantic colour a theme sets, named in files as `<area>.<name>`. A theme may leave
-        /// keys out (the default theme's colour is used); a name not listed here is an error.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum ThemeKey {
-            $($(#[doc = $doc])* $variant,)*
-        }
-
-        impl ThemeKey {
-            /// Every key, in the order the theme files list them.
-            pub const ALL: &[ThemeKey] = &[$(ThemeKey::$variant,)*];
-
-            /// The key as theme files write it: `sla.ok`, `base.text`, ...
-            pub fn name(self) -> &'static str {
-                match self {
-                    $(ThemeKey::$variant => $name,)*
-                }
-            }
-        }
-    };
-}
-
-theme_keys! {
-    /// Screen background.
-    BaseBackground = "base.background",
-    /// Ordinary text.
-    BaseText = "base.text",
-    /// Secondary text.
-    BaseDim = "base.dim",
-    /// Borders.
-    BaseBorder = "base.border",
-    /// The border of the focused pane.
-    BaseBorderFocus = "base.border_focus",
-    /// Pane titles.
-    BaseTitle = "base.title",
-    /// The selected row's background.
-    BaseSelectionBg = "base.selection_bg",
-    /// The selected row's text.
-    BaseSelectionFg = "base.selection_fg",
-    /// Error messages.
-    BaseError = "base.error",
-    /// Confirmations.
-    BaseSuccess = "base.success",
-    /// The top bar.
-    HeaderBackground = "header.background",
-    /// The top bar's text.
-    HeaderText = "header.text",
-    /// The current screen's tab.
-    TabsActive = "tabs.active",
-    /// Other tabs.
-    TabsInactive = "tabs.inactive",
-    /// Keys in the footer and help.
-    FooterKey = "footer.key",
-    /// Descriptions in the footer and help.
-    FooterText = "footer.text",
-    /// The connection banner.
-    BannerBackground = "banner.background",
-    /// The connection banner's text.
-    BannerText = "banner.text",
-    /// The person's messages.
-    TranscriptUser = "transcript.user",
-    /// The assistant's replies.
-    TranscriptAssistant = "transcript.assistant",
-    /// Staff replies.
-    TranscriptStaff = "transcript.staff",
-    /// System messages.
-    TranscriptSystem = "transcript.system",
-    /// Decision lines.
-    TranscriptDecision = "transcript.decision",
-    /// Cited sources.
-    TranscriptCitation = "transcript.citation",
-    /// Public comments.
-    CommentsPublic = "comments.public",
-    /// Internal notes.
-    CommentsInternal = "comments.internal",
-    /// SLA clock within target.
-    SlaOk = "sla.ok",
-    /// SLA clock past 80% of its target.
-    SlaWarning = "sla.warning",
-    /// SLA target missed.
-    SlaBreached = "sla.breached",
-    /// SLA clock standing still.
-    SlaPaused = "sla.paused",
-    /// Urgent priority.
-    PriorityUrgent = "priority.urgent",
-    /// High priority.
-    PriorityHigh = "priority.high",
-    /// Medium priority.
-    PriorityMedium = "priority.medium",
-    /// Low priority.
-    PriorityLow = "priority.low",
-    /// First data series.
-    ChartPrimary = "chart.primary",
-    /// Second data series.
-    ChartSecondary = "chart.secondary",
-    /// Gauges.
-    ChartGauge = "chart.gauge",
-}
-
-impl ThemeKey {
-    /// How many keys there are.
-    pub const COUNT: usize = ThemeKey::ALL.len();
-
-    /// The key a theme file names, if it is one.
-    pub fn from_name(name: &str) -> Option<ThemeKey> {
-        ThemeKey::ALL.iter().copied().find(|k| k.name() == name)
-    }
-
-    /// The colour of an SLA clock in this state.
-    pub fn sla(state: SlaState) -> ThemeKey {
-        match state {
-            SlaState::Ok => ThemeKey::SlaOk,
-            SlaState::Warning => ThemeKey::SlaWarning,
-            SlaState::Breached => ThemeKey::SlaBreached,
-        }
-    }
-}
 
 /// A colour for every key, indexed by [`ThemeKey`].
 type Colors = [Color; ThemeKey::COUNT];
-
-/// How many colours the terminal shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ColorDepth {
-    /// 24-bit colour.
-    TrueColor,
-    /// The xterm 256-colour palette.
-    Ansi256,
-    /// The 16 ANSI colours.
-    Ansi16,
-    /// No colour at all (`NO_COLOR`).
-    None,
-}
-
-impl ColorDepth {
-    /// From the environment: `NO_COLOR` (any value), `COLORTERM`, `TERM`.
-    pub fn detect() -> Self {
-        Self::from_vars(
-            std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
-            std::env::var("COLORTERM").ok().as_deref(),
-            std::env::var("TERM").ok().as_deref(),
-        )
-    }
-
-    /// The decision behind [`ColorDepth::detect`], testable.
-    pub fn from_vars(no_color: bool, colorterm: Option<&str>, term: Option<&str>) -> Self {
-        if no_color {
-            return ColorDepth::None;
-        }
-        if matches!(colorterm, Some("truecolor" | "24bit")) {
-            return ColorDepth::TrueColor;
-        }
-        match term {
-            Some(t) if t.contains("256color") || t.contains("direct") => ColorDepth::Ansi256,
-            Some("dumb") => ColorDepth::None,
-            _ => ColorDepth::Ansi16,
-        }
-    }
-}
 
 /// A problem with a theme file, naming the file and the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -409,110 +256,6 @@ fn parse(text: &str, file: &str, base: Option<&Colors>) -> Result<Colors, ThemeE
     Ok(colors.map(|c| c.unwrap_or(Color::Reset)))
 }
 
-/// `#rrggbb`, an ANSI colour name (`red`, `light-blue`, ...) or `default`.
-fn parse_color(value: &str) -> Option<Color> {
-    let v = value.trim();
-    if let Some(hex) = v.strip_prefix('#') {
-        if hex.len() != 6 {
-            return None;
-        }
-        let n = u32::from_str_radix(hex, 16).ok()?;
-        return Some(Color::Rgb((n >> 16) as u8, (n >> 8) as u8, n as u8));
-    }
-    Some(match v.to_ascii_lowercase().replace('_', "-").as_str() {
-        "default" | "reset" => Color::Reset,
-        "black" => Color::Black,
-        "red" => Color::Red,
-        "green" => Color::Green,
-        "yellow" => Color::Yellow,
-        "blue" => Color::Blue,
-        "magenta" => Color::Magenta,
-        "cyan" => Color::Cyan,
-        "gray" | "grey" => Color::Gray,
-        "dark-gray" | "dark-grey" => Color::DarkGray,
-        "light-red" => Color::LightRed,
-        "light-green" => Color::LightGreen,
-        "light-yellow" => Color::LightYellow,
-        "light-blue" => Color::LightBlue,
-        "light-magenta" => Color::LightMagenta,
-        "light-cyan" => Color::LightCyan,
-        "white" => Color::White,
-        _ => return None,
-    })
-}
-
-/// The 16 ANSI colours with their usual xterm values, for the nearest-colour search.
-const ANSI16: [(Color, (u8, u8, u8)); 16] = [
-    (Color::Black, (0, 0, 0)),
-    (Color::Red, (205, 0, 0)),
-    (Color::Green, (0, 205, 0)),
-    (Color::Yellow, (205, 205, 0)),
-    (Color::Blue, (0, 0, 238)),
-    (Color::Magenta, (205, 0, 205)),
-    (Color::Cyan, (0, 205, 205)),
-    (Color::Gray, (229, 229, 229)),
-    (Color::DarkGray, (127, 127, 127)),
-    (Color::LightRed, (255, 0, 0)),
-    (Color::LightGreen, (0, 255, 0)),
-    (Color::LightYellow, (255, 255, 0)),
-    (Color::LightBlue, (92, 92, 255)),
-    (Color::LightMagenta, (255, 0, 255)),
-    (Color::LightCyan, (0, 255, 255)),
-    (Color::White, (255, 255, 255)),
-];
-
-/// A colour as a terminal of `depth` can show it.
-pub fn adapt(color: Color, depth: ColorDepth) -> Color {
-    let Color::Rgb(r, g, b) = color else {
-        return if depth == ColorDepth::None {
-            Color::Reset
-        } else {
-            color
-        };
-    };
-    match depth {
-        ColorDepth::TrueColor => color,
-        ColorDepth::None => Color::Reset,
-        ColorDepth::Ansi256 => Color::Indexed(nearest_256(r, g, b)),
-        ColorDepth::Ansi16 => {
-            ANSI16
-                .iter()
-                .min_by_key(|(_, c)| distance((r, g, b), *c))
-                .expect("the table is not empty")
-                .0
-        }
-    }
-}
-
-fn distance(a: (u8, u8, u8), b: (u8, u8, u8)) -> u32 {
-    let d = |x: u8, y: u8| (i32::from(x) - i32::from(y)).pow(2) as u32;
-    d(a.0, b.0) + d(a.1, b.1) + d(a.2, b.2)
-}
-
-/// The nearest colour of the xterm 256-colour palette: the 6x6x6 cube or the grey ramp.
-fn nearest_256(r: u8, g: u8, b: u8) -> u8 {
-    const STEPS: [u8; 6] = [0, 95, 135, 175, 215, 255];
-    let level = |v: u8| -> usize {
-        STEPS
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, s)| (i32::from(**s) - i32::from(v)).abs())
-            .map(|(i, _)| i)
-            .unwrap_or(0)
-    };
-    let (ri, gi, bi) = (level(r), level(g), level(b));
-    let cube = (STEPS[ri], STEPS[gi], STEPS[bi]);
-    let cube_index = 16 + 36 * ri + 6 * gi + bi;
-    let avg = (u32::from(r) + u32::from(g) + u32::from(b)) / 3;
-    let grey_i = ((avg.saturating_sub(8)) / 10).min(23) as u8;
-    let grey = 8 + 10 * grey_i;
-    if distance((r, g, b), (grey, grey, grey)) < distance((r, g, b), cube) {
-        232 + grey_i
-    } else {
-        cube_index as u8
-    }
-}
-
 /// Where theme files are looked for: `AMAL_THEMES_DIR`, else `themes/` in the working
 /// directory, else `themes/` beside the source tree the binary was built from.
 pub fn themes_dir() -> Option<PathBuf> {
@@ -588,39 +331,5 @@ mod tests {
             theme.color(ThemeKey::SlaBreached),
             default.color(ThemeKey::SlaBreached)
         );
-    }
-
-    #[test]
-    fn colours_follow_the_terminal() {
-        assert_eq!(
-            ColorDepth::from_vars(true, Some("truecolor"), None),
-            ColorDepth::None
-        );
-        assert_eq!(
-            ColorDepth::from_vars(false, Some("truecolor"), Some("xterm")),
-            ColorDepth::TrueColor
-        );
-        assert_eq!(
-            ColorDepth::from_vars(false, None, Some("screen-256color")),
-            ColorDepth::Ansi256
-        );
-        assert_eq!(
-            ColorDepth::from_vars(false, None, Some("xterm")),
-            ColorDepth::Ansi16
-        );
-        assert_eq!(
-            adapt(Color::Rgb(255, 0, 0), ColorDepth::Ansi256),
-            Color::Indexed(196)
-        );
-        assert_eq!(
-            adapt(Color::Rgb(128, 128, 128), ColorDepth::Ansi256),
-            Color::Indexed(244)
-        );
-        assert_eq!(
-            adapt(Color::Rgb(250, 10, 10), ColorDepth::Ansi16),
-            Color::LightRed
-        );
-        assert_eq!(adapt(Color::Rgb(1, 2, 3), ColorDepth::None), Color::Reset);
-        assert_eq!(adapt(Color::Red, ColorDepth::None), Color::Reset);
     }
 }
