@@ -155,7 +155,7 @@ async fn main() -> anyhow::Result<()> {
     run_until(&mut app, &mut events, |app, _| app.ctx.session.is_some()).await?;
     let signed_in_at = Instant::now();
     run_until(&mut app, &mut events, |app, _| {
-        app.conversations.loaded && app.conversations.transcript.is_some()
+        app.conversations.list.loaded && app.conversations.transcript.is_some()
     })
     .await?;
     let first_frame = signed_in_at.elapsed();
@@ -177,12 +177,12 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let mut latencies = Vec::with_capacity(changes);
     for _ in 0..changes {
-        let before = app.conversations.list.first().map(|c| c.id);
+        let before = app.conversations.list.items.first().map(|c| c.id);
         let t0 = Instant::now();
         let created = conversations::start(&pool, person, Mode::Auto, Some(Lang::Fr)).await?;
         run_until(&mut app, &mut events, |app, frame| {
-            app.conversations.list.first().map(|c| c.id) == Some(created.id)
-                && app.conversations.list.first().map(|c| c.id) != before
+            app.conversations.list.items.first().map(|c| c.id) == Some(created.id)
+                && app.conversations.list.items.first().map(|c| c.id) != before
                 && frame.contains("Changed person")
         })
         .await?;

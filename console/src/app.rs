@@ -208,8 +208,8 @@ impl App {
             DataEvent::Queue(list, read_at) => self.queue.on_tickets(list, read_at),
             DataEvent::Ticket(view, read_at) => self.ticket.on_view(*view, read_at),
             DataEvent::Statistics(s) => self.statistics.on_statistics(*s),
-            DataEvent::Documents(docs) => self.knowledge.on_documents(docs),
-            DataEvent::Audit(rows) => self.audit.on_records(rows),
+            DataEvent::Documents(docs) => self.knowledge.documents.replace(docs),
+            DataEvent::Audit(rows) => self.audit.records.replace(rows),
             DataEvent::Done(command, result) => self.on_done(command, result),
             DataEvent::Failed(e) => {
                 tracing::warn!(error = %e, "read failed");

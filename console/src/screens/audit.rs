@@ -13,27 +13,14 @@ use crate::theme::ThemeKey;
 use crate::ui::HitAreas;
 use crate::widgets::age;
 
-use super::list::{ListSpec, draw_list};
+use super::list::{ListSpec, Rows, draw_list};
 use super::{Context, Outbox, Screen, Selection, ticket_change};
 
 /// The newest audit entries.
 #[derive(Default)]
 pub struct AuditScreen {
     /// The entries, newest first.
-    pub records: Vec<AuditRecord>,
-    /// The selected row.
-    pub selection: Selection,
-    /// The entries have arrived at least once.
-    pub loaded: bool,
-}
-
-impl AuditScreen {
-    /// New entries.
-    pub fn on_records(&mut self, records: Vec<AuditRecord>) {
-        self.records = records;
-        self.selection.clamp(self.records.len());
-        self.loaded = true;
-    }
+    pub records: Rows<AuditRecord>,
 }
 
 impl Screen for AuditScreen {
@@ -49,21 +36,18 @@ impl Screen for AuditScreen {
     }
 
     fn status(&self, _ctx: &Context) -> String {
-        format!("{} newest entries", self.records.len())
+        format!("{} newest entries", self.records.items.len())
     }
 
     fn perform(&mut self, _action: Action, _ctx: &Context, _out: &mut Outbox) {}
 
     fn list(&mut self) -> Option<(&mut Selection, usize)> {
-        Some((&mut self.selection, self.records.len()))
+        Some(self.records.selection_mut())
     }
 
     fn draw(&self, frame: &mut Frame, area: Rect, ctx: &Context, hit: &mut HitAreas) {
         let spec = ListSpec {
             title: " Audit log ",
-            loaded: self.loaded,
-            selection: self.selection,
-            len: self.records.len(),
             empty: "the audit log is empty",
             header: &["age", "who", "action", "details"],
             widths: &[
@@ -73,8 +57,7 @@ impl Screen for AuditScreen {
                 Constraint::Min(10),
             ],
         };
-        draw_list(frame, ctx, area, spec, hit, |i| {
-            let a = &self.records[i];
+        draw_list(frame, ctx, area, spec, &self.records, hit, |a| {
             vec![
                 Cell::from(age(ctx.now, a.created_at)).style(ctx.theme.fg(ThemeKey::BaseDim)),
                 Cell::from(a.actor_email.clone().unwrap_or_else(|| "system".into())),

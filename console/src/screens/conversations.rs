@@ -20,32 +20,26 @@ use crate::theme::ThemeKey;
 use crate::ui::HitAreas;
 use crate::widgets::{age, block, priority_style};
 
-use super::list::{ListSpec, draw_list};
+use super::list::{ListSpec, Rows, draw_list};
 use super::transcript::{newest, transcript_lines};
 use super::{Context, Outbox, Screen, ScreenId, Selection, conversation_change, cycle};
 
 /// The conversation list and the transcript of the selected one.
 pub struct ConversationsScreen {
     /// The conversations, newest activity first.
-    pub list: Vec<ConversationSummary>,
-    /// The selected row.
-    pub selection: Selection,
+    pub list: Rows<ConversationSummary>,
     /// The filters in use.
     pub filter: ConversationFilter,
     /// The selected conversation's transcript.
     pub transcript: Option<(Uuid, Vec<TranscriptEntry>)>,
-    /// The list has arrived at least once.
-    pub loaded: bool,
 }
 
 impl Default for ConversationsScreen {
     fn default() -> Self {
         ConversationsScreen {
-            list: Vec::new(),
-            selection: Selection::default(),
+            list: Rows::default(),
             filter: Self::default_filter(),
             transcript: None,
-            loaded: false,
         }
     }
 }
@@ -61,17 +55,13 @@ impl ConversationsScreen {
 
     /// The selected conversation.
     pub fn selected(&self) -> Option<&ConversationSummary> {
-        self.list.get(self.selection.selected)
+        self.list.selected()
     }
 
     /// A new list: the selection follows its conversation, and its transcript is asked for
     /// when it is not the one shown.
     pub fn on_list(&mut self, list: Vec<ConversationSummary>, out: &mut Outbox) {
-        let selected_id = self.selected().map(|c| c.id);
-        self.list = list;
-        let position = selected_id.and_then(|id| self.list.iter().position(|c| c.id == id));
-        self.selection.follow(position, self.list.len());
-        self.loaded = true;
+        self.list.replace_following(list, |c| c.id);
         let want = self.selected().map(|c| c.id);
         if let Some(id) = want
             && want != self.transcript.as_ref().map(|t| t.0)
@@ -90,12 +80,12 @@ impl ConversationsScreen {
     /// Searches messages, titles and ticket numbers (`None`: no search).
     pub fn set_text_filter(&mut self, text: Option<String>) {
         self.filter.text = text;
-        self.selection = Selection::default();
+        self.list.selection = Selection::default();
         self.transcript = None;
     }
 
     fn refilter(&mut self, out: &mut Outbox) {
-        self.selection = Selection::default();
+        self.list.selection = Selection::default();
         self.transcript = None;
         out.refresh(ScreenId::Conversations);
     }
@@ -113,7 +103,7 @@ impl Screen for ConversationsScreen {
 
     fn status(&self, _ctx: &Context) -> String {
         let f = &self.filter;
-        let mut parts = vec![format!("{} conversations", self.list.len())];
+        let mut parts = vec![format!("{} conversations", self.list.items.len())];
         parts.push(format!("status: {}", f.status.as_deref().unwrap_or("any")));
         parts.push(format!("mode: {}", f.mode.as_deref().unwrap_or("any")));
         parts.push(format!(
@@ -187,7 +177,7 @@ impl Screen for ConversationsScreen {
     }
 
     fn list(&mut self) -> Option<(&mut Selection, usize)> {
-        Some((&mut self.selection, self.list.len()))
+        Some(self.list.selection_mut())
     }
 
     fn selection_moved(&self, out: &mut Outbox) {
@@ -225,15 +215,11 @@ impl ConversationsScreen {
         widths.extend([Constraint::Min(6), Constraint::Length(16)]);
         let spec = ListSpec {
             title: " Conversations ",
-            loaded: self.loaded,
-            selection: self.selection,
-            len: self.list.len(),
             empty: "no conversation matches the filters",
             header: &header,
             widths: &widths,
         };
-        draw_list(frame, ctx, area, spec, hit, |i| {
-            let c = &self.list[i];
+        draw_list(frame, ctx, area, spec, &self.list, hit, |c| {
             let mut cells = vec![
                 Cell::from(age(ctx.now, c.last_activity_at)).style(theme.fg(ThemeKey::BaseDim)),
                 Cell::from(c.language.clone().unwrap_or_else(|| "?".into())),

@@ -18,28 +18,17 @@ use crate::data::{Command, Request};
 use crate::theme::ThemeKey;
 use crate::ui::HitAreas;
 
-use super::list::{ListSpec, draw_list};
+use super::list::{ListSpec, Rows, draw_list};
 use super::{Context, Outbox, Screen, Selection};
 
 /// The knowledge documents and the selected one.
 #[derive(Default)]
 pub struct KnowledgeScreen {
     /// The documents.
-    pub documents: Vec<DocumentSummary>,
-    /// The selected row.
-    pub selection: Selection,
-    /// The documents have arrived at least once.
-    pub loaded: bool,
+    pub documents: Rows<DocumentSummary>,
 }
 
 impl KnowledgeScreen {
-    /// A new list of documents.
-    pub fn on_documents(&mut self, documents: Vec<DocumentSummary>) {
-        self.documents = documents;
-        self.selection.clamp(self.documents.len());
-        self.loaded = true;
-    }
-
     /// The reason given for rejecting document `id`: a rejection cannot be undone (the
     /// document is never retrieved again), so it is confirmed once more.
     pub fn reject_reason(id: Uuid, text: String, out: &mut Outbox) {
@@ -66,17 +55,18 @@ impl Screen for KnowledgeScreen {
     fn status(&self, _ctx: &Context) -> String {
         let pending = self
             .documents
+            .items
             .iter()
             .filter(|d| d.review_status == "pending")
             .count();
         format!(
             "{} documents · {pending} pending review",
-            self.documents.len()
+            self.documents.items.len()
         )
     }
 
     fn perform(&mut self, action: Action, _ctx: &Context, out: &mut Outbox) {
-        let Some(d) = self.documents.get(self.selection.selected) else {
+        let Some(d) = self.documents.selected() else {
             return;
         };
         match action {
@@ -91,7 +81,7 @@ impl Screen for KnowledgeScreen {
     }
 
     fn list(&mut self) -> Option<(&mut Selection, usize)> {
-        Some((&mut self.selection, self.documents.len()))
+        Some(self.documents.selection_mut())
     }
 
     fn draw(&self, frame: &mut Frame, area: Rect, ctx: &Context, hit: &mut HitAreas) {
@@ -103,9 +93,6 @@ impl Screen for KnowledgeScreen {
             } else {
                 " Knowledge (review needs an admin) "
             },
-            loaded: self.loaded,
-            selection: self.selection,
-            len: self.documents.len(),
             empty: "no documents",
             header: &["review", "ln", "chunks", "pii", "title"],
             widths: &[
@@ -116,8 +103,7 @@ impl Screen for KnowledgeScreen {
                 Constraint::Min(10),
             ],
         };
-        draw_list(frame, ctx, area, spec, hit, |i| {
-            let d = &self.documents[i];
+        draw_list(frame, ctx, area, spec, &self.documents, hit, |d| {
             let status_style = match d.review_status.as_str() {
                 "pending" => theme.fg(ThemeKey::SlaWarning).add_modifier(Modifier::BOLD),
                 "rejected" => theme.fg(ThemeKey::SlaBreached),

@@ -51,14 +51,55 @@ impl Selection {
     pub fn clamp(&mut self, len: usize) {
         self.selected = self.selected.min(len.saturating_sub(1));
     }
+}
 
-    /// After a list is read again: the selection follows its row (found by `position`), as new
-    /// rows arrive on top, and stays on the list.
-    pub fn follow(&mut self, position: Option<usize>, len: usize) {
-        if let Some(i) = position {
-            self.selected = i;
+/// The rows of a list screen as last read, the selected one, and whether any have arrived.
+pub struct Rows<T> {
+    /// The rows, in the order shown.
+    pub items: Vec<T>,
+    /// The selected row.
+    pub selection: Selection,
+    /// The rows have arrived at least once (until then the list says "loading…").
+    pub loaded: bool,
+}
+
+impl<T> Default for Rows<T> {
+    fn default() -> Self {
+        Rows {
+            items: Vec::new(),
+            selection: Selection::default(),
+            loaded: false,
         }
-        self.clamp(len);
+    }
+}
+
+impl<T> Rows<T> {
+    /// The selected row.
+    pub fn selected(&self) -> Option<&T> {
+        self.items.get(self.selection.selected)
+    }
+
+    /// New rows; the selection keeps its place.
+    pub fn replace(&mut self, items: Vec<T>) {
+        self.items = items;
+        self.selection.clamp(self.items.len());
+        self.loaded = true;
+    }
+
+    /// New rows; the selection follows its row (known by `id`), as new rows arrive on top.
+    pub fn replace_following<K: PartialEq>(&mut self, items: Vec<T>, id: impl Fn(&T) -> K) {
+        let selected = self.selected().map(&id);
+        self.items = items;
+        if let Some(i) = selected.and_then(|s| self.items.iter().position(|t| id(t) == s)) {
+            self.selection.selected = i;
+        }
+        self.selection.clamp(self.items.len());
+        self.loaded = true;
+    }
+
+    /// The selection to move, and how many rows there are.
+    pub fn selection_mut(&mut self) -> (&mut Selection, usize) {
+        (&mut self.selection, self.items.len())
     }
 }
 
@@ -66,12 +107,6 @@ impl Selection {
 pub struct ListSpec<'a> {
     /// The pane's title.
     pub title: &'a str,
-    /// The data has arrived once (else "loading…" rather than `empty`).
-    pub loaded: bool,
-    /// The selection.
-    pub selection: Selection,
-    /// How many rows.
-    pub len: usize,
     /// What an empty list says.
     pub empty: &'a str,
     /// Column headers.
@@ -82,18 +117,19 @@ pub struct ListSpec<'a> {
 
 /// A list screen: the visible window of rows around the selection, the selection highlighted,
 /// and the rows' area recorded for mouse clicks.
-pub fn draw_list<'a>(
+pub fn draw_list<'a, T>(
     frame: &mut Frame,
     ctx: &Context,
     area: Rect,
     spec: ListSpec<'_>,
+    rows: &Rows<T>,
     hit: &mut HitAreas,
-    row: impl Fn(usize) -> Vec<Cell<'a>>,
+    row: impl Fn(&T) -> Vec<Cell<'a>>,
 ) {
     let theme = &ctx.theme;
-    if spec.len == 0 {
+    if rows.items.is_empty() {
         frame.render_widget(
-            Paragraph::new(loading_or_empty(spec.loaded, spec.empty))
+            Paragraph::new(loading_or_empty(rows.loaded, spec.empty))
                 .style(theme.fg(ThemeKey::BaseDim))
                 .block(block(theme, spec.title, true)),
             area,
@@ -102,11 +138,11 @@ pub fn draw_list<'a>(
         return;
     }
     let inner_height = area.height.saturating_sub(3) as usize;
-    let offset = spec.selection.offset(inner_height);
-    let rows: Vec<Row> = (offset..spec.len.min(offset + inner_height))
+    let offset = rows.selection.offset(inner_height);
+    let shown: Vec<Row> = (offset..rows.items.len().min(offset + inner_height))
         .map(|i| {
-            let r = Row::new(row(i));
-            if i == spec.selection.selected {
+            let r = Row::new(row(&rows.items[i]));
+            if i == rows.selection.selected {
                 r.style(theme.selection())
             } else {
                 r
@@ -114,7 +150,7 @@ pub fn draw_list<'a>(
         })
         .collect();
     frame.render_widget(
-        Table::new(rows, spec.widths.to_vec())
+        Table::new(shown, spec.widths.to_vec())
             .header(Row::new(spec.header.to_vec()).style(header_style(theme)))
             .block(block(theme, spec.title, true)),
         area,

@@ -19,7 +19,7 @@ use crate::ui::HitAreas;
 use crate::widgets::priority_style;
 
 use super::clock::{Target, breached, clock_span};
-use super::list::{ListSpec, draw_list};
+use super::list::{ListSpec, Rows, draw_list};
 use super::{Context, Outbox, Screen, ScreenId, Selection, cycle, ticket_change};
 
 /// How old the clocks may get before the queue is read again (seconds).
@@ -28,50 +28,38 @@ const REREAD_SECONDS: i64 = 60;
 /// A page of the ticket queue.
 pub struct QueueScreen {
     /// The tickets, most urgent first.
-    pub tickets: Vec<Ticket>,
+    pub tickets: Rows<Ticket>,
     /// When their clocks were read.
     pub read_at: DateTime<Utc>,
     /// When a periodic re-read was last asked for.
     requested_at: DateTime<Utc>,
-    /// The selected row.
-    pub selection: Selection,
     /// The view and filters in use.
     pub filter: QueueFilter,
-    /// The queue has arrived at least once.
-    pub loaded: bool,
 }
 
 impl QueueScreen {
     /// The open tickets, as first read at `now`.
     pub fn new(now: DateTime<Utc>) -> Self {
         QueueScreen {
-            tickets: Vec::new(),
+            tickets: Rows::default(),
             read_at: now,
             requested_at: now,
-            selection: Selection::default(),
             filter: QueueFilter {
                 limit: 200,
                 ..QueueFilter::new(Queue::Open)
             },
-            loaded: false,
         }
     }
 
     /// A new page, its clocks read at `read_at`; the selection follows its ticket.
     pub fn on_tickets(&mut self, tickets: Vec<Ticket>, read_at: DateTime<Utc>) {
-        let selected = self.tickets.get(self.selection.selected).map(|t| t.id);
-        self.tickets = tickets;
+        self.tickets.replace_following(tickets, |t| t.id);
         self.read_at = read_at;
-        let position = selected.and_then(|id| self.tickets.iter().position(|t| t.id == id));
-        self.selection.follow(position, self.tickets.len());
-        self.loaded = true;
     }
 
     /// The selected ticket's number.
     pub fn selected_number(&self) -> Option<String> {
-        self.tickets
-            .get(self.selection.selected)
-            .map(|t| t.ticket_number.clone())
+        self.tickets.selected().map(|t| t.ticket_number.clone())
     }
 
     /// Whether to read the queue again at `now`. The clocks count working seconds; a re-read
@@ -86,7 +74,7 @@ impl QueueScreen {
     }
 
     fn refilter(&mut self, out: &mut Outbox) {
-        self.selection = Selection::default();
+        self.tickets.selection = Selection::default();
         out.refresh(ScreenId::Queue);
     }
 }
@@ -120,7 +108,7 @@ impl Screen for QueueScreen {
         };
         format!(
             "{} tickets · view: {} · category: {} · priority: {}",
-            self.tickets.len(),
+            self.tickets.items.len(),
             queue_name(f.queue),
             label(LookupKind::TicketCategory, &f.category),
             label(LookupKind::TicketPriority, &f.priority),
@@ -159,11 +147,11 @@ impl Screen for QueueScreen {
     }
 
     fn list(&mut self) -> Option<(&mut Selection, usize)> {
-        Some((&mut self.selection, self.tickets.len()))
+        Some(self.tickets.selection_mut())
     }
 
     fn counting(&self) -> bool {
-        !self.tickets.is_empty()
+        !self.tickets.items.is_empty()
     }
 
     fn draw(&self, frame: &mut Frame, area: Rect, ctx: &Context, hit: &mut HitAreas) {
@@ -202,15 +190,11 @@ impl Screen for QueueScreen {
         header.push("subject");
         let spec = ListSpec {
             title: &title,
-            loaded: self.loaded,
-            selection: self.selection,
-            len: self.tickets.len(),
             empty: "no ticket in this view",
             header: &header,
             widths: &widths,
         };
-        draw_list(frame, ctx, area, spec, hit, |i| {
-            let t = &self.tickets[i];
+        draw_list(frame, ctx, area, spec, &self.tickets, hit, |t| {
             let number = if breached(ctx.now, t, self.read_at) {
                 Span::styled(
                     format!("!{}", t.ticket_number),
