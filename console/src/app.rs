@@ -426,7 +426,7 @@ impl App {
                 }
             }
             _ => {
-                let (screen, ctx) = self.split(owner(action, self.screen));
+                let (screen, ctx) = self.split(ScreenId::owner(action, self.screen));
                 screen.perform(action, ctx, &mut out);
             }
         }
@@ -481,22 +481,5 @@ impl App {
         if open {
             self.perform(Action::Open);
         }
-    }
-}
-
-/// The screen whose state an action changes: the filters and changes of one screen act on it
-/// wherever they come from (the palette offers only the current screen's); filtering, opening
-/// and going back act on the current one.
-fn owner(action: Action, current: ScreenId) -> ScreenId {
-    match action {
-        Action::CycleStatus
-        | Action::CycleMode
-        | Action::CycleLanguage
-        | Action::CycleEscalated => ScreenId::Conversations,
-        Action::CycleQueue | Action::CycleCategory | Action::CyclePriority => ScreenId::Queue,
-        Action::Compose | Action::Send | Action::ToggleInternal => ScreenId::Ticket,
-        Action::RangeShorter | Action::RangeLonger => ScreenId::Statistics,
-        Action::Approve | Action::Reject => ScreenId::Knowledge,
-        _ => current,
     }
 }

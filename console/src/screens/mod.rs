@@ -88,6 +88,23 @@ impl ScreenId {
             ScreenId::Audit => vec![Scope::List, Scope::Global],
         }
     }
+
+    /// The screen whose state an action changes: the filters and changes of one screen act
+    /// on it wherever they come from (the palette offers only the current screen's);
+    /// filtering, opening and going back act on the current one.
+    pub fn owner(action: Action, current: ScreenId) -> ScreenId {
+        match action {
+            Action::CycleStatus
+            | Action::CycleMode
+            | Action::CycleLanguage
+            | Action::CycleEscalated => ScreenId::Conversations,
+            Action::CycleQueue | Action::CycleCategory | Action::CyclePriority => ScreenId::Queue,
+            Action::Compose | Action::Send | Action::ToggleInternal => ScreenId::Ticket,
+            Action::RangeShorter | Action::RangeLonger => ScreenId::Statistics,
+            Action::Approve | Action::Reject => ScreenId::Knowledge,
+            _ => current,
+        }
+    }
 }
 
 /// What every screen reads and none owns: who is signed in, the theme, the text direction and
