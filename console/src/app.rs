@@ -195,7 +195,6 @@ impl App {
                     self.apply_theme(&name, false);
                 }
                 self.refresh(self.screen);
-                // The queue's counts matter from the start, whatever the first screen.
                 self.send(Request::Queue(self.queue.filter.clone()));
             }
             DataEvent::SignedIn(Err(e)) => {
