@@ -20,7 +20,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
-use amal_console::app::{App, ScreenId};
+use amal_console::app::App;
 use amal_console::data::{self, DataEvent};
 use amal_console::theme::{ColorDepth, Theme};
 use amal_console::ui;
@@ -152,10 +152,10 @@ async fn main() -> anyhow::Result<()> {
         crossterm::event::KeyCode::Enter,
         crossterm::event::KeyModifiers::NONE,
     ));
-    run_until(&mut app, &mut events, |app, _| app.session.is_some()).await?;
+    run_until(&mut app, &mut events, |app, _| app.ctx.session.is_some()).await?;
     let signed_in_at = Instant::now();
     run_until(&mut app, &mut events, |app, _| {
-        app.loaded.contains(&ScreenId::Conversations) && app.transcript.is_some()
+        app.conversations.list.loaded && app.conversations.transcript.is_some()
     })
     .await?;
     let first_frame = signed_in_at.elapsed();
@@ -177,12 +177,12 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let mut latencies = Vec::with_capacity(changes);
     for _ in 0..changes {
-        let before = app.conversations.first().map(|c| c.id);
+        let before = app.conversations.list.items.first().map(|c| c.id);
         let t0 = Instant::now();
         let created = conversations::start(&pool, person, Mode::Auto, Some(Lang::Fr)).await?;
         run_until(&mut app, &mut events, |app, frame| {
-            app.conversations.first().map(|c| c.id) == Some(created.id)
-                && app.conversations.first().map(|c| c.id) != before
+            app.conversations.list.items.first().map(|c| c.id) == Some(created.id)
+                && app.conversations.list.items.first().map(|c| c.id) != before
                 && frame.contains("Changed person")
         })
         .await?;

@@ -107,7 +107,7 @@ async fn main() -> Result<()> {
     tokio::spawn(data::listener(pool.clone(), events_tx));
 
     let mut app = App::new(requests, theme, themes_dir, cli.email.clone(), Utc::now());
-    app.bidi = match cli.bidi {
+    app.ctx.bidi = match cli.bidi {
         Some(b) => b == Bidi::On,
         None => file_config.bidi.unwrap_or(true),
     };
@@ -156,13 +156,13 @@ async fn run(
                 None => return Ok(()),
             },
             Some(event) = events.recv() => {
-                let keep_theme = forced_theme.then(|| app.theme.name.clone());
+                let keep_theme = forced_theme.then(|| app.ctx.theme.name.clone());
                 app.on_data(event);
                 // Everything already waiting is applied before the next frame.
                 while let Ok(event) = events.try_recv() {
                     app.on_data(event);
                 }
-                if let Some(name) = keep_theme && app.theme.name != name {
+                if let Some(name) = keep_theme && app.ctx.theme.name != name {
                     app.apply_theme(&name, false);
                 }
             }

@@ -6,8 +6,9 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
-use amal_console::app::{App, ScreenId};
+use amal_console::app::App;
 use amal_console::data::{Command, Connection, DataEvent, Request};
+use amal_console::screens::ScreenId;
 use amal_console::ui;
 use amal_engine::events::{ChangeKind, ChangeNotice};
 use amal_engine::staff::StaffRole;
@@ -94,7 +95,7 @@ fn conversations_screen() {
 fn conversations_without_reordering() {
     let (mut app, _rx) = fixtures::app(StaffRole::Agent);
     ctrl(&mut app, 'b');
-    assert!(!app.bidi);
+    assert!(!app.ctx.bidi);
     let screen = render(&app, 80, 24);
     // Memory order: the Arabic name reads as stored.
     assert!(screen.contains("أمينة"), "{screen}");
@@ -190,9 +191,9 @@ fn a_reply_is_sent_once_and_its_draft_kept_until_confirmed() {
         command.clone(),
         Err("database: connection refused".into()),
     ));
-    assert_eq!(app.drafts["TKT-2026-000012"].content(), "hello");
+    assert_eq!(app.ticket.drafts["TKT-2026-000012"].content(), "hello");
     app.on_data(DataEvent::Connection(Connection::Live));
-    assert_eq!(app.drafts["TKT-2026-000012"].content(), "hello");
+    assert_eq!(app.ticket.drafts["TKT-2026-000012"].content(), "hello");
     // Quitting with the draft asks first.
     key(&mut app, KeyCode::Esc);
     key(&mut app, KeyCode::Char('q'));
@@ -205,7 +206,7 @@ fn a_reply_is_sent_once_and_its_draft_kept_until_confirmed() {
     ctrl(&mut app, 's');
     drain(&mut rx);
     app.on_data(DataEvent::Done(command, Ok(())));
-    assert!(!app.drafts.contains_key("TKT-2026-000012"));
+    assert!(!app.ticket.drafts.contains_key("TKT-2026-000012"));
     key(&mut app, KeyCode::Esc);
     key(&mut app, KeyCode::Char('q'));
     assert!(app.should_quit);

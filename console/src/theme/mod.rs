@@ -13,100 +13,30 @@ use std::path::{Path, PathBuf};
 
 use ratatui::style::{Color, Modifier, Style};
 
+mod color;
+mod keys;
+
+pub use color::{ColorDepth, adapt};
+pub use keys::ThemeKey;
+
+use color::parse_color;
+
 /// The theme used when none is chosen or the chosen one fails.
 pub const DEFAULT_THEME: &str = "dark";
 
 /// The themes compiled into the binary: (name, file text).
 pub const BUILTIN: [(&str, &str); 4] = [
-    ("dark", include_str!("../../themes/dark.toml")),
-    ("light", include_str!("../../themes/light.toml")),
+    ("dark", include_str!("../../../themes/dark.toml")),
+    ("light", include_str!("../../../themes/light.toml")),
     (
         "high-contrast",
-        include_str!("../../themes/high-contrast.toml"),
+        include_str!("../../../themes/high-contrast.toml"),
     ),
-    ("desert", include_str!("../../themes/desert.toml")),
+    ("desert", include_str!("../../../themes/desert.toml")),
 ];
 
-/// Every semantic key a theme sets, with what it colours. A theme may leave keys out (the
-/// default theme's value is used); a key not in this list is an error.
-pub const KEYS: &[(&str, &str)] = &[
-    ("base.background", "screen background"),
-    ("base.text", "ordinary text"),
-    ("base.dim", "secondary text"),
-    ("base.border", "borders"),
-    ("base.border_focus", "the border of the focused pane"),
-    ("base.title", "pane titles"),
-    ("base.selection_bg", "the selected row's background"),
-    ("base.selection_fg", "the selected row's text"),
-    ("base.error", "error messages"),
-    ("base.success", "confirmations"),
-    ("header.background", "the top bar"),
-    ("header.text", "the top bar's text"),
-    ("tabs.active", "the current screen's tab"),
-    ("tabs.inactive", "other tabs"),
-    ("footer.key", "keys in the footer and help"),
-    ("footer.text", "descriptions in the footer and help"),
-    ("banner.background", "the connection banner"),
-    ("banner.text", "the connection banner's text"),
-    ("transcript.user", "the person's messages"),
-    ("transcript.assistant", "the assistant's replies"),
-    ("transcript.staff", "staff replies"),
-    ("transcript.system", "system messages"),
-    ("transcript.decision", "decision lines"),
-    ("transcript.citation", "cited sources"),
-    ("comments.public", "public comments"),
-    ("comments.internal", "internal notes"),
-    ("sla.ok", "SLA clock within target"),
-    ("sla.warning", "SLA clock past 80% of its target"),
-    ("sla.breached", "SLA target missed"),
-    ("sla.paused", "SLA clock standing still"),
-    ("priority.urgent", "urgent priority"),
-    ("priority.high", "high priority"),
-    ("priority.medium", "medium priority"),
-    ("priority.low", "low priority"),
-    ("chart.primary", "first data series"),
-    ("chart.secondary", "second data series"),
-    ("chart.gauge", "gauges"),
-];
-
-/// How many colours the terminal shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ColorDepth {
-    /// 24-bit colour.
-    TrueColor,
-    /// The xterm 256-colour palette.
-    Ansi256,
-    /// The 16 ANSI colours.
-    Ansi16,
-    /// No colour at all (`NO_COLOR`).
-    None,
-}
-
-impl ColorDepth {
-    /// From the environment: `NO_COLOR` (any value), `COLORTERM`, `TERM`.
-    pub fn detect() -> Self {
-        Self::from_vars(
-            std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
-            std::env::var("COLORTERM").ok().as_deref(),
-            std::env::var("TERM").ok().as_deref(),
-        )
-    }
-
-    /// The decision behind [`ColorDepth::detect`], testable.
-    pub fn from_vars(no_color: bool, colorterm: Option<&str>, term: Option<&str>) -> Self {
-        if no_color {
-            return ColorDepth::None;
-        }
-        if matches!(colorterm, Some("truecolor" | "24bit")) {
-            return ColorDepth::TrueColor;
-        }
-        match term {
-            Some(t) if t.contains("256color") || t.contains("direct") => ColorDepth::Ansi256,
-            Some("dumb") => ColorDepth::None,
-            _ => ColorDepth::Ansi16,
-        }
-    }
-}
+/// A colour for every key, indexed by [`ThemeKey`].
+type Colors = [Color; ThemeKey::COUNT];
 
 /// A problem with a theme file, naming the file and the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +65,7 @@ impl std::error::Error for ThemeError {}
 pub struct Theme {
     /// Its name.
     pub name: String,
-    colors: BTreeMap<&'static str, Color>,
+    colors: Colors,
     depth: ColorDepth,
 }
 
@@ -169,11 +99,7 @@ impl Theme {
         }
     }
 
-    fn try_load(
-        name: &str,
-        dir: Option<&Path>,
-        fallback: &Theme,
-    ) -> Result<BTreeMap<&'static str, Color>, ThemeError> {
+    fn try_load(name: &str, dir: Option<&Path>, fallback: &Theme) -> Result<Colors, ThemeError> {
         if let Some(path) = dir.map(|d| d.join(format!("{name}.toml")))
             && path.is_file()
         {
@@ -217,13 +143,12 @@ impl Theme {
     }
 
     /// The colour of a semantic key (as the terminal can show it).
-    pub fn color(&self, key: &str) -> Color {
-        let color = self.colors.get(key).copied().unwrap_or(Color::Reset);
-        adapt(color, self.depth)
+    pub fn color(&self, key: ThemeKey) -> Color {
+        adapt(self.colors[key as usize], self.depth)
     }
 
     /// A style with the key's colour as foreground.
-    pub fn fg(&self, key: &str) -> Style {
+    pub fn fg(&self, key: ThemeKey) -> Style {
         Style::new().fg(self.color(key))
     }
 
@@ -233,13 +158,13 @@ impl Theme {
             Style::new().add_modifier(Modifier::REVERSED)
         } else {
             Style::new()
-                .bg(self.color("base.selection_bg"))
-                .fg(self.color("base.selection_fg"))
+                .bg(self.color(ThemeKey::BaseSelectionBg))
+                .fg(self.color(ThemeKey::BaseSelectionFg))
         }
     }
 
     /// Emphasis that survives `NO_COLOR` for states that must stand out (breaches, errors).
-    pub fn alarm(&self, key: &str) -> Style {
+    pub fn alarm(&self, key: ThemeKey) -> Style {
         self.fg(key).add_modifier(Modifier::BOLD)
     }
 
@@ -255,11 +180,7 @@ fn builtin_text(name: &str) -> Option<&'static str> {
 
 /// Parses a theme file: `palette.<name> = "<colour>"` entries and semantic keys whose values are
 /// a palette name or a colour. Keys left out come from `base` (the default theme).
-fn parse(
-    text: &str,
-    file: &str,
-    base: Option<&BTreeMap<&'static str, Color>>,
-) -> Result<BTreeMap<&'static str, Color>, ThemeError> {
+fn parse(text: &str, file: &str, base: Option<&Colors>) -> Result<Colors, ThemeError> {
     let err = |key: Option<&str>, problem: String| ThemeError {
         file: file.to_string(),
         key: key.map(str::to_string),
@@ -287,7 +208,10 @@ fn parse(
             palette.insert(name.clone(), color);
         }
     }
-    let mut colors = base.cloned().unwrap_or_default();
+    let mut colors: [Option<Color>; ThemeKey::COUNT] = match base {
+        Some(base) => base.map(Some),
+        None => [None; ThemeKey::COUNT],
+    };
     for (area, value) in &table {
         if area == "palette" || area == "name" || area == "description" {
             continue;
@@ -301,10 +225,7 @@ fn parse(
         })?;
         for (name, value) in area_table {
             let key_text = format!("{area}.{name}");
-            let key = KEYS
-                .iter()
-                .map(|(k, _)| *k)
-                .find(|k| *k == key_text)
+            let key = ThemeKey::from_name(&key_text)
                 .ok_or_else(|| err(Some(&key_text), "unknown key".into()))?;
             let value = value
                 .as_str()
@@ -319,119 +240,20 @@ fn parse(
                         format!("`{value}` is neither a palette name nor a colour"),
                     )
                 })?;
-            colors.insert(key, color);
+            colors[key as usize] = Some(color);
         }
     }
-    if base.is_none()
-        && let Some((missing, _)) = KEYS.iter().find(|(k, _)| !colors.contains_key(k))
+    // Only the default theme has no base; every key must then be set.
+    if let Some(missing) = ThemeKey::ALL
+        .iter()
+        .find(|k| colors[**k as usize].is_none())
     {
-        return Err(err(Some(missing), "missing from the default theme".into()));
+        return Err(err(
+            Some(missing.name()),
+            "missing from the default theme".into(),
+        ));
     }
-    Ok(colors)
-}
-
-/// `#rrggbb`, an ANSI colour name (`red`, `light-blue`, ...) or `default`.
-fn parse_color(value: &str) -> Option<Color> {
-    let v = value.trim();
-    if let Some(hex) = v.strip_prefix('#') {
-        if hex.len() != 6 {
-            return None;
-        }
-        let n = u32::from_str_radix(hex, 16).ok()?;
-        return Some(Color::Rgb((n >> 16) as u8, (n >> 8) as u8, n as u8));
-    }
-    Some(match v.to_ascii_lowercase().replace('_', "-").as_str() {
-        "default" | "reset" => Color::Reset,
-        "black" => Color::Black,
-        "red" => Color::Red,
-        "green" => Color::Green,
-        "yellow" => Color::Yellow,
-        "blue" => Color::Blue,
-        "magenta" => Color::Magenta,
-        "cyan" => Color::Cyan,
-        "gray" | "grey" => Color::Gray,
-        "dark-gray" | "dark-grey" => Color::DarkGray,
-        "light-red" => Color::LightRed,
-        "light-green" => Color::LightGreen,
-        "light-yellow" => Color::LightYellow,
-        "light-blue" => Color::LightBlue,
-        "light-magenta" => Color::LightMagenta,
-        "light-cyan" => Color::LightCyan,
-        "white" => Color::White,
-        _ => return None,
-    })
-}
-
-/// The 16 ANSI colours with their usual xterm values, for the nearest-colour search.
-const ANSI16: [(Color, (u8, u8, u8)); 16] = [
-    (Color::Black, (0, 0, 0)),
-    (Color::Red, (205, 0, 0)),
-    (Color::Green, (0, 205, 0)),
-    (Color::Yellow, (205, 205, 0)),
-    (Color::Blue, (0, 0, 238)),
-    (Color::Magenta, (205, 0, 205)),
-    (Color::Cyan, (0, 205, 205)),
-    (Color::Gray, (229, 229, 229)),
-    (Color::DarkGray, (127, 127, 127)),
-    (Color::LightRed, (255, 0, 0)),
-    (Color::LightGreen, (0, 255, 0)),
-    (Color::LightYellow, (255, 255, 0)),
-    (Color::LightBlue, (92, 92, 255)),
-    (Color::LightMagenta, (255, 0, 255)),
-    (Color::LightCyan, (0, 255, 255)),
-    (Color::White, (255, 255, 255)),
-];
-
-/// A colour as a terminal of `depth` can show it.
-pub fn adapt(color: Color, depth: ColorDepth) -> Color {
-    let Color::Rgb(r, g, b) = color else {
-        return if depth == ColorDepth::None {
-            Color::Reset
-        } else {
-            color
-        };
-    };
-    match depth {
-        ColorDepth::TrueColor => color,
-        ColorDepth::None => Color::Reset,
-        ColorDepth::Ansi256 => Color::Indexed(nearest_256(r, g, b)),
-        ColorDepth::Ansi16 => {
-            ANSI16
-                .iter()
-                .min_by_key(|(_, c)| distance((r, g, b), *c))
-                .expect("the table is not empty")
-                .0
-        }
-    }
-}
-
-fn distance(a: (u8, u8, u8), b: (u8, u8, u8)) -> u32 {
-    let d = |x: u8, y: u8| (i32::from(x) - i32::from(y)).pow(2) as u32;
-    d(a.0, b.0) + d(a.1, b.1) + d(a.2, b.2)
-}
-
-/// The nearest colour of the xterm 256-colour palette: the 6x6x6 cube or the grey ramp.
-fn nearest_256(r: u8, g: u8, b: u8) -> u8 {
-    const STEPS: [u8; 6] = [0, 95, 135, 175, 215, 255];
-    let level = |v: u8| -> usize {
-        STEPS
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, s)| (i32::from(**s) - i32::from(v)).abs())
-            .map(|(i, _)| i)
-            .unwrap_or(0)
-    };
-    let (ri, gi, bi) = (level(r), level(g), level(b));
-    let cube = (STEPS[ri], STEPS[gi], STEPS[bi]);
-    let cube_index = 16 + 36 * ri + 6 * gi + bi;
-    let avg = (u32::from(r) + u32::from(g) + u32::from(b)) / 3;
-    let grey_i = ((avg.saturating_sub(8)) / 10).min(23) as u8;
-    let grey = 8 + 10 * grey_i;
-    if distance((r, g, b), (grey, grey, grey)) < distance((r, g, b), cube) {
-        232 + grey_i
-    } else {
-        cube_index as u8
-    }
+    Ok(colors.map(|c| c.unwrap_or(Color::Reset)))
 }
 
 /// Where theme files are looked for: `AMAL_THEMES_DIR`, else `themes/` in the working
@@ -457,7 +279,7 @@ mod tests {
         let base = Theme::default_theme(ColorDepth::TrueColor);
         for (name, text) in BUILTIN {
             let colors = parse(text, name, None).unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(colors.len(), KEYS.len(), "{name}");
+            assert_eq!(colors.len(), ThemeKey::ALL.len(), "{name}");
             let (theme, err) = Theme::load(name, None, ColorDepth::TrueColor);
             assert!(err.is_none(), "{err:?}");
             assert_eq!(theme.name, name);
@@ -503,42 +325,11 @@ mod tests {
         .unwrap();
         let (theme, err) = Theme::load("mine", Some(dir.path()), ColorDepth::TrueColor);
         assert!(err.is_none());
-        assert_eq!(theme.color("sla.ok"), Color::Rgb(0, 0xaa, 0));
+        assert_eq!(theme.color(ThemeKey::SlaOk), Color::Rgb(0, 0xaa, 0));
         let default = Theme::default_theme(ColorDepth::TrueColor);
-        assert_eq!(theme.color("sla.breached"), default.color("sla.breached"));
-    }
-
-    #[test]
-    fn colours_follow_the_terminal() {
         assert_eq!(
-            ColorDepth::from_vars(true, Some("truecolor"), None),
-            ColorDepth::None
+            theme.color(ThemeKey::SlaBreached),
+            default.color(ThemeKey::SlaBreached)
         );
-        assert_eq!(
-            ColorDepth::from_vars(false, Some("truecolor"), Some("xterm")),
-            ColorDepth::TrueColor
-        );
-        assert_eq!(
-            ColorDepth::from_vars(false, None, Some("screen-256color")),
-            ColorDepth::Ansi256
-        );
-        assert_eq!(
-            ColorDepth::from_vars(false, None, Some("xterm")),
-            ColorDepth::Ansi16
-        );
-        assert_eq!(
-            adapt(Color::Rgb(255, 0, 0), ColorDepth::Ansi256),
-            Color::Indexed(196)
-        );
-        assert_eq!(
-            adapt(Color::Rgb(128, 128, 128), ColorDepth::Ansi256),
-            Color::Indexed(244)
-        );
-        assert_eq!(
-            adapt(Color::Rgb(250, 10, 10), ColorDepth::Ansi16),
-            Color::LightRed
-        );
-        assert_eq!(adapt(Color::Rgb(1, 2, 3), ColorDepth::None), Color::Reset);
-        assert_eq!(adapt(Color::Red, ColorDepth::None), Color::Reset);
     }
 }

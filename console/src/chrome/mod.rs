@@ -1,0 +1,191 @@
+//! What surrounds the screens: the header with the tabs, the connection banner, the status
+//! line with its passing messages, the footer of keys, and the overlays above them all
+//! ([`overlay`]).
+
+pub mod overlay;
+
+use chrono::{DateTime, Utc};
+use ratatui::Frame;
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph};
+
+use crate::action;
+use crate::data::Connection;
+use crate::screens::{Context, ScreenId};
+use crate::theme::{Theme, ThemeKey};
+use crate::ui::HitAreas;
+
+/// A message at the bottom of the screen for a few seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Toast {
+    /// The text.
+    pub text: String,
+    /// An error (shown in the error colour).
+    pub error: bool,
+    /// When it goes.
+    pub until: DateTime<Utc>,
+}
+
+impl Toast {
+    /// A message shown from `now`; errors stay longer, to be read.
+    pub fn new(text: String, error: bool, now: DateTime<Utc>) -> Self {
+        Toast {
+            text,
+            error,
+            until: now + chrono::Duration::seconds(if error { 8 } else { 4 }),
+        }
+    }
+}
+
+/// The top bar: a tab per screen, the current one reversed, and who is signed in where there
+/// is room. The tabs' area goes into `hit` for the mouse.
+pub fn draw_header(
+    frame: &mut Frame,
+    area: Rect,
+    ctx: &Context,
+    current: ScreenId,
+    hit: &mut HitAreas,
+) {
+    let theme = &ctx.theme;
+    frame.render_widget(
+        Block::new().style(Style::new().bg(theme.color(ThemeKey::HeaderBackground))),
+        area,
+    );
+    let mut spans = Vec::new();
+    for (i, screen) in ScreenId::ALL.iter().enumerate() {
+        let style = if *screen == current {
+            theme
+                .fg(ThemeKey::TabsActive)
+                .add_modifier(Modifier::BOLD | Modifier::REVERSED)
+        } else {
+            theme.fg(ThemeKey::TabsInactive)
+        };
+        spans.push(Span::styled(tab_label(i, *screen), style));
+        spans.push(Span::raw(" "));
+    }
+    let tabs_width: u16 = spans.iter().map(|s| s.width() as u16).sum();
+    hit.tabs = Rect {
+        width: tabs_width.min(area.width),
+        ..area
+    };
+    let who = ctx
+        .session
+        .as_ref()
+        .map(|s| format!("{} · {} ", s.actor.email, s.actor.role.as_str()))
+        .unwrap_or_default();
+    // The tabs come first; who is signed in shows only where there is room.
+    let who_width = who.chars().count() as u16;
+    let who_width = if tabs_width + who_width <= area.width {
+        who_width
+    } else {
+        0
+    };
+    let [left, right] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(who_width)]).areas(area);
+    frame.render_widget(Paragraph::new(Line::from(spans)), left);
+    frame.render_widget(
+        Paragraph::new(who)
+            .alignment(Alignment::Right)
+            .style(theme.fg(ThemeKey::HeaderText)),
+        right,
+    );
+}
+
+/// A tab as drawn: ` n Title `.
+fn tab_label(index: usize, screen: ScreenId) -> String {
+    format!(" {} {} ", index + 1, screen.title())
+}
+
+/// The tab under column `x` of the tab bar that starts at column `left`, one space between
+/// tabs.
+pub fn tab_at(mut left: u16, x: u16) -> Option<ScreenId> {
+    for (i, screen) in ScreenId::ALL.iter().enumerate() {
+        let width = tab_label(i, *screen).len() as u16;
+        if x >= left && x < left + width {
+            return Some(*screen);
+        }
+        left += width + 1;
+    }
+    None
+}
+
+/// The banner while the live connection is lost.
+pub fn draw_banner(frame: &mut Frame, area: Rect, theme: &Theme, connection: Option<Connection>) {
+    if let Some(Connection::Lost { retry_in_ms }) = connection {
+        let text = format!(
+            " Connection to the database lost; reconnecting (next try in {:.1} s). Drafts are kept. ",
+            retry_in_ms as f64 / 1000.0
+        );
+        frame.render_widget(
+            Paragraph::new(text).style(
+                Style::new()
+                    .bg(theme.color(ThemeKey::BannerBackground))
+                    .fg(theme.color(ThemeKey::BannerText))
+                    .add_modifier(Modifier::BOLD),
+            ),
+            area,
+        );
+    }
+}
+
+/// The status line: the passing message if there is one, else the screen's own status.
+pub fn draw_status(
+    frame: &mut Frame,
+    area: Rect,
+    theme: &Theme,
+    toast: Option<&Toast>,
+    status: impl FnOnce() -> String,
+) {
+    let line = match toast {
+        Some(t) => Line::from(Span::styled(
+            format!(" {}", t.text),
+            if t.error {
+                theme.alarm(ThemeKey::BaseError)
+            } else {
+                theme.fg(ThemeKey::BaseSuccess)
+            },
+        )),
+        None => Line::from(Span::styled(
+            format!(" {}", status()),
+            theme.fg(ThemeKey::BaseDim),
+        )),
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+/// The footer: the screen's marked keys, or the composer's while it has the keyboard (there
+/// the key map's letters are text).
+pub fn draw_footer(
+    frame: &mut Frame,
+    area: Rect,
+    theme: &Theme,
+    screen: ScreenId,
+    composing: bool,
+) {
+    let entries: Vec<(String, &str)> = if composing {
+        vec![
+            ("Ctrl-S".into(), "send"),
+            ("Ctrl-T".into(), "public/internal"),
+            ("Esc".into(), "stop writing (draft kept)"),
+        ]
+    } else {
+        action::entries(&screen.scopes(), true)
+    };
+    let spans: Vec<Span> = entries
+        .into_iter()
+        .flat_map(|(key, help)| {
+            [
+                Span::styled(format!(" {key}"), key_style(theme)),
+                Span::styled(format!(" {help} "), theme.fg(ThemeKey::FooterText)),
+            ]
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// A key as the footer, the help and the palette show it.
+pub fn key_style(theme: &Theme) -> Style {
+    theme.fg(ThemeKey::FooterKey).add_modifier(Modifier::BOLD)
+}

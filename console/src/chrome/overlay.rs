@@ -1,0 +1,331 @@
+//! The overlays above the screen, at most one at a time: the key help, the command palette, a
+//! one-line prompt, a chooser and a yes/no confirmation. An overlay takes every key while it
+//! is open and answers with what the console should do ([`Answer`]).
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Stylize;
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Clear, Paragraph, Wrap};
+use tui_textarea::TextArea;
+use uuid::Uuid;
+
+use amal_engine::tickets::Tier;
+
+use crate::action::{self, Action, Scope};
+use crate::data::Command;
+use crate::screens::ScreenId;
+use crate::theme::{Theme, ThemeKey};
+use crate::widgets::{block, centered};
+
+use super::key_style;
+
+/// What a prompt's text is for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PromptPurpose {
+    /// The current list's text filter.
+    Filter(ScreenId),
+    /// Assign the ticket to this e-mail.
+    Assign(String),
+    /// The reason for moving the ticket to the tier.
+    EscalateReason(String, Tier),
+    /// Resolution notes.
+    ResolveNotes(String),
+    /// Why a document is rejected.
+    RejectReason(Uuid),
+}
+
+/// A one-line text prompt.
+pub struct Prompt {
+    /// What it is for.
+    pub purpose: PromptPurpose,
+    /// The question.
+    pub title: String,
+    /// The text.
+    pub input: TextArea<'static>,
+}
+
+/// What a chooser picks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChooserPurpose {
+    /// The tier to escalate the ticket to.
+    Tier(String),
+    /// A theme.
+    Theme,
+}
+
+/// A pick from a short list.
+#[derive(Debug, Clone)]
+pub struct Chooser {
+    /// What it is for.
+    pub purpose: ChooserPurpose,
+    /// Title.
+    pub title: String,
+    /// The options.
+    pub options: Vec<String>,
+    /// The highlighted one.
+    pub selected: usize,
+}
+
+/// What a confirmation confirms.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Confirmed {
+    /// A change.
+    Command(Command),
+    /// Quitting with unsent drafts.
+    Quit,
+}
+
+/// Overlays above the screen; at most one.
+pub enum Overlay {
+    /// The key help.
+    Help,
+    /// The command palette: typed text and the highlighted command.
+    Palette(String, usize),
+    /// A text prompt.
+    Prompt(Box<Prompt>),
+    /// A pick from a list.
+    Chooser(Chooser),
+    /// A yes/no question.
+    Confirm(String, Confirmed),
+}
+
+/// What the console does once an overlay has taken a key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// Nothing more.
+    Nothing,
+    /// A palette command.
+    Perform(Action),
+    /// A prompt's text, trimmed.
+    Text(PromptPurpose, String),
+    /// A chooser's pick.
+    Choice(ChooserPurpose, String),
+    /// A yes.
+    Yes(Confirmed),
+}
+
+impl Overlay {
+    /// A prompt for `purpose` with `initial` text and the cursor at its end.
+    pub fn prompt(purpose: PromptPurpose, title: impl Into<String>, initial: &str) -> Overlay {
+        let mut input = TextArea::new(vec![initial.to_string()]);
+        input.move_cursor(tui_textarea::CursorMove::End);
+        Overlay::Prompt(Box::new(Prompt {
+            purpose,
+            title: title.into(),
+            input,
+        }))
+    }
+
+    /// A yes/no question before a change.
+    pub fn confirm(text: impl Into<String>, command: Command) -> Overlay {
+        Overlay::Confirm(text.into(), Confirmed::Command(command))
+    }
+
+    /// Takes a key; gives back the overlay if it stays open, and what to do. `scopes` are the
+    /// current screen's, for the palette.
+    pub fn key(self, key: KeyEvent, scopes: &[Scope]) -> (Option<Overlay>, Answer) {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        let nothing = |overlay| (Some(overlay), Answer::Nothing);
+        match self {
+            Overlay::Help => match key.code {
+                KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q') => (None, Answer::Nothing),
+                _ => nothing(Overlay::Help),
+            },
+            Overlay::Palette(mut text, selected) => {
+                let commands = palette_commands(scopes, &text);
+                match key.code {
+                    KeyCode::Esc => (None, Answer::Nothing),
+                    KeyCode::Enter => match commands.get(selected) {
+                        Some((_, action)) => (None, Answer::Perform(*action)),
+                        None => (None, Answer::Nothing),
+                    },
+                    KeyCode::Up => nothing(Overlay::Palette(text, selected.saturating_sub(1))),
+                    KeyCode::Down => {
+                        let selected = (selected + 1).min(commands.len().saturating_sub(1));
+                        nothing(Overlay::Palette(text, selected))
+                    }
+                    KeyCode::Backspace => {
+                        text.pop();
+                        nothing(Overlay::Palette(text, 0))
+                    }
+                    KeyCode::Char(c) if !ctrl => {
+                        text.push(c);
+                        nothing(Overlay::Palette(text, 0))
+                    }
+                    _ => nothing(Overlay::Palette(text, selected)),
+                }
+            }
+            Overlay::Prompt(mut prompt) => match key.code {
+                // Leaving a filter's prompt clears the filter, as an empty one does.
+                KeyCode::Esc => match prompt.purpose {
+                    PromptPurpose::Filter(_) => (None, Answer::Text(prompt.purpose, String::new())),
+                    _ => (None, Answer::Nothing),
+                },
+                KeyCode::Enter => {
+                    let text = prompt.input.lines().join(" ").trim().to_string();
+                    (None, Answer::Text(prompt.purpose, text))
+                }
+                _ => {
+                    prompt.input.input(key);
+                    nothing(Overlay::Prompt(prompt))
+                }
+            },
+            Overlay::Chooser(mut chooser) => match key.code {
+                KeyCode::Esc | KeyCode::Char('q') => (None, Answer::Nothing),
+                KeyCode::Up | KeyCode::Char('k') => {
+                    chooser.selected = chooser.selected.saturating_sub(1);
+                    nothing(Overlay::Chooser(chooser))
+                }
+                KeyCode::Down | KeyCode::Char('j') => {
+                    chooser.selected = (chooser.selected + 1).min(chooser.options.len() - 1);
+                    nothing(Overlay::Chooser(chooser))
+                }
+                KeyCode::Enter => {
+                    let choice = chooser.options[chooser.selected].clone();
+                    (None, Answer::Choice(chooser.purpose, choice))
+                }
+                _ => nothing(Overlay::Chooser(chooser)),
+            },
+            Overlay::Confirm(text, confirmed) => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                    (None, Answer::Yes(confirmed))
+                }
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => (None, Answer::Nothing),
+                _ => nothing(Overlay::Confirm(text, confirmed)),
+            },
+        }
+    }
+
+    /// Draws the overlay over `area`. `screen` is the one beneath, for the help and palette.
+    pub fn draw(&self, frame: &mut Frame, area: Rect, theme: &Theme, screen: ScreenId) {
+        match self {
+            Overlay::Help => draw_help(frame, area, theme, screen),
+            Overlay::Palette(text, selected) => {
+                let commands = palette_commands(&screen.scopes(), text);
+                let rect = centered(
+                    area,
+                    50,
+                    (commands.len() as u16 + 3).clamp(4, area.height.saturating_sub(2).max(4)),
+                );
+                let mut lines = vec![Line::from(vec![
+                    Span::styled(":", theme.fg(ThemeKey::FooterKey)),
+                    Span::raw(text.clone()),
+                    Span::styled("▏", theme.fg(ThemeKey::BaseBorderFocus)),
+                ])];
+                let helps: Vec<&str> = commands.iter().map(|(help, _)| *help).collect();
+                lines.extend(option_lines(theme, &helps, *selected));
+                draw_pane(frame, rect, theme, " Command ", lines);
+            }
+            Overlay::Prompt(prompt) => {
+                let rect = centered(area, 64, 3);
+                frame.render_widget(Clear, rect);
+                let b = block(
+                    theme,
+                    format!(" {} (Enter: ok, Esc: cancel) ", prompt.title),
+                    true,
+                );
+                let inner = b.inner(rect);
+                frame.render_widget(b, rect);
+                frame.render_widget(&prompt.input, inner);
+            }
+            Overlay::Chooser(chooser) => {
+                let rect = centered(area, 40, chooser.options.len() as u16 + 2);
+                let lines = option_lines(theme, &chooser.options, chooser.selected);
+                draw_pane(frame, rect, theme, format!(" {} ", chooser.title), lines);
+            }
+            Overlay::Confirm(text, _) => {
+                let rect = centered(area, 60, 5);
+                frame.render_widget(Clear, rect);
+                frame.render_widget(
+                    Paragraph::new(Text::from(vec![
+                        Line::from(text.clone()),
+                        Line::default(),
+                        Line::from(vec![
+                            Span::styled("y", theme.fg(ThemeKey::FooterKey).bold()),
+                            Span::raw(" yes   "),
+                            Span::styled("n", theme.fg(ThemeKey::FooterKey).bold()),
+                            Span::raw(" no"),
+                        ]),
+                    ]))
+                    .wrap(Wrap { trim: true })
+                    .block(block(theme, " Confirm ", true)),
+                    rect,
+                );
+            }
+        }
+    }
+}
+
+/// The palette's commands for the scopes that match the typed text.
+pub fn palette_commands(scopes: &[Scope], text: &str) -> Vec<(&'static str, Action)> {
+    let text = text.to_lowercase();
+    action::commands(scopes)
+        .into_iter()
+        .filter(|(help, _)| help.to_lowercase().contains(&text))
+        .collect()
+}
+
+/// A list of options, one a line, the selected one highlighted.
+fn option_lines<'a>(theme: &Theme, options: &[impl AsRef<str>], selected: usize) -> Vec<Line<'a>> {
+    options
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let style = if i == selected {
+                theme.selection()
+            } else {
+                theme.fg(ThemeKey::BaseText)
+            };
+            Line::from(Span::styled(format!(" {}", o.as_ref()), style))
+        })
+        .collect()
+}
+
+/// Lines in a focused pane that clears what is beneath it.
+fn draw_pane<'a>(
+    frame: &mut Frame,
+    rect: Rect,
+    theme: &Theme,
+    title: impl Into<Line<'a>>,
+    lines: Vec<Line<'a>>,
+) {
+    frame.render_widget(Clear, rect);
+    frame.render_widget(Paragraph::new(lines).block(block(theme, title, true)), rect);
+}
+
+/// The key help of the screen beneath, in as many columns as the height needs, so the whole
+/// key map fits at 80x24.
+fn draw_help(frame: &mut Frame, area: Rect, theme: &Theme, screen: ScreenId) {
+    let entries = action::entries(&screen.scopes(), false);
+    let rows = usize::from(area.height.saturating_sub(4)).max(1);
+    let columns = entries.len().div_ceil(rows).max(1);
+    let rows = entries.len().div_ceil(columns);
+    let col_width = 36u16;
+    let width = (col_width * columns as u16 + 2).min(area.width);
+    let rect = centered(area, width, rows as u16 + 2);
+    frame.render_widget(Clear, rect);
+    let b = block(
+        theme,
+        format!(" Keys · {} (Esc closes) ", screen.title()),
+        true,
+    );
+    let inner = b.inner(rect);
+    frame.render_widget(b, rect);
+    let areas = Layout::horizontal(vec![Constraint::Length(col_width); columns]).split(inner);
+    for (c, chunk) in entries.chunks(rows).enumerate() {
+        let lines: Vec<Line> = chunk
+            .iter()
+            .map(|(key, help)| {
+                Line::from(vec![
+                    Span::styled(format!("{key:>10}  "), key_style(theme)),
+                    Span::styled(help.to_string(), theme.fg(ThemeKey::BaseText)),
+                ])
+            })
+            .collect();
+        if let Some(a) = areas.get(c) {
+            frame.render_widget(Paragraph::new(lines), *a);
+        }
+    }
+}

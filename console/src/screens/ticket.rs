@@ -1,0 +1,465 @@
+//! The ticket screen: one ticket with its SLA clocks, its conversation, its comments and
+//! escalations, and the composer; and the changes staff make to a ticket (take, release,
+//! assign, escalate, pending, resolve, close, reopen, comment).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
+
+use amal_engine::events::ChangeNotice;
+use amal_engine::lookups::LookupKind;
+use amal_engine::tickets::{TicketDetail, TicketStatus, Tier};
+
+use crate::action::Action;
+use crate::bidi;
+use crate::chrome::overlay::{Chooser, ChooserPurpose, Overlay, PromptPurpose};
+use crate::data::{Command, Request, TicketView};
+use crate::theme::ThemeKey;
+use crate::ui::HitAreas;
+use crate::widgets::{age, block, header_style, priority_style};
+
+use super::clock::{Target, clock_span};
+use super::composer::{Draft, draw_composer};
+use super::transcript::{newest, transcript_lines};
+use super::{Context, Outbox, Screen};
+
+/// The open ticket, and the drafts of every ticket.
+#[derive(Default)]
+pub struct TicketScreen {
+    /// The open ticket's number.
+    pub number: Option<String>,
+    /// The open ticket, and when it was read.
+    pub view: Option<(TicketView, DateTime<Utc>)>,
+    /// Lines scrolled back in the comments.
+    pub scroll: u16,
+    /// The composer has the keyboard.
+    pub composing: bool,
+    /// Drafts by ticket number.
+    pub drafts: HashMap<String, Draft>,
+}
+
+impl TicketScreen {
+    /// Opens a ticket; another ticket than the one shown starts at its newest comment.
+    pub fn open(&mut self, number: String) {
+        if self.number.as_deref() != Some(number.as_str()) {
+            self.view = None;
+            self.scroll = 0;
+            self.composing = false;
+        }
+        self.number = Some(number);
+    }
+
+    /// A ticket as read; kept only if it is still the open one.
+    pub fn on_view(&mut self, view: TicketView, read_at: DateTime<Utc>) {
+        if self.number.as_deref() == Some(view.detail.ticket.ticket_number.as_str()) {
+            self.view = Some((view, read_at));
+        }
+    }
+
+    /// A comment's outcome: sent, its draft goes; refused, the draft stays to be sent again.
+    pub fn on_comment_done(&mut self, number: &str, sent: bool) {
+        if sent {
+            self.drafts.remove(number);
+        } else if let Some(d) = self.drafts.get_mut(number) {
+            d.sending = false;
+        }
+    }
+
+    /// Whether any draft holds unsent text.
+    pub fn has_unsent_drafts(&self) -> bool {
+        self.drafts.values().any(|d| !d.is_empty())
+    }
+
+    /// A key while the composer has the keyboard: typed into the draft, or the action the
+    /// composer's own keys stand for (the key map's single letters are text here).
+    pub fn compose_key(&mut self, key: KeyEvent) -> Option<Action> {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match key.code {
+            KeyCode::Esc => self.composing = false,
+            KeyCode::Char('s') if ctrl => return Some(Action::Send),
+            KeyCode::Char('t') if ctrl => return Some(Action::ToggleInternal),
+            KeyCode::Char('c') if ctrl => return Some(Action::Quit),
+            _ => {
+                if let Some(n) = self.number.clone() {
+                    let draft = self.drafts.entry(n).or_default();
+                    if !draft.sending {
+                        draft.text.input(key);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// A change to ticket `n` (the open one, or the one selected on the queue). Those that
+    /// cannot be undone are confirmed first; those that need words ask for them.
+    pub fn act_on(&self, action: Action, n: String, out: &mut Outbox) {
+        match action {
+            Action::Take => out.send(Request::Act(Command::Take(n))),
+            Action::Release => out.overlay(Overlay::confirm(
+                format!("Release {n} back to the unassigned queue?"),
+                Command::Release(n),
+            )),
+            Action::Assign => out.overlay(Overlay::prompt(
+                PromptPurpose::Assign(n.clone()),
+                format!("Assign {n} to (staff e-mail)"),
+                "",
+            )),
+            Action::Escalate => {
+                let current = self
+                    .view
+                    .as_ref()
+                    .map(|(v, _)| v.detail.ticket.escalation_tier.clone())
+                    .unwrap_or_default();
+                let options: Vec<String> = ["T1", "T2", "T3", "manager"]
+                    .iter()
+                    .filter(|t| **t != current)
+                    .map(|t| t.to_string())
+                    .collect();
+                out.overlay(Overlay::Chooser(Chooser {
+                    purpose: ChooserPurpose::Tier(n.clone()),
+                    title: format!("Move {n} to tier"),
+                    options,
+                    selected: 0,
+                }));
+            }
+            Action::Pending => out.send(Request::Act(Command::Status(
+                n,
+                TicketStatus::Pending,
+                None,
+            ))),
+            Action::Resolve => out.overlay(Overlay::prompt(
+                PromptPurpose::ResolveNotes(n.clone()),
+                format!("Resolve {n}: resolution notes"),
+                "",
+            )),
+            Action::Close => out.overlay(Overlay::confirm(
+                format!("Close {n}? Only internal notes can be added afterwards."),
+                Command::Status(n, TicketStatus::Closed, None),
+            )),
+            Action::Reopen => out.send(Request::Act(Command::Reopen(n))),
+            _ => {}
+        }
+    }
+
+    /// The words a ticket change asked for: an assignee, an escalation's reason, resolution
+    /// notes (which may be left empty).
+    pub fn answer(purpose: PromptPurpose, text: String, out: &mut Outbox) {
+        match purpose {
+            PromptPurpose::Assign(_) if text.is_empty() => {
+                out.toast("assigning needs an e-mail address", true)
+            }
+            PromptPurpose::Assign(n) => out.send(Request::Act(Command::Assign(n, text))),
+            PromptPurpose::EscalateReason(..) if text.is_empty() => {
+                out.toast("an escalation needs a reason", true)
+            }
+            PromptPurpose::EscalateReason(n, tier) => {
+                out.send(Request::Act(Command::Escalate(n, tier, text)))
+            }
+            PromptPurpose::ResolveNotes(n) => {
+                let note = (!text.is_empty()).then_some(text);
+                out.send(Request::Act(Command::Status(
+                    n,
+                    TicketStatus::Resolved,
+                    note,
+                )));
+            }
+            PromptPurpose::Filter(_) | PromptPurpose::RejectReason(_) => {}
+        }
+    }
+
+    /// The tier chosen for ticket `n`: the reason is asked next.
+    pub fn tier_chosen(n: String, choice: &str, out: &mut Outbox) {
+        if let Ok(tier) = choice.parse::<Tier>() {
+            out.overlay(Overlay::prompt(
+                PromptPurpose::EscalateReason(n.clone(), tier),
+                format!("Why move {n} to {choice}?"),
+                "",
+            ));
+        }
+    }
+}
+
+impl Screen for TicketScreen {
+    fn refresh(&self, out: &mut Outbox) {
+        if let Some(n) = &self.number {
+            out.send(Request::Ticket(n.clone()));
+        }
+    }
+
+    fn concerns(&self, notice: &ChangeNotice) -> bool {
+        let open = self.view.as_ref().map(|(v, _)| &v.detail.ticket);
+        let mine = open.is_some_and(|t| {
+            notice.ticket_id == Some(t.id)
+                || (notice.conversation_id.is_some() && notice.conversation_id == t.conversation_id)
+        });
+        mine || open.is_none()
+    }
+
+    fn status(&self, _ctx: &Context) -> String {
+        match self.number.as_ref().and_then(|n| self.drafts.get(n)) {
+            Some(d) if d.sending => "sending…".into(),
+            Some(d) if !d.is_empty() => "draft kept".into(),
+            _ => String::new(),
+        }
+    }
+
+    fn perform(&mut self, action: Action, _ctx: &Context, out: &mut Outbox) {
+        match action {
+            Action::Compose => {
+                if let Some(n) = self.number.clone() {
+                    self.drafts.entry(n).or_default();
+                    self.composing = true;
+                }
+            }
+            Action::Send => {
+                let Some(n) = self.number.clone() else {
+                    return;
+                };
+                let Some(draft) = self.drafts.get_mut(&n) else {
+                    out.toast("nothing to send: press i to write", true);
+                    return;
+                };
+                if draft.is_empty() {
+                    out.toast("nothing to send: the reply is empty", true);
+                    return;
+                }
+                if draft.sending {
+                    return;
+                }
+                draft.sending = true;
+                let command = Command::Comment(n, draft.content(), draft.internal);
+                out.send(Request::Act(command));
+            }
+            Action::ToggleInternal => {
+                if let Some(n) = self.number.clone() {
+                    let draft = self.drafts.entry(n).or_default();
+                    draft.internal = !draft.internal;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Up and down scroll the comments; a page or an end means nothing here.
+    fn scroll(&mut self, action: Action, _page: usize, _out: &mut Outbox) {
+        self.scroll = match action {
+            Action::Up => self.scroll.saturating_sub(1),
+            Action::Down => self.scroll.saturating_add(1),
+            _ => self.scroll,
+        };
+    }
+
+    fn counting(&self) -> bool {
+        self.view.is_some()
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect, ctx: &Context, _hit: &mut HitAreas) {
+        let theme = &ctx.theme;
+        let Some((view, read_at)) = &self.view else {
+            let text = if self.number.is_some() {
+                "loading…"
+            } else {
+                "No ticket open: choose one on the queue (2) and press Enter."
+            };
+            frame.render_widget(
+                Paragraph::new(text)
+                    .style(theme.fg(ThemeKey::BaseDim))
+                    .block(block(theme, " Ticket ", true)),
+                area,
+            );
+            return;
+        };
+        let composer_height = if area.height >= 30 { 6 } else { 4 };
+        let [info, middle, composer] = Layout::vertical([
+            Constraint::Length(4),
+            Constraint::Min(3),
+            Constraint::Length(composer_height),
+        ])
+        .areas(area);
+        draw_info(frame, info, ctx, &view.detail, *read_at);
+
+        let [left, right] = if middle.width >= 100 {
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                .areas(middle)
+        } else {
+            Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(middle)
+        };
+        let width = usize::from(left.width.saturating_sub(2));
+        let transcript = transcript_lines(ctx, &view.transcript, width);
+        frame.render_widget(
+            Paragraph::new(newest(transcript, left.height)).block(block(
+                theme,
+                " Conversation ",
+                false,
+            )),
+            left,
+        );
+
+        let thread = thread_lines(
+            ctx,
+            &view.detail,
+            usize::from(right.width.saturating_sub(2)),
+        );
+        let visible = usize::from(right.height.saturating_sub(2));
+        let max_scroll = thread.len().saturating_sub(visible);
+        // Scrolling goes back from the newest (bottom) comment.
+        let skip = max_scroll.saturating_sub(usize::from(self.scroll));
+        frame.render_widget(
+            Paragraph::new(thread.into_iter().skip(skip).collect::<Vec<_>>()).block(block(
+                theme,
+                format!(" Comments ({}) ", view.detail.comments.len()),
+                false,
+            )),
+            right,
+        );
+
+        let draft = self.drafts.get(&view.detail.ticket.ticket_number);
+        draw_composer(frame, composer, ctx, draft, self.composing);
+    }
+}
+
+/// The ticket's subject, labels, holder and both clocks under its number.
+fn draw_info(
+    frame: &mut Frame,
+    area: Rect,
+    ctx: &Context,
+    d: &TicketDetail,
+    read_at: DateTime<Utc>,
+) {
+    let theme = &ctx.theme;
+    let t = &d.ticket;
+    let holder = t
+        .assigned_to_name
+        .as_deref()
+        .map(|n| format!("{n} <{}>", t.assigned_to.as_deref().unwrap_or("")))
+        .unwrap_or_else(|| "unassigned".into());
+    let lines = vec![
+        Line::from(vec![Span::styled(
+            bidi::line(
+                &t.subject,
+                usize::from(area.width.saturating_sub(4)),
+                ctx.bidi,
+            ),
+            theme.fg(ThemeKey::BaseText).add_modifier(Modifier::BOLD),
+        )]),
+        Line::from(vec![
+            Span::styled(
+                ctx.label(LookupKind::TicketStatus, &t.status),
+                theme.fg(ThemeKey::BaseText),
+            ),
+            Span::raw(" · "),
+            Span::styled(
+                ctx.label(LookupKind::TicketPriority, &t.priority),
+                priority_style(theme, &t.priority),
+            ),
+            Span::raw(" · "),
+            Span::raw(ctx.label(LookupKind::TicketCategory, &t.category)),
+            Span::raw(format!(" · tier {} · {holder}", t.escalation_tier)),
+        ]),
+        Line::from(vec![
+            Span::styled("response ", theme.fg(ThemeKey::BaseDim)),
+            clock_span(ctx, t, Target::FirstResponse, read_at),
+            Span::styled("   resolution ", theme.fg(ThemeKey::BaseDim)),
+            clock_span(ctx, t, Target::Resolution, read_at),
+        ]),
+    ];
+    frame.render_widget(
+        Paragraph::new(lines).block(
+            Block::new()
+                .borders(Borders::TOP)
+                .border_style(theme.fg(ThemeKey::BaseBorder))
+                .title(Span::styled(
+                    format!(" {} ", t.ticket_number),
+                    theme.fg(ThemeKey::BaseTitle).add_modifier(Modifier::BOLD),
+                )),
+        ),
+        area,
+    );
+}
+
+/// The ticket's thread: its description, escalations, comments (internal notes marked down
+/// the margin) and resolution notes.
+fn thread_lines<'a>(ctx: &Context, d: &TicketDetail, width: usize) -> Vec<Line<'a>> {
+    let theme = &ctx.theme;
+    let mut thread: Vec<Line> = Vec::new();
+    if let Some(desc) = d.description.as_deref().filter(|s| !s.is_empty()) {
+        thread.push(Line::from(Span::styled("description", header_style(theme))));
+        for l in bidi::wrap(desc, width.saturating_sub(1).max(10), ctx.bidi) {
+            thread.push(Line::from(format!(" {l}")));
+        }
+    }
+    for e in &d.escalations {
+        thread.push(Line::from(Span::styled(
+            format!(
+                "⇧ {} → {} · {} · {} ago",
+                e.from_tier,
+                e.to_tier,
+                e.actor_email.as_deref().unwrap_or("system"),
+                age(ctx.now, e.created_at)
+            ),
+            theme.fg(ThemeKey::BaseDim),
+        )));
+        thread.push(Line::from(Span::styled(
+            format!("  {}", e.reason),
+            theme.fg(ThemeKey::BaseDim),
+        )));
+    }
+    for c in &d.comments {
+        let (tag, key, head_key, prefix) = if c.is_internal {
+            (
+                "INTERNAL NOTE",
+                ThemeKey::CommentsInternal,
+                ThemeKey::CommentsInternal,
+                "┃ ",
+            )
+        } else {
+            (
+                "public reply",
+                ThemeKey::CommentsPublic,
+                ThemeKey::TranscriptStaff,
+                "  ",
+            )
+        };
+        let mut head = format!(
+            "{} · {tag} · {} ago",
+            c.author_name,
+            age(ctx.now, c.created_at)
+        );
+        if c.deleted_at.is_some() {
+            head.push_str(" · deleted");
+        }
+        thread.push(Line::from(Span::styled(
+            head,
+            theme.fg(head_key).add_modifier(Modifier::BOLD),
+        )));
+        for l in bidi::wrap(&c.content, width.saturating_sub(2).max(10), ctx.bidi) {
+            thread.push(Line::from(Span::styled(
+                format!("{prefix}{l}"),
+                theme.fg(key),
+            )));
+        }
+    }
+    if let Some(notes) = d.resolution_notes.as_deref().filter(|s| !s.is_empty()) {
+        thread.push(Line::from(Span::styled(
+            format!("resolved by {}", d.resolved_by.as_deref().unwrap_or("?")),
+            theme.fg(ThemeKey::BaseSuccess).add_modifier(Modifier::BOLD),
+        )));
+        for l in bidi::wrap(notes, width.saturating_sub(2).max(10), ctx.bidi) {
+            thread.push(Line::from(format!("  {l}")));
+        }
+    }
+    if thread.is_empty() {
+        thread.push(Line::from(Span::styled(
+            "no comments yet",
+            theme.fg(ThemeKey::BaseDim),
+        )));
+    }
+    thread
+}
