@@ -1,4 +1,4 @@
-//! The console's benchmark (figures in README): with 100,000 conversations and 50,000 tickets,
+//! The console's benchmark (figures in docs/benchmarks.md): with 100,000 conversations and 50,000 tickets,
 //! the first frame after sign-in, how soon a committed change is on screen, and the real
 //! binary's idle CPU and resident memory.
 //!

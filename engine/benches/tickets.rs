@@ -50,8 +50,8 @@ async fn creation_run(
     engine: bool,
 ) -> anyhow::Result<(f64, u64)> {
     // Each run starts from a clean checkpoint: otherwise it pays for writing out the previous
-    // run's (or the previous benchmark's million tickets') dirty pages, and back-to-back runs
-    // measured half of a first run's rate.
+    // run's (or the previous benchmark's million tickets') dirty pages, which made
+    // back-to-back runs measure far below a first run.
     sqlx::query("CHECKPOINT").execute(pool).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let created = Arc::new(AtomicU64::new(0));

@@ -31,7 +31,7 @@ use crate::decision::replies;
 use crate::events::{self, ChangeKind, ChangeNotice};
 use crate::knowledge::chunk::count_tokens;
 use crate::lang::Lang;
-use crate::tickets::{self, HandOver, Subject, Ticket, TicketError};
+use crate::tickets::{self, HandOver, HandOverReason, Subject, Ticket, TicketError};
 
 /// Why a turn failed.
 #[derive(Debug, thiserror::Error)]
@@ -290,7 +290,7 @@ async fn write(
             &mut tx,
             conversation_id,
             &t,
-            &Escalation {
+            &HandOverReason {
                 category: decision.category.as_deref().unwrap_or("resources"),
                 priority: decision.priority.as_deref().unwrap_or("medium"),
                 reason: &decision.reason.en,
@@ -336,21 +336,6 @@ async fn write(
     })
 }
 
-/// Why and how a conversation goes to the team.
-#[derive(Debug, Clone, Copy)]
-pub struct Escalation<'a> {
-    /// Ticket category code.
-    pub category: &'a str,
-    /// Ticket priority code.
-    pub priority: &'a str,
-    /// Why, kept as a new ticket's description.
-    pub reason: &'a str,
-    /// The crisis gate fired: an open ticket of another kind becomes a crisis ticket.
-    pub crisis: bool,
-    /// The decision's reason code, for the audit trail.
-    pub reason_code: &'a str,
-}
-
 /// Hands a conversation over to the team outside a turn (by the system or staff): opens its
 /// ticket and marks it escalated, in one transaction. If the conversation already has an open
 /// ticket, that one is returned and nothing changes, so a retried escalation never opens a
@@ -365,14 +350,14 @@ pub async fn escalate(
 ) -> Result<Ticket, TurnError> {
     let mut tx = conn.begin().await?;
     let target = conversations::target(&mut tx, conversation_id, true).await?;
-    let escalation = Escalation {
+    let why = HandOverReason {
         category,
         priority,
         reason,
         crisis: false,
         reason_code: "",
     };
-    let (ticket, _) = hand_over(&mut tx, conversation_id, &target, &escalation, now).await?;
+    let (ticket, _) = hand_over(&mut tx, conversation_id, &target, &why, now).await?;
     tx.commit().await?;
     Ok(ticket)
 }
@@ -385,7 +370,7 @@ async fn hand_over(
     tx: &mut PgConnection,
     conversation_id: Uuid,
     target: &TurnTarget,
-    e: &Escalation<'_>,
+    why: &HandOverReason<'_>,
     now: DateTime<Utc>,
 ) -> Result<(Ticket, bool), TurnError> {
     let (title, first_message) = conversations::subject_sources(tx, conversation_id).await?;
@@ -395,11 +380,7 @@ async fn hand_over(
             conversation_id,
             user_id: target.user_id,
             subject: Subject::for_conversation(title.as_deref(), first_message.as_deref()),
-            category: e.category,
-            priority: e.priority,
-            reason: e.reason,
-            crisis: e.crisis,
-            reason_code: e.reason_code,
+            reason: *why,
         },
         now,
     )

@@ -669,10 +669,9 @@ fn memory_total_mib() -> Option<u64> {
 }
 
 /// shared_buffers for a new cluster, in MiB: an eighth of the machine's memory, between 128 MiB
-/// and 1 GiB. At 100,000 chunks the knowledge base's table, vector and text indexes take about
-/// 600 MiB; with 256 MiB searches re-read evicted pages and wrote back hint bits on the way,
-/// and hybrid search p50 was 13 ms instead of 9 (README). The memory is touched only as pages
-/// are cached.
+/// and 1 GiB: a large knowledge base's table and indexes should stay cached, since with too
+/// small a cache searches re-read evicted pages and wrote back hint bits on the way
+/// (docs/retrieval.md, "Design choices"). The memory is touched only as pages are cached.
 fn shared_buffers_mib(memory_total_mib: Option<u64>) -> u64 {
     memory_total_mib.map_or(256, |total| (total / 8).clamp(128, 1024))
 }

@@ -173,13 +173,13 @@ pub async fn connect_url(url: &str, max_connections: u32) -> Result<PgPool, DbEr
 /// Settings every engine connection starts with, sent with the connection request (no round
 /// trip of their own):
 /// - `jit = off`: the engine's statements are short OLTP queries; JIT compilation costs tens
-///   to hundreds of milliseconds whenever an estimate crosses `jit_above_cost` (it once made a
-///   ticket-queue page take 700 ms);
+///   to hundreds of milliseconds whenever an estimate crosses `jit_above_cost`, which a
+///   ticket-queue page once did;
 /// - `hnsw.ef_search` and `hnsw.iterative_scan`: the retriever's defaults for a search without
 ///   a category filter, so that it is one statement instead of a transaction that sets them
 ///   first. Iterative scans are off: the language filter lives in each index's predicate, so
 ///   only a category filter needs them, and they made every HNSW scan slower (the scan keeps
-///   the candidates it discards, for a next round: 10 to 25% at 100,000 chunks, README); a
+///   the candidates it discards, for a next round; docs/retrieval.md); a
 ///   category search turns them on for its own transaction. Placeholders until pgvector is
 ///   loaded in the session, which then takes them over.
 pub const SESSION_SETTINGS: &[(&str, &str)] = &[

@@ -154,8 +154,9 @@ pub struct Retriever {
 }
 
 /// Default `hnsw.ef_search`, which every engine connection starts with (`db::SESSION_SETTINGS`):
-/// the README's benchmark shows recall@10 >= 0.98 against an exact scan at this value on
-/// 100,000 chunks with the index parameters of `vector_index_ddl`.
+/// the lowest value at which the knowledge benchmark keeps recall@10 against an exact scan at
+/// its target on a large knowledge base with the index parameters of `vector_index_ddl`
+/// (figures: docs/benchmarks.md).
 pub const DEFAULT_EF_SEARCH: u32 = 200;
 
 impl Retriever {
@@ -290,10 +291,10 @@ impl Retriever {
             },
         );
 
-        // The two candidate lists run at once, on two of the pool's connections: on two cores
-        // a search then takes about the longer of the two instead of their sum. (Starting the
-        // vector list before the corrections, which it does not need, measured no faster: the
-        // short look-up was then often delayed by milliseconds.)
+        // The two candidate lists run at once, on two of the pool's connections: a search then
+        // takes about the longer of the two instead of their sum. The vector list waits for the
+        // corrections although it does not need them: started earlier, it delayed that short
+        // look-up and gained nothing.
         let vector_list = async {
             let t = Instant::now();
             let ids = self
@@ -717,9 +718,8 @@ impl LexemeStats {
 /// At most this many full-text matches are ranked. Ranking reads every match's row (and its
 /// tsvector out of line); a query whose words match more chunks than this cannot be told apart
 /// by full text anyway, and the vector list leads. Bounds a search's cost on a large knowledge
-/// base: at 100,000 chunks ranking 400 matches was a third of a search (README). The matches
-/// kept are not the best ones, so a lower cap costs quality: 100 dropped the public FAQ set's
-/// recall@10 from 0.93 to 0.82.
+/// base. The matches kept are not the best ones, so a lower cap costs quality (measured on the
+/// public FAQ set; docs/retrieval.md).
 pub const TEXT_RANK_CAP: usize = 400;
 
 /// What the text of a search's statements depends on; everything else is a parameter.
@@ -752,9 +752,8 @@ fn category_condition(shape: &SearchShape<'_>, parameter: u8) -> String {
 /// matches each branch to its partial index. The limit is a literal too (a number from the
 /// engine), and the category condition is there only when a category is asked for: with
 /// `LIMIT $n` and `$c IS NULL OR category = $c` the generic plan's cost estimate was far above
-/// a custom plan's, so PostgreSQL planned the statement afresh at every execution (0.5 ms, a
-/// twentieth of a search); with the literals, the two plans cost the same and the prepared
-/// statement keeps its generic plan.
+/// a custom plan's, so PostgreSQL planned the statement afresh at every execution; with the
+/// literals, the two plans cost the same and the prepared statement keeps its generic plan.
 ///
 /// Parameters: $1 query vector, $2 category (referenced only with a category).
 fn vector_sql(shape: &SearchShape<'_>) -> String {
@@ -848,7 +847,7 @@ const _: () = assert!(MAX_FUSED == 200, "DETAILS_SQL's LIMIT");
 ///
 /// Features: the top hit's cosine similarity, whether full-text search also found it, and its
 /// (length-normalised) text rank. The coefficients come from `amal-engine kb calibrate` on the
-/// shipped evaluation set plus out-of-scope queries (README, "Confidence").
+/// shipped evaluation set plus out-of-scope queries (docs/retrieval.md, "Confidence").
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Calibration {
     /// Weight of the cosine similarity.
@@ -863,9 +862,8 @@ pub struct Calibration {
 
 /// The shipped calibration (see [`Calibration`]).
 ///
-/// Fitted on 121 in-scope queries (79 with a relevant top hit) and 60 out-of-scope ones
-/// (`seeds/knowledge/out_of_scope.jsonl`): Brier score 0.155, accuracy 0.75 at 0.5; predicted
-/// 0.25 / 0.54 / 0.74 / 0.85 were observed 0.20 / 0.53 / 0.71 / 1.00.
+/// Fitted on the shipped evaluation set and the out-of-scope queries
+/// (`seeds/knowledge/out_of_scope.jsonl`); its reliability table is in docs/retrieval.md.
 pub const CALIBRATION: Calibration = Calibration {
     similarity: 9.89,
     text_match: 6.97,

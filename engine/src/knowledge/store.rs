@@ -190,8 +190,8 @@ async fn store_document(
 
     let mut tx = pool.begin().await?;
     // Ingestion is idempotent: a crash can only lose the last moments of ingested documents
-    // (never leave one half-written), and ingesting again restores them. Not waiting for each
-    // commit's WAL flush makes bulk loads several times faster.
+    // (never leave one half-written), and ingesting again restores them; not waiting for each
+    // commit's WAL flush is what makes bulk loads fast.
     sqlx::query("SET LOCAL synchronous_commit = off")
         .execute(&mut *tx)
         .await?;
@@ -684,9 +684,9 @@ pub async fn reembed(
 }
 
 /// Concurrent documents in an ingestion run. Each document is text processing in the engine
-/// (chunking, PII stripping, embedding) and then its transaction in the database; with two
-/// cores, four workers keep both busy (two left a seventh of the CPU idle, six gained nothing
-/// more; README).
+/// (chunking, PII stripping, embedding) and then its transaction in the database; twice the
+/// cores of our machines keeps both sides busy (fewer left CPU idle, more gained nothing;
+/// docs/retrieval.md, "Design choices").
 pub const INGEST_WORKERS: usize = 4;
 
 /// From this many files on, a batch rebuilds the search indexes instead of maintaining them.

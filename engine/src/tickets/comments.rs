@@ -138,20 +138,62 @@ pub async fn comment(
     Ok(comment)
 }
 
-/// A comment locked for a change, with what the permission check needs.
+/// A live comment locked for a change by its author or a supervisor.
+#[derive(sqlx::FromRow)]
+struct LockedComment {
+    id: Uuid,
+    ticket_id: Uuid,
+    author: Uuid,
+    content: String,
+    message_id: Option<Uuid>,
+    conversation_id: Option<Uuid>,
+}
+
+/// Locks a live comment for a change that `actor` may make: their own comment, or anyone's
+/// for a supervisor (`doing` names the change in the refusal).
 async fn lock_comment(
     conn: &mut PgConnection,
+    actor: &Actor,
     comment_id: Uuid,
-) -> Result<(Uuid, Uuid, String, Option<Uuid>, Uuid, Option<Uuid>), TicketError> {
-    sqlx::query_as(
-        "SELECT c.ticket_id, c.user_id, c.content, c.message_id, t.id, t.conversation_id \
+    doing: &'static str,
+) -> Result<LockedComment, TicketError> {
+    let c: LockedComment = sqlx::query_as(
+        "SELECT c.id, c.ticket_id, c.user_id AS author, c.content, c.message_id, t.conversation_id \
            FROM ticket_comments c JOIN support_tickets t ON t.id = c.ticket_id \
           WHERE c.id = $1 AND c.deleted_at IS NULL FOR UPDATE OF c",
     )
     .bind(comment_id)
-    .fetch_optional(conn)
+    .fetch_optional(&mut *conn)
     .await?
-    .ok_or(TicketError::CommentNotFound(comment_id))
+    .ok_or(TicketError::CommentNotFound(comment_id))?;
+    if c.author != actor.id {
+        staff::require(actor, StaffRole::Supervisor, doing)?;
+    }
+    Ok(c)
+}
+
+/// Records a change to a comment in the audit trail and tells the consoles (and the person's
+/// stream, when the comment was delivered to them).
+async fn changed(
+    tx: &mut PgConnection,
+    actor: &Actor,
+    c: &LockedComment,
+    action: &'static str,
+) -> Result<(), TicketError> {
+    record(
+        tx,
+        actor,
+        action,
+        c.ticket_id,
+        json!({ "comment_id": c.id, "message_id": c.message_id }),
+    )
+    .await?;
+    events::notify(
+        tx,
+        &comment_notice(c.ticket_id, c.message_id, c.conversation_id),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Edits a comment (its author, or a supervisor). The previous text goes to
@@ -164,22 +206,14 @@ pub async fn edit_comment(
     now: DateTime<Utc>,
 ) -> Result<Comment, TicketError> {
     let mut tx = conn.begin().await?;
-    let (ticket_id, author, previous, message_id, _, conversation_id) =
-        lock_comment(&mut tx, comment_id).await?;
-    if author != actor.id {
-        staff::require(
-            actor,
-            StaffRole::Supervisor,
-            "editing someone else's comment",
-        )?;
-    }
-    if previous != text.as_str() {
+    let c = lock_comment(&mut tx, actor, comment_id, "editing someone else's comment").await?;
+    if c.content != text.as_str() {
         sqlx::query(
             "INSERT INTO ticket_comment_edits (comment_id, previous_content, edited_by, edited_at) \
              VALUES ($1, $2, $3, $4)",
         )
         .bind(comment_id)
-        .bind(&previous)
+        .bind(&c.content)
         .bind(actor.id)
         .bind(now)
         .execute(&mut *tx)
@@ -189,24 +223,12 @@ pub async fn edit_comment(
             .bind(text.as_str())
             .execute(&mut *tx)
             .await?;
-        if let Some(m) = message_id {
+        if let Some(m) = c.message_id {
             conversations::edit_message(&mut tx, m, text.as_str()).await?;
         }
-        record(
-            &mut tx,
-            actor,
-            "ticket.comment_edit",
-            ticket_id,
-            json!({ "comment_id": comment_id, "message_id": message_id }),
-        )
-        .await?;
-        events::notify(
-            &mut tx,
-            &comment_notice(ticket_id, message_id, conversation_id),
-        )
-        .await?;
+        changed(&mut tx, actor, &c, "ticket.comment_edit").await?;
     }
-    let comment = comments(&mut tx, ticket_id)
+    let comment = comments(&mut tx, c.ticket_id)
         .await?
         .into_iter()
         .find(|c| c.id == comment_id)
@@ -224,36 +246,22 @@ pub async fn delete_comment(
     now: DateTime<Utc>,
 ) -> Result<(), TicketError> {
     let mut tx = conn.begin().await?;
-    let (ticket_id, author, _, message_id, _, conversation_id) =
-        lock_comment(&mut tx, comment_id).await?;
-    if author != actor.id {
-        staff::require(
-            actor,
-            StaffRole::Supervisor,
-            "deleting someone else's comment",
-        )?;
-    }
+    let c = lock_comment(
+        &mut tx,
+        actor,
+        comment_id,
+        "deleting someone else's comment",
+    )
+    .await?;
     sqlx::query("UPDATE ticket_comments SET deleted_at = $2 WHERE id = $1")
         .bind(comment_id)
         .bind(now)
         .execute(&mut *tx)
         .await?;
-    if let Some(m) = message_id {
+    if let Some(m) = c.message_id {
         conversations::withdraw_message(&mut tx, m, now).await?;
     }
-    record(
-        &mut tx,
-        actor,
-        "ticket.comment_delete",
-        ticket_id,
-        json!({ "comment_id": comment_id, "message_id": message_id }),
-    )
-    .await?;
-    events::notify(
-        &mut tx,
-        &comment_notice(ticket_id, message_id, conversation_id),
-    )
-    .await?;
+    changed(&mut tx, actor, &c, "ticket.comment_delete").await?;
     tx.commit().await?;
     Ok(())
 }

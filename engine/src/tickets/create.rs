@@ -141,7 +141,23 @@ async fn insert(
     Ok(Ticket::from(row))
 }
 
-/// A conversation handed over to the team by a turn.
+/// Why and how a conversation goes to the team.
+#[derive(Debug, Clone, Copy)]
+pub struct HandOverReason<'a> {
+    /// Category code.
+    pub category: &'a str,
+    /// Priority code.
+    pub priority: &'a str,
+    /// Why (the decision's reason), kept as a new ticket's description.
+    pub reason: &'a str,
+    /// The crisis gate fired: an open ticket of another category or priority becomes a crisis
+    /// ticket (`category` and `priority` are then the crisis ones).
+    pub crisis: bool,
+    /// The decision's reason code, for the audit trail of a crisis upgrade.
+    pub reason_code: &'a str,
+}
+
+/// A conversation handed over to the team.
 #[derive(Debug, Clone)]
 pub struct HandOver<'a> {
     /// The conversation.
@@ -150,17 +166,8 @@ pub struct HandOver<'a> {
     pub user_id: Uuid,
     /// The subject a new ticket gets.
     pub subject: Subject,
-    /// Category code.
-    pub category: &'a str,
-    /// Priority code.
-    pub priority: &'a str,
-    /// Why (the decision's reason), kept as the ticket's description.
-    pub reason: &'a str,
-    /// The crisis gate fired: an open ticket of another category or priority becomes a crisis
-    /// ticket (`category` and `priority` are then the crisis ones).
-    pub crisis: bool,
-    /// The decision's reason code, for the audit trail of a crisis upgrade.
-    pub reason_code: &'a str,
+    /// Why and how.
+    pub reason: HandOverReason<'a>,
 }
 
 /// Opens the conversation's ticket, or joins its open one, inside the caller's transaction,
@@ -173,29 +180,30 @@ pub async fn hand_over(
     h: &HandOver<'_>,
     now: DateTime<Utc>,
 ) -> Result<(Ticket, bool), TicketError> {
+    let e = &h.reason;
     if let Some(id) = open_ticket_of(tx, h.conversation_id).await? {
         let ticket = get(tx, id, now).await?;
-        if h.crisis && (ticket.priority != h.priority || ticket.category != h.category) {
+        if e.crisis && (ticket.priority != e.priority || ticket.category != e.category) {
             upgrade_to_crisis(tx, &ticket, h, now).await?;
             return Ok((get(tx, id, now).await?, false));
         }
         return Ok((ticket, false));
     }
-    let reason = h.reason.trim();
+    let reason = e.reason.trim();
     let new = NewTicket {
         user_id: h.user_id,
         conversation_id: Some(h.conversation_id),
         subject: h.subject.clone(),
         description: (!reason.is_empty()).then(|| reason.to_string()),
-        category: h.category.to_string(),
-        priority: h.priority.to_string(),
+        category: e.category.to_string(),
+        priority: e.priority.to_string(),
     };
     let id = Uuid::new_v4();
     let details = json!({
         "source": "conversation",
         "conversation_id": h.conversation_id,
-        "category": h.category,
-        "priority": h.priority,
+        "category": e.category,
+        "priority": e.priority,
         "reason": reason,
     });
     let notice = ChangeNotice::new(ChangeKind::TicketCreated)
@@ -219,8 +227,8 @@ async fn upgrade_to_crisis(
         "UPDATE support_tickets SET category = $2, priority = $3, updated_at = $4 WHERE id = $1",
     )
     .bind(ticket.id)
-    .bind(h.category)
-    .bind(h.priority)
+    .bind(h.reason.category)
+    .bind(h.reason.priority)
     .bind(now)
     .execute(&mut *tx)
     .await?;
@@ -235,7 +243,7 @@ async fn upgrade_to_crisis(
                 "conversation_id": h.conversation_id,
                 "from_category": ticket.category,
                 "from_priority": ticket.priority,
-                "reason_code": h.reason_code,
+                "reason_code": h.reason.reason_code,
             }),
         },
     )
