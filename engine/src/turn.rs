@@ -23,14 +23,12 @@ use crate::conversations::{
     self, ConversationError, DecisionRecord, MAX_CLIENT_MESSAGE_ID_CHARS, Message, MessageContent,
     NewDecision, NewReply, TurnTarget,
 };
-use crate::decision::auto::{
-    Decision, DecisionEngine, Mode, Route, TurnContext, message_language, reason,
-};
+use crate::decision::auto::{Decision, DecisionEngine, Mode, Route, TurnContext, reason};
 use crate::decision::crisis::CrisisMatch;
 use crate::decision::replies;
 use crate::events::{self, ChangeKind, ChangeNotice};
 use crate::knowledge::chunk::count_tokens;
-use crate::lang::Lang;
+use crate::lang::{Lang, message_language};
 use crate::tickets::{self, HandOver, HandOverReason, Subject, Ticket, TicketError};
 
 /// Why a turn failed.

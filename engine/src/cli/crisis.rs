@@ -10,7 +10,7 @@ use clap::Subcommand;
 use amal_engine::decision::crisis::eval::{self, PUBLIC_SETS, PUBLIC_TABLE_HEADER, SHIPPED_SET};
 use amal_engine::decision::crisis::{CrisisGate, CrisisNumbers, safety_message};
 use amal_engine::decision::human_request::HumanRequestDetector;
-use amal_engine::decision::normalize::guess_message_language;
+use amal_engine::lang::normalize::guess_message_language;
 
 /// Subcommands of `amal-engine crisis`.
 #[derive(Debug, Subcommand)]

@@ -13,10 +13,10 @@ use sqlx::PgPool;
 
 use amal_engine::config::Config;
 use amal_engine::db;
-use amal_engine::decision::auto::{Decision, DecisionEngine, message_language};
+use amal_engine::decision::auto::{Decision, DecisionEngine};
 use amal_engine::knowledge::store;
 use amal_engine::knowledge::{Embedder, Retriever};
-use amal_engine::lang::Lang;
+use amal_engine::lang::{Lang, message_language};
 
 /// Arguments of `amal-engine decide`.
 #[derive(Debug, Args)]

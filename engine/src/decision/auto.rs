@@ -242,23 +242,6 @@ pub struct DecisionEngine {
     pub model: Option<ChatModel>,
 }
 
-/// Converts between the crate's language and the decision detectors' copy of it (same codes).
-fn to_crate_lang(l: super::normalize::Lang) -> Lang {
-    Lang::from_str(l.code()).unwrap_or(Lang::Ar)
-}
-
-fn to_detector_lang(l: Lang) -> super::normalize::Lang {
-    super::normalize::Lang::from_str(l.code()).unwrap_or(super::normalize::Lang::Ar)
-}
-
-/// The language a message is answered in when the conversation has none: the text's detected
-/// language (Arabizi included), else `fallback` (the user's locale).
-pub fn message_language(text: &str, fallback: Lang) -> Lang {
-    crate::lang::detect(text)
-        .or_else(|| super::normalize::guess_message_language(text).map(to_crate_lang))
-        .unwrap_or(fallback)
-}
-
 impl DecisionEngine {
     /// An engine with the built-in rules and the given retriever, numbers and settings.
     pub fn new(
@@ -606,7 +589,7 @@ impl DecisionEngine {
 fn crisis_decision(m: CrisisMatch, numbers: &CrisisNumbers) -> Decision {
     // The safety message goes out in the language the person just wrote in (the gate reads it
     // from the message), which is the language they can read right now.
-    let lang = to_crate_lang(m.language);
+    let lang = m.language;
     let (ar, fr, en) = crisis_kind_names(m.kind);
     Decision {
         decision: Route::Support,
@@ -629,7 +612,7 @@ fn crisis_decision(m: CrisisMatch, numbers: &CrisisNumbers) -> Decision {
         model_used: None,
         prompt_tokens: None,
         completion_tokens: None,
-        reply: crisis::safety_message(to_detector_lang(lang), numbers),
+        reply: crisis::safety_message(lang, numbers),
         answer: None,
         crisis: Some(m),
         hits: Vec::new(),

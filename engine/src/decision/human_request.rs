@@ -9,8 +9,8 @@
 use serde::Serialize;
 
 use super::crisis::BUILTIN_SETS;
-use super::normalize::{Lang, guess_language_of, normalize};
 use super::rules::{RuleError, RuleSet, RuleSource};
+use crate::lang::normalize::{Lang, guess_language_of, normalize};
 
 /// The only kind of human-request rule.
 pub const KIND: &str = "human_request";

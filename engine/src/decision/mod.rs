@@ -6,7 +6,7 @@
 //!    danger) — a match means SUPPORT, category crisis, priority urgent, and a fixed safety message;
 //! 2. [`human_request`]: an explicit request for a human means SUPPORT.
 //!
-//! Both detectors share [`normalize`] (text folding, tokens, language guess) and [`rules`] (the
+//! Both detectors share [`crate::lang::normalize`] (text folding, tokens, language guess) and [`rules`] (the
 //! clinician-readable rule files and their small pattern language).
 
 pub mod answer;
@@ -14,6 +14,5 @@ pub mod auto;
 pub mod crisis;
 pub mod human_request;
 pub mod llm;
-pub mod normalize;
 pub mod replies;
 pub mod rules;

@@ -61,7 +61,7 @@ use std::path::Path;
 use aho_corasick::{AhoCorasick, MatchKind};
 use serde::Deserialize;
 
-use super::normalize::{Lang, Normalized, Script, Token, fold_words, normalize};
+use crate::lang::normalize::{Lang, Normalized, Script, Token, fold_words, normalize};
 
 /// Largest number of words a `*` gap may skip.
 pub const SHORT_GAP: u8 = 3;

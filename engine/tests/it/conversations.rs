@@ -8,10 +8,10 @@ use uuid::Uuid;
 use amal_engine::conversations::{self, ContentError, ConversationError, MessageContent};
 use amal_engine::decision::auto::{DecisionEngine, Mode};
 use amal_engine::decision::crisis::safety_message;
-use amal_engine::decision::normalize;
 use amal_engine::knowledge::chunk::count_tokens;
 use amal_engine::knowledge::{Retriever, SearchRequest};
 use amal_engine::lang::Lang;
+use amal_engine::lang::normalize;
 use amal_engine::turn::{Turn, TurnError};
 
 use crate::fixtures::{

@@ -9,8 +9,8 @@ use amal_engine::decision::crisis::{
     BUILTIN_RULE_FILES, BUILTIN_SETS, CrisisGate, CrisisKind, CrisisNumbers, eval, safety_message,
 };
 use amal_engine::decision::human_request::HumanRequestDetector;
-use amal_engine::decision::normalize::Lang;
 use amal_engine::decision::rules::{RuleSet, RuleSource};
+use amal_engine::lang::normalize::Lang;
 
 /// The highest false-escalation rate allowed on the team's evaluation set (look-alikes that
 /// fire the gate). Measured when the rules were written: 0 of 224 (see README.md, "Crisis gate");

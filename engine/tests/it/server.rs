@@ -423,7 +423,7 @@ async fn journey_sign_in_consent_converse_crisis_and_a_staff_reply_on_the_live_s
     assert_eq!(
         crisis["reply"]["content"].as_str().unwrap(),
         amal_engine::decision::crisis::safety_message(
-            amal_engine::decision::normalize::Lang::En,
+            amal_engine::lang::normalize::Lang::En,
             &numbers()
         )
     );

@@ -25,8 +25,8 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use super::normalize::{Lang, guess_language_of, normalize};
 use super::rules::{RuleError, RuleSet, RuleSource};
+use crate::lang::normalize::{Lang, guess_language_of, normalize};
 
 pub mod eval;
 

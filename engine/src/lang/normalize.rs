@@ -1,4 +1,5 @@
-//! Text normalization shared by the crisis gate and the human-request detector.
+//! Text normalization for matching rules against what people write: shared by the crisis gate
+//! and the human-request detector, and the message-language guess of [`super::message_language`].
 //!
 //! People write to the service in Modern Standard Arabic, Algerian Darija (in Arabic script and
 //! in Latin-script "Arabizi", where digits are letters: 3=ع, 7=ح, 9=ق, 5=خ, 2=ء, 8=غ), French and
@@ -143,7 +144,7 @@ fn fold_char(c: char) -> Piece {
         '\u{06F0}'..='\u{06F9}' => char::from(b'0' + (c as u32 - 0x06F0) as u8),
         _ => c,
     };
-    if crate::lang::is_alphanumeric(c) {
+    if super::is_alphanumeric(c) {
         return Piece::Word(c);
     }
     if is_emoji(c) {
@@ -174,7 +175,7 @@ fn classify(word: &str) -> Script {
     for c in word.chars() {
         if is_arabic_letter(c) {
             arabic = true;
-        } else if crate::lang::is_alphabetic(c) {
+        } else if super::is_alphabetic(c) {
             letter = true;
         }
     }

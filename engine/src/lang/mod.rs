@@ -4,6 +4,8 @@
 //! with Arabizi features (digits used as letters, Darija words) is Arabic too; otherwise French
 //! and English are told apart by their function words and accents.
 
+pub mod normalize;
+
 use std::fmt;
 use std::str::FromStr;
 use std::sync::LazyLock;
@@ -202,6 +204,16 @@ fn is_arabizi_word(word: &str) -> bool {
 /// True for letters of the Arabic script blocks.
 pub fn is_arabic_letter(c: char) -> bool {
     matches!(c, '\u{0621}'..='\u{064A}' | '\u{066E}'..='\u{06D3}' | '\u{06FA}'..='\u{06FF}' | '\u{0750}'..='\u{077F}' | '\u{FB50}'..='\u{FDFF}' | '\u{FE70}'..='\u{FEFF}')
+}
+
+/// The language a person's message is answered in when its conversation has none yet: the
+/// text's detected language ([`detect`]), else the word-level guess the crisis gate's reading
+/// uses (Arabizi included; [`normalize::guess_message_language`]), else `fallback` (the
+/// person's locale). The one place the engine picks a message's language.
+pub fn message_language(text: &str, fallback: Lang) -> Lang {
+    detect(text)
+        .or_else(|| normalize::guess_message_language(text))
+        .unwrap_or(fallback)
 }
 
 /// Detects the language of `text`; `None` when there is too little to tell.
