@@ -209,6 +209,11 @@ impl Retriever {
         query_vector: &Vector,
         category: Option<&str>,
     ) -> Result<Vec<Uuid>, KnowledgeError> {
+        // A message with no words ("👍", "???") embeds to the zero vector, which has no
+        // direction: every cosine distance to it is undefined, so nothing is near it.
+        if query_vector.as_slice().iter().all(|x| *x == 0.0) {
+            return Ok(Vec::new());
+        }
         let sql = vector_sql(shape);
         let query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(query_vector)
@@ -457,7 +462,12 @@ impl DetailRow {
             content: self.content,
             score: f.score,
             vector_rank: f.vector_rank,
-            vector_similarity: self.vector_similarity,
+            // Undefined (NaN) when either vector is zero: no similarity at all.
+            vector_similarity: if self.vector_similarity.is_finite() {
+                self.vector_similarity
+            } else {
+                0.0
+            },
             text_rank: f.text_rank,
             text_score: f.text_score,
         }
@@ -872,21 +882,26 @@ pub const CALIBRATION: Calibration = Calibration {
 };
 
 impl Calibration {
-    /// The features of a hit, in the order of the weights.
+    /// The features of a hit, in the order of the weights; evidence that is not a finite
+    /// number counts as none.
     pub fn features(hit: &Hit) -> [f64; 3] {
+        let finite = |x: f64| if x.is_finite() { x } else { 0.0 };
         [
-            hit.vector_similarity,
+            finite(hit.vector_similarity),
             if hit.text_rank.is_some() { 1.0 } else { 0.0 },
-            f64::from(hit.text_score.unwrap_or(0.0)) * 10.0,
+            finite(f64::from(hit.text_score.unwrap_or(0.0))) * 10.0,
         ]
     }
 
-    /// The calibrated probability for a hit (0 when there is none).
+    /// The calibrated probability for a hit: always a finite number in [0, 1], 0 when there
+    /// is no hit or its evidence is not a number (a confidence that is not a number would
+    /// compare as "not below the threshold" and pass for a confident answer).
     pub fn apply(&self, hit: Option<&Hit>) -> f64 {
         let Some(hit) = hit else { return 0.0 };
         let [s, m, t] = Self::features(hit);
         let z = self.similarity * s + self.text_match * m + self.text_score * t + self.bias;
-        1.0 / (1.0 + (-z).exp())
+        let p = 1.0 / (1.0 + (-z).exp());
+        if p.is_nan() { 0.0 } else { p.clamp(0.0, 1.0) }
     }
 }
 
@@ -898,6 +913,53 @@ pub fn confidence(top: Option<&Hit>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hit_with(similarity: f64, text_score: Option<f32>) -> Hit {
+        Hit {
+            chunk_id: Uuid::nil(),
+            document_id: Uuid::nil(),
+            title: String::new(),
+            source: None,
+            category: None,
+            lang: "en".into(),
+            chunk_index: 0,
+            content: String::new(),
+            score: 0.0,
+            vector_rank: None,
+            vector_similarity: similarity,
+            text_rank: text_score.map(|_| 1),
+            text_score,
+        }
+    }
+
+    #[test]
+    fn confidence_is_a_finite_probability_whatever_the_evidence() {
+        for similarity in [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -1.0,
+            0.0,
+            1.0,
+            1e300,
+        ] {
+            for text_score in [
+                None,
+                Some(f32::NAN),
+                Some(f32::INFINITY),
+                Some(0.0),
+                Some(0.5),
+            ] {
+                let c = confidence(Some(&hit_with(similarity, text_score)));
+                assert!(
+                    c.is_finite() && (0.0..=1.0).contains(&c),
+                    "{similarity} {text_score:?} -> {c}"
+                );
+            }
+        }
+        assert_eq!(confidence(None), 0.0);
+        assert!(confidence(Some(&hit_with(f64::NAN, None))) < 0.01);
+    }
 
     #[test]
     fn query_words_are_folded_and_stopwords_dropped() {

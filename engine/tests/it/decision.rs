@@ -412,3 +412,47 @@ async fn a_chat_model_writes_grounded_answers_may_decline_and_never_sees_a_crisi
     }
     assert_eq!(calls.load(Ordering::SeqCst), before);
 }
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn messages_without_words_are_ordinary_turns_with_a_finite_confidence(pool: PgPool) {
+    let auto = kb_engine(&pool).await;
+    let many_emoji = "👍".repeat(10_000);
+    for (i, text) in [
+        "👍",
+        "???",
+        "...",
+        ":)",
+        "؟؟؟",
+        "❤️",
+        "!!!",
+        "   .   ",
+        many_emoji.as_str(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let d = auto.decide(&pool, text, Lang::Ar).await;
+        assert!(
+            d.confidence.is_finite() && (0.0..=1.0).contains(&d.confidence),
+            "{text:?}: confidence {}",
+            d.confidence
+        );
+        assert_ne!(
+            d.reason_code, "rag_confident",
+            "{text:?} answered from nothing"
+        );
+        let conv = new_conversation(&pool, &format!("p{i}@example.dz")).await;
+        let content = amal_engine::conversations::MessageContent::parse(text).unwrap();
+        let turn = amal_engine::turn::post_message(&pool, &auto, conv, None, &content)
+            .await
+            .unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        assert!(turn.decision.confidence.is_finite(), "{text:?}");
+    }
+    // The crisis gate still reads a message among emoji.
+    let d = auto.decide(&pool, "😭😭 je veux mourir 😭", Lang::Fr).await;
+    assert_eq!(d.decision, Route::Support);
+    assert!(d.reason_code.starts_with("crisis"), "{}", d.reason_code);
+}
