@@ -113,6 +113,9 @@ pub struct DecisionDay {
     pub count: i64,
     /// Mean confidence.
     pub avg_confidence: Option<f64>,
+    /// Of those, messages outside the service's subjects (`out_of_scope`, answered without a
+    /// ticket).
+    pub out_of_scope: i64,
 }
 
 /// Conversations started and messages posted on one day.
@@ -251,9 +254,13 @@ pub async fn collect(
     )
     .fetch_all(&mut *conn)
     .await?;
+    // v_decision_statistics with the out-of-scope count beside it.
     let decisions = sqlx::query_as(
-        "SELECT date, decision, count, avg_confidence FROM v_decision_statistics \
-          WHERE date >= $1 ORDER BY date, decision",
+        "SELECT service_local_date(created_at) AS date, decision, count(*) AS count, \
+                avg(confidence) AS avg_confidence, \
+                count(*) FILTER (WHERE reason_code = 'out_of_scope') AS out_of_scope \
+           FROM decision_logs WHERE service_local_date(created_at) >= $1 \
+          GROUP BY 1, 2 ORDER BY 1, 2",
     )
     .bind(since)
     .fetch_all(&mut *conn)

@@ -420,12 +420,14 @@ pub fn statistics() -> Statistics {
             decision: "rag".into(),
             count: i64::from(d % 5 + 3),
             avg_confidence: Some(0.8),
+            out_of_scope: 0,
         });
         decisions.push(DecisionDay {
             date: day(d),
             decision: "support".into(),
             count: i64::from(d % 3 + 1),
             avg_confidence: Some(0.9),
+            out_of_scope: 0,
         });
         activity.push(ActivityDay {
             date: day(d),

@@ -90,16 +90,17 @@ pub async fn run(config: &Config, args: StatsArgs) -> Result<ExitCode> {
             w.breached_open
         );
     }
-    println!("\ndecisions per day (count, average confidence):");
+    println!("\ndecisions per day (count, average confidence, outside the service's subjects):");
     for d in &s.decisions {
         println!(
-            "  {} {:<8} {:>5}  {}",
+            "  {} {:<8} {:>5}  {}  {}",
             d.date,
             d.decision,
             d.count,
             d.avg_confidence
                 .map(|c| format!("{c:.2}"))
-                .unwrap_or_else(|| "-".into())
+                .unwrap_or_else(|| "-".into()),
+            d.out_of_scope
         );
     }
     println!("\nconversations and messages per day:");

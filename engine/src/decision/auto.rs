@@ -23,8 +23,11 @@ use super::answer::{Answer, compose_answer, finish_answer};
 use super::crisis::{self, CrisisGate, CrisisKind, CrisisMatch, CrisisNumbers};
 use super::human_request::{self, HumanRequestDetector, HumanRequestMatch};
 use super::llm::{ChatModel, ModelReply};
-use super::replies::{clarifying_question, handover_message, ticket_open_message};
+use super::replies::{
+    clarifying_question, handover_message, out_of_scope_message, ticket_open_message,
+};
 use super::rules::RuleError;
+use super::scope::{self, OffTopicMatch, ScopeDetector};
 
 use crate::knowledge::{Hit, Retriever, SearchRequest};
 use crate::lang::Lang;
@@ -232,6 +235,7 @@ impl Default for TurnContext {
 pub struct DecisionEngine {
     crisis: CrisisGate,
     human: HumanRequestDetector,
+    scope: ScopeDetector,
     retriever: Retriever,
     numbers: CrisisNumbers,
     /// Minimum calibrated confidence for a RAG answer.
@@ -253,6 +257,7 @@ impl DecisionEngine {
         Ok(DecisionEngine {
             crisis: CrisisGate::builtin()?,
             human: HumanRequestDetector::builtin()?,
+            scope: ScopeDetector::builtin()?,
             retriever,
             numbers,
             threshold: threshold.clamp(0.0, 1.0),
@@ -281,6 +286,7 @@ impl DecisionEngine {
         Ok(DecisionEngine {
             crisis: CrisisGate::from_env()?,
             human: HumanRequestDetector::builtin()?,
+            scope: ScopeDetector::builtin()?,
             retriever,
             numbers: CrisisNumbers::from_env(),
             threshold: threshold.clamp(0.0, 1.0),
@@ -365,7 +371,16 @@ impl DecisionEngine {
         // to give the ticket a topic.
         let human = self.human.detect(text);
         let support_mode = ctx.mode == Mode::Support;
-        // Step 3. Retrieval in the person's language only.
+        // Step 3. A message about another subject (weather, football, paperwork, prices) gets a
+        // short reply saying what the service helps with, and no ticket; the rules never fire on
+        // a word of the service's subjects or of distress. Nothing to retrieve.
+        if human.is_none()
+            && !support_mode
+            && let Some(m) = self.scope.off_topic(text)
+        {
+            return out_of_scope(lang, m);
+        }
+        // Step 4. Retrieval in the person's language only.
         let outcome = self
             .retriever
             .search(
@@ -492,7 +507,7 @@ impl DecisionEngine {
             return support(lang, &category, code, reasons, confidence, evidence, hits);
         }
 
-        // Step 4. Answer from the approved chunks only: the configured chat model, else (and
+        // Step 5. Answer from the approved chunks only: the configured chat model, else (and
         // whenever the model fails) the offline extractive answer.
         let mut model_used = OFFLINE_MODEL.to_string();
         let mut tokens = (None, None);
@@ -582,6 +597,32 @@ impl DecisionEngine {
             crisis: None,
             hits,
         }
+    }
+}
+
+/// The decision on a message about another subject: the assistant says what the service helps
+/// with and that a person can be asked for; no ticket.
+fn out_of_scope(lang: Lang, m: OffTopicMatch) -> Decision {
+    Decision {
+        decision: Route::Rag,
+        category: None,
+        priority: None,
+        reason_code: scope::REASON_CODE.to_string(),
+        reason: Reasons::new(
+            "رسالة خارج مواضيع الخدمة",
+            "Message hors des sujets du service",
+            "Message outside the service's subjects",
+        ),
+        confidence: 1.0,
+        lang,
+        evidence: json!({"step": "scope", "rule": m.rule_id, "matched": m.matched, "lang": lang.code()}),
+        model_used: Some(OFFLINE_MODEL.to_string()),
+        prompt_tokens: None,
+        completion_tokens: None,
+        reply: out_of_scope_message(lang).to_string(),
+        answer: None,
+        crisis: None,
+        hits: Vec::new(),
     }
 }
 

@@ -4,7 +4,9 @@
 //! setting can override them:
 //! 1. [`crisis`]: the crisis gate (suicidal ideation, self-harm, overdose or poisoning, immediate
 //!    danger) — a match means SUPPORT, category crisis, priority urgent, and a fixed safety message;
-//! 2. [`human_request`]: an explicit request for a human means SUPPORT.
+//! 2. [`human_request`]: an explicit request for a human means SUPPORT;
+//! 3. [`scope`]: a message about another subject (weather, football, paperwork) gets a reply
+//!    saying what the service helps with, and no ticket.
 //!
 //! Both detectors share [`crate::lang::normalize`] (text folding, tokens, language guess) and [`rules`] (the
 //! clinician-readable rule files and their small pattern language).
@@ -16,3 +18,4 @@ pub mod human_request;
 pub mod llm;
 pub mod replies;
 pub mod rules;
+pub mod scope;

@@ -72,6 +72,22 @@ pub(crate) fn closing(lang: Lang) -> &'static str {
     }
 }
 
+/// The reply to a message about another subject than the service's: what it helps with, and
+/// that a person can be asked for at any time.
+pub fn out_of_scope_message(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Ar => {
+            "أنا مساعد خدمة للدعم في الإدمان والصحة النفسية (الكحول، المخدرات، التدخين، القمار، التوتر، القلق، الحزن، النوم، هموم العائلة)، ولا أستطيع المساعدة في هذا السؤال. إذا كان هناك ما يثقل عليك، احكِ لي عنه، ويمكنك أن تطلب التحدث مع شخص من فريقنا في أي وقت."
+        }
+        Lang::Fr => {
+            "Je suis l'assistant d'un service d'aide pour les addictions et la santé mentale (alcool, drogues, tabac, jeux d'argent, stress, anxiété, tristesse, sommeil, soucis de famille) et je ne peux pas vous aider sur cette question. Si quelque chose vous pèse, parlez-m'en ; vous pouvez aussi demander à parler à une personne de notre équipe à tout moment."
+        }
+        Lang::En => {
+            "I'm the assistant of a help service for addiction and mental health (alcohol, drugs, smoking, gambling, stress, anxiety, low mood, sleep, family worries), and I can't help with that question. If something is weighing on you, tell me about it; you can also ask to talk to a person from our team at any time."
+        }
+    }
+}
+
 /// The line a hand-over reply ends with: the ticket's number.
 pub fn ticket_line(lang: Lang, number: &str) -> String {
     match lang {

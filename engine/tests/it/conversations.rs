@@ -397,15 +397,19 @@ async fn writing_resumes_a_ticket_pending_on_the_person(pool: PgPool) {
     migrations = "../migrations",
     fixtures(path = "../../../seeds", scripts("reference"))
 )]
-async fn an_off_topic_message_goes_to_a_human_for_low_confidence(pool: PgPool) {
+async fn a_message_the_knowledge_base_cannot_answer_goes_to_a_human_for_low_confidence(
+    pool: PgPool,
+) {
     let engine = kb_engine(&pool).await;
-    let conv = new_conversation(&pool, "offtopic@example.dz").await;
+    let conv = new_conversation(&pool, "unanswered@example.dz").await;
+    // Not another subject (those get a reply and no ticket): something the knowledge base has
+    // no article for.
     let turn = post(
         &pool,
         &engine,
         conv,
         None,
-        "Which football team won the league last season?",
+        "My cousin's wedding plans keep going round in my head every evening",
     )
     .await;
     assert_eq!(turn.decision.decision, "support");

@@ -10,6 +10,7 @@ use amal_engine::decision::crisis::{
 };
 use amal_engine::decision::human_request::HumanRequestDetector;
 use amal_engine::decision::rules::{RuleSet, RuleSource};
+use amal_engine::decision::scope::ScopeDetector;
 use amal_engine::lang::normalize::Lang;
 
 /// The highest false-escalation rate allowed on the team's evaluation set (look-alikes that
@@ -110,6 +111,71 @@ fn crisis_rule_examples() {
 #[test]
 fn human_request_rule_examples() {
     check_examples(human().rules(), |t| human().detect(t).map(|m| m.rule_id));
+}
+
+fn scope() -> &'static ScopeDetector {
+    static S: OnceLock<ScopeDetector> = OnceLock::new();
+    S.get_or_init(|| ScopeDetector::builtin().expect("the built-in scope rules load"))
+}
+
+#[test]
+fn scope_rule_examples() {
+    check_examples(scope().rules(), |t| scope().off_topic(t).map(|m| m.rule_id));
+}
+
+/// The questions of a `seeds/knowledge/*.jsonl` set.
+fn questions(name: &str) -> Vec<String> {
+    std::fs::read_to_string(repo_root().join("seeds/knowledge").join(name))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["q"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+/// Off-topic questions are recognised, the service's own questions and every message of the
+/// crisis sets never are (a person in distress must not be told "that is not what we do").
+#[test]
+fn scope_separates_other_subjects_from_the_services_own() {
+    let off: Vec<String> = questions("out_of_scope.jsonl");
+    let missed: Vec<&String> = off
+        .iter()
+        .filter(|q| scope().off_topic(q).is_none())
+        .collect();
+    println!(
+        "off-topic recognised: {} of {}",
+        off.len() - missed.len(),
+        off.len()
+    );
+    assert!(
+        missed.is_empty(),
+        "not recognised as off-topic: {missed:#?}"
+    );
+    let own = questions("eval.jsonl");
+    let wrong: Vec<String> = own
+        .iter()
+        .filter_map(|q| scope().off_topic(q).map(|m| format!("{q} ({})", m.rule_id)))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "the service's questions taken as off-topic: {wrong:#?}"
+    );
+    for set in ["eval.jsonl", "dev.jsonl"] {
+        let text = std::fs::read_to_string(repo_root().join("seeds/crisis").join(set)).unwrap();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let msg = v["text"].as_str().unwrap_or_default();
+            if v["crisis"].as_bool() == Some(true) {
+                assert!(
+                    scope().off_topic(msg).is_none(),
+                    "{set}: a crisis message taken as off-topic: {msg}"
+                );
+            }
+        }
+    }
 }
 
 /// Runs a set of `seeds/crisis/` through the library's evaluation; prints the report (with every

@@ -119,7 +119,7 @@ async fn human_requests_languages_without_sources_and_clarification(pool: PgPool
     // With clarification on, one question first, then a human.
     let mut clarifying = engine();
     clarifying.clarify = true;
-    let off_topic = "Which football team won the league last season?";
+    let off_topic = "My cousin's wedding plans keep going round in my head every evening";
     let d = clarifying.decide(&pool, off_topic, Lang::En).await;
     assert_eq!(
         (d.decision, d.reason_code.as_str()),
@@ -180,6 +180,12 @@ fn cli_contract_decide_json() {
     let c = rag["confidence"].as_f64().unwrap();
     assert!((0.5..=1.0).contains(&c), "{c}");
     assert!(rag["reply"].as_str().unwrap().contains("Sleep problems"));
+
+    let off = json(&["decide", "What's the weather in Oran?", "--json"]);
+    assert_eq!(off["reason_code"], "out_of_scope", "{off}");
+    assert_eq!(off["decision"], "rag");
+    assert!(off["category"].is_null() && off["priority"].is_null());
+    assert_eq!(off["lang"], "en");
 
     // A message the service would refuse is refused here too, naming the rule.
     for (text, rule) in [
@@ -399,17 +405,26 @@ async fn a_chat_model_writes_grounded_answers_may_decline_and_never_sees_a_crisi
         "the fallback came after {waited:?}, far past the 300 ms timeout"
     );
 
-    // ...and it is never asked about a crisis, a request for a human or a low-confidence message.
+    // ...and it is never asked about a crisis, a request for a human, a low-confidence message
+    // or another subject.
     mode.store(0, Ordering::SeqCst);
     let before = calls.load(Ordering::SeqCst);
     for text in [
         "i really wanna die tonight",
         "can I speak to a real person please",
-        "Which football team won the league last season?",
+        "My cousin's wedding plans keep going round in my head every evening",
     ] {
         let d = auto.decide(&pool, text, Lang::En).await;
         assert_eq!(d.decision, Route::Support, "{text}");
     }
+    let d = auto
+        .decide(
+            &pool,
+            "Which football team won the league last season?",
+            Lang::En,
+        )
+        .await;
+    assert_eq!(d.reason_code, "out_of_scope");
     assert_eq!(calls.load(Ordering::SeqCst), before);
 }
 
@@ -455,4 +470,65 @@ async fn messages_without_words_are_ordinary_turns_with_a_finite_confidence(pool
     let d = auto.decide(&pool, "😭😭 je veux mourir 😭", Lang::Fr).await;
     assert_eq!(d.decision, Route::Support);
     assert!(d.reason_code.starts_with("crisis"), "{}", d.reason_code);
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn other_subjects_get_a_reply_in_the_persons_language_and_no_ticket(pool: PgPool) {
+    let auto = kb_engine(&pool).await;
+    for (i, (text, lang, words)) in [
+        ("What's the weather in Oran?", Lang::En, "addiction"),
+        ("qui a gagné le match hier soir ?", Lang::Fr, "addictions"),
+        ("شحال سومة الذهب اليوم؟", Lang::Ar, "الإدمان"),
+        ("chkoun reb7 lmatch lbere7", Lang::Ar, "الإدمان"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let conv = new_conversation(&pool, &format!("off{i}@example.dz")).await;
+        let content = amal_engine::conversations::MessageContent::parse(text).unwrap();
+        let turn = amal_engine::turn::post_message(&pool, &auto, conv, None, &content)
+            .await
+            .unwrap();
+        assert_eq!(
+            turn.decision.reason_code.as_deref(),
+            Some("out_of_scope"),
+            "{text}"
+        );
+        assert!(turn.ticket.is_none(), "{text}");
+        assert_eq!(turn.reply.metadata["lang"], lang.code(), "{text}");
+        assert!(
+            turn.reply.content.contains(words),
+            "{text}: {}",
+            turn.reply.content
+        );
+    }
+    // The same subjects with a word of distress, or a request for a person, reach the team.
+    for (i, text) in [
+        "I'm so stressed about the football match I bet on",
+        "je veux parler à quelqu'un, pas de la météo",
+        "ما نرقدش من الخوف على الماتش",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let conv = new_conversation(&pool, &format!("in{i}@example.dz")).await;
+        let content = amal_engine::conversations::MessageContent::parse(text).unwrap();
+        let turn = amal_engine::turn::post_message(&pool, &auto, conv, None, &content)
+            .await
+            .unwrap();
+        assert_ne!(
+            turn.decision.reason_code.as_deref(),
+            Some("out_of_scope"),
+            "{text}"
+        );
+    }
+    let mut conn = pool.acquire().await.unwrap();
+    let stats = amal_engine::stats::collect(&mut conn, chrono::Utc::now(), 1)
+        .await
+        .unwrap();
+    let counted: i64 = stats.decisions.iter().map(|d| d.out_of_scope).sum();
+    assert_eq!(counted, 4);
 }
