@@ -129,8 +129,8 @@ pub enum ConversationError {
         /// Its status.
         status: String,
     },
-    /// The client message id is empty or too long.
-    #[error("the client message id must have 1 to 128 characters")]
+    /// The client message id is empty, too long or holds control characters.
+    #[error("the client message id must have 1 to 128 characters and no control characters")]
     InvalidClientMessageId,
     /// The same client message id was used before for different content.
     #[error(
@@ -668,8 +668,14 @@ impl FromStr for Cursor {
         let bad = || ConversationError::BadCursor(s.to_string());
         let (micros, id) = s.split_once('.').ok_or_else(bad)?;
         let micros: i64 = micros.parse().map_err(|_| bad())?;
+        let created_at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
+        // Within the years PostgreSQL and every reader can compare (a cursor outside them
+        // cannot name a message anyway).
+        if !(1..=9999).contains(&chrono::Datelike::year(&created_at)) {
+            return Err(bad());
+        }
         Ok(Cursor {
-            created_at: DateTime::from_timestamp_micros(micros).ok_or_else(bad)?,
+            created_at,
             id: Uuid::parse_str(id).map_err(|_| bad())?,
         })
     }
@@ -941,5 +947,16 @@ mod tests {
         };
         assert_eq!(c.to_string().parse::<Cursor>().unwrap(), c);
         assert!("nope".parse::<Cursor>().is_err());
+        for micros in [
+            "253402300800000000",
+            "-62135596800000001",
+            "9223372036854775807",
+        ] {
+            assert!(
+                format!("{micros}.{}", Uuid::nil())
+                    .parse::<Cursor>()
+                    .is_err()
+            );
+        }
     }
 }

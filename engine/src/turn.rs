@@ -92,6 +92,16 @@ pub struct Turn {
     pub replayed: bool,
 }
 
+impl Turn {
+    /// Whether the reply is the crisis gate's safety message.
+    pub fn is_safety_reply(&self) -> bool {
+        self.decision
+            .reason_code
+            .as_deref()
+            .is_some_and(reason::is_crisis)
+    }
+}
+
 /// Posts the person's message and answers it: decision, reply, and for SUPPORT the ticket, all
 /// in one transaction. With a `client_message_id` a retry returns the stored turn
 /// (`replayed: true`) and writes nothing.
@@ -105,7 +115,8 @@ pub async fn post_message(
     let started = Instant::now();
     if let Some(key) = client_message_id {
         let n = key.chars().count();
-        if n == 0 || n > MAX_CLIENT_MESSAGE_ID_CHARS {
+        // A NUL cannot even be stored in PostgreSQL's text.
+        if n == 0 || n > MAX_CLIENT_MESSAGE_ID_CHARS || key.chars().any(char::is_control) {
             return Err(ConversationError::InvalidClientMessageId.into());
         }
     }

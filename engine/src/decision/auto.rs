@@ -75,6 +75,15 @@ pub mod reason {
     pub const RETRIEVAL_ERROR: &str = "retrieval_error";
     /// The conversation's ticket is open: the message goes to the team, not the assistant.
     pub const TICKET_OPEN: &str = "ticket_open";
+    /// The message is about another subject: the assistant says what the service helps with.
+    pub const OUT_OF_SCOPE: &str = super::scope::REASON_CODE;
+    /// The prefix of the crisis gate's reason codes (`crisis_<kind>`).
+    pub const CRISIS_PREFIX: &str = "crisis_";
+
+    /// Whether a stored reason code is the crisis gate's: the reply was the safety message.
+    pub fn is_crisis(code: &str) -> bool {
+        code.starts_with(CRISIS_PREFIX)
+    }
 }
 
 /// Where a message goes.
@@ -607,7 +616,7 @@ fn out_of_scope(lang: Lang, m: OffTopicMatch) -> Decision {
         decision: Route::Rag,
         category: None,
         priority: None,
-        reason_code: scope::REASON_CODE.to_string(),
+        reason_code: reason::OUT_OF_SCOPE.to_string(),
         reason: Reasons::new(
             "رسالة خارج مواضيع الخدمة",
             "Message hors des sujets du service",
@@ -636,7 +645,7 @@ fn crisis_decision(m: CrisisMatch, numbers: &CrisisNumbers) -> Decision {
         decision: Route::Support,
         category: Some(crisis::CATEGORY.to_string()),
         priority: Some(crisis::PRIORITY.to_string()),
-        reason_code: format!("crisis_{}", m.kind.as_str()),
+        reason_code: format!("{}{}", reason::CRISIS_PREFIX, m.kind.as_str()),
         reason: Reasons {
             ar: format!("بوابة الأزمات: {ar}"),
             fr: format!("Porte de crise : {fr}"),

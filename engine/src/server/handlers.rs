@@ -644,6 +644,7 @@ async fn post_message(
     } else {
         StatusCode::CREATED
     };
+    let safety = turn.is_safety_reply();
     let reason_code = turn.decision.reason_code.clone();
     Ok((
         status,
@@ -651,9 +652,7 @@ async fn post_message(
             user_message: PublicMessage::from(&turn.user_message),
             reply: PublicMessage::from(&turn.reply),
             decision: turn.decision.decision.clone(),
-            safety: reason_code
-                .as_deref()
-                .is_some_and(|r| r.starts_with("crisis")),
+            safety,
             reason_code,
             ticket: turn.ticket.map(|t| TicketView {
                 ticket_number: t.ticket_number,

@@ -787,6 +787,14 @@ async fn bad_input_gets_a_problem_and_never_a_5xx(pool: PgPool) -> TestResult {
             422,
         ),
         (
+            "NUL in the client key",
+            Method::POST,
+            messages.clone(),
+            Some(json_type),
+            Some(json!({"content": "hi", "client_message_id": "a\u{0}b"}).to_string()),
+            422,
+        ),
+        (
             "bad mode",
             Method::POST,
             "/v1/conversations".into(),
@@ -867,6 +875,28 @@ async fn bad_input_gets_a_problem_and_never_a_5xx(pool: PgPool) -> TestResult {
             400,
         ),
         (
+            "cursor past the years a timestamp holds",
+            Method::GET,
+            format!(
+                "/v1/conversations/{conv}?before=9223372036854775807.{}",
+                Uuid::nil()
+            ),
+            None,
+            None,
+            400,
+        ),
+        (
+            "cursor in the year 10000",
+            Method::GET,
+            format!(
+                "/v1/conversations/{conv}?before=253402300800000000.{}",
+                Uuid::nil()
+            ),
+            None,
+            None,
+            400,
+        ),
+        (
             "limit out of range",
             Method::GET,
             format!("/v1/conversations/{conv}?limit=0"),
@@ -937,6 +967,12 @@ async fn bad_input_gets_a_problem_and_never_a_5xx(pool: PgPool) -> TestResult {
         .fetch_one(&pool)
         .await?;
     assert_eq!(stored, 0, "no bad input was stored");
+    // Messages with no words are common ("👍", "???"): each is an ordinary turn.
+    for text in ["👍", "???", "...", ":)", "؟؟؟", "❤️"] {
+        let (status, turn) = srv.say(&token, &conv, json!({ "content": text })).await;
+        assert!(status.is_success(), "{text:?}: {status} {turn}");
+        assert_ne!(turn["reason_code"], "rag_confident", "{text:?}: {turn}");
+    }
     srv.stop().await;
     Ok(())
 }
