@@ -95,6 +95,25 @@ impl Problem {
         )
     }
 
+    /// A database error: 503 `unavailable` with `Retry-After` when the database cannot be
+    /// reached or refuses connections for now (that is the truth, and a client should retry),
+    /// else 500.
+    pub fn database(e: &sqlx::Error) -> Self {
+        if database_unavailable(e) {
+            tracing::warn!("database unavailable: {e}");
+            Problem {
+                retry_after_seconds: Some(5),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the service's database is not reachable right now; try again shortly",
+                )
+            }
+        } else {
+            Self::internal(e)
+        }
+    }
+
     fn title(&self) -> String {
         self.status
             .canonical_reason()
@@ -144,7 +163,7 @@ impl From<UserError> for Problem {
                 Problem::new(StatusCode::FORBIDDEN, "anonymous-disabled", e.to_string())
             }
             UserError::ConversationNotFound(_) => Problem::not_found(e.to_string()),
-            UserError::Sql(e) => Problem::internal(&e),
+            UserError::Sql(e) => Problem::database(&e),
         }
     }
 }
@@ -153,6 +172,9 @@ impl From<crate::turn::TurnError> for Problem {
     fn from(e: crate::turn::TurnError) -> Self {
         match e {
             crate::turn::TurnError::Conversation(e) => e.into(),
+            crate::turn::TurnError::Ticket(crate::tickets::TicketError::Sql(e)) => {
+                Problem::database(&e)
+            }
             crate::turn::TurnError::Ticket(e) => Problem::internal(&e),
         }
     }
@@ -184,14 +206,35 @@ impl From<ConversationError> for Problem {
             ConversationError::Staff(_) => {
                 Problem::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
             }
-            ConversationError::Sql(e) => Problem::internal(&e),
+            ConversationError::Sql(e) => Problem::database(&e),
         }
     }
 }
 
 impl From<sqlx::Error> for Problem {
     fn from(e: sqlx::Error) -> Self {
-        Problem::internal(&e)
+        Problem::database(&e)
+    }
+}
+
+/// Whether a database error means the database cannot be reached or does not take work now:
+/// the pool waited in vain or is closed, the connection broke, or the server answered with a
+/// connection exception (SQLSTATE class 08), a shutdown or start-up in progress (57P01 to
+/// 57P03), too many connections or too few resources (class 53), or a read-only standby
+/// during a failover (25006).
+pub fn database_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08")
+                || c.starts_with("53")
+                || matches!(&*c, "57P01" | "57P02" | "57P03" | "25006")
+        }),
+        _ => false,
     }
 }
 

@@ -21,8 +21,8 @@ use amal_engine::tickets::{self, CommentText, Visibility};
 use amal_engine::workers::{self, Job, WorkerConfig};
 
 use crate::fixtures::{
-    TestResult, end_user, engine, engine_command, kb_engine, numbers, own_database_url,
-    staff_account,
+    TestResult, another_pool, end_user, engine, engine_command, kb_engine, numbers,
+    own_database_url, staff_account,
 };
 
 /// A server on 127.0.0.1:0 with the test's pool, stopped by [`TestServer::stop`].
@@ -1352,5 +1352,66 @@ async fn contract_serve_binary_health_openapi_metrics(pool: PgPool) -> TestResul
         "{text}"
     );
     assert!(text.contains("# TYPE amal_http_request_duration_seconds histogram"));
+    Ok(())
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn a_database_outage_answers_503_with_retry_after(pool: PgPool) -> TestResult {
+    let own = another_pool(
+        &pool,
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(1)),
+    )
+    .await?;
+    let srv = TestServer::start(&own, config()).await;
+    let token = srv.sign_in("amina@example.dz", true).await;
+    let conv = srv.new_conversation(&token).await;
+    // The database goes away for this server (its pool closes; connections held elsewhere
+    // are not waited for).
+    let closing = own.clone();
+    tokio::spawn(async move { closing.close().await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for (method, path, body) in [
+        (Method::GET, "/v1/me".to_string(), None),
+        (Method::GET, "/v1/conversations".to_string(), None),
+        (
+            Method::POST,
+            "/v1/conversations".to_string(),
+            Some(json!({})),
+        ),
+        (
+            Method::POST,
+            format!("/v1/conversations/{conv}/messages"),
+            Some(json!({"content": "je n'arrive pas à dormir"})),
+        ),
+        (Method::GET, "/readyz".to_string(), None),
+    ] {
+        let mut r = srv.request(method.clone(), &path, Some(&token));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let response = r.send().await?;
+        assert_eq!(
+            response.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{method} {path}"
+        );
+        assert!(
+            response.headers().contains_key("retry-after"),
+            "{method} {path}"
+        );
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{method} {path}"
+        );
+    }
+    let (status, _) = srv.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(status, StatusCode::OK, "the process itself still answers");
+    srv.stop().await;
     Ok(())
 }
