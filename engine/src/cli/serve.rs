@@ -87,6 +87,10 @@ pub struct ServeArgs {
     /// Expired or revoked sessions are deleted after this many days.
     #[arg(long, env = "AMAL_SESSION_RETENTION_DAYS", default_value_t = amal_engine::users::SESSION_RETENTION_DAYS)]
     session_retention_days: i64,
+    /// A bearer token that lets clients elsewhere read /metrics (without it, only clients on
+    /// this machine may).
+    #[arg(long, env = "AMAL_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
 }
 
 impl ServeArgs {
@@ -112,6 +116,7 @@ impl ServeArgs {
                 session_expiry_interval_seconds: self.session_expiry_interval_seconds,
                 session_retention_days: self.session_retention_days,
             },
+            metrics_token: self.metrics_token.clone().filter(|t| !t.trim().is_empty()),
         }
     }
 }

@@ -753,10 +753,25 @@ async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Value>, Prob
 }
 
 /// Prometheus metrics: the classic text format (0.0.4), or OpenMetrics when the scraper's
-/// `Accept` asks for it.
+/// `Accept` asks for it. Only for clients on this machine, or with the configured metrics token.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Metrics", content_type = "text/plain", body = String)))]
-async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    responses(
+        (status = 200, description = "Metrics", content_type = "text/plain", body = String),
+        (status = 403, description = "Not from this machine and without the metrics token", body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+async fn metrics(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if !metrics_allowed(state.config.metrics_token.as_deref(), peer, &headers) {
+        return Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "metrics are for this machine, or for clients with the metrics token",
+        )
+        .into_response();
+    }
     let openmetrics = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -779,6 +794,27 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
             state.metrics.encode(),
         )
             .into_response()
+    }
+}
+
+/// With a token configured, the request must carry it as a bearer token (compared in constant
+/// time); without one, it must come from this machine.
+fn metrics_allowed(token: Option<&str>, peer: SocketAddr, headers: &HeaderMap) -> bool {
+    match token {
+        Some(expected) => headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| {
+                use sha2::{Digest, Sha256};
+                // Equal-length digests compared without an early exit.
+                let (a, b) = (Sha256::digest(given.trim()), Sha256::digest(expected));
+                a.iter()
+                    .zip(b.iter())
+                    .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+                    == 0
+            }),
+        None => peer.ip().is_loopback(),
     }
 }
 

@@ -240,7 +240,7 @@ fn to_prometheus_text(openmetrics: &str) -> String {
 /// whose ids would make one series per conversation).
 pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_string();
+    let method = method_label(request.method()).to_string();
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -261,9 +261,34 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
     response
 }
 
+/// A request method as a label: the methods HTTP defines, else `other` (a client may send any
+/// token as a method, and every distinct label would be a series of its own).
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_methods_fold_into_one_label() {
+        let odd = axum::http::Method::from_bytes(b"XYZZY").unwrap();
+        assert_eq!(method_label(&odd), "other");
+        assert_eq!(method_label(&axum::http::Method::PATCH), "PATCH");
+    }
 
     #[test]
     fn classic_text_names_counters_by_their_samples() {

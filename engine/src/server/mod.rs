@@ -57,6 +57,10 @@ pub struct ServerConfig {
     pub run_workers: bool,
     /// The workers' intervals.
     pub workers: WorkerConfig,
+    /// Who may read `/metrics` (traffic volume and crisis counts are not public): `None`,
+    /// clients on this machine only (loopback); `Some(token)`, clients sending it as a bearer
+    /// token, from anywhere.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +75,7 @@ impl Default for ServerConfig {
             magic_link_url: "http://127.0.0.1:8080/sign-in".into(),
             run_workers: true,
             workers: WorkerConfig::default(),
+            metrics_token: None,
         }
     }
 }
@@ -184,13 +189,15 @@ pub fn router(state: AppState) -> Router {
         )
     })
     .layer(DefaultBodyLimit::max(body_limit))
-    .layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        rate_limit::middleware,
-    ))
+    // Inside the rate limiter: what it refuses is not counted, so a flood cannot inflate the
+    // metrics (whose labels are bounded anyway).
     .layer(axum::middleware::from_fn_with_state(
         state.clone(),
         metrics::middleware,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        rate_limit::middleware,
     ))
     .layer(CatchPanicLayer::custom(
         |_: Box<dyn std::any::Any + Send>| {

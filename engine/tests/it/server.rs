@@ -1415,3 +1415,45 @@ async fn a_database_outage_answers_503_with_retry_after(pool: PgPool) -> TestRes
     srv.stop().await;
     Ok(())
 }
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn metrics_have_bounded_labels_and_are_not_public(pool: PgPool) -> TestResult {
+    let srv = TestServer::start(
+        &pool,
+        ServerConfig {
+            metrics_token: Some("scrape-secret".into()),
+            ..config()
+        },
+    )
+    .await;
+    // Random methods and paths fold into one value each.
+    for i in 0..50 {
+        let method = Method::from_bytes(format!("M{i}{}", "X".repeat(200)).as_bytes())?;
+        let response = srv
+            .request(method, &format!("/random/{i}"), None)
+            .send()
+            .await?;
+        assert!(response.status().as_u16() < 500);
+    }
+    let scrape = |token: Option<&'static str>| {
+        let mut r = srv.request(Method::GET, "/metrics", None);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    assert_eq!(scrape(None).await?.status(), StatusCode::FORBIDDEN);
+    assert_eq!(scrape(Some("guess")).await?.status(), StatusCode::FORBIDDEN);
+    let response = scrape(Some("scrape-secret")).await?;
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await?;
+    assert!(!text.contains("XXXX"), "a raw method became a label");
+    assert!(!text.contains("/random/"), "a raw path became a label");
+    assert!(text.contains("method=\"other\""), "{text}");
+    assert!(text.len() < 64 * 1024, "{} bytes", text.len());
+    srv.stop().await;
+    Ok(())
+}
