@@ -91,6 +91,16 @@ pub struct ServeArgs {
     /// this machine may).
     #[arg(long, env = "AMAL_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
+    /// Seconds a client may take to send a request's headers (and a kept-alive connection may
+    /// stay idle).
+    #[arg(long, env = "AMAL_HEADER_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout_seconds: u64,
+    /// Seconds a client may take to send a request's body.
+    #[arg(long, env = "AMAL_BODY_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    body_timeout_seconds: u64,
+    /// Connections served at once (a small reserve past it keeps /healthz answering).
+    #[arg(long, env = "AMAL_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: u64,
 }
 
 impl ServeArgs {
@@ -117,6 +127,9 @@ impl ServeArgs {
                 session_retention_days: self.session_retention_days,
             },
             metrics_token: self.metrics_token.clone().filter(|t| !t.trim().is_empty()),
+            header_timeout: std::time::Duration::from_secs(self.header_timeout_seconds),
+            body_timeout: std::time::Duration::from_secs(self.body_timeout_seconds),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
         }
     }
 }

@@ -14,8 +14,8 @@ pub mod rate_limit;
 pub mod sse;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -61,6 +61,15 @@ pub struct ServerConfig {
     /// clients on this machine only (loopback); `Some(token)`, clients sending it as a bearer
     /// token, from anywhere.
     pub metrics_token: Option<String>,
+    /// How long a client may take to send a request's headers, and how long a kept-alive
+    /// connection may wait idle for its next request.
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body.
+    pub body_timeout: Duration,
+    /// Connections served at once. Past it, a small reserve of connections is still served
+    /// (one request each, a short header timeout), so that `/healthz` and `/readyz` keep
+    /// answering; past the reserve, connections are closed at once.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +85,9 @@ impl Default for ServerConfig {
             run_workers: true,
             workers: WorkerConfig::default(),
             metrics_token: None,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 4096,
         }
     }
 }
@@ -189,6 +201,9 @@ pub fn router(state: AppState) -> Router {
         )
     })
     .layer(DefaultBodyLimit::max(body_limit))
+    .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+        state.config.body_timeout,
+    ))
     // Inside the rate limiter: what it refuses is not counted, so a flood cannot inflate the
     // metrics (whose labels are bounded anyway).
     .layer(axum::middleware::from_fn_with_state(
@@ -232,18 +247,106 @@ pub async fn serve(
     }
     let app = router(state.clone());
     let stopper = state.clone();
-    let result = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    // Live streams end as soon as shutdown starts, so that the wait for requests in flight
+    // does not wait on them.
+    let shutdown = async move {
         shutdown.await;
         let _ = stopper.shutdown.send(true);
-    })
-    .await;
+    };
+    let result = accept(listener, app, &state.config, shutdown).await;
     let _ = state.shutdown.send(true);
     for task in background {
         task.abort();
     }
     result
+}
+
+/// Connections past the bound that are still served, one request each: room for health
+/// checks while the bound holds.
+const RESERVE_CONNECTIONS: usize = 64;
+/// The header timeout of a reserve connection.
+const RESERVE_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long shutdown waits for requests in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Accepts connections until `shutdown`, each served with the header and idle timeouts, under
+/// the connection bound; then waits (a while) for the requests in flight.
+async fn accept(
+    listener: TcpListener,
+    app: Router,
+    config: &ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+    use tokio::sync::Semaphore;
+
+    let connections = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let reserve = Arc::new(Semaphore::new(RESERVE_CONNECTIONS));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = |header_timeout: Duration, keep_alive: bool| {
+        let mut b = Builder::new(TokioExecutor::new());
+        b.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .keep_alive(keep_alive);
+        b.http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Some(header_timeout))
+            .keep_alive_timeout(header_timeout);
+        b
+    };
+    let regular = builder(config.header_timeout, true);
+    let reserved = builder(RESERVE_HEADER_TIMEOUT, false);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                // Out of file descriptors and the like: the server goes on once some close.
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let (permit, builder) = match connections.clone().try_acquire_owned() {
+            Ok(p) => (p, &regular),
+            Err(_) => match reserve.clone().try_acquire_owned() {
+                Ok(p) => (p, &reserved),
+                // Past the reserve too: closed at once rather than left to queue.
+                Err(_) => continue,
+            },
+        };
+        let app = app.clone();
+        let service = tower::service_fn(
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                tower::ServiceExt::oneshot(app.clone(), request)
+            },
+        );
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight at shutdown were cut off");
+    }
+    Ok(())
 }

@@ -1457,3 +1457,81 @@ async fn metrics_have_bounded_labels_and_are_not_public(pool: PgPool) -> TestRes
     srv.stop().await;
     Ok(())
 }
+
+/// Reads until the server closes the connection (or `within` passes); returns what it sent and
+/// whether it closed.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, within: Duration) -> (String, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&got).into(), true),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&got).into(), false),
+        }
+    }
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn slow_and_idle_connections_are_cut_and_health_keeps_answering(pool: PgPool) -> TestResult {
+    use tokio::io::AsyncWriteExt;
+    let srv = TestServer::start(
+        &pool,
+        ServerConfig {
+            header_timeout: Duration::from_millis(700),
+            body_timeout: Duration::from_millis(700),
+            max_connections: 10,
+            ..config()
+        },
+    )
+    .await;
+    let addr = srv.base.trim_start_matches("http://").to_string();
+    // Half a request each, more connections than the bound.
+    let mut slow = Vec::new();
+    for _ in 0..30 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await?;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await?;
+        slow.push(s);
+    }
+    // The bound holds and health still answers.
+    let started = std::time::Instant::now();
+    let (status, _) = srv.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // Every half-sent request is cut once its headers are late.
+    for s in &mut slow {
+        let (_, closed) = read_until_closed(s, Duration::from_secs(5)).await;
+        assert!(closed, "a connection sending half its headers stayed open");
+    }
+    // A body shorter than its Content-Length does not hold the connection either.
+    let mut short = tokio::net::TcpStream::connect(&addr).await?;
+    short
+        .write_all(
+            b"POST /v1/auth/anonymous HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"consent\":",
+        )
+        .await?;
+    let (answer, closed) = read_until_closed(&mut short, Duration::from_secs(5)).await;
+    assert!(
+        closed || answer.starts_with("HTTP/1.1 4"),
+        "a short body held the connection: {answer:?}"
+    );
+    assert!(!answer.starts_with("HTTP/1.1 5"), "{answer}");
+    // A kept-alive connection that goes idle is closed.
+    let mut idle = tokio::net::TcpStream::connect(&addr).await?;
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await?;
+    let (answer, closed) = read_until_closed(&mut idle, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(closed, "an idle kept-alive connection stayed open");
+    srv.stop().await;
+    Ok(())
+}
