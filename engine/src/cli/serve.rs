@@ -26,7 +26,7 @@ pub struct ServeArgs {
           default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
     anonymous_sessions: bool,
     /// Largest request body accepted, in bytes.
-    #[arg(long, env = "AMAL_BODY_LIMIT_BYTES", default_value_t = 65_536)]
+    #[arg(long, env = "AMAL_BODY_LIMIT_BYTES", default_value_t = 131_072)]
     body_limit_bytes: usize,
     /// Requests per minute per client IP address (0: unlimited).
     #[arg(long, env = "AMAL_RATE_LIMIT_PER_IP_PER_MINUTE", default_value_t = 600)]

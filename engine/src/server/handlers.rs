@@ -48,6 +48,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(post_message))
         .routes(routes!(close_conversation))
         .routes(routes!(conversation_events))
+        .routes(routes!(safety))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics))
@@ -719,6 +720,53 @@ async fn conversation_events(
         state.shutdown.subscribe(),
     )
     .into_response())
+}
+
+/// A message checked by the crisis gate alone.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SafetyCheck {
+    /// The text (1 to 10,000 characters after trimming).
+    pub content: String,
+}
+
+/// What the crisis gate says of a message, stored nowhere.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SafetyView {
+    /// True when the gate fired: `reply` is then the safety message.
+    pub crisis: bool,
+    /// The safety message in the language the person wrote in, with the crisis line and the
+    /// emergency number; `None` when the gate did not fire.
+    pub reply: Option<String>,
+    /// The crisis line.
+    pub crisis_line: String,
+    /// The emergency number.
+    pub emergency_number: String,
+}
+
+/// The crisis fallback: the crisis gate on a message, with no session, no consent and nothing
+/// stored, for a person who has not signed in or consented yet (a client calls it whenever
+/// storing is refused). The safety message when the gate fires; the numbers always.
+#[utoipa::path(post, path = "/v1/safety", tag = "conversations",
+    request_body = SafetyCheck,
+    responses(
+        (status = 200, description = "The gate's answer", body = SafetyView),
+        (status = 422, description = "Content breaks a rule", body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+async fn safety(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SafetyCheck>,
+) -> Result<axum::Json<SafetyView>, Problem> {
+    let content = MessageContent::parse(&body.content)
+        .map_err(|e| Problem::from(conversations::ConversationError::from(e)))?;
+    let reply = state.engine.safety_reply(content.as_str());
+    let numbers = state.engine.numbers();
+    Ok(axum::Json(SafetyView {
+        crisis: reply.is_some(),
+        reply,
+        crisis_line: numbers.crisis_line.clone(),
+        emergency_number: numbers.emergency_number.clone(),
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -76,7 +76,9 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             anonymous_sessions: false,
-            body_limit_bytes: 64 * 1024,
+            // A 10,000-character message sent JSON-escaped (`\uXXXX`, astral characters as
+            // surrogate pairs) takes up to 12 bytes a character.
+            body_limit_bytes: 128 * 1024,
             rate_limit_per_ip_per_minute: 600,
             rate_limit_per_session_per_minute: 120,
             magic_link_ttl_minutes: crate::users::MAGIC_LINK_TTL_MINUTES,

@@ -1319,6 +1319,7 @@ async fn contract_serve_binary_health_openapi_metrics(pool: PgPool) -> TestResul
         "/v1/conversations/{id}/messages",
         "/v1/conversations/{id}/close",
         "/v1/conversations/{id}/events",
+        "/v1/safety",
         "/healthz",
         "/readyz",
         "/metrics",
@@ -1326,7 +1327,7 @@ async fn contract_serve_binary_health_openapi_metrics(pool: PgPool) -> TestResul
     ] {
         assert!(paths.contains(&p), "{p} missing from {paths:?}");
     }
-    assert_eq!(paths.len(), 17, "{paths:?}");
+    assert_eq!(paths.len(), 18, "{paths:?}");
     // Every documented path answers (none is a 404 from the router).
     for p in &paths {
         let url = format!("{base}{}", p.replace("{id}", &Uuid::nil().to_string()));
@@ -1532,6 +1533,76 @@ async fn slow_and_idle_connections_are_cut_and_health_keeps_answering(pool: PgPo
     let (answer, closed) = read_until_closed(&mut idle, Duration::from_secs(5)).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(closed, "an idle kept-alive connection stayed open");
+    srv.stop().await;
+    Ok(())
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn the_crisis_fallback_needs_no_consent_and_long_escaped_messages_fit(
+    pool: PgPool,
+) -> TestResult {
+    let srv = TestServer::start(&pool, ServerConfig::default()).await;
+    // Without a session or consent: the gate alone, nothing stored.
+    let (status, view) = srv
+        .call(
+            Method::POST,
+            "/v1/safety",
+            None,
+            Some(json!({"content": "je veux mourir ce soir"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["crisis"], true);
+    assert!(
+        view["reply"]
+            .as_str()
+            .unwrap()
+            .contains(&numbers().crisis_line),
+        "{view}"
+    );
+    assert_eq!(view["crisis_line"], numbers().crisis_line);
+    let (status, view) = srv
+        .call(
+            Method::POST,
+            "/v1/safety",
+            None,
+            Some(json!({"content": "bonjour"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(view["crisis"], false);
+    assert!(view["reply"].is_null() && view["emergency_number"].is_string());
+    let (status, _) = srv
+        .call(
+            Method::POST,
+            "/v1/safety",
+            None,
+            Some(json!({"content": "  "})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(stored, 0);
+    // 10,000 astral characters, each a \uXXXX\uXXXX surrogate pair: within the body limit.
+    let token = srv.sign_in("amina@example.dz", true).await;
+    let conv = srv.new_conversation(&token).await;
+    let escaped = format!("{{\"content\": \"{}\"}}", "\\ud83d\\ude0a".repeat(10_000));
+    let response = srv
+        .request(
+            Method::POST,
+            &format!("/v1/conversations/{conv}/messages"),
+            Some(&token),
+        )
+        .header("content-type", "application/json")
+        .body(escaped)
+        .send()
+        .await?;
+    assert!(response.status().is_success(), "{}", response.status());
     srv.stop().await;
     Ok(())
 }
