@@ -38,6 +38,12 @@ pub enum UserError {
     /// The e-mail address is malformed.
     #[error("invalid e-mail address (rule: name@domain.tld, at most 255 characters)")]
     InvalidEmail,
+    /// Too many sign-in links were asked for this address lately.
+    #[error("too many sign-in links for this address; try again in {retry_after_seconds} s")]
+    TooManyLinks {
+        /// When the next one may be asked for.
+        retry_after_seconds: u64,
+    },
     /// The magic link is unknown, used or expired (deliberately not saying which).
     #[error("the sign-in link is invalid, already used or expired; ask for a new one")]
     InvalidLink,
@@ -102,9 +108,15 @@ impl Email {
     }
 }
 
+/// Sign-in links one address may be sent in an hour: enough for a person retrying, too few to
+/// flood an inbox.
+pub const MAGIC_LINKS_PER_ADDRESS_PER_HOUR: i64 = 5;
+
 /// Records a magic link for `email` and returns its token for delivery, or `None` when the
 /// address belongs to a staff account (staff sign in through the console). Callers answer the
-/// same either way, so the answer says nothing about which addresses have accounts.
+/// same either way, so the answer says nothing about which addresses have accounts; a staff
+/// address even costs the same work (its link is recorded as already used, so it can never
+/// sign in). At most [`MAGIC_LINKS_PER_ADDRESS_PER_HOUR`] links an address, whoever asks.
 pub async fn request_magic_link(
     conn: &mut PgConnection,
     email: &Email,
@@ -112,19 +124,33 @@ pub async fn request_magic_link(
     now: DateTime<Utc>,
     client: &ClientInfo,
 ) -> Result<Option<String>, UserError> {
-    let staff: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM users WHERE email = $1 AND staff_role IS NOT NULL)",
+    let mut tx = conn.begin().await?;
+    // Serializes the requests for one address, so that concurrent ones cannot all pass the
+    // count below.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('magic_link:' || $1, 0))")
+        .bind(email.as_str())
+        .execute(&mut *tx)
+        .await?;
+    let (recent, oldest, staff): (i64, Option<DateTime<Utc>>, bool) = sqlx::query_as(
+        "SELECT count(*), min(created_at), \
+                EXISTS (SELECT 1 FROM users WHERE email = $1 AND staff_role IS NOT NULL) \
+           FROM magic_links WHERE email = $1 AND created_at > $2",
     )
     .bind(email.as_str())
-    .fetch_one(&mut *conn)
+    .bind(now - Duration::hours(1))
+    .fetch_one(&mut *tx)
     .await?;
-    if staff {
-        return Ok(None);
+    if recent >= MAGIC_LINKS_PER_ADDRESS_PER_HOUR {
+        let free_at = oldest.unwrap_or(now) + Duration::hours(1);
+        return Err(UserError::TooManyLinks {
+            retry_after_seconds: (free_at - now).num_seconds().max(1) as u64,
+        });
     }
     let token = sessions::random_token()?;
     sqlx::query(
-        "INSERT INTO magic_links (email, token, expires_at, ip_address, user_agent, created_at) \
-         VALUES ($1, $2, $3, $4::inet, $5, $6)",
+        "INSERT INTO magic_links (email, token, expires_at, ip_address, user_agent, created_at, \
+                                  used, used_at) \
+         VALUES ($1, $2, $3, $4::inet, $5, $6, $7, CASE WHEN $7 THEN $6 END)",
     )
     .bind(email.as_str())
     .bind(token_hash(&token))
@@ -132,9 +158,11 @@ pub async fn request_magic_link(
     .bind(client.ip.map(|ip| ip.to_string()))
     .bind(client.user_agent.as_deref())
     .bind(now)
-    .execute(conn)
+    .bind(staff)
+    .execute(&mut *tx)
     .await?;
-    Ok(Some(token))
+    tx.commit().await?;
+    Ok((!staff).then_some(token))
 }
 
 /// A new end-user session: the bearer token is shown once and stored as a hash.
@@ -224,6 +252,13 @@ pub async fn verify_magic_link(
     .fetch_optional(&mut *tx)
     .await?;
     let email = email.ok_or(UserError::InvalidLink)?;
+    // The newest link used wins: the address's other links, sent earlier and not used, stop
+    // working (a link left in an inbox is a way in).
+    sqlx::query("UPDATE magic_links SET used = true, used_at = $2 WHERE email = $1 AND NOT used")
+        .bind(&email)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
     // The placeholder hash matches no password: end users sign in by link only.
     let (user_id, staff_role, deleted, consented): (Uuid, Option<String>, bool, bool) =
         sqlx::query_as(

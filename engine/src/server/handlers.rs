@@ -174,11 +174,14 @@ async fn request_magic_link(
     )
     .await?;
     if let Some(token) = token {
+        // Delivered after the answer: its time would tell which addresses can sign in.
         let link = format!("{}?token={token}", state.config.magic_link_url);
-        state
-            .mailer
-            .send_magic_link(&email, &link)
-            .map_err(|e| Problem::internal(&format!("delivering a sign-in link: {e}")))?;
+        let mailer = state.mailer.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = mailer.send_magic_link(&email, &link) {
+                tracing::error!(error = %e, "delivering a sign-in link failed");
+            }
+        });
     }
     Ok((
         StatusCode::ACCEPTED,

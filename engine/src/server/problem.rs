@@ -152,6 +152,9 @@ impl From<UserError> for Problem {
             UserError::InvalidEmail | UserError::InvalidPreference(_) => {
                 Problem::validation(e.to_string())
             }
+            UserError::TooManyLinks {
+                retry_after_seconds,
+            } => Problem::rate_limited(retry_after_seconds),
             UserError::InvalidLink => {
                 Problem::new(StatusCode::BAD_REQUEST, "invalid-link", e.to_string())
             }

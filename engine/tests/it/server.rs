@@ -114,6 +114,18 @@ impl TestServer {
         self.call(Method::GET, path, Some(token), None).await
     }
 
+    /// The newest sign-in link sent to `email`: links go out after the answer, so this waits
+    /// for it (a while).
+    async fn link_for(&self, email: &str) -> String {
+        for _ in 0..100 {
+            if let Some(link) = self.mailer.last_link(email) {
+                return link;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no sign-in link was sent to {email}");
+    }
+
     /// Signs in through a magic link (with consent when asked) and returns the session token.
     async fn sign_in(&self, email: &str, consent: bool) -> String {
         let (s, _) = self
@@ -125,7 +137,7 @@ impl TestServer {
             )
             .await;
         assert_eq!(s, StatusCode::ACCEPTED);
-        let link = self.mailer.last_link(email).expect("a link was sent");
+        let link = self.link_for(email).await;
         let token = link.split("token=").nth(1).unwrap().to_string();
         let (s, session) = self
             .call(
@@ -280,7 +292,7 @@ async fn journey_sign_in_consent_converse_crisis_and_a_staff_reply_on_the_live_s
         )
         .await;
     assert_eq!(s, StatusCode::ACCEPTED);
-    let link = srv.mailer.last_link("amina@example.dz").unwrap();
+    let link = srv.link_for("amina@example.dz").await;
     let link_token = link.split("token=").nth(1).unwrap();
     let stored: String = sqlx::query_scalar("SELECT token FROM magic_links")
         .fetch_one(&pool)
@@ -596,6 +608,7 @@ async fn users_reach_only_their_own_conversations_and_staff_sessions_are_refused
         )
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "the same answer as for anyone");
+    tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(srv.mailer.count(), sent, "but no link");
 
     // Signing out ends the session.
@@ -1603,6 +1616,75 @@ async fn the_crisis_fallback_needs_no_consent_and_long_escaped_messages_fit(
         .send()
         .await?;
     assert!(response.status().is_success(), "{}", response.status());
+    srv.stop().await;
+    Ok(())
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn sign_in_links_are_limited_per_address_and_the_newest_used_revokes_the_rest(
+    pool: PgPool,
+) -> TestResult {
+    let srv = TestServer::start(&pool, config()).await;
+    let ask = |email: &'static str| {
+        srv.call(
+            Method::POST,
+            "/v1/auth/magic-link",
+            None,
+            Some(json!({ "email": email })),
+        )
+    };
+    let mut links = Vec::new();
+    for _ in 0..amal_engine::users::MAGIC_LINKS_PER_ADDRESS_PER_HOUR {
+        let (s, _) = ask("flood@example.dz").await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+        // Each link arrives before the next is asked for.
+        let before = links.len();
+        for _ in 0..100 {
+            let sent = srv.mailer.last_link("flood@example.dz");
+            if sent.as_ref().is_some_and(|l| !links.contains(l)) {
+                links.push(sent.unwrap());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(links.len(), before + 1, "a link was sent");
+    }
+    // One more is refused with Retry-After, for any address alike; another address is not
+    // affected.
+    let response = srv
+        .request(Method::POST, "/v1/auth/magic-link", None)
+        .json(&json!({ "email": "flood@example.dz" }))
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key("retry-after"));
+    let (s, _) = ask("other@example.dz").await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    // Using the newest link makes the earlier ones useless.
+    let token = |link: &str| link.split("token=").nth(1).unwrap().to_string();
+    let (s, _) = srv
+        .call(
+            Method::POST,
+            "/v1/auth/verify",
+            None,
+            Some(json!({ "token": token(links.last().unwrap()) })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    for earlier in &links[..links.len() - 1] {
+        let (s, p) = srv
+            .call(
+                Method::POST,
+                "/v1/auth/verify",
+                None,
+                Some(json!({ "token": token(earlier) })),
+            )
+            .await;
+        assert_problem(s, &p, StatusCode::BAD_REQUEST, "an earlier link");
+    }
     srv.stop().await;
     Ok(())
 }
