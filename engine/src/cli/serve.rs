@@ -98,6 +98,10 @@ pub struct ServeArgs {
     /// Seconds a client may take to send a request's body.
     #[arg(long, env = "AMAL_BODY_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     body_timeout_seconds: u64,
+    /// Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For names
+    /// the client, for the rate limits and the audit trail.
+    #[arg(long, env = "AMAL_TRUSTED_PROXIES", value_delimiter = ',', value_parser = amal_engine::server::parse_proxy)]
+    trusted_proxies: Vec<ipnet::IpNet>,
     /// Connections served at once (a small reserve past it keeps /healthz answering).
     #[arg(long, env = "AMAL_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections: u64,
@@ -130,6 +134,7 @@ impl ServeArgs {
             header_timeout: std::time::Duration::from_secs(self.header_timeout_seconds),
             body_timeout: std::time::Duration::from_secs(self.body_timeout_seconds),
             max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            trusted_proxies: self.trusted_proxies.clone(),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod rate_limit;
 pub mod sse;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,6 +67,10 @@ pub struct ServerConfig {
     pub header_timeout: Duration,
     /// How long a client may take to send a request's body.
     pub body_timeout: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` names the client: requests from them are
+    /// rate-limited and audited by the address they forward; from anyone else the header is
+    /// ignored (a client could write anything in it).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Connections served at once. Past it, a small reserve of connections is still served
     /// (one request each, a short header timeout), so that `/healthz` and `/readyz` keep
     /// answering; past the reserve, connections are closed at once.
@@ -90,6 +95,7 @@ impl Default for ServerConfig {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             max_connections: 4096,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -299,6 +305,7 @@ async fn accept(
             .keep_alive_timeout(header_timeout);
         b
     };
+    let proxies: Arc<[ipnet::IpNet]> = config.trusted_proxies.clone().into();
     let regular = builder(config.header_timeout, true);
     let reserved = builder(RESERVE_HEADER_TIMEOUT, false);
     tokio::pin!(shutdown);
@@ -324,11 +331,14 @@ async fn accept(
             },
         };
         let app = app.clone();
+        let proxies = proxies.clone();
         let service = tower::service_fn(
             move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                // Handlers, the rate limiter and the audit trail see the client's address.
+                let client = client_address(peer, request.headers(), &proxies);
                 request
                     .extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
+                    .insert(axum::extract::ConnectInfo(client));
                 tower::ServiceExt::oneshot(app.clone(), request)
             },
         );
@@ -351,4 +361,90 @@ async fn accept(
         tracing::warn!("requests still in flight at shutdown were cut off");
     }
     Ok(())
+}
+
+/// The client's address: the connection's peer, unless the peer is a trusted proxy; then the
+/// right-most address of `X-Forwarded-For` that is not a trusted proxy itself (proxies append
+/// what they saw, so everything left of it was written by the client and proves nothing).
+pub fn client_address(
+    peer: SocketAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> SocketAddr {
+    let is_trusted = |ip: std::net::IpAddr| trusted.iter().any(|net| net.contains(&ip));
+    if !is_trusted(peer.ip()) {
+        return peer;
+    }
+    let forwarded: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map_while(|a| a.trim().parse().ok())
+        .collect();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|ip| !is_trusted(*ip))
+        .map_or(peer, |ip| SocketAddr::new(ip, 0))
+}
+
+/// Parses an address or a network (`127.0.0.1`, `10.0.0.0/8`, `::1`) of a trusted proxy.
+pub fn parse_proxy(entry: &str) -> Result<ipnet::IpNet, String> {
+    let e = entry.trim();
+    e.parse::<ipnet::IpNet>()
+        .or_else(|_| e.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{e}` is not an IP address or network (e.g. 10.0.0.0/8)"))
+}
+
+/// Parses a comma-separated list of [`parse_proxy`] entries, naming the first bad one.
+pub fn parse_proxies(list: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    list.split(',')
+        .filter(|e| !e.trim().is_empty())
+        .map(parse_proxy)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_address_is_taken_from_trusted_proxies_only() {
+        let proxies = parse_proxies("127.0.0.1, 10.0.0.0/8").unwrap();
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            "6.6.6.6, 203.0.113.7, 10.1.2.3".parse().unwrap(),
+        );
+        let from = |ip: &str| SocketAddr::new(ip.parse().unwrap(), 4000);
+        // Through two trusted proxies: the address the outer one saw.
+        assert_eq!(
+            client_address(from("127.0.0.1"), &headers, &proxies)
+                .ip()
+                .to_string(),
+            "203.0.113.7"
+        );
+        // Straight from a client: its own header proves nothing.
+        assert_eq!(
+            client_address(from("198.51.100.1"), &headers, &proxies),
+            from("198.51.100.1")
+        );
+        // A proxy without the header, or with garbage: the proxy.
+        assert_eq!(
+            client_address(from("127.0.0.1"), &Default::default(), &proxies),
+            from("127.0.0.1")
+        );
+        headers.insert("x-forwarded-for", "not an address".parse().unwrap());
+        assert_eq!(
+            client_address(from("127.0.0.1"), &headers, &proxies),
+            from("127.0.0.1")
+        );
+        assert!(
+            parse_proxies("10.0.0.0/8, nonsense")
+                .unwrap_err()
+                .contains("nonsense")
+        );
+        assert_eq!(parse_proxies("::1").unwrap().len(), 1);
+    }
 }

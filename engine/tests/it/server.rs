@@ -1688,3 +1688,46 @@ async fn sign_in_links_are_limited_per_address_and_the_newest_used_revokes_the_r
     srv.stop().await;
     Ok(())
 }
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn behind_a_trusted_proxy_each_client_has_its_own_rate_limit(pool: PgPool) -> TestResult {
+    for trusted in [true, false] {
+        let srv = TestServer::start(
+            &pool,
+            ServerConfig {
+                rate_limit_per_ip_per_minute: 3,
+                trusted_proxies: if trusted {
+                    server::parse_proxies("127.0.0.1")?
+                } else {
+                    Vec::new()
+                },
+                ..config()
+            },
+        )
+        .await;
+        let mut limited = 0;
+        for i in 1..=6 {
+            let response = srv
+                .request(Method::GET, "/v1/conversations", None)
+                .header("x-forwarded-for", format!("203.0.113.{i}"))
+                .send()
+                .await?;
+            if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                limited += 1;
+            }
+        }
+        if trusted {
+            assert_eq!(limited, 0, "six clients behind the proxy, one request each");
+        } else {
+            assert!(
+                limited > 0,
+                "a client's own X-Forwarded-For must not buy it new buckets"
+            );
+        }
+        srv.stop().await;
+    }
+    Ok(())
+}
