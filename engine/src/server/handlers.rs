@@ -694,6 +694,8 @@ async fn close_conversation(
     responses(
         (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
         (status = 404, description = "No such conversation of yours", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "The session holds as many live streams as it may", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "The instance holds as many live streams as it can", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 async fn conversation_events(
     State(state): State<AppState>,
@@ -714,9 +716,34 @@ async fn conversation_events(
             person::latest_cursor(&mut conn, id).await?
         }
     };
+    let slot = state
+        .hub
+        .claim(user.session_id)
+        .map_err(|refusal| match refusal {
+            sse::StreamRefusal::Session => Problem {
+                retry_after_seconds: Some(15),
+                ..Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too-many-streams",
+                    format!(
+                        "this session has {} live streams open already; close one first",
+                        sse::STREAMS_PER_SESSION
+                    ),
+                )
+            },
+            sse::StreamRefusal::Overall => Problem {
+                retry_after_seconds: Some(15),
+                ..Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too-many-streams",
+                    "the service holds as many live streams as it can; try again shortly",
+                )
+            },
+        })?;
     Ok(sse::stream(
         state.pool.clone(),
         state.hub.clone(),
+        slot,
         user.session_id,
         id,
         after,

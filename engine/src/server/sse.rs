@@ -12,7 +12,9 @@
 //! expires or the account is deleted, disabled or made a staff account, it sends `event: end`
 //! and closes, and nothing more of the conversation goes out on it.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -50,10 +52,52 @@ pub struct TurnState {
     pub client_message_id: Option<String>,
 }
 
-/// The per-instance fan-out of database notices and turn states.
+/// Live streams one session may hold open at once (a person with the page open on a phone
+/// and a computer, and a reconnect or two).
+pub const STREAMS_PER_SESSION: usize = 4;
+/// Live streams one instance holds open at once.
+pub const STREAMS_OVERALL: usize = 2_000;
+
+/// The per-instance fan-out of database notices and turn states, and the count of its streams.
 #[derive(Debug, Clone)]
 pub struct EventHub {
     tx: broadcast::Sender<HubEvent>,
+    streams: Arc<Mutex<StreamCount>>,
+}
+
+#[derive(Debug, Default)]
+struct StreamCount {
+    overall: usize,
+    per_session: HashMap<Uuid, usize>,
+}
+
+/// Why a stream was not opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamRefusal {
+    /// The session holds [`STREAMS_PER_SESSION`] streams already.
+    Session,
+    /// The instance holds [`STREAMS_OVERALL`] streams already.
+    Overall,
+}
+
+/// A stream's place in the count, given back when dropped (the stream ended).
+#[derive(Debug)]
+pub struct StreamSlot {
+    streams: Arc<Mutex<StreamCount>>,
+    session_id: Uuid,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut count = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        count.overall = count.overall.saturating_sub(1);
+        if let Some(n) = count.per_session.get_mut(&self.session_id) {
+            *n -= 1;
+            if *n == 0 {
+                count.per_session.remove(&self.session_id);
+            }
+        }
+    }
 }
 
 impl Default for EventHub {
@@ -67,7 +111,26 @@ impl EventHub {
     pub fn new() -> Self {
         EventHub {
             tx: broadcast::channel(1024).0,
+            streams: Arc::default(),
         }
+    }
+
+    /// A place for one more stream of `session_id`, within the caps.
+    pub fn claim(&self, session_id: Uuid) -> Result<StreamSlot, StreamRefusal> {
+        let mut count = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        if count.overall >= STREAMS_OVERALL {
+            return Err(StreamRefusal::Overall);
+        }
+        let mine = count.per_session.entry(session_id).or_insert(0);
+        if *mine >= STREAMS_PER_SESSION {
+            return Err(StreamRefusal::Session);
+        }
+        *mine += 1;
+        count.overall += 1;
+        Ok(StreamSlot {
+            streams: self.streams.clone(),
+            session_id,
+        })
     }
 
     /// Publishes a turn state to this instance's streams.
@@ -164,6 +227,7 @@ async fn session_ended(
 pub fn stream(
     pool: PgPool,
     hub: EventHub,
+    slot: StreamSlot,
     session_id: Uuid,
     conversation_id: Uuid,
     after: Option<Cursor>,
@@ -173,6 +237,7 @@ pub fn stream(
     // Subscribe before the first read, so nothing committed in between is missed.
     let mut events = hub.subscribe();
     tokio::spawn(async move {
+        let _slot = slot;
         let mut cursor = after;
         // Catch up at once: anything committed since the cursor was read is sent.
         let mut pending = true;

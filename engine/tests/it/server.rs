@@ -1731,3 +1731,60 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_rate_limit(pool: PgPool)
     }
     Ok(())
 }
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn live_streams_are_capped_per_session(pool: PgPool) -> TestResult {
+    use amal_engine::server::sse::STREAMS_PER_SESSION;
+    let srv = TestServer::start(&pool, config()).await;
+    let token = srv.sign_in("amina@example.dz", true).await;
+    let conv = srv.new_conversation(&token).await;
+    let events = format!("/v1/conversations/{conv}/events");
+    let mut open = Vec::new();
+    for _ in 0..STREAMS_PER_SESSION {
+        let r = srv
+            .request(Method::GET, &events, Some(&token))
+            .send()
+            .await?;
+        assert_eq!(r.status(), StatusCode::OK);
+        open.push(r);
+    }
+    let refused = srv
+        .request(Method::GET, &events, Some(&token))
+        .send()
+        .await?;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key("retry-after"));
+    // Another person's session is not affected.
+    let other = srv.sign_in("karim@example.dz", true).await;
+    let theirs = srv.new_conversation(&other).await;
+    let r = srv
+        .request(
+            Method::GET,
+            &format!("/v1/conversations/{theirs}/events"),
+            Some(&other),
+        )
+        .send()
+        .await?;
+    assert_eq!(r.status(), StatusCode::OK);
+    // Closing a stream gives its place back.
+    drop(open.pop());
+    let mut reopened = false;
+    for _ in 0..50 {
+        let r = srv
+            .request(Method::GET, &events, Some(&token))
+            .send()
+            .await?;
+        if r.status() == StatusCode::OK {
+            reopened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(reopened, "a closed stream's place was not given back");
+    drop(open);
+    srv.stop().await;
+    Ok(())
+}
