@@ -51,6 +51,10 @@ pub struct ChangeNotice {
     /// The document concerned, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub document_id: Option<Uuid>,
+    /// The person concerned, when the change is about one person's data (their live streams
+    /// re-read it; nobody else's need to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<Uuid>,
 }
 
 impl ChangeNotice {
@@ -85,6 +89,12 @@ impl ChangeNotice {
     /// Names the document concerned.
     pub fn document(mut self, id: Uuid) -> Self {
         self.document_id = Some(id);
+        self
+    }
+
+    /// Names the person concerned.
+    pub fn user(mut self, id: Uuid) -> Self {
+        self.user_id = Some(id);
         self
     }
 

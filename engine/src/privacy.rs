@@ -110,10 +110,13 @@ pub async fn forget(
         },
     )
     .await?;
-    // Consoles showing the person's conversations or tickets re-read them.
+    // Consoles showing the person's conversations or tickets re-read them; of the live
+    // streams, only the person's own.
     events::notify(
         &mut tx,
-        &ChangeNotice::new(ChangeKind::ConversationChanged).with(ChangeKind::TicketChanged),
+        &ChangeNotice::new(ChangeKind::ConversationChanged)
+            .with(ChangeKind::TicketChanged)
+            .user(user_id),
     )
     .await?;
     tx.commit().await?;

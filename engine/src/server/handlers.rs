@@ -744,6 +744,7 @@ async fn conversation_events(
         state.pool.clone(),
         state.hub.clone(),
         slot,
+        user.id,
         user.session_id,
         id,
         after,

@@ -228,6 +228,7 @@ pub fn stream(
     pool: PgPool,
     hub: EventHub,
     slot: StreamSlot,
+    user_id: Uuid,
     session_id: Uuid,
     conversation_id: Uuid,
     after: Option<Cursor>,
@@ -273,9 +274,12 @@ pub fn stream(
                         let ours = n.conversation_id == Some(conversation_id);
                         // A turn that opened a ticket is announced by the ticket's notice, so
                         // any notice about this conversation may carry messages. Archiving and
-                        // forgetting announce no conversation id.
+                        // forgetting announce no conversation id (forgetting names its person).
+                        let someone_else = n.user_id.is_some_and(|u| u != user_id);
                         pending = ours
-                            || (n.conversation_id.is_none() && n.kinds.contains(&ChangeKind::ConversationChanged));
+                            || (n.conversation_id.is_none()
+                                && !someone_else
+                                && n.kinds.contains(&ChangeKind::ConversationChanged));
                         if ours && n.kinds.contains(&ChangeKind::ConversationChanged) {
                             if session_ended(&pool, session_id, &tx).await {
                                 return;
