@@ -15,6 +15,9 @@ cargo build --workspace --bins --locked
 engine="${CARGO_TARGET_DIR:-target}/debug/amal-engine"
 
 "$engine" db start >&2
+# A demo database from before the embedding model (or with another embedder) moves to the
+# configured one first; otherwise this only records the model (resumable, quick when done).
+"$engine" kb reembed >&2
 "$engine" seed --demo >&2
 
 console="${CARGO_TARGET_DIR:-target}/debug/amal"

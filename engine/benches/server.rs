@@ -51,8 +51,15 @@ const MESSAGES: &[&str] = &[
     "How do I deal with cannabis cravings?",
 ];
 
+/// The hashed embedder, whatever the environment says: this benchmark measures what the HTTP
+/// layer adds to a turn, and its figures stay comparable across rounds (the model's own cost is
+/// the knowledge benchmark's).
+fn embedder() -> Embedder {
+    Embedder::hashed()
+}
+
 async fn engine(pool: &PgPool) -> anyhow::Result<DecisionEngine> {
-    let embedder = Embedder::from_env().await?;
+    let embedder = embedder();
     amal_engine::knowledge::store::ensure_embedder_matches(pool, &embedder).await?;
     Ok(DecisionEngine::from_env(Retriever::new(embedder))?)
 }
@@ -197,7 +204,7 @@ async fn main() -> anyhow::Result<()> {
     let (pool, _) =
         common::fresh_database("amal_bench_server", "amal-bench-server-db", pool_size).await?;
     seed::reference(&pool).await?;
-    let kb = seed::demo_knowledge(&pool).await?;
+    let kb = seed::demo_knowledge(&pool, &embedder()).await?;
     // Fresh tables have no planner statistics until autovacuum gets to them mid-run.
     sqlx::query("ANALYZE").execute(&pool).await?;
     println!(

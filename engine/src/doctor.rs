@@ -1,7 +1,9 @@
 //! `amal-engine doctor`: the platform documents' health check, as one report.
 //!
 //! Failures (the report is unhealthy): no connection, pgvector missing, migrations pending,
-//! failed or modified. Warnings (still healthy): a low cache-hit ratio, connections near the limit.
+//! failed or modified, the configured embedder not loading or failing its self-test, stored
+//! vectors of another model. Warnings (still healthy): a low cache-hit ratio, connections near
+//! the limit, the hashed embedder, chunks still waiting for `kb reembed`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,6 +13,8 @@ use sqlx::PgPool;
 
 use crate::config::Config;
 use crate::db::{self, PgvectorStatus};
+use crate::knowledge::embed::{EMBEDDER_ENV, SelfTest};
+use crate::knowledge::{Embedder, KnowledgeError, store};
 
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -110,6 +114,21 @@ pub struct DoctorReport {
     pub cache_hit_ratio: Option<f64>,
     /// Indexes with no scans.
     pub unused_indexes: Vec<UnusedIndex>,
+    /// The configured embedder, when it loaded.
+    pub embedder: Option<EmbedderReport>,
+}
+
+/// The configured embedder as the doctor found it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EmbedderReport {
+    /// The model name recorded with vectors.
+    pub model: String,
+    /// Its dimension.
+    pub dimension: usize,
+    /// What it is and where it comes from.
+    pub description: String,
+    /// The cross-language self-test (not run for the hashed embedder).
+    pub self_test: Option<SelfTest>,
 }
 
 impl DoctorReport {
@@ -126,6 +145,7 @@ impl DoctorReport {
             connections: None,
             cache_hit_ratio: None,
             unused_indexes: Vec::new(),
+            embedder: None,
         }
     }
 
@@ -169,6 +189,7 @@ pub async fn examine(pool: &PgPool) -> DoctorReport {
             format!("a health query failed: {e}"),
         ),
     }
+    check_embedder(pool, &mut report).await;
     let numbers = crate::decision::crisis::CrisisNumbers::from_env();
     if crate::decision::crisis::numbers_configured(&numbers) {
         report.push(
@@ -185,6 +206,119 @@ pub async fn examine(pool: &PgPool) -> DoctorReport {
         );
     }
     report
+}
+
+/// The embedder the environment configures: which, its dimension, its self-test, and whether
+/// the stored vectors are its own.
+async fn check_embedder(pool: &PgPool, report: &mut DoctorReport) {
+    let embedder = match Embedder::from_env().await {
+        Ok(e) => e,
+        Err(e) => {
+            report.push("embedder", CheckStatus::Fail, e.to_string());
+            return;
+        }
+    };
+    let mut detail = format!(
+        "{}, {} dimensions",
+        embedder.describe(),
+        embedder.dimension()
+    );
+    let (status, self_test) = match &embedder {
+        Embedder::Hash(_) => {
+            detail.push_str(&format!(
+                " ({EMBEDDER_ENV}=hashed): people's meaning across languages is not seen; \
+                 unset it to use multilingual-e5-small"
+            ));
+            (CheckStatus::Warn, None)
+        }
+        _ => match embedder.self_test().await {
+            Ok(test) => {
+                detail.push_str(&format!("; self-test: {test}"));
+                let status = if test.passed() {
+                    CheckStatus::Ok
+                } else {
+                    CheckStatus::Fail
+                };
+                (status, Some(test))
+            }
+            Err(e) => {
+                detail.push_str(&format!("; self-test failed: {e}"));
+                (CheckStatus::Fail, None)
+            }
+        },
+    };
+    report.push("embedder", status, detail);
+    report.embedder = Some(EmbedderReport {
+        model: embedder.model().to_string(),
+        dimension: embedder.dimension(),
+        description: embedder.describe(),
+        self_test,
+    });
+    if let Err(e) = check_stored_vectors(pool, &embedder, report).await {
+        report.push(
+            "vectors",
+            CheckStatus::Fail,
+            format!("could not read the stored vectors' model: {e}"),
+        );
+    }
+}
+
+/// Whether the stored chunk vectors come from the configured embedder (skipped on a database
+/// without the schema: the migrations check says so already).
+async fn check_stored_vectors(
+    pool: &PgPool,
+    embedder: &Embedder,
+    report: &mut DoctorReport,
+) -> Result<(), KnowledgeError> {
+    let schema: bool =
+        sqlx::query_scalar("SELECT to_regclass('public.embedding_settings') IS NOT NULL")
+            .fetch_one(pool)
+            .await?;
+    if !schema {
+        return Ok(());
+    }
+    let mut conn = pool.acquire().await?;
+    let settings = store::embedding_settings(&mut conn).await?;
+    let (total, embedded, other): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(embedding), \
+                count(*) FILTER (WHERE embedding IS NULL OR embedding_model IS DISTINCT FROM $1) \
+         FROM document_chunks",
+    )
+    .bind(embedder.model())
+    .fetch_one(&mut *conn)
+    .await?;
+    let stored_is_other =
+        settings.model != embedder.model() || settings.dimension != embedder.dimension();
+    let (status, detail) = if total == 0 {
+        (CheckStatus::Ok, "no chunks stored yet".to_string())
+    } else if stored_is_other && embedded > 0 {
+        (
+            CheckStatus::Fail,
+            format!(
+                "the {total} chunks' vectors are {} ({} dimensions), not the configured {}: run \
+                 `amal-engine kb reembed`",
+                settings.model,
+                settings.dimension,
+                embedder.model()
+            ),
+        )
+    } else if other > 0 {
+        (
+            CheckStatus::Warn,
+            format!(
+                "{other} of {total} chunks have no vector of {} yet (an interrupted re-embedding?): \
+                 run `amal-engine kb reembed` to finish",
+                embedder.model()
+            ),
+        )
+    } else {
+        (
+            CheckStatus::Ok,
+            format!("all {total} chunks embedded with {}", embedder.model()),
+        )
+    };
+    report.push("vectors", status, detail);
+    Ok(())
 }
 
 async fn gather(pool: &PgPool, report: &mut DoctorReport) -> Result<(), sqlx::Error> {

@@ -152,8 +152,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Seed { demo } => {
             let pool = db::connect_and_migrate(&config).await?;
             if demo {
+                // The embedder first: a missing model stops the command before it writes.
+                let embedder = amal_engine::knowledge::Embedder::from_env()
+                    .await
+                    .context("configuring the embedder")?;
                 let accounts = seed::demo(&pool).await.context("loading the demo data")?;
-                let kb = seed::demo_knowledge(&pool)
+                let kb = seed::demo_knowledge(&pool, &embedder)
                     .await
                     .context("loading the starter knowledge base")?;
                 println!(

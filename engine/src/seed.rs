@@ -45,17 +45,17 @@ pub fn knowledge_dir() -> std::path::PathBuf {
     std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../seeds/knowledge"))
 }
 
-/// Ingests and approves the starter knowledge base with the configured embedder (after
-/// checking it against the stored vectors). Idempotent: unchanged files change nothing.
+/// Ingests and approves the starter knowledge base with `embedder` (after checking it against
+/// the stored vectors). Idempotent: unchanged files change nothing.
 pub async fn demo_knowledge(
     pool: &PgPool,
+    embedder: &crate::knowledge::Embedder,
 ) -> Result<crate::knowledge::store::IngestSummary, crate::knowledge::KnowledgeError> {
-    use crate::knowledge::{Embedder, store};
-    let embedder = Embedder::from_env().await?;
-    store::ensure_embedder_matches(pool, &embedder).await?;
+    use crate::knowledge::store;
+    store::ensure_embedder_matches(pool, embedder).await?;
     let options = store::IngestOptions {
         approve: true,
         ..Default::default()
     };
-    store::ingest_paths(pool, &embedder, &[knowledge_dir()], &options, 2, |_| {}).await
+    store::ingest_paths(pool, embedder, &[knowledge_dir()], &options, 2, |_| {}).await
 }

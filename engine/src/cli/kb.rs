@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -128,9 +128,12 @@ async fn actor(pool: &PgPool, email: &str) -> Result<staff::Actor> {
     Ok(staff::actor_by_email(&mut conn, email).await?)
 }
 
+/// Runs shorter than this many items get no progress bar.
+const MIN_PROGRESS_BAR: u64 = 20;
+
 fn progress_bar(len: u64) -> ProgressBar {
     // Long runs only, and only on a terminal: scripts and CI get the summary alone.
-    if len < 20 || !std::io::stderr().is_terminal() {
+    if len < MIN_PROGRESS_BAR || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(len);
@@ -305,17 +308,36 @@ pub async fn run(config: &Config, cmd: KbCommand) -> Result<ExitCode> {
             let embedder = Embedder::from_env()
                 .await
                 .context("configuring the embedder")?;
-            let total: i64 = sqlx::query_scalar("SELECT count(*) FROM document_chunks")
-                .fetch_one(&pool)
-                .await?;
-            let bar = progress_bar(total as u64);
-            let done = store::reembed(&pool, &embedder, |done, _| bar.set_position(done)).await?;
+            // Sized by the first report, which says how many chunks are to do.
+            let bar = progress_bar(u64::MAX);
+            let summary = store::reembed(&pool, &embedder, store::REEMBED_BATCH, {
+                let bar = bar.clone();
+                move |done, todo| {
+                    if done == 0 && todo < MIN_PROGRESS_BAR {
+                        bar.set_draw_target(ProgressDrawTarget::hidden());
+                    }
+                    bar.set_length(todo);
+                    bar.set_position(done);
+                }
+            })
+            .await?;
             bar.finish_and_clear();
-            println!(
-                "re-embedded {done} chunks with {} ({} dimensions)",
-                embedder.model(),
-                embedder.dimension()
-            );
+            let (model, dimension) = (embedder.model(), embedder.dimension());
+            if summary.embedded > 0 {
+                println!(
+                    "re-embedded {} chunks with {model} ({dimension} dimensions) in {:.1} s \
+                     ({:.1} chunks/s); {} already were",
+                    summary.embedded,
+                    summary.seconds,
+                    summary.embedded as f64 / summary.seconds.max(1e-9),
+                    summary.already_current,
+                );
+            } else {
+                println!(
+                    "all {} chunks are embedded with {model} ({dimension} dimensions): nothing to do",
+                    summary.already_current
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         KbCommand::Calibrate { file, negatives } => {

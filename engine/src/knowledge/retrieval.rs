@@ -258,7 +258,7 @@ impl Retriever {
         } else {
             format!("{text} {}", expansion.join(" "))
         };
-        let query_vector = Vector::from(self.embedder.embed(&[expanded.as_str()]).await?.remove(0));
+        let query_vector = Vector::from(self.embedder.embed_query(&expanded).await?);
         stages.embed = t.elapsed();
         let shape = SearchShape {
             langs,
@@ -757,6 +757,8 @@ fn category_condition(shape: &SearchShape<'_>, parameter: u8) -> String {
 /// partial index in half precision (the index's own expression, migration 20261206000001)
 /// and reports the full-precision distance, by which the candidates are then ordered. No
 /// threshold sits in front of the index scan: `ORDER BY ... LIMIT` is what the index answers.
+/// A chunk without a vector (while `kb reembed` runs) is not in this list; an exact scan would
+/// otherwise rank it last rather than leave it out.
 ///
 /// Languages are spliced in as literals from [`Lang`] (never user text) so that the planner
 /// matches each branch to its partial index. The limit is a literal too (a number from the
@@ -779,7 +781,7 @@ fn vector_sql(shape: &SearchShape<'_>) -> String {
         .map(|l| {
             format!(
                 "(SELECT c.id, c.embedding <=> $1 AS distance FROM document_chunks c \
-                  WHERE c.retrievable AND c.lang = '{code}'{category} \
+                  WHERE c.retrievable AND c.lang = '{code}'{category} AND c.embedding IS NOT NULL \
                   ORDER BY c.embedding::halfvec({dimension}) <=> $1::halfvec({dimension}) LIMIT {candidates})",
                 code = l.code()
             )
@@ -838,10 +840,12 @@ fn text_sql(shape: &SearchShape<'_>) -> String {
 /// array's length in a custom plan and as 10 rows in the generic one, so on a knowledge base
 /// of more than a few hundred chunks PostgreSQL planned the statement at every search.
 ///
+/// A chunk without a vector (found by full text while `kb reembed` runs) has similarity 0.
+///
 /// Parameters: $1 query vector, $2 the candidates' ids, space-separated.
 const DETAILS_SQL: &str = "SELECT c.id, c.document_id, d.title, d.source, d.category::text AS category, \
             c.lang::text AS lang, c.chunk_index, c.content, \
-            (1 - (c.embedding <=> $1))::float8 AS vector_similarity \
+            COALESCE(1 - (c.embedding <=> $1), 0)::float8 AS vector_similarity \
        FROM document_chunks c JOIN documents d ON d.id = c.document_id \
       WHERE c.id IN (SELECT x::uuid FROM string_to_table($2, ' ') AS x LIMIT 200) \
         AND c.retrievable";

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::KnowledgeError;
 use super::chunk::{self, ChunkConfig};
-use super::embed::Embedder;
+use super::embed::{Embedder, TextKind};
 use super::source::SourceDocument;
 use crate::audit::{self, AuditEntry};
 use crate::events::{self, ChangeKind, ChangeNotice};
@@ -90,16 +90,14 @@ async fn prepare(
     config: ChunkConfig,
 ) -> Result<PreparedChunks, KnowledgeError> {
     let chunks = chunk::chunk(&doc.content, config);
-    // Each chunk is embedded and indexed with its document's title and tags as context: a
-    // paragraph about "cutting down" is about alcohol because its document says so.
-    let context = document_context(doc);
+    let tags = doc.front_matter.get("tags").map(String::as_str);
     let texts: Vec<String> = chunks
         .iter()
-        .map(|c| format!("{context}\n{}", c.content))
+        .map(|c| chunk_text(&doc.title, tags, &c.content))
         .collect();
     let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let embeddings = embedder
-        .embed(&text_refs)
+        .embed(TextKind::Passage, &text_refs)
         .await?
         .into_iter()
         .map(Vector::from)
@@ -121,14 +119,16 @@ async fn prepare(
     })
 }
 
-/// The title and front-matter tags (`tags: [a, b]`) that give every chunk its context.
-fn document_context(doc: &SourceDocument) -> String {
-    let tags = doc
-        .front_matter
-        .get("tags")
+/// The text a chunk is embedded and indexed as: its document's title and front-matter tags
+/// (`tags: [a, b]`) as context, then its content. A paragraph about "cutting down" is about
+/// alcohol because its document says so. Ingestion and re-embedding both use it, so that a
+/// re-embedded chunk gets the vector ingestion would give it.
+pub fn chunk_text(title: &str, tags: Option<&str>, content: &str) -> String {
+    let tags = tags
         .map(|t| t.trim_matches(|c| c == '[' || c == ']').replace(',', " "))
         .unwrap_or_default();
-    format!("{} {}", doc.title, tags).trim().to_string()
+    let context = format!("{title} {tags}");
+    format!("{}\n{content}", context.trim())
 }
 
 /// The vocabulary words (`kb_terms`) an ingestion run has already committed, per language:
@@ -631,56 +631,152 @@ pub async fn ensure_embedder_matches(
     })
 }
 
-/// Re-embeds every chunk with `embedder`, changing the column's dimension first if needed.
-/// `progress` is told how many chunks are done after each batch. Returns the chunk count.
+/// What [`reembed`] did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReembedSummary {
+    /// Chunks this run embedded.
+    pub embedded: u64,
+    /// Chunks that already had a vector of the model (ingested with it, or re-embedded by an
+    /// interrupted run) and were left as they were.
+    pub already_current: u64,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// Chunks a re-embedding worker reads, embeds and writes at a time (`kb reembed`'s batch).
+/// Each batch commits on its own, so an interrupted run loses at most the batches in flight.
+pub const REEMBED_BATCH: usize = 32;
+
+/// Re-embeds, with `embedder`, every chunk whose vector is not of its model yet; changes the
+/// column's model and dimension first if needed (which clears every vector of the old model).
+///
+/// Resumable: a chunk already embedded with the model is not embedded again, so a run that
+/// was interrupted goes on where it stopped. [`Embedder::parallelism`] workers each read a
+/// batch, embed it and write it, so embedding uses every core while the database reads and
+/// writes. Searches keep working meanwhile: the full-text half over every chunk, the vector half
+/// over the chunks re-embedded so far. `batch` chunks at a time ([`REEMBED_BATCH`]); `progress`
+/// is told (done, to do) before the first batch and after each.
 pub async fn reembed(
     pool: &PgPool,
     embedder: &Embedder,
-    mut progress: impl FnMut(u64, u64),
-) -> Result<u64, KnowledgeError> {
+    batch: usize,
+    progress: impl Fn(u64, u64) + Send + Sync + 'static,
+) -> Result<ReembedSummary, KnowledgeError> {
+    let started = std::time::Instant::now();
     sqlx::query("SELECT set_embedding_dimension($1, $2)")
         .bind(embedder.model())
         .bind(embedder.dimension() as i32)
         .execute(pool)
         .await?;
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM document_chunks")
-        .fetch_one(pool)
-        .await?;
-    let total = total as u64;
-    let mut done = 0u64;
-    let mut after = Uuid::nil();
-    const BATCH: i64 = 256;
-    loop {
-        let rows: Vec<(Uuid, String)> = sqlx::query_as(
-            "SELECT id, content FROM document_chunks WHERE id > $1 ORDER BY id LIMIT $2",
+    let (total, todo): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE embedding IS NULL OR embedding_model IS DISTINCT FROM $1) \
+         FROM document_chunks",
+    )
+    .bind(embedder.model())
+    .fetch_one(pool)
+    .await?;
+    let (total, todo) = (total as u64, todo as u64);
+    progress(0, todo);
+
+    // Workers take batches in id order from one cursor; each batch commits alone.
+    let cursor = std::sync::Arc::new(tokio::sync::Mutex::new(Uuid::nil()));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let progress = std::sync::Arc::new(progress);
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..embedder.parallelism().max(1) {
+        let (pool, embedder, cursor, done, progress) = (
+            pool.clone(),
+            embedder.clone(),
+            cursor.clone(),
+            done.clone(),
+            progress.clone(),
+        );
+        workers.spawn(async move {
+            while let Some(n) = reembed_batch(&pool, &embedder, &cursor, batch).await? {
+                progress(
+                    done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n,
+                    todo,
+                );
+            }
+            Ok::<_, KnowledgeError>(())
+        });
+    }
+    // The first failure stops the others: what they committed stays, and a new run resumes.
+    let mut failure = None;
+    while let Some(joined) = workers.join_next().await {
+        let result = match joined {
+            Ok(result) => result,
+            Err(e) if e.is_cancelled() => Ok(()),
+            Err(e) => Err(KnowledgeError::BadQuery(format!(
+                "re-embedding worker failed: {e}"
+            ))),
+        };
+        if let Err(e) = result
+            && failure.is_none()
+        {
+            workers.abort_all();
+            failure = Some(e);
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok(ReembedSummary {
+        embedded: done.load(std::sync::atomic::Ordering::Relaxed),
+        already_current: total.saturating_sub(todo),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Takes the next batch after `cursor` of chunks without a vector of `embedder`'s model, embeds
+/// it and writes it. Returns how many chunks it did, `None` when none is left.
+async fn reembed_batch(
+    pool: &PgPool,
+    embedder: &Embedder,
+    cursor: &tokio::sync::Mutex<Uuid>,
+    batch: usize,
+) -> Result<Option<u64>, KnowledgeError> {
+    let rows: Vec<(Uuid, String, String, Option<String>)> = {
+        let mut after = cursor.lock().await;
+        let rows: Vec<(Uuid, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT c.id, c.content, d.title, d.metadata->'front_matter'->>'tags' \
+             FROM document_chunks c JOIN documents d ON d.id = c.document_id \
+             WHERE c.id > $1 AND (c.embedding IS NULL OR c.embedding_model IS DISTINCT FROM $2) \
+             ORDER BY c.id LIMIT $3",
         )
-        .bind(after)
-        .bind(BATCH)
+        .bind(*after)
+        .bind(embedder.model())
+        .bind(batch.max(1) as i64)
         .fetch_all(pool)
         .await?;
-        let Some((last, _)) = rows.last() else { break };
-        after = *last;
-        let texts: Vec<&str> = rows.iter().map(|(_, c)| c.as_str()).collect();
-        let vectors: Vec<Vector> = embedder
-            .embed(&texts)
-            .await?
-            .into_iter()
-            .map(Vector::from)
-            .collect();
-        let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
-        sqlx::query(
-            "UPDATE document_chunks c SET embedding = u.embedding, embedding_model = $3 \
-             FROM UNNEST($1::uuid[], $2::vector[]) AS u(id, embedding) WHERE c.id = u.id",
-        )
-        .bind(&ids)
-        .bind(&vectors)
-        .bind(embedder.model())
-        .execute(pool)
-        .await?;
-        done += rows.len() as u64;
-        progress(done, total);
-    }
-    Ok(done)
+        match rows.last() {
+            Some((last, ..)) => *after = *last,
+            None => return Ok(None),
+        }
+        rows
+    };
+    let texts: Vec<String> = rows
+        .iter()
+        .map(|(_, content, title, tags)| chunk_text(title, tags.as_deref(), content))
+        .collect();
+    let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let vectors: Vec<Vector> = embedder
+        .embed(TextKind::Passage, &text_refs)
+        .await?
+        .into_iter()
+        .map(Vector::from)
+        .collect();
+    let ids: Vec<Uuid> = rows.iter().map(|(id, ..)| *id).collect();
+    sqlx::query(
+        "UPDATE document_chunks c SET embedding = u.embedding, embedding_model = $3 \
+         FROM UNNEST($1::uuid[], $2::vector[]) AS u(id, embedding) WHERE c.id = u.id",
+    )
+    .bind(&ids)
+    .bind(&vectors)
+    .bind(embedder.model())
+    .execute(pool)
+    .await?;
+    Ok(Some(rows.len() as u64))
 }
 
 /// Concurrent documents in an ingestion run. Each document is text processing in the engine

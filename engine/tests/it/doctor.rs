@@ -1,4 +1,5 @@
-//! `doctor`: healthy on a migrated database; a missing pgvector reported clearly.
+//! `doctor`: healthy on a migrated database (the default embedder included); a missing pgvector
+//! reported clearly.
 
 use amal_engine::db::{self, DbError, embedded::EmbeddedCluster};
 use amal_engine::doctor::{self, CheckStatus};
@@ -27,6 +28,8 @@ async fn healthy_on_a_migrated_database(pool: PgPool) {
         "connections",
         "cache",
         "indexes",
+        "embedder",
+        "vectors",
     ] {
         assert!(
             report.checks.iter().any(|c| c.name == name),
@@ -35,6 +38,15 @@ async fn healthy_on_a_migrated_database(pool: PgPool) {
     }
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["healthy"], true);
+    // The default embedder, multilingual-e5-small, with its cross-language self-test.
+    let embedder = report.embedder.as_ref().unwrap();
+    assert_eq!(
+        embedder.model,
+        amal_engine::knowledge::e5::E5_MODEL,
+        "{report}"
+    );
+    assert_eq!(embedder.dimension, 384);
+    assert!(embedder.self_test.as_ref().unwrap().passed(), "{report}");
 }
 
 #[sqlx::test(migrations = false)]

@@ -19,7 +19,7 @@ use amal_engine::conversations;
 use amal_engine::decision::auto::{DecisionEngine, Mode};
 use amal_engine::decision::crisis::CrisisNumbers;
 use amal_engine::knowledge::Retriever;
-use amal_engine::knowledge::embed::{Embedder, HashEmbedder};
+use amal_engine::knowledge::embed::Embedder;
 use amal_engine::knowledge::store::{self, IngestOptions, IngestSummary};
 use amal_engine::staff::{self, Actor};
 use amal_engine::tickets::{self, NewTicket, Subject, Ticket};
@@ -163,9 +163,9 @@ pub fn kb_dir() -> tempfile::TempDir {
     dir
 }
 
-/// The offline embedder (no provider).
+/// The offline hashed embedder, which the tests of everything but the model itself use.
 pub fn offline() -> Embedder {
-    Embedder::Hash(HashEmbedder::default())
+    Embedder::hashed()
 }
 
 /// Ingests `paths` with the offline embedder, approved or left pending.
@@ -222,10 +222,14 @@ pub fn own_database_url(pool: &PgPool) -> String {
 // ---------------------------------------------------------------------------------------------
 
 /// The real `amal-engine` binary with `args`, on the embedded database in `data_dir`, isolated
-/// from the caller's database and provider settings.
+/// from the caller's database and provider settings, and on the hashed embedder (as the
+/// library's fixtures are) unless the test sets `AMAL_EMBEDDER` itself.
 pub fn engine_command(data_dir: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_amal-engine"));
-    command.args(args).env("AMAL_DATA_DIR", data_dir);
+    command
+        .args(args)
+        .env("AMAL_DATA_DIR", data_dir)
+        .env("AMAL_EMBEDDER", "hashed");
     for var in [
         "DATABASE_URL",
         "AMAL_EMBED_URL",

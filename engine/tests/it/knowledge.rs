@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use amal_engine::knowledge::embed::{EmbedError, Embedder, HttpEmbedder, HttpEmbedderConfig};
+use amal_engine::knowledge::embed::{
+    EmbedError, Embedder, HttpEmbedder, HttpEmbedderConfig, TextKind,
+};
 use amal_engine::knowledge::store::{self, IngestOptions, IngestOutcome};
 use amal_engine::knowledge::{KnowledgeError, Retriever, SearchRequest, eval};
 use amal_engine::lang::Lang;
@@ -692,7 +694,7 @@ async fn http_embedder_batches_retries_and_reports_failures() {
     let embedder = Embedder::Http(embedder);
     assert_eq!(embedder.dimension(), 8);
     let texts = ["a", "bb", "ccc", "dddd", "eeeee", "ffffff", "g"];
-    let vectors = embedder.embed(&texts).await.unwrap();
+    let vectors = embedder.embed(TextKind::Passage, &texts).await.unwrap();
     assert_eq!(
         calls.load(Ordering::SeqCst),
         3 + 3,
@@ -708,7 +710,7 @@ async fn http_embedder_batches_retries_and_reports_failures() {
     let query = "call me on 0555 12 34 56";
     let sent = amal_engine::knowledge::pii::strip(query).0;
     assert_eq!(sent, "call me on [PHONE]");
-    let vectors = embedder.embed(&[query]).await.unwrap();
+    let vectors = embedder.embed(TextKind::Query, &[query]).await.unwrap();
     assert_eq!(vectors[0][1] as usize, sent.len());
 
     let (url, _) = stand_in(10, "unavailable").await;
@@ -750,12 +752,19 @@ async fn another_embedding_model_is_refused_until_reembedded(pool: PgPool) {
         .fetch_one(&pool)
         .await
         .unwrap();
-    let mut seen = Vec::new();
-    let done = store::reembed(&pool, &http, |d, t| seen.push((d, t)))
-        .await
-        .unwrap();
-    assert_eq!(done as i64, chunks);
-    assert_eq!(seen.last().copied(), Some((chunks as u64, chunks as u64)));
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let summary = store::reembed(&pool, &http, store::REEMBED_BATCH, {
+        let seen = seen.clone();
+        move |d, t| seen.lock().unwrap().push((d, t))
+    })
+    .await
+    .unwrap();
+    assert_eq!(summary.embedded as i64, chunks);
+    assert_eq!(summary.already_current, 0);
+    assert_eq!(
+        seen.lock().unwrap().iter().max().copied(),
+        Some((chunks as u64, chunks as u64))
+    );
     store::ensure_embedder_matches(&pool, &http)
         .await
         .expect("now consistent");

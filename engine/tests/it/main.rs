@@ -11,6 +11,7 @@ mod db_commands;
 mod decision;
 mod doctor;
 mod embedded_cluster;
+mod embeddings;
 mod fixtures;
 mod knowledge;
 mod overview;
