@@ -740,17 +740,7 @@ async fn conversation_events(
                 )
             },
         })?;
-    Ok(sse::stream(
-        state.pool.clone(),
-        state.hub.clone(),
-        slot,
-        user.id,
-        user.session_id,
-        id,
-        after,
-        state.shutdown.subscribe(),
-    )
-    .into_response())
+    Ok(sse::stream(&state, slot, &user, id, after).into_response())
 }
 
 /// A message checked by the crisis gate alone.

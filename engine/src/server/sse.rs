@@ -225,15 +225,15 @@ async fn session_ended(
 /// `after` (`None`: from the first), then live ones. The caller passes the newest message at
 /// connection time when the client gives no resume point.
 pub fn stream(
-    pool: PgPool,
-    hub: EventHub,
+    state: &super::AppState,
     slot: StreamSlot,
-    user_id: Uuid,
-    session_id: Uuid,
+    user: &crate::users::EndUser,
     conversation_id: Uuid,
     after: Option<Cursor>,
-    mut shutdown: watch::Receiver<bool>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<>> {
+    let (pool, hub) = (state.pool.clone(), state.hub.clone());
+    let mut shutdown = state.shutdown.subscribe();
+    let (user_id, session_id) = (user.id, user.session_id);
     let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(64);
     // Subscribe before the first read, so nothing committed in between is missed.
     let mut events = hub.subscribe();

@@ -1896,7 +1896,7 @@ async fn every_route_survives_hostile_requests(pool: PgPool) -> TestResult {
         if !ct.is_empty() {
             r = r.header("content-type", ct);
         }
-        if cases.next() % 4 == 0 {
+        if cases.next().is_multiple_of(4) {
             let cursors = [
                 id.clone(),
                 format!("9223372036854775807.{}", Uuid::nil()),
@@ -1905,7 +1905,7 @@ async fn every_route_survives_hostile_requests(pool: PgPool) -> TestResult {
             ];
             r = r.header("last-event-id", cases.pick(&cursors[..]).as_str());
         }
-        if cases.next() % 5 == 0 {
+        if cases.next().is_multiple_of(5) {
             r = r.header("x-forwarded-for", "garbage, 300.1.1.1");
         }
         let body = cases.pick(&bodies[..]).clone();
