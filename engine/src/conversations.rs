@@ -310,6 +310,9 @@ pub struct TurnTarget {
     pub language: Option<String>,
     /// The person's locale: the language when the message gives none.
     pub user_locale: String,
+    /// The reason code of the assistant's latest reply (read only without the lock: what the
+    /// decision needs to know before the turn writes).
+    pub last_reason_code: Option<String>,
 }
 
 impl TurnTarget {
@@ -320,16 +323,27 @@ impl TurnTarget {
 }
 
 /// The conversation a message goes to. With `lock`, its row stays locked until the caller's
-/// transaction ends: that serializes the turns of one conversation.
+/// transaction ends: that serializes the turns of one conversation. Without it, the reason of
+/// the assistant's latest reply comes along (one round trip for what the decision needs).
 pub async fn target(
     conn: &mut PgConnection,
     id: Uuid,
     lock: bool,
 ) -> Result<TurnTarget, ConversationError> {
+    let (last_reason, lock_clause) = if lock {
+        ("NULL::text", " FOR UPDATE OF c")
+    } else {
+        (
+            "(SELECT m.metadata->>'reason_code' FROM messages m WHERE m.conversation_id = c.id \
+                AND m.role = 'assistant' AND m.deleted_at IS NULL \
+              ORDER BY m.created_at DESC, m.id DESC LIMIT 1)",
+            "",
+        )
+    };
     let sql = format!(
-        "SELECT c.user_id, c.status, c.mode, c.language::text AS language, u.locale::text AS user_locale \
-           FROM conversations c JOIN users u ON u.id = c.user_id WHERE c.id = $1{}",
-        if lock { " FOR UPDATE OF c" } else { "" }
+        "SELECT c.user_id, c.status, c.mode, c.language::text AS language, \
+                u.locale::text AS user_locale, {last_reason} AS last_reason_code \
+           FROM conversations c JOIN users u ON u.id = c.user_id WHERE c.id = $1{lock_clause}"
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
@@ -345,24 +359,6 @@ pub async fn lock(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
         .execute(conn)
         .await?;
     Ok(())
-}
-
-/// Whether the assistant's latest reply in the conversation was a clarifying question with
-/// this reason code (a turn asks at most one in a row).
-pub async fn last_reply_was(
-    conn: &mut PgConnection,
-    conversation_id: Uuid,
-    reason_code: &str,
-) -> sqlx::Result<bool> {
-    sqlx::query_scalar(
-        "SELECT coalesce((SELECT metadata->>'reason_code' = $2 FROM messages \
-            WHERE conversation_id = $1 AND role = 'assistant' AND deleted_at IS NULL \
-            ORDER BY created_at DESC, id DESC LIMIT 1), false)",
-    )
-    .bind(conversation_id)
-    .bind(reason_code)
-    .fetch_one(conn)
-    .await
 }
 
 /// The texts a ticket's subject is made from: the title and the person's first message.

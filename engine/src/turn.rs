@@ -216,8 +216,7 @@ async fn context(
     let conversation_lang = t.language.as_deref().and_then(|l| l.parse::<Lang>().ok());
     let fallback = t.user_locale.parse::<Lang>().unwrap_or(Lang::Ar);
     let lang = conversation_lang.unwrap_or_else(|| message_language(content.as_str(), fallback));
-    let clarified_before =
-        conversations::last_reply_was(&mut conn, conversation_id, reason::CLARIFY).await?;
+    let clarified_before = t.last_reason_code.as_deref() == Some(reason::CLARIFY);
     let ticket_open = tickets::open_ticket_of(&mut conn, conversation_id)
         .await?
         .is_some();

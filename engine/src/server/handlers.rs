@@ -612,8 +612,7 @@ async fn post_message(
         }
         return Err(problem);
     }
-    let content = MessageContent::parse(&body.content)
-        .map_err(|e| Problem::from(conversations::ConversationError::from(e)))?;
+    let content = MessageContent::parse(&body.content)?;
     let started = Instant::now();
     let turn_state = |s: &'static str| TurnState {
         conversation_id: id,
@@ -778,8 +777,7 @@ async fn safety(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SafetyCheck>,
 ) -> Result<axum::Json<SafetyView>, Problem> {
-    let content = MessageContent::parse(&body.content)
-        .map_err(|e| Problem::from(conversations::ConversationError::from(e)))?;
+    let content = MessageContent::parse(&body.content)?;
     let reply = state.engine.safety_reply(content.as_str());
     let numbers = state.engine.numbers();
     Ok(axum::Json(SafetyView {

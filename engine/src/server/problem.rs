@@ -183,6 +183,12 @@ impl From<crate::turn::TurnError> for Problem {
     }
 }
 
+impl From<ContentError> for Problem {
+    fn from(e: ContentError) -> Self {
+        ConversationError::from(e).into()
+    }
+}
+
 impl From<ConversationError> for Problem {
     fn from(e: ConversationError) -> Self {
         match e {
