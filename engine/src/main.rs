@@ -133,7 +133,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let config = Config::from_env();
     match cli.command {
         Command::Chat(args) => cli::chat::run(&config, args).await,
-        Command::Crisis(cmd) => cli::crisis::run(cmd),
+        Command::Crisis(cmd) => cli::crisis::run(cmd).await,
         Command::Decide(args) => cli::decide::run(&config, args).await,
         Command::Db(cmd) => cli::db::run(&config, cmd).await,
         Command::Kb(cmd) => cli::kb::run(&config, cmd).await,

@@ -120,7 +120,7 @@ pub async fn post_message(
             return Err(ConversationError::InvalidClientMessageId.into());
         }
     }
-    let crisis = engine.assess_crisis(content.as_str());
+    let crisis = engine.assess_crisis(content.as_str()).await;
     let key = match admit(pool, conversation_id, client_message_id, content, &crisis).await? {
         Admitted::Replay(turn) => return Ok(*turn),
         Admitted::New(key) => key,

@@ -49,6 +49,10 @@ pub enum KbCommand {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Search every language and bring hits to the query's language through translations,
+        /// as the decision does (default: the query's language only).
+        #[arg(long)]
+        across: bool,
     },
     /// Re-embed every chunk with the configured embedder (changes the vector dimension if needed).
     Reembed,
@@ -112,6 +116,10 @@ pub struct SearchArgs {
     /// Print one JSON object with a `results` array.
     #[arg(long)]
     json: bool,
+    /// Search every language and answer in --lang through translations, as the decision does
+    /// (needs --lang; no --category).
+    #[arg(long, requires = "lang", conflicts_with = "category")]
+    across: bool,
 }
 
 /// The embedder from the environment, checked against the stored vectors.
@@ -207,17 +215,26 @@ pub async fn run(config: &Config, cmd: KbCommand) -> Result<ExitCode> {
         KbCommand::Review(review) => run_review(&pool, review).await,
         KbCommand::Search(args) => {
             let retriever = Retriever::new(embedder(&pool).await?);
-            let outcome = retriever
-                .search(
-                    &pool,
-                    &SearchRequest {
-                        text: &args.query,
-                        lang: args.lang,
-                        category: args.category.as_deref(),
-                        k: args.k as usize,
-                    },
-                )
-                .await?;
+            let outcome = match (args.across, args.lang) {
+                (true, Some(lang)) => {
+                    retriever
+                        .search_across(&pool, &args.query, lang, args.k as usize)
+                        .await?
+                }
+                _ => {
+                    retriever
+                        .search(
+                            &pool,
+                            &SearchRequest {
+                                text: &args.query,
+                                lang: args.lang,
+                                category: args.category.as_deref(),
+                                k: args.k as usize,
+                            },
+                        )
+                        .await?
+                }
+            };
             if args.json {
                 let results: Vec<_> = outcome
                     .results
@@ -237,6 +254,7 @@ pub async fn run(config: &Config, cmd: KbCommand) -> Result<ExitCode> {
                                 "text_score": h.text_score,
                             },
                             "content": h.content,
+                            "translated_from": h.translated_from,
                         })
                     })
                     .collect();
@@ -275,14 +293,22 @@ pub async fn run(config: &Config, cmd: KbCommand) -> Result<ExitCode> {
                         h.source.as_deref().unwrap_or("-"),
                         h.document_id,
                     );
+                    if let Some(from) = &h.translated_from {
+                        println!("    (matched in {}: {})", from.lang, from.title);
+                    }
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
-        KbCommand::Eval { file, json } => {
+        KbCommand::Eval { file, json, across } => {
             let retriever = Retriever::new(embedder(&pool).await?);
             let cases = eval::load_cases(&file)?;
-            let report = eval::evaluate(&pool, &retriever, &cases).await?;
+            let scope = if across {
+                eval::SearchScope::Across
+            } else {
+                eval::SearchScope::InLanguage
+            };
+            let report = eval::evaluate_scoped(&pool, &retriever, &cases, scope).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::auto::ANSWER_CHUNKS;
-use super::replies::{closing, intro, sources_label};
+use super::replies::{closing, intro, source_in_other_language, sources_label};
 use crate::knowledge::Hit;
 use crate::knowledge::chunk::count_tokens;
 use crate::knowledge::lexicon::Lexicon;
@@ -103,9 +103,10 @@ fn words_match(a: &str, b: &str) -> bool {
     pa.len() == 5 && pa == pb
 }
 
-/// Composes the offline extractive answer: the two or three sentences of the top chunks that
-/// share most words with the query (and its lexicon expansion), in their original order, a
-/// one-line introduction and a "Sources" line citing the documents used.
+/// Composes the offline extractive answer: the two or three sentences of the best article's
+/// top chunks (retrieval chose the article and its chunks by meaning and words) that share most
+/// words with the query (and its lexicon expansion), in their original order, a one-line
+/// introduction and a "Sources" line citing the article.
 pub fn compose_answer(query: &str, lang: Lang, hits: &[Hit]) -> Answer {
     let mut query_words = content_words(query);
     for w in Lexicon::builtin().expand(query) {
@@ -115,12 +116,21 @@ pub fn compose_answer(query: &str, lang: Lang, hits: &[Hit]) -> Answer {
             }
         }
     }
+    // The answer's language is the top hit's: the person's own whenever retrieval found the
+    // article, or its translation, in it ([`crate::knowledge::Retriever::search_across`]).
+    let source_lang = answer_source_lang(lang, hits);
     // Candidate sentences: (hit index, position, overlap score, sentence).
     let mut candidates: Vec<(usize, usize, f64, String)> = Vec::new();
+    // One article answers: the best one's chunks. Sentences picked by shared words across
+    // several articles could quote the tobacco article to a question about smoking cannabis.
+    let article = hits
+        .iter()
+        .find(|h| h.lang == source_lang)
+        .map(|h| h.document_id);
     for (hi, hit) in hits
         .iter()
         .enumerate()
-        .filter(|(_, h)| h.lang == lang.code())
+        .filter(|(_, h)| h.lang == source_lang && Some(h.document_id) == article)
         .take(ANSWER_CHUNKS)
     {
         for (pos, s) in sentences(&hit.content).into_iter().enumerate() {
@@ -159,15 +169,27 @@ pub fn compose_answer(query: &str, lang: Lang, hits: &[Hit]) -> Answer {
     }
     if chosen.is_empty() {
         // No complete sentence at all (a chunk cut mid-sentence): the top chunk's own text.
-        if let Some((hi, hit)) = hits.iter().enumerate().find(|(_, h)| h.lang == lang.code()) {
+        if let Some((hi, hit)) = hits.iter().enumerate().find(|(_, h)| h.lang == source_lang) {
             chosen.push((hi, 0, excerpt(&hit.content, 400)));
         }
     }
     chosen.sort_by_key(|(hi, pos, _)| (*hi, *pos));
-
-    let body: Vec<&str> = chosen.iter().map(|(_, _, s)| s.as_str()).collect();
     let used: Vec<&Hit> = chosen.iter().map(|(hi, _, _)| &hits[*hi]).collect();
+
+    let mut body: Vec<String> = chosen.into_iter().map(|(_, _, s)| s).collect();
+    if source_lang != lang.code() {
+        body.insert(0, source_in_other_language(lang, &source_lang));
+    }
     finish_answer(lang, &body.join(" "), &used)
+}
+
+/// The language an answer is drawn from: the person's when a hit is in it, else the top
+/// hit's (an article with no version in the person's language yet).
+pub(crate) fn answer_source_lang(lang: Lang, hits: &[Hit]) -> String {
+    match hits.first() {
+        Some(top) if top.lang != lang.code() => top.lang.clone(),
+        _ => lang.code().to_string(),
+    }
 }
 
 /// The answer as the person reads it: an introduction, the body, the offer of a human and a
@@ -229,6 +251,7 @@ mod tests {
             vector_similarity: 0.8,
             text_rank: Some(1),
             text_score: Some(0.1),
+            translated_from: None,
         }
     }
 
@@ -263,24 +286,37 @@ mod tests {
     }
 
     #[test]
-    fn answer_ignores_chunks_in_another_language() {
-        let hits = vec![
-            hit(
-                1,
-                "fr",
-                "Sommeil",
-                "Gardez des horaires réguliers pour bien dormir le soir.",
-            ),
-            hit(
-                2,
-                "en",
-                "Sleep",
-                "Keep a regular bedtime to sleep well at night.",
-            ),
-        ];
-        let a = compose_answer("sleep bedtime", Lang::En, &hits);
+    fn answer_in_the_persons_language_or_from_the_best_article_saying_so() {
+        let sleep_en = hit(
+            2,
+            "en",
+            "Sleep",
+            "Keep a regular bedtime to sleep well at night.",
+        );
+        let sommeil_fr = hit(
+            1,
+            "fr",
+            "Sommeil",
+            "Gardez des horaires réguliers pour bien dormir le soir.",
+        );
+        // The best hit is in the person's language: other languages' chunks are left out.
+        let a = compose_answer(
+            "sleep bedtime",
+            Lang::En,
+            &[sleep_en.clone(), sommeil_fr.clone()],
+        );
         assert_eq!(a.citations.len(), 1);
         assert_eq!(a.citations[0].title, "Sleep");
+        assert!(!a.text.contains("article in"), "{}", a.text);
+        // The best article exists only in French: answered from it, saying so in English.
+        let a = compose_answer("sleep bedtime", Lang::En, &[sommeil_fr, sleep_en]);
+        assert_eq!(a.citations.len(), 1);
+        assert_eq!(a.citations[0].title, "Sommeil");
+        assert!(
+            a.text.contains("comes from our article in French"),
+            "{}",
+            a.text
+        );
     }
 
     #[test]

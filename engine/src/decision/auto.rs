@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use super::answer::{Answer, compose_answer, finish_answer};
+use super::crisis::semantic::SemanticNet;
 use super::crisis::{self, CrisisGate, CrisisKind, CrisisMatch, CrisisNumbers};
 use super::human_request::{self, HumanRequestDetector, HumanRequestMatch};
 use super::llm::{ChatModel, ModelReply};
@@ -29,7 +30,7 @@ use super::replies::{
 use super::rules::RuleError;
 use super::scope::{self, OffTopicMatch, ScopeDetector};
 
-use crate::knowledge::{Hit, Retriever, SearchRequest};
+use crate::knowledge::{Hit, Retriever};
 use crate::lang::Lang;
 
 /// Environment variable: the confidence a top hit needs for a RAG answer (0..1).
@@ -253,6 +254,8 @@ pub struct DecisionEngine {
     pub clarify: bool,
     /// The chat model that writes RAG answers; `None`: the offline extractive answer.
     pub model: Option<ChatModel>,
+    /// The crisis gate's second net, built on first use (`None` inside: no semantic model).
+    net: tokio::sync::OnceCell<Option<SemanticNet>>,
 }
 
 impl DecisionEngine {
@@ -272,6 +275,7 @@ impl DecisionEngine {
             threshold: threshold.clamp(0.0, 1.0),
             clarify,
             model: None,
+            net: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -305,22 +309,65 @@ impl DecisionEngine {
                 tracing::warn!(error = %e, "chat model not used");
                 None
             }),
+            net: tokio::sync::OnceCell::new(),
         })
     }
 
     /// The crisis gate's assessment of `text`, made once per message and passed to
     /// [`Self::decide_turn`]: what must reach a human whatever else would refuse the message (a
-    /// closed conversation, a reused idempotency key).
-    pub fn assess_crisis(&self, text: &str) -> Option<CrisisMatch> {
+    /// closed conversation, a reused idempotency key). The deterministic rules first; when they
+    /// find nothing, the second net ([`SemanticNet`]), which can only add an escalation.
+    pub async fn assess_crisis(&self, text: &str) -> Option<CrisisMatch> {
+        if let Some(m) = self.crisis.assess(text) {
+            return Some(m);
+        }
+        self.second_net(text).await
+    }
+
+    /// The deterministic rules alone (no model): for tools that compare the two nets.
+    pub fn assess_crisis_rules(&self, text: &str) -> Option<CrisisMatch> {
         self.crisis.assess(text)
+    }
+
+    async fn second_net(&self, text: &str) -> Option<CrisisMatch> {
+        // A message with no letters or digits ("👍", "???") has no meaning to compare.
+        if !text.chars().any(crate::lang::is_alphanumeric) {
+            return None;
+        }
+        let net = self.semantic_net().await?;
+        match self.retriever.embed_query(text).await {
+            Ok(v) => net.assess(text, &v),
+            Err(e) => {
+                // The rules have already run; the net failing must not stop the turn.
+                tracing::warn!(error = %e, "crisis second net skipped: embedding failed");
+                None
+            }
+        }
+    }
+
+    /// The second net, built on first use from the retriever's embedder: `None` with the
+    /// hashed embedder (spelling, not meaning) or when building it failed (logged).
+    pub async fn semantic_net(&self) -> Option<&SemanticNet> {
+        self.net
+            .get_or_init(|| async {
+                match SemanticNet::build(self.retriever.embedder()).await {
+                    Ok(net) => net,
+                    Err(e) => {
+                        tracing::error!(error = %e, "crisis second net unavailable: rules only");
+                        None
+                    }
+                }
+            })
+            .await
+            .as_ref()
     }
 
     /// The safety message a turn would answer `text` with when the crisis gate fires on it
     /// (in the language the gate read, as [`crisis_decision`] does): for paths that store
     /// nothing, such as a person without consent.
-    pub fn safety_reply(&self, text: &str) -> Option<String> {
-        self.crisis
-            .assess(text)
+    pub async fn safety_reply(&self, text: &str) -> Option<String> {
+        self.assess_crisis(text)
+            .await
             .map(|m| crisis::safety_message(m.language, &self.numbers))
     }
 
@@ -331,14 +378,9 @@ impl DecisionEngine {
 
     /// The AUTO decision for a message of an AUTO conversation with no earlier clarification.
     pub async fn decide(&self, pool: &PgPool, text: &str, lang: Lang) -> Decision {
-        self.decide_turn(
-            pool,
-            text,
-            lang,
-            TurnContext::default(),
-            self.assess_crisis(text),
-        )
-        .await
+        let crisis = self.assess_crisis(text).await;
+        self.decide_turn(pool, text, lang, TurnContext::default(), crisis)
+            .await
     }
 
     /// The decision for a message in its conversation's context, given the crisis gate's
@@ -389,18 +431,11 @@ impl DecisionEngine {
         {
             return out_of_scope(lang, m);
         }
-        // Step 4. Retrieval in the person's language only.
+        // Step 4. Retrieval in every language, each hit brought to the person's language
+        // through the article's translation when one exists.
         let outcome = self
             .retriever
-            .search(
-                pool,
-                &SearchRequest {
-                    text,
-                    lang: Some(lang),
-                    category: None,
-                    k: SEARCH_K,
-                },
-            )
+            .search_across(pool, text, lang, SEARCH_K)
             .await;
         let outcome = match outcome {
             Ok(o) => o,
@@ -522,9 +557,10 @@ impl DecisionEngine {
         let mut tokens = (None, None);
         let mut answer = None;
         if let Some(model) = &self.model {
+            let source_lang = super::answer::answer_source_lang(lang, &hits);
             let sources: Vec<Hit> = hits
                 .iter()
-                .filter(|h| h.lang == lang.code())
+                .filter(|h| h.lang == source_lang)
                 .take(ANSWER_CHUNKS)
                 .cloned()
                 .collect();

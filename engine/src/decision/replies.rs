@@ -88,6 +88,32 @@ pub fn out_of_scope_message(lang: Lang) -> &'static str {
     }
 }
 
+/// The line an answer opens with when its source is written in another language than the
+/// person's (no translation of the article exists yet in theirs).
+pub(crate) fn source_in_other_language(lang: Lang, source: &str) -> String {
+    let name = |ar: &'static str, fr: &'static str, en: &'static str| match lang {
+        Lang::Ar => ar,
+        Lang::Fr => fr,
+        Lang::En => en,
+    };
+    let source_name = match source {
+        "ar" => name("العربية", "arabe", "Arabic"),
+        "fr" => name("الفرنسية", "français", "French"),
+        _ => name("الإنجليزية", "anglais", "English"),
+    };
+    match lang {
+        Lang::Ar => format!(
+            "لا يوجد لدينا بعد مقال بالعربية حول هذا الموضوع؛ ما يلي مأخوذ من مقالنا باللغة {source_name}."
+        ),
+        Lang::Fr => format!(
+            "Nous n'avons pas encore d'article en français sur ce sujet ; ce qui suit vient de notre article en {source_name}."
+        ),
+        Lang::En => format!(
+            "We do not have an article in English on this yet; what follows comes from our article in {source_name}."
+        ),
+    }
+}
+
 /// The line a hand-over reply ends with: the ticket's number.
 pub fn ticket_line(lang: Lang, number: &str) -> String {
     match lang {

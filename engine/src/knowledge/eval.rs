@@ -162,29 +162,55 @@ pub fn first_relevant_rank(hits: &[Hit], expect: &[String]) -> Option<usize> {
     None
 }
 
+/// How an evaluation searches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SearchScope {
+    /// In the query's language only (`kb search --lang`).
+    #[default]
+    InLanguage,
+    /// Every language, hits brought to the query's language through translations (what the
+    /// decision does: [`Retriever::search_across`]).
+    Across,
+}
+
 /// Runs every case through `retriever`, in its language.
 pub async fn evaluate(
     pool: &PgPool,
     retriever: &Retriever,
     cases: &[(EvalCase, Lang)],
 ) -> Result<EvalReport, KnowledgeError> {
+    evaluate_scoped(pool, retriever, cases, SearchScope::InLanguage).await
+}
+
+/// Runs every case through `retriever`, searching as `scope` says.
+pub async fn evaluate_scoped(
+    pool: &PgPool,
+    retriever: &Retriever,
+    cases: &[(EvalCase, Lang)],
+    scope: SearchScope,
+) -> Result<EvalReport, KnowledgeError> {
     let mut per_lang: BTreeMap<Lang, Accumulator> = BTreeMap::new();
     let mut overall = Accumulator::default();
     let mut misses = Vec::new();
     let mut observations = Vec::new();
     for (case, lang) in cases {
-        let outcome = retriever
-            .search(
-                pool,
-                &SearchRequest {
-                    text: &case.q,
-                    lang: Some(*lang),
-                    category: None,
-                    // Chunks, not documents: several chunks of one document may come first.
-                    k: 40,
-                },
-            )
-            .await?;
+        // Chunks, not documents: several chunks of one document may come first.
+        let outcome = match scope {
+            SearchScope::InLanguage => {
+                retriever
+                    .search(
+                        pool,
+                        &SearchRequest {
+                            text: &case.q,
+                            lang: Some(*lang),
+                            category: None,
+                            k: 40,
+                        },
+                    )
+                    .await?
+            }
+            SearchScope::Across => retriever.search_across(pool, &case.q, *lang, 40).await?,
+        };
         let rank = first_relevant_rank(&outcome.results, &case.expect);
         per_lang.entry(*lang).or_default().add(rank);
         overall.add(rank);
@@ -272,27 +298,19 @@ pub struct CalibrationFit {
 
 /// Fits the logistic calibration by Newton's method (with a little L2 regularisation so that
 /// separable data cannot drive the weights to infinity). Observations: each in-scope query's
-/// top hit (relevant or not) and each out-of-scope query's top hit (never relevant).
+/// top hit (relevant or not) and each out-of-scope query's top hit (never relevant), searched
+/// as the decision searches.
 pub async fn calibrate(
     pool: &PgPool,
     retriever: &Retriever,
     cases: &[(EvalCase, Lang)],
     negatives: &[(String, Lang)],
 ) -> Result<CalibrationFit, KnowledgeError> {
-    let report = evaluate(pool, retriever, cases).await?;
+    // The decision searches every language ([`Retriever::search_across`]): fitted the same way.
+    let report = evaluate_scoped(pool, retriever, cases, SearchScope::Across).await?;
     let mut data = report.observations;
     for (q, lang) in negatives {
-        let outcome = retriever
-            .search(
-                pool,
-                &SearchRequest {
-                    text: q,
-                    lang: Some(*lang),
-                    category: None,
-                    k: 1,
-                },
-            )
-            .await?;
+        let outcome = retriever.search_across(pool, q, *lang, 1).await?;
         if let Some(top) = outcome.results.first() {
             data.push((super::retrieval::Calibration::features(top), false));
         }

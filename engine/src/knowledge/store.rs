@@ -167,6 +167,24 @@ pub async fn ingest_document(
 }
 
 /// [`ingest_document`] within an ingestion run that shares `seen` between its documents.
+/// Whether a stored document is `doc` as read now: the same text, title and front matter. A
+/// changed title, tags or translation key is a change too: the title and tags are embedded
+/// with every chunk, and the translation key decides which article answers in which language.
+fn same_document(
+    doc: &SourceDocument,
+    hash: &str,
+    title: &str,
+    front: Option<serde_json::Value>,
+) -> bool {
+    hash == doc.content_hash
+        && title == doc.title
+        && front
+            .and_then(|f| {
+                serde_json::from_value::<std::collections::BTreeMap<String, String>>(f).ok()
+            })
+            .is_some_and(|f| f == doc.front_matter)
+}
+
 async fn store_document(
     pool: &PgPool,
     embedder: &Embedder,
@@ -176,17 +194,19 @@ async fn store_document(
 ) -> Result<IngestOutcome, KnowledgeError> {
     // Embedding may call a remote provider: do it before taking any lock, then re-check
     // under the lock in case another process stored this file meanwhile.
-    let known: Option<String> = sqlx::query_scalar(
-        "SELECT content_hash FROM documents WHERE source = $1 AND deleted_at IS NULL",
+    let known: Option<(String, String, Option<serde_json::Value>)> = sqlx::query_as(
+        "SELECT content_hash, title, metadata -> 'front_matter' FROM documents \
+         WHERE source = $1 AND deleted_at IS NULL",
     )
     .bind(&doc.source)
     .fetch_optional(pool)
     .await?;
-    let prepared = if known.as_deref() == Some(doc.content_hash.as_str()) {
-        None
-    } else {
-        Some(prepare(doc, embedder, options.chunking).await?)
-    };
+    let prepared =
+        if known.is_some_and(|(hash, title, front)| same_document(doc, &hash, &title, front)) {
+            None
+        } else {
+            Some(prepare(doc, embedder, options.chunking).await?)
+        };
 
     let mut tx = pool.begin().await?;
     // Ingestion is idempotent: a crash can only lose the last moments of ingested documents
@@ -195,16 +215,17 @@ async fn store_document(
     sqlx::query("SET LOCAL synchronous_commit = off")
         .execute(&mut *tx)
         .await?;
-    let existing: Option<(Uuid, String, String)> = sqlx::query_as(
-        "SELECT id, content_hash, review_status FROM documents \
-         WHERE source = $1 AND deleted_at IS NULL FOR UPDATE",
-    )
-    .bind(&doc.source)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let existing: Option<(Uuid, String, String, String, Option<serde_json::Value>)> =
+        sqlx::query_as(
+            "SELECT id, content_hash, review_status, title, metadata -> 'front_matter' \
+               FROM documents WHERE source = $1 AND deleted_at IS NULL FOR UPDATE",
+        )
+        .bind(&doc.source)
+        .fetch_optional(&mut *tx)
+        .await?;
 
-    if let Some((id, hash, status)) = &existing
-        && *hash == doc.content_hash
+    if let Some((id, hash, status, title, front)) = &existing
+        && same_document(doc, hash, title, front.clone())
     {
         if options.approve && status != "approved" {
             approve_row(&mut tx, *id, options.actor.as_ref(), "kb.ingest.approve").await?;
@@ -237,7 +258,7 @@ async fn store_document(
     };
 
     let (document_id, updated) = match existing {
-        Some((id, _, _)) => {
+        Some((id, ..)) => {
             let result = sqlx::query(
                 "UPDATE documents SET title = $2, content = $3, content_hash = $4, language = $5, category = $6, \
                         author = $7, metadata = $8, pii_stripped = true, review_status = $9, reviewed_by = $10, \

@@ -607,7 +607,7 @@ async fn post_message(
         // Nothing is stored without consent, but a person in crisis still gets the safety
         // message with the crisis numbers, in the language they wrote in.
         let mut problem = Problem::from(e);
-        if let Some(safety) = state.engine.safety_reply(&body.content) {
+        if let Some(safety) = state.engine.safety_reply(&body.content).await {
             problem.detail = format!("{}\n\n{safety}", problem.detail);
         }
         return Err(problem);
@@ -778,7 +778,7 @@ async fn safety(
     ApiJson(body): ApiJson<SafetyCheck>,
 ) -> Result<axum::Json<SafetyView>, Problem> {
     let content = MessageContent::parse(&body.content)?;
-    let reply = state.engine.safety_reply(content.as_str());
+    let reply = state.engine.safety_reply(content.as_str()).await;
     let numbers = state.engine.numbers();
     Ok(axum::Json(SafetyView {
         crisis: reply.is_some(),

@@ -22,3 +22,4 @@ mod staff;
 mod stats;
 mod tickets;
 mod turn_atomicity;
+mod understanding;

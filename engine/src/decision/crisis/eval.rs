@@ -157,14 +157,22 @@ pub struct EvalReport {
     pub false_escalations: Vec<(EvalCase, CrisisMatch)>,
 }
 
-/// Runs the gate over every case.
+/// Runs the gate's rules over every case.
 pub fn evaluate(gate: &CrisisGate, cases: &[EvalCase]) -> EvalReport {
+    evaluate_with(|t| gate.assess(t), cases)
+}
+
+/// Runs an assessment (the rules, or the rules and the second net) over every case.
+pub fn evaluate_with(
+    assess: impl Fn(&str) -> Option<CrisisMatch>,
+    cases: &[EvalCase],
+) -> EvalReport {
     let mut report = EvalReport {
         messages: cases.len(),
         ..EvalReport::default()
     };
     for case in cases {
-        let hit = gate.assess(&case.text);
+        let hit = assess(&case.text);
         let c = report
             .per_variety
             .entry((case.lang.clone(), case.variety.clone()))
@@ -346,9 +354,16 @@ impl PublicSet {
         )
     }
 
-    /// Runs the gate over the set under `dir`; `None` when its file is absent, since the public
-    /// sets are downloaded separately.
+    /// Runs the gate's rules over the set under `dir`; `None` when its file is absent, since
+    /// the public sets are downloaded separately.
     pub fn score(&self, gate: &CrisisGate, dir: &Path) -> Result<Option<PublicScore>, EvalError> {
+        Ok(self
+            .load(dir)?
+            .map(|items| self.score_items(items, |t| gate.assess(t))))
+    }
+
+    /// The set's (message, positive) pairs under `dir`; `None` when its file is absent.
+    pub fn load(&self, dir: &Path) -> Result<Option<Vec<(String, bool)>>, EvalError> {
         let path = self.path(dir);
         if !path.is_file() {
             return Ok(None);
@@ -359,24 +374,30 @@ impl PublicSet {
                 path: path.display().to_string(),
             });
         };
-        let items: Vec<(String, bool)> = body
-            .iter()
-            .filter(|r| r.len() >= 2 && !r[0].trim().is_empty())
-            .map(|r| {
-                let t = if self.fix_mojibake {
-                    fix_mojibake(&r[0])
-                } else {
-                    r[0].clone()
-                };
-                (t, (self.positive)(&r[1]))
-            })
-            .collect();
+        Ok(Some(
+            body.iter()
+                .filter(|r| r.len() >= 2 && !r[0].trim().is_empty())
+                .map(|r| {
+                    let t = if self.fix_mojibake {
+                        fix_mojibake(&r[0])
+                    } else {
+                        r[0].clone()
+                    };
+                    (t, (self.positive)(&r[1]))
+                })
+                .collect(),
+        ))
+    }
+
+    /// Scores an assessment over the set's pairs ([`Self::load`]).
+    pub fn score_items(
+        &self,
+        items: Vec<(String, bool)>,
+        assess: impl Fn(&str) -> Option<CrisisMatch>,
+    ) -> PublicScore {
         // Only the verdicts are timed; the rules of false escalations are looked up afterwards.
         let started = Instant::now();
-        let predictions: Vec<bool> = items
-            .iter()
-            .map(|(t, _)| gate.assess(t).is_some())
-            .collect();
+        let predictions: Vec<bool> = items.iter().map(|(t, _)| assess(t).is_some()).collect();
         let seconds = started.elapsed().as_secs_f64();
         let mut score = PublicScore {
             name: self.name,
@@ -394,7 +415,7 @@ impl PublicSet {
                 (true, true) => score.true_positives += 1,
                 (false, true) => {
                     score.false_positives += 1;
-                    let rule = gate.assess(&text).map(|m| m.rule_id).unwrap_or_default();
+                    let rule = assess(&text).map(|m| m.rule_id).unwrap_or_default();
                     score.escalated.push((text, rule));
                 }
                 (true, false) => {
@@ -404,7 +425,7 @@ impl PublicSet {
                 (false, false) => score.true_negatives += 1,
             }
         }
-        Ok(Some(score))
+        score
     }
 }
 

@@ -29,6 +29,7 @@ use super::rules::{RuleError, RuleSet, RuleSource};
 use crate::lang::normalize::{Lang, guess_language_of, normalize};
 
 pub mod eval;
+pub mod semantic;
 
 /// Ticket category of a crisis (a row of the `ticket_categories` lookup table).
 pub const CATEGORY: &str = "crisis";

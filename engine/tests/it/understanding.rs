@@ -1,0 +1,134 @@
+//! Understanding with the real model (multilingual-e5-small, installed by `scripts/setup.sh`),
+//! on small data: answers from the right article in the person's language through
+//! translations, and the crisis gate's second net.
+
+use amal_engine::decision::auto::{DecisionEngine, Route};
+use amal_engine::knowledge::e5::E5Embedder;
+use amal_engine::knowledge::store::{self, IngestOptions};
+use amal_engine::knowledge::{Embedder, Retriever};
+use amal_engine::lang::Lang;
+use sqlx::PgPool;
+
+use crate::fixtures::numbers;
+
+fn e5() -> Embedder {
+    Embedder::E5(E5Embedder::from_env().unwrap_or_else(|e| panic!("{e}")))
+}
+
+fn engine_with(embedder: Embedder) -> DecisionEngine {
+    DecisionEngine::new(Retriever::new(embedder), numbers(), 0.5, false).unwrap()
+}
+
+/// The starter knowledge base's articles on cannabis and tobacco, in English and French.
+fn starter_articles() -> Vec<std::path::PathBuf> {
+    let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../seeds/knowledge");
+    [
+        "en/02-cannabis.md",
+        "fr/02-cannabis.md",
+        "en/04-tobacco-nicotine.md",
+        "fr/04-tobacco-nicotine.md",
+    ]
+    .iter()
+    .map(|p| seeds.join(p))
+    .collect()
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn cannabis_is_answered_from_the_cannabis_article_in_the_persons_language(pool: PgPool) {
+    let embedder = e5();
+    let options = IngestOptions {
+        approve: true,
+        ..Default::default()
+    };
+    store::ingest_paths(&pool, &embedder, &starter_articles(), &options, 2, |_| {})
+        .await
+        .unwrap();
+    let engine = engine_with(embedder);
+
+    for (question, lang, source) in [
+        (
+            "How can I stop smoking cannabis?",
+            Lang::En,
+            "en/02-cannabis.md",
+        ),
+        (
+            "comment arrêter de fumer du cannabis ?",
+            Lang::Fr,
+            "fr/02-cannabis.md",
+        ),
+        (
+            "how do I quit cigarettes?",
+            Lang::En,
+            "en/04-tobacco-nicotine.md",
+        ),
+    ] {
+        let d = engine.decide(&pool, question, lang).await;
+        assert_eq!(d.decision, Route::Rag, "{question}: {:?}", d.evidence);
+        let cited = &d.answer.as_ref().unwrap().citations;
+        assert!(
+            cited[0].source.as_deref().unwrap().ends_with(source),
+            "{question}: {cited:?} {}",
+            d.evidence
+        );
+    }
+
+    // The English article answers a French question when the French articles are withdrawn,
+    // and the answer says so in French.
+    sqlx::query("UPDATE documents SET review_status = 'rejected' WHERE lang = 'fr'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let question = "comment arrêter de fumer du cannabis ?";
+    // Found by meaning alone, across languages: an answer comes from the cannabis article and
+    // says where it comes from; a match too weak for an answer goes to a person (what e5-small
+    // does here today: its nearest English chunk is the tobacco article's, docs/retrieval.md).
+    let d = engine.decide(&pool, question, Lang::Fr).await;
+    assert_eq!(d.lang, Lang::Fr);
+    match d.decision {
+        Route::Rag => {
+            let cited = &d.answer.as_ref().unwrap().citations;
+            assert!(
+                cited[0]
+                    .source
+                    .as_deref()
+                    .unwrap()
+                    .ends_with("en/02-cannabis.md"),
+                "{cited:?}"
+            );
+            assert!(d.reply.contains("notre article en anglais"), "{}", d.reply);
+        }
+        Route::Support => assert_eq!(d.reason_code, "low_confidence"),
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_second_net_only_adds_escalations_and_needs_a_semantic_model(_pool: PgPool) {
+    let engine = engine_with(e5());
+    assert!(engine.semantic_net().await.is_some());
+    // An exemplar of the bank the rules let through: the net catches it.
+    let text = "je voudrais m'endormir et que tout s'arrête";
+    assert!(engine.assess_crisis_rules(text).is_none());
+    let m = engine
+        .assess_crisis(text)
+        .await
+        .expect("the second net fires");
+    assert!(m.rule_id.starts_with("semantic."), "{m:?}");
+    assert_eq!(m.language, Lang::Fr);
+    // Everyday questions are not crises, and the rules keep their authority.
+    for everyday in [
+        "I can't sleep at night",
+        "comment arrêter de fumer ?",
+        "ما نقدرش نرقد",
+    ] {
+        assert!(engine.assess_crisis(everyday).await.is_none(), "{everyday}");
+    }
+    let rule = engine.assess_crisis("I want to kill myself").await.unwrap();
+    assert!(!rule.rule_id.starts_with("semantic."), "{rule:?}");
+    // The hashed embedder has no notion of meaning: no second net.
+    let hashed = engine_with(Embedder::hashed());
+    assert!(hashed.semantic_net().await.is_none());
+    assert!(hashed.assess_crisis(text).await.is_none());
+}
