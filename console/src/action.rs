@@ -249,6 +249,7 @@ pub const BINDINGS: &[Binding] = &[
     b(k('c'), Action::CycleCategory, Scope::Queue, "category", true),
     b(k('p'), Action::CyclePriority, Scope::Queue, "priority", true),
     b(k('t'), Action::Take, Scope::Queue, "take", true),
+    b(k('t'), Action::Take, Scope::Conversations, "take over / take its ticket", true),
     b(k('t'), Action::Take, Scope::Ticket, "take", true),
     b(k('r'), Action::Release, Scope::Ticket, "release", false),
     b(k('a'), Action::Assign, Scope::Ticket, "assign", false),

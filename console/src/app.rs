@@ -554,6 +554,19 @@ impl App {
                 let target = match self.screen {
                     ScreenId::Ticket => self.ticket.number.clone(),
                     ScreenId::Queue => self.queue.selected_number(),
+                    ScreenId::Conversations => match self.conversations.selected() {
+                        Some(c) if c.ticket_number.is_some() => c.ticket_number.clone(),
+                        // A live conversation without a ticket: taken over, once confirmed.
+                        Some(c) if action == Action::Take => {
+                            self.overlay = Some(Overlay::confirm(
+                                "Take over this conversation? A ticket is opened for you and \
+                                 the assistant stops answering while it is open.",
+                                Command::TakeOver(c.id),
+                            ));
+                            None
+                        }
+                        _ => None,
+                    },
                     _ => None,
                 };
                 if let Some(n) = target {

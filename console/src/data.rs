@@ -41,6 +41,8 @@ pub struct Session {
 pub enum Command {
     /// Take the ticket.
     Take(String),
+    /// Step into a live conversation that has no ticket: one is opened, linked and taken.
+    TakeOver(Uuid),
     /// Give it back to the queue.
     Release(String),
     /// Assign it to a staff member (by e-mail).
@@ -68,6 +70,7 @@ impl Command {
     pub fn describe(&self) -> String {
         match self {
             Command::Take(n) => format!("took {n}"),
+            Command::TakeOver(_) => "conversation taken over; its ticket is yours".into(),
             Command::Release(n) => format!("released {n}"),
             Command::Assign(n, e) => format!("assigned {n} to {e}"),
             Command::Escalate(n, t, _) => format!("moved {n} to {}", t.as_str()),
@@ -369,6 +372,7 @@ async fn act(
     let c = &mut *conn;
     match command {
         Command::Take(n) => outcome(tickets::take(c, actor, n, now).await),
+        Command::TakeOver(id) => outcome(amal_engine::turn::take_over(c, actor, *id, now).await),
         Command::Release(n) => outcome(tickets::release(c, actor, n, now).await),
         Command::Assign(n, email) => outcome(tickets::assign(c, actor, n, email, now).await),
         Command::Escalate(n, tier, reason) => {

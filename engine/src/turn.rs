@@ -29,6 +29,7 @@ use crate::decision::replies;
 use crate::events::{self, ChangeKind, ChangeNotice};
 use crate::knowledge::chunk::count_tokens;
 use crate::lang::{Lang, message_language};
+use crate::staff::Actor;
 use crate::tickets::{self, HandOver, HandOverReason, Subject, Ticket, TicketError};
 
 /// Why a turn failed.
@@ -368,6 +369,31 @@ pub async fn escalate(
         reason_code: "",
     };
     let (ticket, _) = hand_over(&mut tx, conversation_id, &target, None, &why, now).await?;
+    tx.commit().await?;
+    Ok(ticket)
+}
+
+/// A staff member steps into a live conversation: its ticket is opened (or its open one
+/// joined) and taken by them, in one transaction (audited as the ticket's creation and
+/// `ticket.take` by the staff member). While the ticket is open the assistant stays out of the
+/// conversation (the decision's open-ticket rule).
+pub async fn take_over(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    conversation_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Ticket, TurnError> {
+    let mut tx = conn.begin().await?;
+    let target = conversations::target(&mut tx, conversation_id, true).await?;
+    let why = HandOverReason {
+        category: "resources",
+        priority: "medium",
+        reason: &format!("{} took over the conversation", actor.email),
+        crisis: false,
+        reason_code: "staff_take_over",
+    };
+    let (ticket, _) = hand_over(&mut tx, conversation_id, &target, None, &why, now).await?;
+    let ticket = tickets::take(&mut tx, actor, &ticket.ticket_number, now).await?;
     tx.commit().await?;
     Ok(ticket)
 }

@@ -319,9 +319,7 @@ pub fn palette_commands(scopes: &[Scope], text: &str) -> Vec<(String, &'static s
 pub fn ticket_number(text: &str) -> Option<String> {
     let t = text.trim().to_uppercase();
     if let Some(rest) = t.strip_prefix("TKT-") {
-        let mut parts = rest.splitn(2, '-');
-        let year = parts.next()?;
-        let n = parts.next()?;
+        let (year, n) = rest.split_once('-')?;
         let ok = year.len() == 4
             && year.chars().all(|c| c.is_ascii_digit())
             && !n.is_empty()

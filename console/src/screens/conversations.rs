@@ -173,16 +173,23 @@ impl Screen for ConversationsScreen {
                 ));
             }
             Action::FocusNext => self.transcript_focus = !self.transcript_focus,
-            Action::Open => match self.selected() {
-                Some(c) => match c.ticket_number.clone() {
-                    Some(n) => out.open_ticket(n),
-                    None => out.toast(
-                        "this conversation has no ticket; the assistant is answering it",
-                        false,
-                    ),
-                },
-                None => {}
-            },
+            Action::Open => {
+                if let Some(c) = self.selected() {
+                    match c.ticket_number.clone() {
+                        Some(n) => out.open_ticket(n),
+                        None => out.toast(
+                            format!(
+                                "no ticket: the assistant is answering; {} takes it over",
+                                crate::action::key_label(
+                                    Action::Take,
+                                    crate::action::Scope::Conversations
+                                )
+                            ),
+                            false,
+                        ),
+                    }
+                }
+            }
             // Esc clears the filters; the selection stays where it was.
             Action::Back if self.filter != Self::default_filter() => {
                 self.filter = Self::default_filter();

@@ -437,3 +437,25 @@ fn a_locked_account_is_told_when_in_words() {
     assert!(text.contains("ask an admin"), "{text}");
     assert!(!text.contains("UTC") && !text.contains("+00:00"), "{text}");
 }
+
+#[test]
+fn a_live_conversation_without_a_ticket_is_taken_over_once_confirmed() {
+    let (mut app, mut rx) = fixtures::app(StaffRole::Agent);
+    let i = app
+        .conversations
+        .list
+        .items
+        .iter()
+        .position(|c| c.ticket_number.is_none())
+        .expect("a conversation without a ticket");
+    app.conversations.list.selection.selected = i;
+    let id = app.conversations.list.items[i].id;
+    key(&mut app, KeyCode::Enter);
+    assert!(app.toast.as_ref().unwrap().text.contains("takes it over"));
+    drain(&mut rx);
+    key(&mut app, KeyCode::Char('t'));
+    assert!(drain(&mut rx).is_empty());
+    insta::assert_snapshot!("take_over_confirm", render(&app, 80, 24));
+    key(&mut app, KeyCode::Char('y'));
+    assert_eq!(drain(&mut rx), vec![Request::Act(Command::TakeOver(id))]);
+}

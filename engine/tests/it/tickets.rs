@@ -1268,3 +1268,46 @@ async fn contract_ticket_triage(pool: PgPool) -> TestResult {
     assert!(!no_reason.status.success());
     Ok(())
 }
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn staff_take_over_a_live_conversation_with_a_linked_ticket(pool: PgPool) -> TestResult {
+    let agent = staff_account(&pool, "agent@amal.example", "agent").await;
+    let other = staff_account(&pool, "other@amal.example", "agent").await;
+    let (_, conv) = end_user(&pool, "u@example.dz").await;
+    let mut conn = pool.acquire().await?;
+    let now = now_us();
+    let t = amal_engine::turn::take_over(&mut conn, &agent, conv, now).await?;
+    assert_eq!(t.conversation_id, Some(conv));
+    assert_eq!(t.assigned_to.as_deref(), Some("agent@amal.example"));
+    assert_eq!(t.status, "in_progress");
+    // One transaction: both rows have its time, in no particular order.
+    let mut actions = audit_actions(&pool, t.id).await;
+    actions.sort();
+    assert_eq!(
+        actions,
+        vec![
+            ("ticket.create".to_string(), None),
+            ("ticket.take".to_string(), Some(agent.id))
+        ]
+    );
+    let escalated: String = sqlx::query_scalar("SELECT status FROM conversations WHERE id = $1")
+        .bind(conv)
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(escalated, "escalated");
+    // Someone else stepping in is told who has it; no second ticket.
+    let err = amal_engine::turn::take_over(&mut conn, &other, conv, now)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("agent@amal.example"), "{err}");
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM support_tickets WHERE conversation_id = $1")
+            .bind(conv)
+            .fetch_one(&pool)
+            .await?;
+    assert_eq!(count, 1);
+    Ok(())
+}
