@@ -283,7 +283,9 @@ impl Overlay {
                 draw_pane(frame, rect, theme, format!(" {} ", chooser.title), lines);
             }
             Overlay::Confirm(text, _) => {
-                let rect = centered(area, 60, 5);
+                // The question's lines (wrapped to the box), a blank line and the answers.
+                let text_lines = (text.chars().count() / 50 + 1) as u16;
+                let rect = centered(area, 60, text_lines + 4);
                 frame.render_widget(Clear, rect);
                 frame.render_widget(
                     Paragraph::new(Text::from(vec![
