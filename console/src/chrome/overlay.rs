@@ -262,7 +262,11 @@ impl Overlay {
                     Span::raw(text.clone()),
                     Span::styled("▏", theme.fg(ThemeKey::BaseBorderFocus)),
                 ])];
-                lines.extend(option_lines(theme, &options, *selected));
+                // The options scroll so that the highlighted one stays in the box.
+                let room = usize::from(rect.height.saturating_sub(3)).max(1);
+                let skip = selected.saturating_sub(room - 1);
+                let window: Vec<String> = options.into_iter().skip(skip).collect();
+                lines.extend(option_lines(theme, &window, selected - skip));
                 draw_pane(frame, rect, theme, " Command (or a ticket number) ", lines);
             }
             Overlay::Prompt(prompt) => {

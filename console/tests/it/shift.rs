@@ -459,3 +459,16 @@ fn a_live_conversation_without_a_ticket_is_taken_over_once_confirmed() {
     key(&mut app, KeyCode::Char('y'));
     assert_eq!(drain(&mut rx), vec![Request::Act(Command::TakeOver(id))]);
 }
+
+#[test]
+fn the_palette_keeps_the_highlighted_command_in_view() {
+    let (mut app, _rx) = fixtures::app(StaffRole::Agent);
+    key(&mut app, KeyCode::Char('2'));
+    key(&mut app, KeyCode::Char(':'));
+    for _ in 0..30 {
+        key(&mut app, KeyCode::Down);
+    }
+    let screen = render(&app, 80, 24);
+    // The last command (choose theme) is highlighted and shown.
+    assert!(screen.contains("choose theme"), "{screen}");
+}
