@@ -20,6 +20,8 @@ pub enum Scope {
     Statistics,
     /// The knowledge review screen.
     Knowledge,
+    /// The ticket's composer while it has the keyboard (every other key is text there).
+    Composer,
 }
 
 /// A key, written as the help shows it.
@@ -156,8 +158,14 @@ pub enum Action {
     Close,
     /// Ticket: reopen.
     Reopen,
+    /// Ticket: re-triage it: priority, category, tier or language (supervisors).
+    Triage,
+    /// Move the focus to the screen's next pane.
+    FocusNext,
     /// Ticket: focus the composer.
     Compose,
+    /// Composer: give the keyboard back (the draft is kept).
+    StopComposing,
     /// Composer: send.
     Send,
     /// Composer: switch public reply / internal note.
@@ -241,6 +249,7 @@ pub const BINDINGS: &[Binding] = &[
     b(k('c'), Action::CycleCategory, Scope::Queue, "category", true),
     b(k('p'), Action::CyclePriority, Scope::Queue, "priority", true),
     b(k('t'), Action::Take, Scope::Queue, "take", true),
+    b(k('t'), Action::Take, Scope::Conversations, "take over / take its ticket", true),
     b(k('t'), Action::Take, Scope::Ticket, "take", true),
     b(k('r'), Action::Release, Scope::Ticket, "release", false),
     b(k('a'), Action::Assign, Scope::Ticket, "assign", false),
@@ -252,15 +261,37 @@ pub const BINDINGS: &[Binding] = &[
     b(k('i'), Action::Compose, Scope::Ticket, "write", true),
     b(ctrl('s'), Action::Send, Scope::Ticket, "send", true),
     b(ctrl('t'), Action::ToggleInternal, Scope::Ticket, "public/internal", true),
+    b(k('y'), Action::Triage, Scope::Ticket, "re-triage", false),
+    b(code(KeyCode::Tab), Action::FocusNext, Scope::Ticket, "next pane", true),
     b(k('j'), Action::Down, Scope::Ticket, "scroll down", false),
     b(code(KeyCode::Down), Action::Down, Scope::Ticket, "scroll down", false),
     b(k('k'), Action::Up, Scope::Ticket, "scroll up", false),
     b(code(KeyCode::Up), Action::Up, Scope::Ticket, "scroll up", false),
+    b(code(KeyCode::PageDown), Action::PageDown, Scope::Ticket, "page down", false),
+    b(code(KeyCode::PageUp), Action::PageUp, Scope::Ticket, "page up", false),
+    b(k('g'), Action::Top, Scope::Ticket, "oldest", false),
+    b(k('G'), Action::Bottom, Scope::Ticket, "newest", false),
+    b(ctrl('s'), Action::Send, Scope::Composer, "send", true),
+    b(ctrl('t'), Action::ToggleInternal, Scope::Composer, "public/internal", true),
+    b(code(KeyCode::Esc), Action::StopComposing, Scope::Composer, "stop writing (draft kept)", true),
+    b(ctrl('c'), Action::Quit, Scope::Composer, "quit", false),
+    b(code(KeyCode::Tab), Action::FocusNext, Scope::Conversations, "list / transcript", true),
     b(k('['), Action::RangeShorter, Scope::Statistics, "shorter range", true),
     b(k(']'), Action::RangeLonger, Scope::Statistics, "longer range", true),
     b(k('a'), Action::Approve, Scope::Knowledge, "approve", true),
     b(k('x'), Action::Reject, Scope::Knowledge, "reject", true),
 ];
+
+/// The keys of `action` in `scope` as the help shows them (`Ctrl-S`, `j/↓`), for texts that
+/// name a key: they follow the key map.
+pub fn key_label(action: Action, scope: Scope) -> String {
+    BINDINGS
+        .iter()
+        .filter(|b| b.action == action && b.scope == scope)
+        .map(|b| b.key.label())
+        .collect::<Vec<_>>()
+        .join("/")
+}
 
 /// The action bound to `event` in the given scopes (the most specific scope first).
 pub fn action_for(event: &KeyEvent, scopes: &[Scope]) -> Option<Action> {
@@ -302,9 +333,10 @@ pub fn entries(scopes: &[Scope], footer_only: bool) -> Vec<(String, &'static str
         .collect()
 }
 
-/// The command palette's commands: every bound action of the scopes, by help text.
-pub fn commands(scopes: &[Scope]) -> Vec<(&'static str, Action)> {
-    let mut out: Vec<(&'static str, Action)> = Vec::new();
+/// The command palette's commands: every bound action of the scopes, by help text, with its
+/// keys there (`j/↓`).
+pub fn commands(scopes: &[Scope]) -> Vec<(String, &'static str, Action)> {
+    let mut out: Vec<(String, &'static str, Action)> = Vec::new();
     for scope in scopes {
         for binding in BINDINGS.iter().filter(|b| b.scope == *scope) {
             if matches!(
@@ -313,8 +345,12 @@ pub fn commands(scopes: &[Scope]) -> Vec<(&'static str, Action)> {
             ) {
                 continue;
             }
-            if !out.iter().any(|(_, a)| *a == binding.action) {
-                out.push((binding.help, binding.action));
+            if !out.iter().any(|(_, _, a)| *a == binding.action) {
+                out.push((
+                    key_label(binding.action, binding.scope),
+                    binding.help,
+                    binding.action,
+                ));
             }
         }
     }
@@ -373,5 +409,23 @@ mod tests {
         let footer = entries(&[Scope::Ticket], true);
         assert!(footer.iter().any(|(k, _)| k == "Ctrl-S"));
         assert!(!footer.iter().any(|(_, h)| *h == "scroll down"));
+    }
+
+    #[test]
+    fn the_composer_keys_come_from_the_map() {
+        let esc = press(KeyCode::Esc, KeyModifiers::NONE);
+        assert_eq!(
+            action_for(&esc, &[Scope::Composer]),
+            Some(Action::StopComposing)
+        );
+        let j = press(KeyCode::Char('j'), KeyModifiers::NONE);
+        assert_eq!(action_for(&j, &[Scope::Composer]), None, "letters are text");
+        assert_eq!(key_label(Action::Send, Scope::Composer), "Ctrl-S");
+        assert_eq!(key_label(Action::Down, Scope::List), "j/↓");
+        let palette = commands(&[Scope::Ticket, Scope::Global]);
+        assert!(
+            palette.iter().any(|(k, h, _)| k == "R" && *h == "resolve"),
+            "{palette:?}"
+        );
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::action::{self, Action};
 use crate::chrome::overlay::{Answer, Chooser, ChooserPurpose, Confirmed, Overlay, PromptPurpose};
-use crate::chrome::{self, Toast};
+use crate::chrome::{self, AlertBanner, Toast};
 use crate::data::{Command, Connection, DataEvent, Request};
 use crate::screens::audit::AuditScreen;
 use crate::screens::conversations::ConversationsScreen;
@@ -25,6 +25,10 @@ use crate::screens::ticket::TicketScreen;
 use crate::screens::{Context, Effect, Outbox, Screen, ScreenId};
 use crate::theme::Theme;
 use crate::ui::HitAreas;
+use amal_engine::tickets::Alerts;
+
+/// How often the header's counts are read without a notice (deadlines pass by themselves).
+const ALERTS_REREAD_SECONDS: i64 = 15;
 
 /// The console.
 pub struct App {
@@ -54,8 +58,19 @@ pub struct App {
     pub knowledge: KnowledgeScreen,
     /// The audit log screen.
     pub audit: AuditScreen,
-    /// The last read failure.
+    /// The last read failure, shown in the status line until a read succeeds again.
     pub last_error: Option<String>,
+    /// The header's counts: crisis tickets nobody holds, breaches (`None` before the first
+    /// read).
+    pub alerts: Option<Alerts>,
+    /// A new crisis ticket or breach, shown until dismissed (Esc) or replaced.
+    pub alert: Option<AlertBanner>,
+    /// Ring the terminal bell for a new crisis ticket (the configuration's `bell`).
+    pub bell: bool,
+    /// The bell is to ring after the next frame.
+    pub ring: bool,
+    /// When the counts were last asked for (they change with time too: deadlines pass).
+    alerts_asked: Option<DateTime<Utc>>,
     /// Leave the loop.
     pub should_quit: bool,
     /// Something changed since the last frame.
@@ -94,6 +109,11 @@ impl App {
             knowledge: KnowledgeScreen::default(),
             audit: AuditScreen::default(),
             last_error: None,
+            alerts: None,
+            alert: None,
+            bell: true,
+            ring: false,
+            alerts_asked: None,
             should_quit: false,
             dirty: true,
             hit: Cell::new(HitAreas::default()),
@@ -168,6 +188,62 @@ impl App {
         if self.screen == ScreenId::Queue && signed_in && self.queue.reread_due(now) {
             self.refresh(ScreenId::Queue);
         }
+        if signed_in
+            && self
+                .alerts_asked
+                .is_none_or(|at| now - at >= chrono::Duration::seconds(ALERTS_REREAD_SECONDS))
+        {
+            self.ask_alerts();
+        }
+    }
+
+    fn ask_alerts(&mut self) {
+        self.alerts_asked = Some(self.ctx.now);
+        self.send(Request::Alerts);
+    }
+
+    /// New counts: a crisis ticket nobody holds that was not there before raises the banner
+    /// and the bell; more breaches than before raise the banner once.
+    fn on_alerts(&mut self, now: Alerts) {
+        let banner = |text: String, at| Some(AlertBanner { text, since: at });
+        match &self.alerts {
+            None if now.unassigned_crisis > 0 => {
+                self.alert = banner(
+                    format!(
+                        "{} crisis ticket(s) nobody holds: take one now",
+                        now.unassigned_crisis
+                    ),
+                    self.ctx.now,
+                );
+            }
+            None => {}
+            Some(before) => {
+                let new_crisis = now.unassigned_crisis > before.unassigned_crisis
+                    || (now.newest_unassigned_crisis.is_some()
+                        && now.newest_unassigned_crisis != before.newest_unassigned_crisis
+                        && now.unassigned_crisis >= before.unassigned_crisis);
+                if new_crisis {
+                    self.alert = banner(
+                        format!(
+                            "NEW CRISIS TICKET {} · nobody holds it ({} waiting)",
+                            now.newest_unassigned_crisis.as_deref().unwrap_or("?"),
+                            now.unassigned_crisis
+                        ),
+                        self.ctx.now,
+                    );
+                    self.ring = self.bell;
+                } else if now.breached > before.breached {
+                    self.alert = banner(
+                        format!(
+                            "SLA BREACH: {} open ticket(s) past a deadline (was {})",
+                            now.breached, before.breached
+                        ),
+                        self.ctx.now,
+                    );
+                }
+            }
+        }
+        self.alerts = Some(now);
     }
 
     /// Asks for the data of a screen (once signed in).
@@ -184,6 +260,9 @@ impl App {
     pub fn on_data(&mut self, event: DataEvent) {
         self.dirty = true;
         let mut out = Outbox::default();
+        if event.is_read() {
+            self.last_error = None;
+        }
         match event {
             DataEvent::SignedIn(Ok(session)) => {
                 let saved = session.preferences.theme.clone();
@@ -196,6 +275,7 @@ impl App {
                 }
                 self.refresh(self.screen);
                 self.send(Request::Queue(self.queue.filter.clone()));
+                self.ask_alerts();
             }
             DataEvent::SignedIn(Err(e)) => {
                 if let Some(form) = &mut self.sign_in {
@@ -209,6 +289,7 @@ impl App {
             DataEvent::Statistics(s) => self.statistics.on_statistics(*s),
             DataEvent::Documents(docs) => self.knowledge.documents.replace(docs),
             DataEvent::Audit(rows) => self.audit.records.replace(rows),
+            DataEvent::Alerts(alerts) => self.on_alerts(alerts),
             DataEvent::Done(command, result) => self.on_done(command, result),
             DataEvent::Failed(e) => {
                 tracing::warn!(error = %e, "read failed");
@@ -219,6 +300,10 @@ impl App {
                 // Only what is on screen is read again; the rest is read when it is shown.
                 if self.current().concerns(&notice) {
                     self.refresh(self.screen);
+                }
+                // The header's counts are on every screen.
+                if crate::screens::ticket_change(&notice) {
+                    self.ask_alerts();
                 }
             }
             DataEvent::Connection(state) => {
@@ -277,8 +362,29 @@ impl App {
             }
             return;
         }
+        // Esc first puts away an alert banner.
+        if self.alert.is_some()
+            && action::action_for(&key, &self.screen.scopes()) == Some(Action::Back)
+        {
+            self.alert = None;
+            return;
+        }
         if let Some(action) = action::action_for(&key, &self.screen.scopes()) {
             self.perform(action);
+        }
+    }
+
+    /// A bracketed paste: inserted in one go where the keyboard is (a prompt, the palette or
+    /// the composer); elsewhere it is not a key sequence and does nothing.
+    pub fn on_paste(&mut self, text: String) {
+        self.dirty = true;
+        if self.sign_in.is_some() {
+            return;
+        }
+        if let Some(overlay) = &mut self.overlay {
+            overlay.paste(&text);
+        } else if self.composing() {
+            self.ticket.paste(&text);
         }
     }
 
@@ -287,6 +393,7 @@ impl App {
         match answer {
             Answer::Nothing => {}
             Answer::Perform(action) => self.perform(action),
+            Answer::GoTo(number) => self.open_ticket(number),
             Answer::Text(PromptPurpose::Filter(screen), text) => self.set_text_filter(screen, text),
             Answer::Text(PromptPurpose::RejectReason(id), text) => {
                 KnowledgeScreen::reject_reason(id, text, &mut out)
@@ -295,7 +402,18 @@ impl App {
             Answer::Choice(ChooserPurpose::Tier(n), choice) => {
                 TicketScreen::tier_chosen(n, &choice, &mut out)
             }
+            Answer::Choice(ChooserPurpose::TriageField(n), field) => {
+                TicketScreen::triage_field_chosen(n, &field, &self.ctx, &mut out)
+            }
+            Answer::Choice(ChooserPurpose::TriageValue(n, field), value) => {
+                TicketScreen::triage_value_chosen(n, &field, &value, &mut out)
+            }
             Answer::Choice(ChooserPurpose::Theme, choice) => self.apply_theme(&choice, true),
+            Answer::Yes(Confirmed::SendPublic(n)) => {
+                if self.ticket.number.as_deref() == Some(n.as_str()) {
+                    self.ticket.send(true, &mut out);
+                }
+            }
             Answer::Yes(Confirmed::Command(c)) => self.send(Request::Act(c)),
             Answer::Yes(Confirmed::Quit) => self.should_quit = true,
         }
@@ -317,14 +435,20 @@ impl App {
         self.dirty = true;
     }
 
+    /// A list's text filter: the conversations are searched by the engine (messages too),
+    /// the other lists filter the rows they hold.
     fn set_text_filter(&mut self, screen: ScreenId, text: String) {
-        if screen != ScreenId::Conversations {
-            self.toast("this screen has no text filter; use the filter keys", true);
-            return;
+        match screen {
+            ScreenId::Conversations => {
+                self.conversations
+                    .set_text_filter((!text.is_empty()).then_some(text));
+                self.refresh(screen);
+            }
+            ScreenId::Queue => self.queue.tickets.set_filter(&text),
+            ScreenId::Knowledge => self.knowledge.documents.set_filter(&text),
+            ScreenId::Audit => self.audit.records.set_filter(&text),
+            ScreenId::Ticket | ScreenId::Statistics => {}
         }
-        self.conversations
-            .set_text_filter((!text.is_empty()).then_some(text));
-        self.refresh(screen);
     }
 
     fn open_ticket(&mut self, number: String) {
@@ -398,7 +522,19 @@ impl App {
                 }));
             }
             Action::Filter if self.screen != ScreenId::Conversations => {
-                self.toast("filter with the keys in the footer", false)
+                let current = match self.screen {
+                    ScreenId::Queue => self.queue.tickets.filter(),
+                    ScreenId::Knowledge => self.knowledge.documents.filter(),
+                    ScreenId::Audit => self.audit.records.filter(),
+                    _ => None,
+                }
+                .unwrap_or_default()
+                .to_string();
+                self.overlay = Some(Overlay::prompt(
+                    PromptPurpose::Filter(self.screen),
+                    format!("Filter {}", self.screen.title().to_lowercase()),
+                    &current,
+                ));
             }
             Action::Up
             | Action::Down
@@ -418,6 +554,19 @@ impl App {
                 let target = match self.screen {
                     ScreenId::Ticket => self.ticket.number.clone(),
                     ScreenId::Queue => self.queue.selected_number(),
+                    ScreenId::Conversations => match self.conversations.selected() {
+                        Some(c) if c.ticket_number.is_some() => c.ticket_number.clone(),
+                        // A live conversation without a ticket: taken over, once confirmed.
+                        Some(c) if action == Action::Take => {
+                            self.overlay = Some(Overlay::confirm(
+                                "Take over this conversation? A ticket is opened for you and \
+                                 the assistant stops answering while it is open.",
+                                Command::TakeOver(c.id),
+                            ));
+                            None
+                        }
+                        _ => None,
+                    },
                     _ => None,
                 };
                 if let Some(n) = target {
@@ -445,7 +594,7 @@ impl App {
             MouseEventKind::Down(_) => {
                 let at = Position::new(mouse.column, mouse.row);
                 if hit.tabs.contains(at) {
-                    if let Some(screen) = chrome::tab_at(hit.tabs.x, at.x) {
+                    if let Some(screen) = chrome::tab_at(hit.tabs.x, at.x, hit.tabs_compact) {
                         self.perform(Action::Screen(screen.index() as u8 + 1));
                         return;
                     }

@@ -5,6 +5,7 @@
 //! ```toml
 //! theme = "light"    # used when the staff member has saved no theme of their own
 //! bidi = false       # the terminal reorders Arabic itself
+//! bell = false       # no terminal bell for a new crisis ticket (the banner stays)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,8 @@ pub struct ConsoleConfig {
     pub theme: Option<String>,
     /// Arabic reordering on or off.
     pub bidi: Option<bool>,
+    /// The terminal bell for a new crisis ticket on or off.
+    pub bell: Option<bool>,
 }
 
 /// Where the configuration file is looked for.
@@ -59,9 +62,16 @@ pub fn load(path: &Path) -> Result<ConsoleConfig, String> {
                         .ok_or_else(|| format!("{file}: key `bidi` must be true or false"))?,
                 )
             }
+            "bell" => {
+                config.bell = Some(
+                    value
+                        .as_bool()
+                        .ok_or_else(|| format!("{file}: key `bell` must be true or false"))?,
+                )
+            }
             other => {
                 return Err(format!(
-                    "{file}: unknown key `{other}` (expected theme, bidi)"
+                    "{file}: unknown key `{other}` (expected theme, bidi, bell)"
                 ));
             }
         }
@@ -83,7 +93,8 @@ mod tests {
             load(&p).unwrap(),
             ConsoleConfig {
                 theme: Some("light".into()),
-                bidi: Some(false)
+                bidi: Some(false),
+                bell: None,
             }
         );
         std::fs::write(&p, "colour = \"red\"\n").unwrap();
@@ -91,5 +102,7 @@ mod tests {
         assert!(e.contains("console.toml") && e.contains("`colour`"), "{e}");
         std::fs::write(&p, "bidi = \"no\"\n").unwrap();
         assert!(load(&p).unwrap_err().contains("`bidi`"));
+        std::fs::write(&p, "bell = false\n").unwrap();
+        assert_eq!(load(&p).unwrap().bell, Some(false));
     }
 }

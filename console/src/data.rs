@@ -21,7 +21,8 @@ use amal_engine::sessions::ClientInfo;
 use amal_engine::staff::{self, Actor, StaffPreferences};
 use amal_engine::stats::{self, Statistics};
 use amal_engine::tickets::{
-    self, CommentText, QueueFilter, Ticket, TicketDetail, TicketStatus, Tier, Visibility,
+    self, Alerts, CommentText, QueueFilter, Ticket, TicketDetail, TicketStatus, Tier, Triage,
+    Visibility,
 };
 
 /// Who is signed in, with what the console needs to show things their way.
@@ -40,12 +41,16 @@ pub struct Session {
 pub enum Command {
     /// Take the ticket.
     Take(String),
+    /// Step into a live conversation that has no ticket: one is opened, linked and taken.
+    TakeOver(Uuid),
     /// Give it back to the queue.
     Release(String),
     /// Assign it to a staff member (by e-mail).
     Assign(String, String),
     /// Move it to a tier, with a reason.
     Escalate(String, Tier, String),
+    /// Re-triage it (supervisors), with a reason.
+    Triage(String, Triage, String),
     /// Change its status (pending, resolved with notes, closed).
     Status(String, TicketStatus, Option<String>),
     /// Reopen it.
@@ -65,9 +70,11 @@ impl Command {
     pub fn describe(&self) -> String {
         match self {
             Command::Take(n) => format!("took {n}"),
+            Command::TakeOver(_) => "conversation taken over; its ticket is yours".into(),
             Command::Release(n) => format!("released {n}"),
             Command::Assign(n, e) => format!("assigned {n} to {e}"),
             Command::Escalate(n, t, _) => format!("moved {n} to {}", t.as_str()),
+            Command::Triage(n, _, _) => format!("re-triaged {n}"),
             Command::Status(n, s, _) => format!("{n} is now {}", s.as_str()),
             Command::Reopen(n) => format!("reopened {n}"),
             Command::Comment(n, _, true) => format!("internal note added to {n}"),
@@ -103,6 +110,8 @@ pub enum Request {
     Documents,
     /// The audit log.
     Audit,
+    /// The counts every screen's header shows (crisis tickets nobody holds, breaches).
+    Alerts,
     /// A change.
     Act(Command),
 }
@@ -118,6 +127,7 @@ impl Request {
             Request::Statistics(_) => 5,
             Request::Documents => 6,
             Request::Audit => 7,
+            Request::Alerts => 8,
             Request::SignIn { .. } | Request::Act(_) => return None,
         })
     }
@@ -163,6 +173,8 @@ pub enum DataEvent {
     Documents(Vec<DocumentSummary>),
     /// The audit log.
     Audit(Vec<AuditRecord>),
+    /// The header's counts.
+    Alerts(Alerts),
     /// A change was made (or refused: the error text).
     Done(Command, Result<(), String>),
     /// A read failed.
@@ -171,6 +183,23 @@ pub enum DataEvent {
     Notice(ChangeNotice),
     /// The live connection's state.
     Connection(Connection),
+}
+
+impl DataEvent {
+    /// A read that succeeded (clears the last read failure).
+    pub fn is_read(&self) -> bool {
+        matches!(
+            self,
+            DataEvent::Conversations(_)
+                | DataEvent::Transcript(..)
+                | DataEvent::Queue(..)
+                | DataEvent::Ticket(..)
+                | DataEvent::Statistics(_)
+                | DataEvent::Documents(_)
+                | DataEvent::Audit(_)
+                | DataEvent::Alerts(_)
+        )
+    }
 }
 
 /// Runs requests until the sender is dropped.
@@ -235,6 +264,9 @@ async fn run(
             };
             let signed = match staff::sign_in(&mut conn, &email, &password, now, &client).await {
                 Ok(s) => s,
+                Err(staff::StaffError::Locked { until }) => {
+                    return DataEvent::SignedIn(Err(locked_message(until, now)));
+                }
                 Err(e) => return DataEvent::SignedIn(Err(e.to_string())),
             };
             let preferences = match staff::preferences(&mut conn, signed.actor.id).await {
@@ -298,6 +330,10 @@ async fn run(
             Ok(rows) => DataEvent::Audit(rows),
             Err(e) => fail(e.to_string()),
         },
+        Request::Alerts => match tickets::alerts(&mut conn, now).await {
+            Ok(a) => DataEvent::Alerts(a),
+            Err(e) => fail(e.to_string()),
+        },
         Request::Act(command) => {
             let Some(actor) = actor.as_ref() else {
                 return DataEvent::Done(command, Err("not signed in".into()));
@@ -307,6 +343,18 @@ async fn run(
             DataEvent::Done(command, result)
         }
     }
+}
+
+/// A locked account, said so that it can be acted on: when (local time, and in how many
+/// minutes) and who can help sooner.
+pub fn locked_message(until: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let minutes = ((until - now).num_seconds().max(0) + 59) / 60;
+    format!(
+        "account locked after {} failed sign-ins; try again at {} (in {minutes} min), \
+         or ask an admin to unlock it",
+        staff::LOCKOUT_THRESHOLD,
+        until.with_timezone(&chrono::Local).format("%H:%M")
+    )
 }
 
 /// A change's outcome as the console reports it: done, or the engine's words for the refusal.
@@ -324,10 +372,14 @@ async fn act(
     let c = &mut *conn;
     match command {
         Command::Take(n) => outcome(tickets::take(c, actor, n, now).await),
+        Command::TakeOver(id) => outcome(amal_engine::turn::take_over(c, actor, *id, now).await),
         Command::Release(n) => outcome(tickets::release(c, actor, n, now).await),
         Command::Assign(n, email) => outcome(tickets::assign(c, actor, n, email, now).await),
         Command::Escalate(n, tier, reason) => {
             outcome(tickets::escalate(c, actor, n, *tier, reason, now).await)
+        }
+        Command::Triage(n, change, reason) => {
+            outcome(tickets::triage(c, actor, n, change, reason, now).await)
         }
         Command::Status(n, status, note) => {
             outcome(tickets::set_status(c, actor, n, *status, note.as_deref(), now).await)

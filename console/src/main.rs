@@ -6,7 +6,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use chrono::Utc;
 use clap::{Parser, ValueEnum};
-use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event, EventStream, KeyEventKind};
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture, Event,
+    EventStream, KeyEventKind,
+};
 use futures::StreamExt;
 
 use amal_console::app::App;
@@ -107,6 +110,7 @@ async fn main() -> Result<()> {
     tokio::spawn(data::listener(pool.clone(), events_tx));
 
     let mut app = App::new(requests, theme, themes_dir, cli.email.clone(), Utc::now());
+    app.bell = file_config.bell.unwrap_or(true);
     app.ctx.bidi = match cli.bidi {
         Some(b) => b == Bidi::On,
         None => file_config.bidi.unwrap_or(true),
@@ -122,9 +126,16 @@ async fn main() -> Result<()> {
     let forced_theme = cli.theme.is_some();
 
     let mut terminal = ratatui::init();
-    crossterm::execute!(std::io::stdout(), EnableMouseCapture).ok();
+    // Bracketed paste: a paste arrives as one event, not as thousands of keys (whose newlines
+    // would be Ctrl-J).
+    crossterm::execute!(std::io::stdout(), EnableMouseCapture, EnableBracketedPaste).ok();
     let result = run(&mut terminal, &mut app, &mut events, forced_theme).await;
-    crossterm::execute!(std::io::stdout(), DisableMouseCapture).ok();
+    crossterm::execute!(
+        std::io::stdout(),
+        DisableBracketedPaste,
+        DisableMouseCapture
+    )
+    .ok();
     ratatui::restore();
     result
 }
@@ -143,6 +154,12 @@ async fn run(
             terminal.draw(|frame| ui::draw(frame, app))?;
             app.dirty = false;
         }
+        if app.ring {
+            app.ring = false;
+            use std::io::Write;
+            let mut out = std::io::stdout();
+            out.write_all(b"\x07").and_then(|()| out.flush()).ok();
+        }
         if app.should_quit {
             return Ok(());
         }
@@ -150,6 +167,7 @@ async fn run(
             event = input.next() => match event {
                 Some(Ok(Event::Key(key))) if key.kind == KeyEventKind::Press => app.on_key(key),
                 Some(Ok(Event::Mouse(mouse))) => app.on_mouse(mouse),
+                Some(Ok(Event::Paste(text))) => app.on_paste(text),
                 Some(Ok(Event::Resize(_, _))) => app.dirty = true,
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e).context("reading the terminal"),

@@ -21,6 +21,8 @@ pub struct HitAreas {
     pub list: Rect,
     /// The first row index shown in the list.
     pub list_offset: usize,
+    /// The tabs are drawn with their short titles.
+    pub tabs_compact: bool,
 }
 
 /// Draws the whole console.
@@ -40,7 +42,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         form.draw(frame, area, theme);
         return;
     }
-    let banner = matches!(app.connection, Some(Connection::Lost { .. }));
+    let banner = matches!(app.connection, Some(Connection::Lost { .. })) || app.alert.is_some();
     let [header, banner_area, body, status, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(u16::from(banner)),
@@ -50,16 +52,34 @@ pub fn draw(frame: &mut Frame, app: &App) {
     ])
     .areas(area);
     let mut hit = HitAreas::default();
-    chrome::draw_header(frame, header, ctx, app.screen, &mut hit);
-    chrome::draw_banner(frame, banner_area, theme, app.connection);
+    chrome::draw_header(
+        frame,
+        header,
+        ctx,
+        app.screen,
+        app.alerts.as_ref(),
+        &mut hit,
+    );
+    chrome::draw_banner(
+        frame,
+        banner_area,
+        theme,
+        app.connection,
+        app.alert.as_ref(),
+    );
     let screen = app.current();
     screen.draw(frame, body, ctx, &mut hit);
-    chrome::draw_status(frame, status, theme, app.toast.as_ref(), || {
-        screen.status(ctx)
-    });
+    chrome::draw_status(
+        frame,
+        status,
+        theme,
+        app.toast.as_ref(),
+        app.last_error.as_deref(),
+        || screen.status(ctx),
+    );
     chrome::draw_footer(frame, footer, theme, app.screen, app.composing());
     app.hit.set(hit);
     if let Some(overlay) = &app.overlay {
-        overlay.draw(frame, area, theme, app.screen);
+        overlay.draw(frame, area, theme, app.screen, ctx.bidi);
     }
 }

@@ -1,11 +1,14 @@
 //! Small drawing pieces the screens and the chrome share.
 
 use chrono::{DateTime, Utc};
-use ratatui::layout::Rect;
+use ratatui::Frame;
+use ratatui::layout::{Position, Rect};
 use ratatui::style::{Modifier, Style};
-use ratatui::text::Line;
-use ratatui::widgets::{Block, BorderType, Borders};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
+use tui_textarea::TextArea;
 
+use crate::bidi;
 use crate::theme::{Theme, ThemeKey};
 
 /// A pane: rounded borders, the focused one in the focus colour, a bold title.
@@ -61,4 +64,43 @@ pub fn priority_style(theme: &Theme, priority: &str) -> Style {
 /// Column headers' style.
 pub fn header_style(theme: &Theme) -> Style {
     theme.fg(ThemeKey::BaseDim).add_modifier(Modifier::BOLD)
+}
+
+/// A text being typed (a draft, a prompt's answer), drawn in reading order and soft-wrapped
+/// (see [`crate::bidi::edit_view`]) with its cursor as a reversed cell; the rows scroll so the
+/// cursor stays in view. `placeholder` shows, dimmed, while there is no text.
+pub fn draw_edit(
+    frame: &mut Frame,
+    area: Rect,
+    theme: &Theme,
+    text: &TextArea<'_>,
+    reorder: bool,
+    placeholder: &str,
+) {
+    if area.width == 0 || area.height == 0 {
+        return;
+    }
+    let lines = text.lines();
+    let empty = lines.iter().all(|l| l.is_empty());
+    let (rows, (row, col)) =
+        bidi::edit_view(lines, text.cursor(), usize::from(area.width), reorder);
+    let height = usize::from(area.height);
+    let skip = (row + 1).saturating_sub(height);
+    let shown: Vec<Line> = if empty {
+        vec![Line::from(Span::styled(
+            placeholder.to_string(),
+            theme.fg(ThemeKey::BaseDim),
+        ))]
+    } else {
+        rows.into_iter()
+            .skip(skip)
+            .take(height)
+            .map(Line::from)
+            .collect()
+    };
+    frame.render_widget(Paragraph::new(shown), area);
+    let at = Position::new(area.x + col as u16, area.y + (row - skip) as u16);
+    if let Some(cell) = frame.buffer_mut().cell_mut(at) {
+        cell.set_style(Style::new().add_modifier(Modifier::REVERSED));
+    }
 }

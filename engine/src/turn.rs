@@ -29,6 +29,7 @@ use crate::decision::replies;
 use crate::events::{self, ChangeKind, ChangeNotice};
 use crate::knowledge::chunk::count_tokens;
 use crate::lang::{Lang, message_language};
+use crate::staff::Actor;
 use crate::tickets::{self, HandOver, HandOverReason, Subject, Ticket, TicketError};
 
 /// Why a turn failed.
@@ -298,6 +299,8 @@ async fn write(
             &mut tx,
             conversation_id,
             &t,
+            // A crisis ticket is named after the message that raised it.
+            decision.is_crisis().then_some(content.as_str()),
             &HandOverReason {
                 category: decision.category.as_deref().unwrap_or("resources"),
                 priority: decision.priority.as_deref().unwrap_or("medium"),
@@ -365,29 +368,59 @@ pub async fn escalate(
         crisis: false,
         reason_code: "",
     };
-    let (ticket, _) = hand_over(&mut tx, conversation_id, &target, &why, now).await?;
+    let (ticket, _) = hand_over(&mut tx, conversation_id, &target, None, &why, now).await?;
+    tx.commit().await?;
+    Ok(ticket)
+}
+
+/// A staff member steps into a live conversation: its ticket is opened (or its open one
+/// joined) and taken by them, in one transaction (audited as the ticket's creation and
+/// `ticket.take` by the staff member). While the ticket is open the assistant stays out of the
+/// conversation (the decision's open-ticket rule).
+pub async fn take_over(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    conversation_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Ticket, TurnError> {
+    let mut tx = conn.begin().await?;
+    let target = conversations::target(&mut tx, conversation_id, true).await?;
+    let why = HandOverReason {
+        category: "resources",
+        priority: "medium",
+        reason: &format!("{} took over the conversation", actor.email),
+        crisis: false,
+        reason_code: "staff_take_over",
+    };
+    let (ticket, _) = hand_over(&mut tx, conversation_id, &target, None, &why, now).await?;
+    let ticket = tickets::take(&mut tx, actor, &ticket.ticket_number, now).await?;
     tx.commit().await?;
     Ok(ticket)
 }
 
 /// Hands the conversation over to the team: opens its ticket, or joins its open one (which a
 /// crisis makes a crisis ticket), and marks the conversation escalated. The caller holds the
-/// conversation's row lock. Returns the ticket and whether it was created here (and so
-/// already notified).
+/// conversation's row lock. `raised_by` is the message that raised a crisis: the ticket's
+/// subject (else the conversation's title or first message). Returns the ticket and whether
+/// it was created here (and so already notified).
 async fn hand_over(
     tx: &mut PgConnection,
     conversation_id: Uuid,
     target: &TurnTarget,
+    raised_by: Option<&str>,
     why: &HandOverReason<'_>,
     now: DateTime<Utc>,
 ) -> Result<(Ticket, bool), TurnError> {
     let (title, first_message) = conversations::subject_sources(tx, conversation_id).await?;
+    let subject = raised_by
+        .and_then(Subject::summarize)
+        .unwrap_or_else(|| Subject::for_conversation(title.as_deref(), first_message.as_deref()));
     let (ticket, created) = tickets::hand_over(
         tx,
         &HandOver {
             conversation_id,
             user_id: target.user_id,
-            subject: Subject::for_conversation(title.as_deref(), first_message.as_deref()),
+            subject,
             reason: *why,
         },
         now,

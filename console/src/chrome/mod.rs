@@ -4,6 +4,7 @@
 
 pub mod overlay;
 
+use amal_engine::tickets::Alerts;
 use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
@@ -39,13 +40,32 @@ impl Toast {
     }
 }
 
-/// The top bar: a tab per screen, the current one reversed, and who is signed in where there
-/// is room. The tabs' area goes into `hit` for the mouse.
+/// A new crisis ticket or breach, above the screen until dismissed or replaced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertBanner {
+    /// What happened.
+    pub text: String,
+    /// When it was raised.
+    pub since: DateTime<Utc>,
+}
+
+/// The header's counts as drawn: `crisis N · breached M` (an empty text before the first
+/// read).
+pub fn alert_counts(alerts: Option<&Alerts>) -> String {
+    alerts
+        .map(|a| format!(" crisis {} · breached {} ", a.unassigned_crisis, a.breached))
+        .unwrap_or_default()
+}
+
+/// The top bar: a tab per screen, the current one reversed (short titles when the width is
+/// short), the counts of crisis tickets nobody holds and of breaches (always), and who is
+/// signed in where there is room. The tabs' area goes into `hit` for the mouse.
 pub fn draw_header(
     frame: &mut Frame,
     area: Rect,
     ctx: &Context,
     current: ScreenId,
+    alerts: Option<&Alerts>,
     hit: &mut HitAreas,
 ) {
     let theme = &ctx.theme;
@@ -53,6 +73,10 @@ pub fn draw_header(
         Block::new().style(Style::new().bg(theme.color(ThemeKey::HeaderBackground))),
         area,
     );
+    let counts = alert_counts(alerts);
+    let counts_width = counts.chars().count() as u16;
+    let compact = tabs_width(false) + counts_width > area.width;
+    hit.tabs_compact = compact;
     let mut spans = Vec::new();
     for (i, screen) in ScreenId::ALL.iter().enumerate() {
         let style = if *screen == current {
@@ -62,29 +86,40 @@ pub fn draw_header(
         } else {
             theme.fg(ThemeKey::TabsInactive)
         };
-        spans.push(Span::styled(tab_label(i, *screen), style));
+        spans.push(Span::styled(tab_label(i, *screen, compact), style));
         spans.push(Span::raw(" "));
     }
-    let tabs_width: u16 = spans.iter().map(|s| s.width() as u16).sum();
+    let tabs_width = tabs_width(compact);
     hit.tabs = Rect {
         width: tabs_width.min(area.width),
         ..area
+    };
+    let alarm = alerts.is_some_and(|a| a.unassigned_crisis > 0 || a.breached > 0);
+    let counts_style = if alarm {
+        theme.alarm(ThemeKey::BaseError)
+    } else {
+        theme.fg(ThemeKey::HeaderText)
     };
     let who = ctx
         .session
         .as_ref()
         .map(|s| format!("{} · {} ", s.actor.email, s.actor.role.as_str()))
         .unwrap_or_default();
-    // The tabs come first; who is signed in shows only where there is room.
+    // The tabs and the counts come first; who is signed in shows only where there is room.
     let who_width = who.chars().count() as u16;
-    let who_width = if tabs_width + who_width <= area.width {
+    let who_width = if tabs_width + counts_width + who_width <= area.width {
         who_width
     } else {
         0
     };
-    let [left, right] =
-        Layout::horizontal([Constraint::Min(0), Constraint::Length(who_width)]).areas(area);
+    let [left, middle, right] = Layout::horizontal([
+        Constraint::Min(0),
+        Constraint::Length(counts_width),
+        Constraint::Length(who_width),
+    ])
+    .areas(area);
     frame.render_widget(Paragraph::new(Line::from(spans)), left);
+    frame.render_widget(Paragraph::new(Span::styled(counts, counts_style)), middle);
     frame.render_widget(
         Paragraph::new(who)
             .alignment(Alignment::Right)
@@ -93,16 +128,30 @@ pub fn draw_header(
     );
 }
 
-/// A tab as drawn: ` n Title `.
-fn tab_label(index: usize, screen: ScreenId) -> String {
-    format!(" {} {} ", index + 1, screen.title())
+/// A tab as drawn: ` n Title `, or with the short title.
+fn tab_label(index: usize, screen: ScreenId, compact: bool) -> String {
+    let title = if compact {
+        screen.short_title()
+    } else {
+        screen.title()
+    };
+    format!(" {} {title} ", index + 1)
+}
+
+/// The tab bar's width, one space after each tab.
+fn tabs_width(compact: bool) -> u16 {
+    ScreenId::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, s)| tab_label(i, *s, compact).chars().count() as u16 + 1)
+        .sum()
 }
 
 /// The tab under column `x` of the tab bar that starts at column `left`, one space between
-/// tabs.
-pub fn tab_at(mut left: u16, x: u16) -> Option<ScreenId> {
+/// tabs (`compact`: drawn with short titles).
+pub fn tab_at(mut left: u16, x: u16, compact: bool) -> Option<ScreenId> {
     for (i, screen) in ScreenId::ALL.iter().enumerate() {
-        let width = tab_label(i, *screen).len() as u16;
+        let width = tab_label(i, *screen, compact).chars().count() as u16;
         if x >= left && x < left + width {
             return Some(*screen);
         }
@@ -111,13 +160,27 @@ pub fn tab_at(mut left: u16, x: u16) -> Option<ScreenId> {
     None
 }
 
-/// The banner while the live connection is lost.
-pub fn draw_banner(frame: &mut Frame, area: Rect, theme: &Theme, connection: Option<Connection>) {
-    if let Some(Connection::Lost { retry_in_ms }) = connection {
-        let text = format!(
+/// The banner: while the live connection is lost, that; else a new crisis ticket or breach.
+pub fn draw_banner(
+    frame: &mut Frame,
+    area: Rect,
+    theme: &Theme,
+    connection: Option<Connection>,
+    alert: Option<&AlertBanner>,
+) {
+    let text = match (connection, alert) {
+        (Some(Connection::Lost { retry_in_ms }), _) => Some(format!(
             " Connection to the database lost; reconnecting (next try in {:.1} s). Drafts are kept. ",
             retry_in_ms as f64 / 1000.0
-        );
+        )),
+        (_, Some(a)) => Some(format!(
+            " ⚠ {} · {} dismisses ",
+            a.text,
+            action::key_label(action::Action::Back, action::Scope::Global)
+        )),
+        _ => None,
+    };
+    if let Some(text) = text {
         frame.render_widget(
             Paragraph::new(text).style(
                 Style::new()
@@ -130,12 +193,14 @@ pub fn draw_banner(frame: &mut Frame, area: Rect, theme: &Theme, connection: Opt
     }
 }
 
-/// The status line: the passing message if there is one, else the screen's own status.
+/// The status line: the passing message if there is one, else the last read failure while
+/// it lasts, else the screen's own status.
 pub fn draw_status(
     frame: &mut Frame,
     area: Rect,
     theme: &Theme,
     toast: Option<&Toast>,
+    last_error: Option<&str>,
     status: impl FnOnce() -> String,
 ) {
     let line = match toast {
@@ -147,10 +212,16 @@ pub fn draw_status(
                 theme.fg(ThemeKey::BaseSuccess)
             },
         )),
-        None => Line::from(Span::styled(
-            format!(" {}", status()),
-            theme.fg(ThemeKey::BaseDim),
-        )),
+        None => match last_error {
+            Some(e) => Line::from(Span::styled(
+                format!(" last read failed: {e}"),
+                theme.fg(ThemeKey::BaseError),
+            )),
+            None => Line::from(Span::styled(
+                format!(" {}", status()),
+                theme.fg(ThemeKey::BaseDim),
+            )),
+        },
     };
     frame.render_widget(Paragraph::new(line), area);
 }
@@ -165,11 +236,7 @@ pub fn draw_footer(
     composing: bool,
 ) {
     let entries: Vec<(String, &str)> = if composing {
-        vec![
-            ("Ctrl-S".into(), "send"),
-            ("Ctrl-T".into(), "public/internal"),
-            ("Esc".into(), "stop writing (draft kept)"),
-        ]
+        action::entries(&[action::Scope::Composer], true)
     } else {
         action::entries(&screen.scopes(), true)
     };

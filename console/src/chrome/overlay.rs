@@ -11,13 +11,13 @@ use ratatui::widgets::{Clear, Paragraph, Wrap};
 use tui_textarea::TextArea;
 use uuid::Uuid;
 
-use amal_engine::tickets::Tier;
+use amal_engine::tickets::{Tier, Triage};
 
 use crate::action::{self, Action, Scope};
 use crate::data::Command;
 use crate::screens::ScreenId;
 use crate::theme::{Theme, ThemeKey};
-use crate::widgets::{block, centered};
+use crate::widgets::{block, centered, draw_edit};
 
 use super::key_style;
 
@@ -34,6 +34,10 @@ pub enum PromptPurpose {
     ResolveNotes(String),
     /// Why a document is rejected.
     RejectReason(Uuid),
+    /// Why a crisis ticket waits for the person.
+    PendingReason(String),
+    /// Why a ticket is re-triaged so.
+    TriageReason(String, Triage),
 }
 
 /// A one-line text prompt.
@@ -51,6 +55,10 @@ pub struct Prompt {
 pub enum ChooserPurpose {
     /// The tier to escalate the ticket to.
     Tier(String),
+    /// What of the ticket to re-triage.
+    TriageField(String),
+    /// The re-triaged field's new value.
+    TriageValue(String, String),
     /// A theme.
     Theme,
 }
@@ -75,6 +83,8 @@ pub enum Confirmed {
     Command(Command),
     /// Quitting with unsent drafts.
     Quit,
+    /// Sending the ticket's draft as a public reply right after an internal note.
+    SendPublic(String),
 }
 
 /// Overlays above the screen; at most one.
@@ -98,6 +108,8 @@ pub enum Answer {
     Nothing,
     /// A palette command.
     Perform(Action),
+    /// Go to the ticket with this number (from the palette).
+    GoTo(String),
     /// A prompt's text, trimmed.
     Text(PromptPurpose, String),
     /// A chooser's pick.
@@ -135,16 +147,20 @@ impl Overlay {
             },
             Overlay::Palette(mut text, selected) => {
                 let commands = palette_commands(scopes, &text);
+                let offset = usize::from(ticket_number(&text).is_some());
                 match key.code {
                     KeyCode::Esc => (None, Answer::Nothing),
-                    KeyCode::Enter => match commands.get(selected) {
-                        Some((_, action)) => (None, Answer::Perform(*action)),
-                        None => (None, Answer::Nothing),
+                    KeyCode::Enter => match ticket_number(&text) {
+                        Some(n) if selected == 0 => (None, Answer::GoTo(n)),
+                        _ => match selected.checked_sub(offset).and_then(|i| commands.get(i)) {
+                            Some((_, _, action)) => (None, Answer::Perform(*action)),
+                            None => (None, Answer::Nothing),
+                        },
                     },
                     KeyCode::Up => nothing(Overlay::Palette(text, selected.saturating_sub(1))),
                     KeyCode::Down => {
-                        let selected = (selected + 1).min(commands.len().saturating_sub(1));
-                        nothing(Overlay::Palette(text, selected))
+                        let last = (commands.len() + offset).saturating_sub(1);
+                        nothing(Overlay::Palette(text, (selected + 1).min(last)))
                     }
                     KeyCode::Backspace => {
                         text.pop();
@@ -198,25 +214,60 @@ impl Overlay {
         }
     }
 
-    /// Draws the overlay over `area`. `screen` is the one beneath, for the help and palette.
-    pub fn draw(&self, frame: &mut Frame, area: Rect, theme: &Theme, screen: ScreenId) {
+    /// Pasted text: into a prompt (on one line) or the palette; other overlays ignore it.
+    pub fn paste(&mut self, text: &str) {
+        let one_line = text.replace("\r\n", " ").replace(['\r', '\n'], " ");
+        match self {
+            Overlay::Prompt(prompt) => {
+                prompt.input.insert_str(one_line);
+            }
+            Overlay::Palette(typed, selected) => {
+                typed.push_str(&one_line);
+                *selected = 0;
+            }
+            _ => {}
+        }
+    }
+
+    /// Draws the overlay over `area`. `screen` is the one beneath, for the help and palette;
+    /// `reorder` shows typed Arabic in reading order.
+    pub fn draw(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        theme: &Theme,
+        screen: ScreenId,
+        reorder: bool,
+    ) {
         match self {
             Overlay::Help => draw_help(frame, area, theme, screen),
             Overlay::Palette(text, selected) => {
                 let commands = palette_commands(&screen.scopes(), text);
+                let mut options: Vec<String> = Vec::new();
+                if let Some(n) = ticket_number(text) {
+                    options.push(format!("{:>9}  go to ticket {n}", "Enter"));
+                }
+                options.extend(
+                    commands
+                        .iter()
+                        .map(|(key, help, _)| format!("{key:>9}  {help}")),
+                );
                 let rect = centered(
                     area,
                     50,
-                    (commands.len() as u16 + 3).clamp(4, area.height.saturating_sub(2).max(4)),
+                    (options.len() as u16 + 3).clamp(4, area.height.saturating_sub(2).max(4)),
                 );
                 let mut lines = vec![Line::from(vec![
                     Span::styled(":", theme.fg(ThemeKey::FooterKey)),
                     Span::raw(text.clone()),
                     Span::styled("▏", theme.fg(ThemeKey::BaseBorderFocus)),
                 ])];
-                let helps: Vec<&str> = commands.iter().map(|(help, _)| *help).collect();
-                lines.extend(option_lines(theme, &helps, *selected));
-                draw_pane(frame, rect, theme, " Command ", lines);
+                // The options scroll so that the highlighted one stays in the box.
+                let room = usize::from(rect.height.saturating_sub(3)).max(1);
+                let skip = selected.saturating_sub(room - 1);
+                let window: Vec<String> = options.into_iter().skip(skip).collect();
+                lines.extend(option_lines(theme, &window, selected - skip));
+                draw_pane(frame, rect, theme, " Command (or a ticket number) ", lines);
             }
             Overlay::Prompt(prompt) => {
                 let rect = centered(area, 64, 3);
@@ -228,7 +279,7 @@ impl Overlay {
                 );
                 let inner = b.inner(rect);
                 frame.render_widget(b, rect);
-                frame.render_widget(&prompt.input, inner);
+                draw_edit(frame, inner, theme, &prompt.input, reorder, "");
             }
             Overlay::Chooser(chooser) => {
                 let rect = centered(area, 40, chooser.options.len() as u16 + 2);
@@ -236,7 +287,9 @@ impl Overlay {
                 draw_pane(frame, rect, theme, format!(" {} ", chooser.title), lines);
             }
             Overlay::Confirm(text, _) => {
-                let rect = centered(area, 60, 5);
+                // The question's lines (wrapped to the box), a blank line and the answers.
+                let text_lines = (text.chars().count() / 50 + 1) as u16;
+                let rect = centered(area, 60, text_lines + 4);
                 frame.render_widget(Clear, rect);
                 frame.render_widget(
                     Paragraph::new(Text::from(vec![
@@ -258,13 +311,32 @@ impl Overlay {
     }
 }
 
-/// The palette's commands for the scopes that match the typed text.
-pub fn palette_commands(scopes: &[Scope], text: &str) -> Vec<(&'static str, Action)> {
+/// The palette's commands for the scopes that match the typed text, with their keys.
+pub fn palette_commands(scopes: &[Scope], text: &str) -> Vec<(String, &'static str, Action)> {
     let text = text.to_lowercase();
     action::commands(scopes)
         .into_iter()
-        .filter(|(help, _)| help.to_lowercase().contains(&text))
+        .filter(|(_, help, _)| help.to_lowercase().contains(&text))
         .collect()
+}
+
+/// The ticket the palette's text names: `TKT-2026-000123`, or the number alone (`123`,
+/// this year's), else `None`.
+pub fn ticket_number(text: &str) -> Option<String> {
+    let t = text.trim().to_uppercase();
+    if let Some(rest) = t.strip_prefix("TKT-") {
+        let (year, n) = rest.split_once('-')?;
+        let ok = year.len() == 4
+            && year.chars().all(|c| c.is_ascii_digit())
+            && !n.is_empty()
+            && n.chars().all(|c| c.is_ascii_digit());
+        return ok.then(|| format!("TKT-{year}-{:0>6}", n));
+    }
+    if !t.is_empty() && t.len() <= 9 && t.chars().all(|c| c.is_ascii_digit()) {
+        let year = chrono::Utc::now().format("%Y");
+        return Some(format!("TKT-{year}-{t:0>6}"));
+    }
+    None
 }
 
 /// A list of options, one a line, the selected one highlighted.

@@ -17,10 +17,24 @@ use super::list::{ListSpec, Rows, draw_list};
 use super::{Context, Outbox, Screen, Selection, ticket_change};
 
 /// The newest audit entries.
-#[derive(Default)]
 pub struct AuditScreen {
     /// The entries, newest first.
     pub records: Rows<AuditRecord>,
+}
+
+impl Default for AuditScreen {
+    fn default() -> Self {
+        AuditScreen {
+            records: Rows::searchable(|a| {
+                format!(
+                    "{} {} {}",
+                    a.actor_email.as_deref().unwrap_or("system"),
+                    a.action,
+                    compact(&a.details)
+                )
+            }),
+        }
+    }
 }
 
 impl Screen for AuditScreen {

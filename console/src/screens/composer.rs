@@ -1,18 +1,25 @@
 //! The reply composer under a ticket: a public reply (the person sees it) or an internal note
-//! (staff only), drawn so the two cannot be mistaken for each other.
+//! (staff only), drawn so the two cannot be mistaken for each other: its own colour, title and
+//! border, and the choice stays as made until changed (a note after a note stays a note).
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Modifier;
-use ratatui::text::Span;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
 use tui_textarea::TextArea;
 
+use crate::action::{self, Action, Scope};
 use crate::theme::ThemeKey;
+use crate::widgets::draw_edit;
 
 use super::Context;
 
+/// The most characters a comment has (the engine's `CommentText` rule).
+pub const MAX_CHARS: usize = 10_000;
+
 /// An unsent reply or note; kept per ticket until sent, across reconnects.
+#[derive(Default)]
 pub struct Draft {
     /// The text.
     pub text: TextArea<'static>,
@@ -20,18 +27,9 @@ pub struct Draft {
     pub internal: bool,
     /// Sent and waiting for the answer.
     pub sending: bool,
-}
-
-impl Default for Draft {
-    fn default() -> Self {
-        let mut text = TextArea::default();
-        text.set_placeholder_text("Write a reply… (Ctrl-S sends, Ctrl-T public/internal)");
-        Draft {
-            text,
-            internal: false,
-            sending: false,
-        }
-    }
+    /// The last thing sent on this ticket was an internal note: a public reply right after
+    /// one is confirmed first.
+    pub after_note: bool,
 }
 
 impl Draft {
@@ -42,12 +40,35 @@ impl Draft {
 
     /// Anything typed.
     pub fn is_empty(&self) -> bool {
-        self.content().trim().is_empty()
+        self.text.lines().iter().all(|l| l.trim().is_empty())
+    }
+
+    /// Characters typed (newlines count one each, as the engine counts them).
+    pub fn chars(&self) -> usize {
+        let lines = self.text.lines();
+        lines.iter().map(|l| l.chars().count()).sum::<usize>() + lines.len().saturating_sub(1)
+    }
+
+    /// Sent: a fresh text, in the same mode as what was sent.
+    pub fn sent(&mut self) {
+        let internal = self.internal;
+        *self = Draft {
+            internal,
+            after_note: internal,
+            ..Draft::default()
+        };
+    }
+
+    /// Pasted text inserted at the cursor in one go; CRLF and CR line ends become LF, so
+    /// every line is kept.
+    pub fn paste(&mut self, text: &str) {
+        let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        self.text.insert_str(text);
     }
 }
 
 /// The composer: its border doubled and coloured for an internal note, bold while it has the
-/// keyboard.
+/// keyboard, with the characters used and the mode in its frame.
 pub fn draw_composer(
     frame: &mut Frame,
     area: Rect,
@@ -58,14 +79,26 @@ pub fn draw_composer(
     let theme = &ctx.theme;
     let internal = draft.is_some_and(|d| d.internal);
     let (title, key) = if internal {
-        (" INTERNAL NOTE (staff only) ", ThemeKey::CommentsInternal)
+        (
+            " INTERNAL NOTE · staff only, the person never sees it ",
+            ThemeKey::CommentsInternal,
+        )
     } else {
         (
-            " Public reply (the person sees it) ",
+            " PUBLIC REPLY · the person sees it ",
             ThemeKey::TranscriptStaff,
         )
     };
     let sending = draft.is_some_and(|d| d.sending);
+    let used = draft.map_or(0, Draft::chars);
+    let counter = Span::styled(
+        format!(" {used} / {MAX_CHARS} "),
+        if used > MAX_CHARS {
+            theme.alarm(ThemeKey::BaseError)
+        } else {
+            theme.fg(ThemeKey::BaseDim)
+        },
+    );
     let composer_block = Block::new()
         .borders(Borders::ALL)
         .border_type(if internal {
@@ -73,7 +106,7 @@ pub fn draw_composer(
         } else {
             BorderType::Rounded
         })
-        .border_style(if composing {
+        .border_style(if composing || internal {
             theme.fg(key).add_modifier(Modifier::BOLD)
         } else {
             theme.fg(ThemeKey::BaseBorder)
@@ -84,17 +117,28 @@ pub fn draw_composer(
             } else {
                 title.to_string()
             },
-            theme.fg(key).add_modifier(Modifier::BOLD),
-        ));
+            theme
+                .fg(key)
+                .add_modifier(Modifier::BOLD | Modifier::REVERSED),
+        ))
+        .title_bottom(Line::from(counter).right_aligned());
     match draft {
         Some(d) => {
             let inner = composer_block.inner(area);
             frame.render_widget(composer_block, area);
-            frame.render_widget(&d.text, inner);
+            let placeholder = format!(
+                "Write here… ({} sends, {} public/internal)",
+                action::key_label(Action::Send, Scope::Composer),
+                action::key_label(Action::ToggleInternal, Scope::Composer)
+            );
+            draw_edit(frame, inner, theme, &d.text, ctx.bidi, &placeholder);
         }
         None => frame.render_widget(
             Paragraph::new(Span::styled(
-                "press i to write a reply or an internal note",
+                format!(
+                    "press {} to write a reply or an internal note",
+                    action::key_label(Action::Compose, Scope::Ticket)
+                ),
                 theme.fg(ThemeKey::BaseDim),
             ))
             .block(composer_block),

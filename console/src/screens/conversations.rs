@@ -4,7 +4,7 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph};
+use ratatui::widgets::Cell;
 use uuid::Uuid;
 
 use amal_engine::conversations::{ConversationFilter, ConversationSummary, TranscriptEntry};
@@ -18,10 +18,10 @@ use crate::chrome::overlay::{Overlay, PromptPurpose};
 use crate::data::Request;
 use crate::theme::ThemeKey;
 use crate::ui::HitAreas;
-use crate::widgets::{age, block, priority_style};
+use crate::widgets::{age, priority_style};
 
 use super::list::{ListSpec, Rows, draw_list};
-use super::transcript::{newest, transcript_lines};
+use super::transcript::{ScrollBack, transcript_lines};
 use super::{Context, Outbox, Screen, ScreenId, Selection, conversation_change, cycle};
 
 /// The conversation list and the transcript of the selected one.
@@ -32,6 +32,11 @@ pub struct ConversationsScreen {
     pub filter: ConversationFilter,
     /// The selected conversation's transcript.
     pub transcript: Option<(Uuid, Vec<TranscriptEntry>)>,
+    /// The transcript has the focus: the scrolling keys scroll it instead of moving in the
+    /// list.
+    pub transcript_focus: bool,
+    /// How far the transcript is scrolled back.
+    pub transcript_scroll: ScrollBack,
 }
 
 impl Default for ConversationsScreen {
@@ -40,6 +45,8 @@ impl Default for ConversationsScreen {
             list: Rows::default(),
             filter: Self::default_filter(),
             transcript: None,
+            transcript_focus: false,
+            transcript_scroll: ScrollBack::default(),
         }
     }
 }
@@ -73,6 +80,9 @@ impl ConversationsScreen {
     /// A transcript; kept only if its conversation is still the selected one.
     pub fn on_transcript(&mut self, id: Uuid, entries: Vec<TranscriptEntry>) {
         if self.selected().map(|c| c.id) == Some(id) {
+            if self.transcript.as_ref().map(|t| t.0) != Some(id) {
+                self.transcript_scroll = ScrollBack::default();
+            }
             self.transcript = Some((id, entries));
         }
     }
@@ -162,9 +172,22 @@ impl Screen for ConversationsScreen {
                     &current,
                 ));
             }
+            Action::FocusNext => self.transcript_focus = !self.transcript_focus,
             Action::Open => {
-                if let Some(n) = self.selected().and_then(|c| c.ticket_number.clone()) {
-                    out.open_ticket(n);
+                if let Some(c) = self.selected() {
+                    match c.ticket_number.clone() {
+                        Some(n) => out.open_ticket(n),
+                        None => out.toast(
+                            format!(
+                                "no ticket: the assistant is answering; {} takes it over",
+                                crate::action::key_label(
+                                    Action::Take,
+                                    crate::action::Scope::Conversations
+                                )
+                            ),
+                            false,
+                        ),
+                    }
                 }
             }
             // Esc clears the filters; the selection stays where it was.
@@ -178,6 +201,17 @@ impl Screen for ConversationsScreen {
 
     fn list(&mut self) -> Option<(&mut Selection, usize)> {
         Some(self.list.selection_mut())
+    }
+
+    fn scroll(&mut self, action: Action, page: usize, out: &mut Outbox) {
+        if self.transcript_focus {
+            self.transcript_scroll.apply(action, page);
+        } else {
+            let (sel, len) = self.list.selection_mut();
+            if sel.apply(action, len, page) {
+                self.selection_moved(out);
+            }
+        }
     }
 
     fn selection_moved(&self, out: &mut Outbox) {
@@ -269,9 +303,7 @@ impl ConversationsScreen {
             ))],
             _ => vec![],
         };
-        frame.render_widget(
-            Paragraph::new(newest(lines, area.height)).block(block(&ctx.theme, title, false)),
-            area,
-        );
+        self.transcript_scroll
+            .draw(frame, area, ctx, lines, &title, self.transcript_focus);
     }
 }

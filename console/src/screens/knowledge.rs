@@ -22,10 +22,26 @@ use super::list::{ListSpec, Rows, draw_list};
 use super::{Context, Outbox, Screen, Selection};
 
 /// The knowledge documents and the selected one.
-#[derive(Default)]
 pub struct KnowledgeScreen {
     /// The documents.
     pub documents: Rows<DocumentSummary>,
+}
+
+impl Default for KnowledgeScreen {
+    fn default() -> Self {
+        KnowledgeScreen {
+            documents: Rows::searchable(|d| {
+                format!(
+                    "{} {} {} {} {}",
+                    d.title,
+                    d.lang,
+                    d.review_status,
+                    d.category.as_deref().unwrap_or(""),
+                    d.source.as_deref().unwrap_or("")
+                )
+            }),
+        }
+    }
 }
 
 impl KnowledgeScreen {

@@ -53,14 +53,21 @@ impl Selection {
     }
 }
 
-/// The rows of a list screen as last read, the selected one, and whether any have arrived.
+/// The rows of a list screen as last read, the selected one, and whether any have arrived;
+/// on the screens filtered here (queue, knowledge, audit) the rows that match the text filter.
 pub struct Rows<T> {
-    /// The rows, in the order shown.
+    /// The rows shown, in order: those that match the filter.
     pub items: Vec<T>,
     /// The selected row.
     pub selection: Selection,
     /// The rows have arrived at least once (until then the list says "loading…").
     pub loaded: bool,
+    /// Every row as read.
+    all: Vec<T>,
+    /// The text filter (`/`), lower-case.
+    filter: Option<String>,
+    /// The text a row is searched in (`None`: the list is filtered elsewhere).
+    haystack: Option<fn(&T) -> String>,
 }
 
 impl<T> Default for Rows<T> {
@@ -69,11 +76,22 @@ impl<T> Default for Rows<T> {
             items: Vec::new(),
             selection: Selection::default(),
             loaded: false,
+            all: Vec::new(),
+            filter: None,
+            haystack: None,
         }
     }
 }
 
-impl<T> Rows<T> {
+impl<T: Clone> Rows<T> {
+    /// Rows filtered here by text, searched in what `haystack` gives.
+    pub fn searchable(haystack: fn(&T) -> String) -> Self {
+        Rows {
+            haystack: Some(haystack),
+            ..Rows::default()
+        }
+    }
+
     /// The selected row.
     pub fn selected(&self) -> Option<&T> {
         self.items.get(self.selection.selected)
@@ -81,7 +99,8 @@ impl<T> Rows<T> {
 
     /// New rows; the selection keeps its place.
     pub fn replace(&mut self, items: Vec<T>) {
-        self.items = items;
+        self.all = items;
+        self.refilter();
         self.selection.clamp(self.items.len());
         self.loaded = true;
     }
@@ -89,12 +108,38 @@ impl<T> Rows<T> {
     /// New rows; the selection follows its row (known by `id`), as new rows arrive on top.
     pub fn replace_following<K: PartialEq>(&mut self, items: Vec<T>, id: impl Fn(&T) -> K) {
         let selected = self.selected().map(&id);
-        self.items = items;
+        self.all = items;
+        self.refilter();
         if let Some(i) = selected.and_then(|s| self.items.iter().position(|t| id(t) == s)) {
             self.selection.selected = i;
         }
         self.selection.clamp(self.items.len());
         self.loaded = true;
+    }
+
+    /// The text filter: rows whose text contains it, case aside (empty: every row).
+    pub fn set_filter(&mut self, text: &str) {
+        let text = text.trim().to_lowercase();
+        self.filter = (!text.is_empty()).then_some(text);
+        self.refilter();
+        self.selection = Selection::default();
+    }
+
+    /// The text filter in use.
+    pub fn filter(&self) -> Option<&str> {
+        self.filter.as_deref()
+    }
+
+    fn refilter(&mut self) {
+        self.items = match (&self.filter, self.haystack) {
+            (Some(f), Some(hay)) => self
+                .all
+                .iter()
+                .filter(|t| hay(t).to_lowercase().contains(f.as_str()))
+                .cloned()
+                .collect(),
+            _ => self.all.clone(),
+        };
     }
 
     /// The selection to move, and how many rows there are.

@@ -72,6 +72,18 @@ impl ScreenId {
         }
     }
 
+    /// The tab's title where the header is short of room (80 columns).
+    pub fn short_title(self) -> &'static str {
+        match self {
+            ScreenId::Conversations => "Conv",
+            ScreenId::Queue => "Queue",
+            ScreenId::Ticket => "Ticket",
+            ScreenId::Statistics => "Stats",
+            ScreenId::Knowledge => "KB",
+            ScreenId::Audit => "Audit",
+        }
+    }
+
     /// The position in Tab order.
     pub fn index(self) -> usize {
         ScreenId::ALL.iter().position(|s| *s == self).unwrap_or(0)
@@ -99,7 +111,9 @@ impl ScreenId {
             | Action::CycleLanguage
             | Action::CycleEscalated => ScreenId::Conversations,
             Action::CycleQueue | Action::CycleCategory | Action::CyclePriority => ScreenId::Queue,
-            Action::Compose | Action::Send | Action::ToggleInternal => ScreenId::Ticket,
+            Action::Compose | Action::Send | Action::ToggleInternal | Action::Triage => {
+                ScreenId::Ticket
+            }
             Action::RangeShorter | Action::RangeLonger => ScreenId::Statistics,
             Action::Approve | Action::Reject => ScreenId::Knowledge,
             _ => current,

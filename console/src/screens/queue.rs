@@ -41,7 +41,17 @@ impl QueueScreen {
     /// The open tickets, as first read at `now`.
     pub fn new(now: DateTime<Utc>) -> Self {
         QueueScreen {
-            tickets: Rows::default(),
+            tickets: Rows::searchable(|t| {
+                format!(
+                    "{} {} {} {} {} {}",
+                    t.ticket_number,
+                    t.subject,
+                    t.category,
+                    t.priority,
+                    t.status,
+                    t.assigned_to.as_deref().unwrap_or("")
+                )
+            }),
             read_at: now,
             requested_at: now,
             filter: QueueFilter {

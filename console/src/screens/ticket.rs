@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::KeyEvent;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Modifier;
@@ -13,12 +13,14 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
 use amal_engine::events::ChangeNotice;
+use amal_engine::lang::Lang;
 use amal_engine::lookups::LookupKind;
-use amal_engine::tickets::{TicketDetail, TicketStatus, Tier};
+use amal_engine::staff::StaffRole;
+use amal_engine::tickets::{TicketDetail, TicketStatus, Tier, Triage};
 
-use crate::action::Action;
+use crate::action::{self, Action, Scope};
 use crate::bidi;
-use crate::chrome::overlay::{Chooser, ChooserPurpose, Overlay, PromptPurpose};
+use crate::chrome::overlay::{Chooser, ChooserPurpose, Confirmed, Overlay, PromptPurpose};
 use crate::data::{Command, Request, TicketView};
 use crate::theme::ThemeKey;
 use crate::ui::HitAreas;
@@ -26,8 +28,18 @@ use crate::widgets::{age, block, header_style, priority_style};
 
 use super::clock::{Target, clock_span};
 use super::composer::{Draft, draw_composer};
-use super::transcript::{newest, transcript_lines};
+use super::transcript::{ScrollBack, transcript_lines};
 use super::{Context, Outbox, Screen};
+
+/// The panes of the ticket screen that scroll; Tab moves between them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TicketPane {
+    /// The person's conversation.
+    Conversation,
+    /// The comment thread.
+    #[default]
+    Comments,
+}
 
 /// The open ticket, and the drafts of every ticket.
 #[derive(Default)]
@@ -36,8 +48,12 @@ pub struct TicketScreen {
     pub number: Option<String>,
     /// The open ticket, and when it was read.
     pub view: Option<(TicketView, DateTime<Utc>)>,
-    /// Lines scrolled back in the comments.
-    pub scroll: u16,
+    /// The pane the scrolling keys move.
+    pub focus: TicketPane,
+    /// The conversation pane, scrolled back from its newest message.
+    pub conversation: ScrollBack,
+    /// The comments pane, scrolled back from its newest comment.
+    pub comments: ScrollBack,
     /// The composer has the keyboard.
     pub composing: bool,
     /// Drafts by ticket number.
@@ -49,7 +65,8 @@ impl TicketScreen {
     pub fn open(&mut self, number: String) {
         if self.number.as_deref() != Some(number.as_str()) {
             self.view = None;
-            self.scroll = 0;
+            self.conversation = ScrollBack::default();
+            self.comments = ScrollBack::default();
             self.composing = false;
         }
         self.number = Some(number);
@@ -62,13 +79,65 @@ impl TicketScreen {
         }
     }
 
-    /// A comment's outcome: sent, its draft goes; refused, the draft stays to be sent again.
+    /// A comment's outcome: sent, its text goes and its mode (public or internal) stays;
+    /// refused, the draft stays to be sent again.
     pub fn on_comment_done(&mut self, number: &str, sent: bool) {
-        if sent {
-            self.drafts.remove(number);
-        } else if let Some(d) = self.drafts.get_mut(number) {
-            d.sending = false;
+        if let Some(d) = self.drafts.get_mut(number) {
+            if sent {
+                d.sent();
+            } else {
+                d.sending = false;
+            }
         }
+    }
+
+    /// Pasted text: into the draft while the composer has the keyboard, in one go.
+    pub fn paste(&mut self, text: &str) {
+        if let Some(n) = self.number.clone()
+            && self.composing
+        {
+            let draft = self.drafts.entry(n).or_default();
+            if !draft.sending {
+                draft.paste(text);
+            }
+        }
+    }
+
+    /// Sends the open ticket's draft. A public reply right after an internal note is
+    /// confirmed first, unless `confirmed`.
+    pub fn send(&mut self, confirmed: bool, out: &mut Outbox) {
+        let Some(n) = self.number.clone() else {
+            return;
+        };
+        let Some(draft) = self.drafts.get_mut(&n) else {
+            out.toast(
+                format!(
+                    "nothing to send: press {} to write",
+                    action::key_label(Action::Compose, Scope::Ticket)
+                ),
+                true,
+            );
+            return;
+        };
+        if draft.is_empty() {
+            out.toast("nothing to send: the reply is empty", true);
+            return;
+        }
+        if draft.sending {
+            return;
+        }
+        if !draft.internal && draft.after_note && !confirmed {
+            out.overlay(Overlay::Confirm(
+                "Your last message was an INTERNAL NOTE. Send this as a PUBLIC REPLY that the \
+                 person will see?"
+                    .into(),
+                Confirmed::SendPublic(n),
+            ));
+            return;
+        }
+        draft.sending = true;
+        let command = Command::Comment(n, draft.content(), draft.internal);
+        out.send(Request::Act(command));
     }
 
     /// Whether any draft holds unsent text.
@@ -79,13 +148,10 @@ impl TicketScreen {
     /// A key while the composer has the keyboard: typed into the draft, or the action the
     /// composer's own keys stand for (the key map's single letters are text here).
     pub fn compose_key(&mut self, key: KeyEvent) -> Option<Action> {
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        match key.code {
-            KeyCode::Esc => self.composing = false,
-            KeyCode::Char('s') if ctrl => return Some(Action::Send),
-            KeyCode::Char('t') if ctrl => return Some(Action::ToggleInternal),
-            KeyCode::Char('c') if ctrl => return Some(Action::Quit),
-            _ => {
+        match action::action_for(&key, &[Scope::Composer]) {
+            Some(Action::StopComposing) => self.composing = false,
+            Some(action) => return Some(action),
+            None => {
                 if let Some(n) = self.number.clone() {
                     let draft = self.drafts.entry(n).or_default();
                     if !draft.sending {
@@ -95,6 +161,13 @@ impl TicketScreen {
             }
         }
         None
+    }
+
+    /// Whether the open ticket is a crisis ticket.
+    fn is_crisis(&self) -> bool {
+        self.view
+            .as_ref()
+            .is_some_and(|(v, _)| v.detail.ticket.category == "crisis")
     }
 
     /// A change to ticket `n` (the open one, or the one selected on the queue). Those that
@@ -129,11 +202,23 @@ impl TicketScreen {
                     selected: 0,
                 }));
             }
+            // A crisis ticket's clock is not stopped with one key: confirmed, with a reason.
+            Action::Pending if self.is_crisis() => out.overlay(Overlay::prompt(
+                PromptPurpose::PendingReason(n.clone()),
+                format!("{n} is a CRISIS ticket. Why wait for the person?"),
+                "",
+            )),
             Action::Pending => out.send(Request::Act(Command::Status(
                 n,
                 TicketStatus::Pending,
                 None,
             ))),
+            Action::Triage => out.overlay(Overlay::Chooser(Chooser {
+                purpose: ChooserPurpose::TriageField(n.clone()),
+                title: format!("Re-triage {n}"),
+                options: TRIAGE_FIELDS.iter().map(|f| f.to_string()).collect(),
+                selected: 0,
+            })),
             Action::Resolve => out.overlay(Overlay::prompt(
                 PromptPurpose::ResolveNotes(n.clone()),
                 format!("Resolve {n}: resolution notes"),
@@ -170,8 +255,56 @@ impl TicketScreen {
                     note,
                 )));
             }
+            PromptPurpose::PendingReason(_) if text.is_empty() => {
+                out.toast("a crisis ticket waits only with a reason", true)
+            }
+            PromptPurpose::PendingReason(n) => out.send(Request::Act(Command::Status(
+                n,
+                TicketStatus::Pending,
+                Some(text),
+            ))),
+            PromptPurpose::TriageReason(..) if text.is_empty() => {
+                out.toast("a re-triage needs a reason", true)
+            }
+            PromptPurpose::TriageReason(n, change) => {
+                out.send(Request::Act(Command::Triage(n, change, text)))
+            }
             PromptPurpose::Filter(_) | PromptPurpose::RejectReason(_) => {}
         }
+    }
+
+    /// The re-triage field chosen: its values are offered next (the lookup's codes).
+    pub fn triage_field_chosen(n: String, field: &str, ctx: &Context, out: &mut Outbox) {
+        let options: Vec<String> = match field {
+            "priority" => ctx.codes(LookupKind::TicketPriority),
+            "category" => ctx.codes(LookupKind::TicketCategory),
+            "tier" => ["T1", "T2", "T3", "manager"].map(String::from).to_vec(),
+            "language" => Lang::ALL.iter().map(|l| l.code().to_string()).collect(),
+            _ => return,
+        };
+        out.overlay(Overlay::Chooser(Chooser {
+            purpose: ChooserPurpose::TriageValue(n.clone(), field.to_string()),
+            title: format!("{n}: new {field}"),
+            options,
+            selected: 0,
+        }));
+    }
+
+    /// The re-triage value chosen: the reason is asked next.
+    pub fn triage_value_chosen(n: String, field: &str, value: &str, out: &mut Outbox) {
+        let mut change = Triage::default();
+        match field {
+            "priority" => change.priority = Some(value.to_string()),
+            "category" => change.category = Some(value.to_string()),
+            "tier" => change.tier = value.parse().ok(),
+            "language" => change.language = value.parse().ok(),
+            _ => return,
+        }
+        out.overlay(Overlay::prompt(
+            PromptPurpose::TriageReason(n.clone(), change),
+            format!("Why set {n}'s {field} to {value}?"),
+            "",
+        ));
     }
 
     /// The tier chosen for ticket `n`: the reason is asked next.
@@ -185,6 +318,9 @@ impl TicketScreen {
         }
     }
 }
+
+/// What a supervisor can re-triage, in the chooser's order.
+const TRIAGE_FIELDS: [&str; 4] = ["priority", "category", "tier", "language"];
 
 impl Screen for TicketScreen {
     fn refresh(&self, out: &mut Outbox) {
@@ -210,7 +346,7 @@ impl Screen for TicketScreen {
         }
     }
 
-    fn perform(&mut self, action: Action, _ctx: &Context, out: &mut Outbox) {
+    fn perform(&mut self, action: Action, ctx: &Context, out: &mut Outbox) {
         match action {
             Action::Compose => {
                 if let Some(n) = self.number.clone() {
@@ -218,25 +354,19 @@ impl Screen for TicketScreen {
                     self.composing = true;
                 }
             }
-            Action::Send => {
-                let Some(n) = self.number.clone() else {
-                    return;
-                };
-                let Some(draft) = self.drafts.get_mut(&n) else {
-                    out.toast("nothing to send: press i to write", true);
-                    return;
-                };
-                if draft.is_empty() {
-                    out.toast("nothing to send: the reply is empty", true);
-                    return;
+            Action::Send => self.send(false, out),
+            Action::FocusNext => {
+                self.focus = match self.focus {
+                    TicketPane::Conversation => TicketPane::Comments,
+                    TicketPane::Comments => TicketPane::Conversation,
                 }
-                if draft.sending {
-                    return;
-                }
-                draft.sending = true;
-                let command = Command::Comment(n, draft.content(), draft.internal);
-                out.send(Request::Act(command));
             }
+            Action::Triage if ctx.role().is_some_and(|r| r >= StaffRole::Supervisor) => {
+                if let Some(n) = self.number.clone() {
+                    self.act_on(Action::Triage, n, out);
+                }
+            }
+            Action::Triage => out.toast("re-triage is for supervisors and admins", true),
             Action::ToggleInternal => {
                 if let Some(n) = self.number.clone() {
                     let draft = self.drafts.entry(n).or_default();
@@ -247,13 +377,13 @@ impl Screen for TicketScreen {
         }
     }
 
-    /// Up and down scroll the comments; a page or an end means nothing here.
-    fn scroll(&mut self, action: Action, _page: usize, _out: &mut Outbox) {
-        self.scroll = match action {
-            Action::Up => self.scroll.saturating_sub(1),
-            Action::Down => self.scroll.saturating_add(1),
-            _ => self.scroll,
-        };
+    /// The scrolling keys move the focused pane: up goes back to older lines, down towards
+    /// the newest.
+    fn scroll(&mut self, action: Action, page: usize, _out: &mut Outbox) {
+        match self.focus {
+            TicketPane::Conversation => self.conversation.apply(action, page),
+            TicketPane::Comments => self.comments.apply(action, page),
+        }
     }
 
     fn counting(&self) -> bool {
@@ -293,31 +423,27 @@ impl Screen for TicketScreen {
         };
         let width = usize::from(left.width.saturating_sub(2));
         let transcript = transcript_lines(ctx, &view.transcript, width);
-        frame.render_widget(
-            Paragraph::new(newest(transcript, left.height)).block(block(
-                theme,
-                " Conversation ",
-                false,
-            )),
+        let focus = !self.composing;
+        self.conversation.draw(
+            frame,
             left,
+            ctx,
+            transcript,
+            " Conversation ",
+            focus && self.focus == TicketPane::Conversation,
         );
-
         let thread = thread_lines(
             ctx,
             &view.detail,
             usize::from(right.width.saturating_sub(2)),
         );
-        let visible = usize::from(right.height.saturating_sub(2));
-        let max_scroll = thread.len().saturating_sub(visible);
-        // Scrolling goes back from the newest (bottom) comment.
-        let skip = max_scroll.saturating_sub(usize::from(self.scroll));
-        frame.render_widget(
-            Paragraph::new(thread.into_iter().skip(skip).collect::<Vec<_>>()).block(block(
-                theme,
-                format!(" Comments ({}) ", view.detail.comments.len()),
-                false,
-            )),
+        self.comments.draw(
+            frame,
             right,
+            ctx,
+            thread,
+            &format!(" Comments ({}) ", view.detail.comments.len()),
+            focus && self.focus == TicketPane::Comments,
         );
 
         let draft = self.drafts.get(&view.detail.ticket.ticket_number);
@@ -361,7 +487,11 @@ fn draw_info(
             ),
             Span::raw(" · "),
             Span::raw(ctx.label(LookupKind::TicketCategory, &t.category)),
-            Span::raw(format!(" · tier {} · {holder}", t.escalation_tier)),
+            Span::raw(format!(
+                " · tier {} · {} · {holder}",
+                t.escalation_tier,
+                t.language.as_deref().unwrap_or("-")
+            )),
         ]),
         Line::from(vec![
             Span::styled("response ", theme.fg(ThemeKey::BaseDim)),

@@ -1,15 +1,21 @@
 //! A conversation's transcript as lines, as the conversations screen and the ticket screen
 //! show it.
 
+use std::cell::Cell;
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
 
 use amal_engine::conversations::TranscriptEntry;
 use amal_engine::lang::Lang;
 
+use crate::action::Action;
 use crate::bidi;
 use crate::theme::ThemeKey;
-use crate::widgets::age;
+use crate::widgets::{age, block};
 
 use super::Context;
 
@@ -79,10 +85,65 @@ pub fn transcript_lines<'a>(
     lines
 }
 
-/// The last lines that fit a pane `height` rows high (borders included): the newest
-/// messages are at the bottom, and shown.
-pub fn newest<'a>(lines: Vec<Line<'a>>, height: u16) -> Vec<Line<'a>> {
-    let visible = usize::from(height.saturating_sub(2));
-    let skip = lines.len().saturating_sub(visible);
-    lines.into_iter().skip(skip).collect()
+/// A pane of lines read from the newest (at the bottom) back: how far it is scrolled back,
+/// and how far it can be (known from the last frame, so that scrolling stops at the oldest
+/// line instead of counting on past it).
+#[derive(Debug, Default)]
+pub struct ScrollBack {
+    /// Lines scrolled back from the newest.
+    pub back: usize,
+    /// The most lines it could be scrolled back when last drawn.
+    max: Cell<usize>,
+}
+
+impl ScrollBack {
+    /// Up and page up go back to older lines, down and page down towards the newest; the
+    /// ends jump.
+    pub fn apply(&mut self, action: Action, page: usize) {
+        let max = self.max.get();
+        let page = page.max(1);
+        self.back = match action {
+            Action::Up => self.back + 1,
+            Action::Down => self.back.saturating_sub(1),
+            Action::PageUp => self.back + page,
+            Action::PageDown => self.back.saturating_sub(page),
+            Action::Top => max,
+            Action::Bottom => 0,
+            _ => self.back,
+        }
+        .min(max);
+    }
+
+    /// Draws `lines` in a pane (borders included) scrolled back as asked; the title says how
+    /// many lines are above and below.
+    pub fn draw<'a>(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        ctx: &Context,
+        lines: Vec<Line<'a>>,
+        title: &str,
+        focused: bool,
+    ) {
+        let visible = usize::from(area.height.saturating_sub(2));
+        let max = lines.len().saturating_sub(visible);
+        self.max.set(max);
+        let back = self.back.min(max);
+        let skip = max - back;
+        let mut title = title.to_string();
+        if skip > 0 || back > 0 {
+            title.push_str(&format!("↑{skip} ↓{back} "));
+        }
+        frame.render_widget(
+            Paragraph::new(
+                lines
+                    .into_iter()
+                    .skip(skip)
+                    .take(visible)
+                    .collect::<Vec<_>>(),
+            )
+            .block(block(&ctx.theme, title, focused)),
+            area,
+        );
+    }
 }

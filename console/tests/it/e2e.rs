@@ -65,6 +65,35 @@ impl Tmux {
         std::thread::sleep(Duration::from_millis(150));
     }
 
+    /// Pastes `text` as a terminal does with bracketed paste on (tmux `paste-buffer -p`; `-r`
+    /// keeps LF line ends as they are).
+    fn paste(&self, text: &str) {
+        let file = std::env::temp_dir().join(format!("{}-paste.txt", self.session));
+        std::fs::write(&file, text).unwrap();
+        let buffer = format!("{}-paste", self.session);
+        let load = Command::new("tmux")
+            .args(["load-buffer", "-b", &buffer, file.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(load.success());
+        let paste = Command::new("tmux")
+            .args([
+                "paste-buffer",
+                "-p",
+                "-r",
+                "-d",
+                "-b",
+                &buffer,
+                "-t",
+                &self.session,
+            ])
+            .status()
+            .unwrap();
+        assert!(paste.success());
+        std::fs::remove_file(file).ok();
+        std::thread::sleep(Duration::from_millis(150));
+    }
+
     /// Waits until the screen shows `needle` (10 s at most).
     fn wait_for(&self, needle: &str) -> String {
         let start = Instant::now();
@@ -147,10 +176,36 @@ async fn sign_in_take_reply_note_and_resolve(pool: PgPool) {
     tmux.keys(&["C-s"]);
     tmux.wait_for(&format!("reply sent on {}", first.ticket_number));
     tmux.keys(&["C-t"]);
-    tmux.wait_for("INTERNAL NOTE (staff only)");
+    tmux.wait_for("INTERNAL NOTE · staff only");
     tmux.text("Called the person back; safety plan agreed.");
     tmux.keys(&["C-s"]);
     tmux.wait_for(&format!("internal note added to {}", first.ticket_number));
+    // The header counts crisis tickets nobody holds on every screen.
+    assert!(
+        tmux.screen()
+            .lines()
+            .next()
+            .unwrap_or("")
+            .contains("crisis ")
+    );
+    // A pasted note of several lines, straight after the first: still a note, every line kept.
+    tmux.paste("Plan:\nline two\nline three");
+    tmux.wait_for("line three");
+    tmux.keys(&["C-s"]);
+    tmux.wait_for("INTERNAL NOTE · staff only");
+    let start = Instant::now();
+    loop {
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM ticket_comments WHERE ticket_id = $1")
+                .bind(first.id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if n == 3 || start.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     tmux.keys(&["Escape"]);
     tmux.keys(&["R"]);
     tmux.wait_for("resolution notes");
@@ -185,7 +240,9 @@ async fn sign_in_take_reply_note_and_resolve(pool: PgPool) {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(comments.len(), 2, "{comments:?}");
+    assert_eq!(comments.len(), 3, "{comments:?}");
+    assert_eq!(comments[2].0, "Plan:\nline two\nline three");
+    assert!(comments[2].1, "a note after a note stays internal");
     assert_eq!(
         comments[0].0,
         "We are with you now. Are you somewhere safe?"

@@ -20,7 +20,7 @@ use amal_engine::stats::{
     ActivityDay, AgentWorkload, BreachDay, ComplianceDay, CrisisDay, DecisionDay, Statistics,
     TimeSummary,
 };
-use amal_engine::tickets::{Comment, Ticket, TicketDetail};
+use amal_engine::tickets::{Alerts, Comment, Ticket, TicketDetail};
 
 /// The instant every snapshot is drawn at.
 pub fn now() -> DateTime<Utc> {
@@ -129,7 +129,19 @@ pub fn app(role: StaffRole) -> (App, UnboundedReceiver<Request>) {
     app.on_data(DataEvent::Statistics(Box::new(statistics())));
     app.on_data(DataEvent::Documents(documents()));
     app.on_data(DataEvent::Audit(audit()));
+    app.on_data(DataEvent::Alerts(alerts()));
+    // The sign-in's banner for waiting crisis tickets is put away: snapshots show the screens.
+    app.alert = None;
     (app, rx)
+}
+
+/// One crisis ticket nobody holds (TKT-2026-000012), one breach.
+pub fn alerts() -> Alerts {
+    Alerts {
+        unassigned_crisis: 1,
+        breached: 1,
+        newest_unassigned_crisis: Some("TKT-2026-000012".into()),
+    }
 }
 
 pub fn conversations() -> Vec<ConversationSummary> {
@@ -291,6 +303,7 @@ pub fn ticket(
         assigned_to_name: holder.map(str::to_string),
         assigned_to_id: holder.map(|_| id(201)),
         escalation_tier: "T1".into(),
+        language: Some("ar".into()),
         user_id: id(101),
         conversation_id: Some(id(1)),
         created_at: now() - Duration::minutes(20),

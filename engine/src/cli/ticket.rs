@@ -15,7 +15,7 @@ use amal_engine::conversations::StaffReader;
 use amal_engine::db;
 use amal_engine::staff::{self, Actor};
 use amal_engine::tickets::{
-    self, CommentText, NewTicket, Queue, QueueFilter, Subject, Ticket, TicketStatus, Tier,
+    self, CommentText, NewTicket, Queue, QueueFilter, Subject, Ticket, TicketStatus, Tier, Triage,
     Visibility,
 };
 
@@ -139,6 +139,31 @@ pub enum TicketCommand {
         #[arg(long = "as", value_name = "EMAIL", required = true)]
         actor: String,
     },
+    /// Re-triage a misfiled ticket (supervisors and admins): priority, category, tier and
+    /// language, with a reason; the SLA deadlines follow the new priority. Audited; the person
+    /// sees nothing of it.
+    Triage {
+        /// Ticket number.
+        number: String,
+        /// low, medium, high or urgent.
+        #[arg(long)]
+        priority: Option<String>,
+        /// addiction, mental_health, prevention, resources or crisis.
+        #[arg(long)]
+        category: Option<String>,
+        /// T1, T2, T3 or manager.
+        #[arg(long)]
+        tier: Option<String>,
+        /// ar, fr or en.
+        #[arg(long)]
+        lang: Option<String>,
+        /// Why (kept in the audit log).
+        #[arg(long, required = true)]
+        reason: String,
+        /// The supervisor or admin acting.
+        #[arg(long = "as", value_name = "EMAIL", required = true)]
+        actor: String,
+    },
     /// Open a ticket for an end user.
     Open {
         /// The end user's e-mail.
@@ -210,11 +235,12 @@ pub async fn run(config: &Config, cmd: TicketCommand) -> Result<ExitCode> {
                 let t = &detail.ticket;
                 println!("{}  {}", t.ticket_number, t.subject);
                 println!(
-                    "status {}  priority {}  category {}  tier {}  assigned to {}",
+                    "status {}  priority {}  category {}  tier {}  language {}  assigned to {}",
                     t.status,
                     t.priority,
                     t.category,
                     t.escalation_tier,
+                    t.language.as_deref().unwrap_or("-"),
                     holder(t)
                 );
                 println!("created {}", t.created_at.format("%Y-%m-%d %H:%M:%S UTC"));
@@ -382,6 +408,38 @@ pub async fn run(config: &Config, cmd: TicketCommand) -> Result<ExitCode> {
                 .await
                 .with_context(|| format!("escalating {number}"))?;
             println!("{} is now at tier {}", t.ticket_number, t.escalation_tier);
+        }
+        TicketCommand::Triage {
+            number,
+            priority,
+            category,
+            tier,
+            lang,
+            reason,
+            actor,
+        } => {
+            let change = Triage {
+                priority,
+                category,
+                tier: tier.as_deref().map(str::parse).transpose()?,
+                language: lang.as_deref().map(str::parse).transpose()?,
+            };
+            if change.is_empty() {
+                bail!("nothing to re-triage: give --priority, --category, --tier or --lang");
+            }
+            let actor = as_staff(&mut conn, &actor).await?;
+            let t = tickets::triage(&mut conn, &actor, &number, &change, &reason, now)
+                .await
+                .with_context(|| format!("re-triaging {number}"))?;
+            println!(
+                "{} is now {} / {} / tier {} / language {} ({})",
+                t.ticket_number,
+                t.priority,
+                t.category,
+                t.escalation_tier,
+                t.language.as_deref().unwrap_or("-"),
+                t.sla.sla_state.0
+            );
         }
         TicketCommand::Open {
             user,

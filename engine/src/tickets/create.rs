@@ -107,8 +107,10 @@ async fn insert(
          notice AS (SELECT pg_notify('{channel}', $11)), \
          t AS ( \
              INSERT INTO support_tickets (id, user_id, conversation_id, subject, description, \
-                                          category, priority, status, created_at, updated_at) \
-             VALUES ($8, $1, $2, $3, $4, $5, $6, 'open', $7, $7) RETURNING *) \
+                                          category, priority, status, created_at, updated_at, \
+                                          language) \
+             VALUES ($8, $1, $2, $3, $4, $5, $6, 'open', $7, $7, \
+                     (SELECT c.lang FROM conversations c WHERE c.id = $2)) RETURNING *) \
          {TICKET_SELECT}{RAW_CLOCK_COLUMNS} \
          FROM t CROSS JOIN {inputs} CROSS JOIN notice \
          CROSS JOIN (SELECT count(*) FROM commit_mode) m \
@@ -223,13 +225,16 @@ async fn upgrade_to_crisis(
     h: &HandOver<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), TicketError> {
+    // The subject becomes the message that raised the crisis: the queue must say what it is.
     sqlx::query(
-        "UPDATE support_tickets SET category = $2, priority = $3, updated_at = $4 WHERE id = $1",
+        "UPDATE support_tickets SET category = $2, priority = $3, updated_at = $4, subject = $5 \
+          WHERE id = $1",
     )
     .bind(ticket.id)
     .bind(h.reason.category)
     .bind(h.reason.priority)
     .bind(now)
+    .bind(h.subject.as_str())
     .execute(&mut *tx)
     .await?;
     audit::record(
@@ -243,6 +248,7 @@ async fn upgrade_to_crisis(
                 "conversation_id": h.conversation_id,
                 "from_category": ticket.category,
                 "from_priority": ticket.priority,
+                "from_subject": ticket.subject,
                 "reason_code": h.reason.reason_code,
             }),
         },

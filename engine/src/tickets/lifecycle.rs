@@ -11,7 +11,9 @@ use super::model::{Ticket, TicketStatus, Tier, normalize_number, open_statuses};
 use super::queue::get;
 use super::{TicketError, clock};
 use crate::audit::{self, AuditEntry};
+use crate::db::violated_constraint;
 use crate::events::{self, ChangeKind, ChangeNotice};
+use crate::lang::Lang;
 use crate::staff::{self, Actor, StaffRole};
 
 /// The ticket row an operation works on, locked until the operation commits.
@@ -28,6 +30,9 @@ pub(super) struct Locked {
     pub(super) user_id: Uuid,
     pub(super) escalation_tier: String,
     pub(super) first_response_at: Option<DateTime<Utc>>,
+    pub(super) priority: String,
+    pub(super) category: String,
+    pub(super) language: Option<String>,
 }
 
 pub(super) async fn lock(conn: &mut PgConnection, number: &str) -> Result<Locked, TicketError> {
@@ -35,7 +40,7 @@ pub(super) async fn lock(conn: &mut PgConnection, number: &str) -> Result<Locked
     sqlx::query_as(
         "SELECT t.id, t.ticket_number, t.status, t.assigned_to, u.email::text AS holder_email, \
                 u.name AS holder_name, t.conversation_id, t.user_id, \
-                t.escalation_tier, t.first_response_at \
+                t.escalation_tier, t.first_response_at, t.priority, t.category, t.language \
            FROM support_tickets t LEFT JOIN users u ON u.id = t.assigned_to \
           WHERE t.ticket_number = $1 FOR UPDATE OF t",
     )
@@ -338,6 +343,9 @@ pub async fn set_status(
                 "from": from,
                 "to": to,
                 "note": note.is_some(),
+                // Outside a resolution the note is the reason for the move (a crisis ticket
+                // set to pending gives one); it is kept here, where the move is recorded.
+                "reason": if to == TicketStatus::Resolved { None } else { note },
                 "breaches_recorded": breaches,
                 "paused_seconds_added": resumed,
             }),
@@ -396,32 +404,156 @@ pub async fn escalate(
         if tier < from {
             staff::require(actor, StaffRole::Supervisor, "moving a ticket down a tier")?;
         }
-        sqlx::query(
-            "INSERT INTO ticket_escalations (ticket_id, from_tier, to_tier, reason, actor_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(t.id)
-        .bind(from.as_str())
-        .bind(tier.as_str())
-        .bind(reason)
-        .bind(actor.id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE support_tickets SET escalation_tier = $2, escalated = true, escalation_reason = $3, \
-                    escalated_at = $4, escalated_by = $5 WHERE id = $1",
-        )
-        .bind(t.id)
-        .bind(tier.as_str())
-        .bind(reason)
-        .bind(now)
-        .bind(actor.id)
-        .execute(&mut *tx)
-        .await?;
+        move_tier(tx, actor, t.id, from, tier, reason, now).await?;
         Ok(Some(Change {
             action: "ticket.escalate",
             details: json!({ "from": from, "to": tier, "reason": reason }),
+        }))
+    })
+    .await
+}
+
+/// Writes a tier change and its history row (`ticket_escalations`).
+async fn move_tier(
+    tx: &mut PgConnection,
+    actor: &Actor,
+    ticket_id: Uuid,
+    from: Tier,
+    to: Tier,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO ticket_escalations (ticket_id, from_tier, to_tier, reason, actor_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(ticket_id)
+    .bind(from.as_str())
+    .bind(to.as_str())
+    .bind(reason)
+    .bind(actor.id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE support_tickets SET escalation_tier = $2, escalated = true, escalation_reason = $3, \
+                escalated_at = $4, escalated_by = $5 WHERE id = $1",
+    )
+    .bind(ticket_id)
+    .bind(to.as_str())
+    .bind(reason)
+    .bind(now)
+    .bind(actor.id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// What a re-triage changes: each field left `None` stays as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Triage {
+    /// New priority code (low, medium, high, urgent): the SLA targets follow.
+    pub priority: Option<String>,
+    /// New category code.
+    pub category: Option<String>,
+    /// New support tier.
+    pub tier: Option<Tier>,
+    /// New working language.
+    pub language: Option<Lang>,
+}
+
+impl Triage {
+    /// Nothing asked for.
+    pub fn is_empty(&self) -> bool {
+        *self == Triage::default()
+    }
+}
+
+/// Re-triages a misfiled ticket (supervisors and admins): its priority, category, tier and
+/// language, with a reason, in one audited change (`ticket.triage`, with each field's old and
+/// new value). A new priority recomputes the SLA deadlines from the ticket's creation (the
+/// database's due-date trigger, paused time kept); breaches already recorded stay recorded.
+/// A tier change also enters the escalation history. The person's conversation is not
+/// touched: they see nothing of it. Values equal to the current ones change nothing.
+pub async fn triage(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    number: &str,
+    change: &Triage,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<Ticket, TicketError> {
+    staff::require(actor, StaffRole::Supervisor, "re-triaging tickets")?;
+    if change.is_empty() {
+        return Err(TicketError::Invalid(
+            "a re-triage changes at least one of priority, category, tier or language".into(),
+        ));
+    }
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 2_000 {
+        return Err(TicketError::Invalid(
+            "a re-triage needs a reason (1 to 2,000 characters)".into(),
+        ));
+    }
+    change_locked(conn, actor, number, now, async |tx, t| {
+        require_open(t)?;
+        let mut changes = serde_json::Map::new();
+        let priority = change
+            .priority
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| *p != t.priority);
+        let category = change
+            .category
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| *c != t.category);
+        let language = change
+            .language
+            .map(Lang::code)
+            .filter(|l| Some(*l) != t.language.as_deref());
+        if let Some(p) = priority {
+            changes.insert("priority".into(), json!({ "from": t.priority, "to": p }));
+        }
+        if let Some(c) = category {
+            changes.insert("category".into(), json!({ "from": t.category, "to": c }));
+        }
+        if let Some(l) = language {
+            changes.insert("language".into(), json!({ "from": t.language, "to": l }));
+        }
+        if priority.is_some() || category.is_some() || language.is_some() {
+            sqlx::query(
+                "UPDATE support_tickets SET priority = coalesce($2, priority), \
+                        category = coalesce($3, category), language = coalesce($4, language) \
+                  WHERE id = $1",
+            )
+            .bind(t.id)
+            .bind(priority)
+            .bind(category)
+            .bind(language)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match violated_constraint(&e) {
+                Some("support_tickets_category_fkey") => {
+                    TicketError::UnknownCategory(category.unwrap_or_default().to_string())
+                }
+                Some("support_tickets_priority_fkey") => {
+                    TicketError::UnknownPriority(priority.unwrap_or_default().to_string())
+                }
+                _ => TicketError::Sql(e),
+            })?;
+        }
+        let from: Tier = t.escalation_tier.parse()?;
+        if let Some(tier) = change.tier.filter(|tier| *tier != from) {
+            move_tier(tx, actor, t.id, from, tier, reason, now).await?;
+            changes.insert("tier".into(), json!({ "from": from, "to": tier }));
+        }
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Change {
+            action: "ticket.triage",
+            details: json!({ "changes": changes, "reason": reason }),
         }))
     })
     .await

@@ -42,13 +42,17 @@ use crate::staff::StaffError;
 pub use clock::{SWEEP_BATCH, SweepReport, resume_pending, sweep};
 pub use comments::{comment, delete_comment, edit_comment};
 pub use create::{HandOver, HandOverReason, NewTicket, create, hand_over};
-pub use lifecycle::{assign, escalate, release, release_all_held_by, reopen, set_status, take};
+pub use lifecycle::{
+    Triage, assign, escalate, release, release_all_held_by, reopen, set_status, take, triage,
+};
 pub use model::{
     Comment, CommentText, Escalation, OPEN_STATUSES, Subject, Ticket, TicketDetail, TicketStatus,
     Tier, Visibility,
 };
 pub use person::{export_for_person, redact_for_person};
-pub use queue::{Queue, QueueFilter, comments, detail, find, get, open, open_ticket_of, queue};
+pub use queue::{
+    Alerts, Queue, QueueFilter, alerts, comments, detail, find, get, open, open_ticket_of, queue,
+};
 
 /// Why a ticket operation was refused.
 #[derive(Debug, thiserror::Error)]

@@ -299,6 +299,9 @@ pub struct Ticket {
     pub assigned_to_id: Option<Uuid>,
     /// T1, T2, T3 or manager.
     pub escalation_tier: String,
+    /// The language it is worked in (ar, fr, en): its conversation's at creation, then as
+    /// re-triaged; `None` when unknown.
+    pub language: Option<String>,
     /// The end user the ticket is for.
     pub user_id: Uuid,
     /// The conversation it came from or replies go to.
@@ -331,6 +334,7 @@ pub(super) struct TicketRow {
     pub(super) assigned_to_name: Option<String>,
     pub(super) assigned_to_id: Option<Uuid>,
     pub(super) escalation_tier: String,
+    pub(super) language: Option<String>,
     pub(super) user_id: Uuid,
     pub(super) conversation_id: Option<Uuid>,
     pub(super) created_at: DateTime<Utc>,
@@ -356,6 +360,7 @@ impl From<TicketRow> for Ticket {
             assigned_to_name: r.assigned_to_name,
             assigned_to_id: r.assigned_to_id,
             escalation_tier: r.escalation_tier,
+            language: r.language,
             user_id: r.user_id,
             conversation_id: r.conversation_id,
             created_at: r.created_at,
@@ -428,7 +433,7 @@ pub struct TicketDetail {
 // Over `t` (support_tickets), `u` (the holder) and `n` (the instant and calendar mode).
 pub(super) const TICKET_SELECT: &str = "SELECT t.id, t.ticket_number, t.subject, t.category, t.priority, \
      u.email::text AS assigned_to, u.name AS assigned_to_name, \
-     t.assigned_to AS assigned_to_id, t.escalation_tier, t.user_id, t.conversation_id, \
+     t.assigned_to AS assigned_to_id, t.escalation_tier, t.language, t.user_id, t.conversation_id, \
      t.created_at, t.updated_at, t.closed_at, ";
 
 /// `tkt-2026-000001` and surrounding spaces are accepted for `TKT-2026-000001`.

@@ -279,6 +279,38 @@ pub async fn queue(
     Ok(tickets)
 }
 
+/// What a shift must not miss, counted over the open tickets: crisis tickets nobody holds and
+/// tickets past a deadline (flagged by the sweeper, or past it and not swept yet).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Alerts {
+    /// Open crisis tickets nobody holds.
+    pub unassigned_crisis: i64,
+    /// Open tickets that missed a target.
+    pub breached: i64,
+    /// The newest open crisis ticket nobody holds (its number), for the console's banner.
+    pub newest_unassigned_crisis: Option<String>,
+}
+
+/// The [`Alerts`] at `now`: one pass over the open tickets (the queue indexes' partial set).
+pub async fn alerts(conn: &mut PgConnection, now: DateTime<Utc>) -> sqlx::Result<Alerts> {
+    sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT count(*) FILTER (WHERE t.category = $2 AND t.assigned_to IS NULL) \
+                    AS unassigned_crisis, \
+                count(*) FILTER (WHERE t.first_response_breached OR t.resolution_breached \
+                                    OR (t.sla_paused_at IS NULL AND t.sla_next_due_at <= $1)) \
+                    AS breached, \
+                (array_agg(t.ticket_number ORDER BY t.created_at DESC, t.id) \
+                    FILTER (WHERE t.category = $2 AND t.assigned_to IS NULL))[1] \
+                    AS newest_unassigned_crisis \
+           FROM support_tickets t WHERE t.status IN {}",
+        open_statuses!()
+    )))
+    .bind(now)
+    .bind(crate::decision::crisis::CATEGORY)
+    .fetch_one(conn)
+    .await
+}
+
 /// The rest of [`clock_inputs`] after the bound instant (a query builder binds it in place).
 const INPUTS_TAIL: &str =
     "::timestamptz AS at, (SELECT business_hours FROM sla_calendar WHERE id) AS bh) n ";

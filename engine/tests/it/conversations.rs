@@ -255,6 +255,37 @@ async fn an_explicit_request_for_a_human_opens_a_ticket(pool: PgPool) {
         ("crisis", "urgent")
     );
     assert_eq!(rows(&pool, conv).await, (4, 2, 1));
+    // Named after the message that raised the crisis, not the request that opened it.
+    assert_eq!(
+        subject_of(&pool, ticket.id).await,
+        "i really wanna die tonight"
+    );
+}
+
+async fn subject_of(pool: &PgPool, ticket: uuid::Uuid) -> String {
+    sqlx::query_scalar("SELECT subject FROM support_tickets WHERE id = $1")
+        .bind(ticket)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// A crisis ticket's subject is the message that raised it, not the conversation's first one.
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn a_crisis_ticket_is_named_after_the_message_that_raised_it(pool: PgPool) {
+    let engine = kb_engine(&pool).await;
+    let conv = new_conversation(&pool, "vaping@example.dz").await;
+    post(&pool, &engine, conv, None, "how to stop vaping").await;
+    let turn = post(&pool, &engine, conv, None, "i really wanna die tonight").await;
+    let ticket = turn.ticket.unwrap();
+    assert_eq!(ticket.priority, "urgent");
+    assert_eq!(
+        subject_of(&pool, ticket.id).await,
+        "i really wanna die tonight"
+    );
 }
 
 /// Once a conversation has an open ticket, a person of the team has it: later messages join

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use amal_engine::staff;
 use amal_engine::tickets::{
     self, CommentText, NewTicket, Queue, QueueFilter, Subject, Ticket, TicketError, TicketStatus,
-    Tier, Visibility,
+    Tier, Triage, Visibility,
 };
 
 use crate::fixtures::{
@@ -1022,4 +1022,292 @@ fn contract_staff_add_ticket_take_and_list() {
         serde_json::from_str(&run_engine(d, &["stats", "--json"])).unwrap();
     assert!(stats["open_tickets"].as_i64().unwrap() >= 1, "{stats}");
     run_engine(d, &["db", "stop"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Re-triage
+// ---------------------------------------------------------------------------------------------
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn triage_is_for_supervisors_recomputes_the_clock_and_leaves_the_person_alone(
+    pool: PgPool,
+) -> TestResult {
+    let agent = staff_account(&pool, "agent@amal.example", "agent").await;
+    let sup = staff_account(&pool, "sup@amal.example", "supervisor").await;
+    let (user, conv) = end_user(&pool, "u@example.dz").await;
+    sqlx::query("UPDATE conversations SET language = 'fr-FR' WHERE id = $1")
+        .bind(conv)
+        .execute(&pool)
+        .await?;
+    let mut conn = pool.acquire().await?;
+    let created = now_us() - Duration::minutes(30);
+    let t = ticket_at(&mut conn, user, Some(conv), "low", created).await;
+    let n = t.ticket_number.clone();
+    assert_eq!(t.language.as_deref(), Some("fr"), "from the conversation");
+    let messages_before: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM messages WHERE conversation_id = $1")
+            .bind(conv)
+            .fetch_one(&pool)
+            .await?;
+    let urgent = Triage {
+        priority: Some("urgent".into()),
+        category: Some("mental_health".into()),
+        tier: Some(Tier::T2),
+        language: Some("ar".parse()?),
+    };
+    let now = now_us();
+
+    // Agents may not; the refusal names the rule.
+    let err = tickets::triage(&mut conn, &agent, &n, &urgent, "mal classé", now)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("re-triaging tickets needs supervisor"),
+        "{err}"
+    );
+    // A reason and at least one change are needed; bad codes are named.
+    let err = tickets::triage(&mut conn, &sup, &n, &urgent, "  ", now)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("needs a reason"), "{err}");
+    let err = tickets::triage(&mut conn, &sup, &n, &Triage::default(), "x", now)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("at least one"), "{err}");
+    let bad = Triage {
+        category: Some("gossip".into()),
+        ..Triage::default()
+    };
+    let err = tickets::triage(&mut conn, &sup, &n, &bad, "x", now)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, TicketError::UnknownCategory(ref c) if c == "gossip"),
+        "{err}"
+    );
+
+    // Low gave a day for the first response; urgent gives 15 minutes from creation: 30
+    // minutes in, it is breached at once.
+    assert_eq!(t.sla.first_response_state.0, amal_engine::sla::SlaState::Ok);
+    let after = tickets::triage(&mut conn, &sup, &n, &urgent, "crise mal classée", now).await?;
+    assert_eq!(after.priority, "urgent");
+    assert_eq!(after.category, "mental_health");
+    assert_eq!(after.escalation_tier, "T2");
+    assert_eq!(after.language.as_deref(), Some("ar"));
+    assert_eq!(
+        after.sla.first_response_due_at,
+        Some(created + Duration::minutes(15))
+    );
+    assert_eq!(
+        after.sla.first_response_state.0,
+        amal_engine::sla::SlaState::Breached
+    );
+    assert!(after.sla.first_response_remaining_seconds.unwrap() < 0);
+
+    // Audited with every field's old and new value and the reason; the tier is in the
+    // escalation history.
+    let (action, details): (String, serde_json::Value) = sqlx::query_as(
+        "SELECT action, details FROM audit_logs WHERE resource_id = $1 \
+          ORDER BY created_at DESC, id DESC LIMIT 1",
+    )
+    .bind(t.id)
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(action, "ticket.triage");
+    assert_eq!(details["reason"], "crise mal classée");
+    assert_eq!(details["changes"]["priority"]["from"], "low");
+    assert_eq!(details["changes"]["priority"]["to"], "urgent");
+    assert_eq!(details["changes"]["category"]["to"], "mental_health");
+    assert_eq!(details["changes"]["tier"]["to"], "T2");
+    assert_eq!(details["changes"]["language"]["from"], "fr");
+    let mut reader = amal_engine::conversations::StaffReader::new(None);
+    let detail = tickets::detail(&mut conn, &mut reader, &n, now).await?;
+    assert_eq!(detail.escalations.len(), 1);
+    assert_eq!(detail.escalations[0].reason, "crise mal classée");
+
+    // The person sees nothing: no message, the conversation's language unchanged.
+    let (messages_after, language): (i64, Option<String>) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM messages WHERE conversation_id = $1), \
+                (SELECT language::text FROM conversations WHERE id = $1)",
+    )
+    .bind(conv)
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(messages_after, messages_before);
+    assert_eq!(language.as_deref(), Some("fr-FR"));
+
+    // The same values again change nothing and write no audit row.
+    let audits = audit_actions(&pool, t.id).await.len();
+    tickets::triage(&mut conn, &sup, &n, &urgent, "encore", now).await?;
+    assert_eq!(audit_actions(&pool, t.id).await.len(), audits);
+    Ok(())
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn alerts_count_unassigned_crisis_tickets_and_breaches(pool: PgPool) -> TestResult {
+    let agent = staff_account(&pool, "agent@amal.example", "agent").await;
+    let (user, conv) = end_user(&pool, "u@example.dz").await;
+    let mut conn = pool.acquire().await?;
+    let now = now_us();
+    assert_eq!(
+        tickets::alerts(&mut conn, now).await?,
+        tickets::Alerts::default()
+    );
+    let crisis = |subject: &str| NewTicket {
+        user_id: user,
+        conversation_id: None,
+        subject: Subject::new(subject).unwrap(),
+        description: None,
+        category: "crisis".into(),
+        priority: "urgent".into(),
+    };
+    let old = tickets::create(&mut conn, None, &crisis("a"), now - Duration::hours(1)).await?;
+    let new = tickets::create(&mut conn, None, &crisis("b"), now - Duration::minutes(1)).await?;
+    ticket_at(&mut conn, user, Some(conv), "low", now).await;
+    let a = tickets::alerts(&mut conn, now).await?;
+    assert_eq!(a.unassigned_crisis, 2);
+    // The hour-old urgent ticket missed its 15 minutes (not swept yet).
+    assert_eq!(a.breached, 1);
+    assert_eq!(
+        a.newest_unassigned_crisis.as_deref(),
+        Some(new.ticket_number.as_str())
+    );
+    tickets::take(&mut conn, &agent, &new.ticket_number, now).await?;
+    let a = tickets::alerts(&mut conn, now).await?;
+    assert_eq!(a.unassigned_crisis, 1);
+    assert_eq!(
+        a.newest_unassigned_crisis.as_deref(),
+        Some(old.ticket_number.as_str())
+    );
+    Ok(())
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn contract_ticket_triage(pool: PgPool) -> TestResult {
+    staff_account(&pool, "agent@amal.example", "agent").await;
+    staff_account(&pool, "sup@amal.example", "supervisor").await;
+    let (user, conv) = end_user(&pool, "u@example.dz").await;
+    let mut conn = pool.acquire().await?;
+    let t = ticket_at(&mut conn, user, Some(conv), "medium", now_us()).await;
+    let n = t.ticket_number.as_str();
+    let url = crate::fixtures::own_database_url(&pool);
+    let dir = tempfile::tempdir()?;
+    let engine = |args: &[&str]| {
+        crate::fixtures::engine_command(dir.path(), args)
+            .env("DATABASE_URL", &url)
+            .output()
+            .expect("run amal-engine")
+    };
+    let args = |who: &'static str| {
+        vec![
+            "ticket",
+            "triage",
+            n,
+            "--priority",
+            "high",
+            "--category",
+            "mental_health",
+            "--tier",
+            "T3",
+            "--lang",
+            "en",
+            "--reason",
+            "misfiled",
+            "--as",
+            who,
+        ]
+    };
+    let refused = engine(&args("agent@amal.example"));
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("re-triaging tickets needs supervisor"),
+        "{err}"
+    );
+
+    let done = engine(&args("sup@amal.example"));
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let show = engine(&["ticket", "show", n, "--json"]);
+    assert!(show.status.success());
+    let shown: serde_json::Value = serde_json::from_slice(&show.stdout)?;
+    assert_eq!(shown["priority"], "high");
+    assert_eq!(shown["category"], "mental_health");
+    assert_eq!(shown["escalation_tier"], "T3");
+    assert_eq!(shown["language"], "en");
+    let action: String = sqlx::query_scalar(
+        "SELECT action FROM audit_logs WHERE resource_id = $1 ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(t.id)
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(action, "ticket.triage");
+    // A reason is required by the command line itself.
+    let no_reason = engine(&[
+        "ticket",
+        "triage",
+        n,
+        "--priority",
+        "low",
+        "--as",
+        "sup@amal.example",
+    ]);
+    assert!(!no_reason.status.success());
+    Ok(())
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn staff_take_over_a_live_conversation_with_a_linked_ticket(pool: PgPool) -> TestResult {
+    let agent = staff_account(&pool, "agent@amal.example", "agent").await;
+    let other = staff_account(&pool, "other@amal.example", "agent").await;
+    let (_, conv) = end_user(&pool, "u@example.dz").await;
+    let mut conn = pool.acquire().await?;
+    let now = now_us();
+    let t = amal_engine::turn::take_over(&mut conn, &agent, conv, now).await?;
+    assert_eq!(t.conversation_id, Some(conv));
+    assert_eq!(t.assigned_to.as_deref(), Some("agent@amal.example"));
+    assert_eq!(t.status, "in_progress");
+    // One transaction: both rows have its time, in no particular order.
+    let mut actions = audit_actions(&pool, t.id).await;
+    actions.sort();
+    assert_eq!(
+        actions,
+        vec![
+            ("ticket.create".to_string(), None),
+            ("ticket.take".to_string(), Some(agent.id))
+        ]
+    );
+    let escalated: String = sqlx::query_scalar("SELECT status FROM conversations WHERE id = $1")
+        .bind(conv)
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(escalated, "escalated");
+    // Someone else stepping in is told who has it; no second ticket.
+    let err = amal_engine::turn::take_over(&mut conn, &other, conv, now)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("agent@amal.example"), "{err}");
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM support_tickets WHERE conversation_id = $1")
+            .bind(conv)
+            .fetch_one(&pool)
+            .await?;
+    assert_eq!(count, 1);
+    Ok(())
 }
