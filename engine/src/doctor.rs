@@ -12,7 +12,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::config::Config;
-use crate::db::{self, PgvectorStatus};
+use crate::db::{self, PgvectorStatus, backup};
 use crate::knowledge::embed::{EMBEDDER_ENV, SelfTest};
 use crate::knowledge::{Embedder, KnowledgeError, store};
 
@@ -166,7 +166,9 @@ impl DoctorReport {
 pub async fn run(config: &Config) -> DoctorReport {
     match db::connect(config).await {
         Ok(pool) => {
-            let report = examine(&pool).await;
+            let mut report = examine(&pool).await;
+            check_backups(config, &mut report);
+            check_archiving(config, &pool, &mut report).await;
             pool.close().await;
             report
         }
@@ -175,6 +177,120 @@ pub async fn run(config: &Config) -> DoctorReport {
             report.push("connectivity", CheckStatus::Fail, e.to_string());
             report
         }
+    }
+}
+
+/// A backup older than this is reported (backups are expected daily).
+const BACKUP_STALE_AFTER_HOURS: i64 = 26;
+
+/// The newest backup in the default directory, and its age.
+fn check_backups(config: &Config, report: &mut DoctorReport) {
+    let dir = backup::default_dir(config);
+    match backup::list(&dir) {
+        Ok(backups) => match backups.first() {
+            Some((path, manifest)) => {
+                let age = chrono::Utc::now() - manifest.created_at;
+                let detail = format!(
+                    "last backup {} ago ({}, schema {}, {})",
+                    human_age(age),
+                    path.display(),
+                    manifest.schema_version,
+                    human_bytes(i64::try_from(manifest.size_bytes).unwrap_or(i64::MAX))
+                );
+                if age > chrono::Duration::hours(BACKUP_STALE_AFTER_HOURS) {
+                    report.push(
+                        "backups",
+                        CheckStatus::Warn,
+                        format!("{detail}: older than {BACKUP_STALE_AFTER_HOURS} h; run `amal-engine db backup` (daily)"),
+                    );
+                } else {
+                    report.push("backups", CheckStatus::Ok, detail);
+                }
+            }
+            None => report.push(
+                "backups",
+                CheckStatus::Warn,
+                format!(
+                    "no backup in {}; `amal-engine db backup` takes one (schedule it daily)",
+                    dir.display()
+                ),
+            ),
+        },
+        Err(e) => report.push("backups", CheckStatus::Warn, e.to_string()),
+    }
+}
+
+/// Continuous archiving of the embedded cluster: on, failing, or off.
+async fn check_archiving(config: &Config, pool: &PgPool, report: &mut DoctorReport) {
+    if matches!(config.database, crate::config::DatabaseSource::External(_)) {
+        report.push(
+            "archiving",
+            CheckStatus::Ok,
+            "external server: its WAL archiving is its operator's (not checked here)",
+        );
+        return;
+    }
+    let row: Result<
+        (
+            String,
+            i64,
+            Option<String>,
+            Option<chrono::DateTime<chrono::Utc>>,
+            i64,
+            Option<chrono::DateTime<chrono::Utc>>,
+        ),
+        _,
+    > = sqlx::query_as(
+        "SELECT current_setting('archive_mode'), archived_count, last_archived_wal, \
+                    last_archived_time, failed_count, last_failed_time FROM pg_stat_archiver",
+    )
+    .fetch_one(pool)
+    .await;
+    let bases = db::embedded_cluster(config)
+        .and_then(|c| c.base_backups().map_err(Into::into))
+        .map(|b| b.len())
+        .unwrap_or(0);
+    match row {
+        Ok((mode, _, _, _, _, _)) if mode != "on" => report.push(
+            "archiving",
+            CheckStatus::Warn,
+            format!(
+                "WAL archiving is off (archive_mode = {mode}): no point-in-time restore; restart \
+                 the embedded cluster (db stop, db start) unless {} = off",
+                db::embedded::ARCHIVE_ENV
+            ),
+        ),
+        Ok((_, _, _, last_ok, failed, Some(last_failed)))
+            if failed > 0 && last_ok.is_none_or(|ok| ok < last_failed) =>
+        {
+            report.push(
+                "archiving",
+                CheckStatus::Fail,
+                format!(
+                    "WAL archiving is failing ({failed} failures, the last at {last_failed}); see the server log"
+                ),
+            )
+        }
+        Ok((_, count, last, last_time, _, _)) => report.push(
+            "archiving",
+            if bases == 0 { CheckStatus::Warn } else { CheckStatus::Ok },
+            format!(
+                "WAL archived ({count} segments, last {} at {}); {bases} base backup(s){}",
+                last.unwrap_or_else(|| "none yet".into()),
+                last_time.map_or_else(|| "-".into(), |t| t.to_rfc3339()),
+                if bases == 0 { ": `db backup` takes the first (needed for a point-in-time restore)" } else { "" }
+            ),
+        ),
+        Err(e) => report.push("archiving", CheckStatus::Warn, format!("cannot read the archiver's state: {e}")),
+    }
+}
+
+fn human_age(age: chrono::Duration) -> String {
+    match age.num_seconds() {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3600),
+        s => format!("{} days", s / 86_400),
     }
 }
 

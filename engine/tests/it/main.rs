@@ -5,6 +5,7 @@
 //!
 //! One file (or folder) per domain; what several of them share lives in [`fixtures`].
 
+mod backup;
 mod conversations;
 mod crisis;
 mod db_commands;
