@@ -131,6 +131,14 @@ fn error_chain(e: &anyhow::Error) -> String {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     let config = Config::from_env();
+    // Who acts from this process, on every audit row it writes outside an HTTP request.
+    amal_engine::audit::set_process_context(amal_engine::audit::AuditContext::machine(
+        if matches!(cli.command, Command::Serve(_)) {
+            "server"
+        } else {
+            "cli"
+        },
+    ));
     match cli.command {
         Command::Chat(args) => cli::chat::run(&config, args).await,
         Command::Crisis(cmd) => cli::crisis::run(cmd),

@@ -7,6 +7,7 @@
 //! internal ticket comments or staff data. The OpenAPI document at `/openapi.json` is
 //! generated from the handlers ([`handlers`]).
 
+mod audit_context;
 pub mod handlers;
 pub mod metrics;
 pub mod problem;
@@ -214,6 +215,10 @@ pub fn router(state: AppState) -> Router {
     ))
     // Inside the rate limiter: what it refuses is not counted, so a flood cannot inflate the
     // metrics (whose labels are bounded anyway).
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        audit_context::middleware,
+    ))
     .layer(axum::middleware::from_fn_with_state(
         state.clone(),
         metrics::middleware,
