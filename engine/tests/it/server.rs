@@ -505,11 +505,21 @@ async fn journey_sign_in_consent_converse_crisis_and_a_staff_reply_on_the_live_s
     assert!(metrics.contains("amal_turn_tickets_total{value=\"urgent\"} 1"));
     assert!(metrics.contains("amal_http_requests_total{method=\"POST\",route=\"/v1/conversations/{id}/messages\",status=\"201\"}"));
 
-    // Consent withdrawn: nothing is stored, but a message in crisis still gets the safety
-    // message in the problem's detail.
-    sqlx::query("UPDATE users SET consent_data_storage = false WHERE email = 'amina@example.dz'")
-        .execute(&pool)
+    // Consent withdrawn (the account kept): nothing is stored, but a message in crisis still
+    // gets the safety message in the problem's detail.
+    let stored_before: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(&pool)
         .await?;
+    let (s, me) = srv
+        .call(
+            Method::POST,
+            "/v1/me/consent",
+            Some(&token),
+            Some(json!({ "consent_data_storage": false })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{me}");
+    assert_eq!(me["consent_data_storage"], false);
     let (s, p) = srv
         .say(
             &token,
@@ -526,6 +536,52 @@ async fn journey_sign_in_consent_converse_crisis_and_a_staff_reply_on_the_live_s
         .await;
     assert_problem(s, &p, StatusCode::FORBIDDEN, "no consent");
     assert!(!p["detail"].as_str().unwrap().contains('\n'), "{p}");
+    let (s, p) = srv
+        .call(
+            Method::POST,
+            "/v1/conversations",
+            Some(&token),
+            Some(json!({})),
+        )
+        .await;
+    assert_problem(
+        s,
+        &p,
+        StatusCode::FORBIDDEN,
+        "no new conversation without consent",
+    );
+    let stored_after: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(
+        stored_after, stored_before,
+        "nothing new stored while withdrawn"
+    );
+
+    // Given again: the person writes again, and the trail has both changes.
+    let (s, me) = srv
+        .call(
+            Method::POST,
+            "/v1/me/consent",
+            Some(&token),
+            Some(json!({ "consent_data_storage": true })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{me}");
+    let again = srv.new_conversation(&token).await;
+    let (s, reply) = srv
+        .say(&token, &again, json!({ "content": "bonjour" }))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{reply}");
+    let actions: Vec<String> = sqlx::query_scalar(
+        "SELECT action::text FROM audit_logs WHERE action LIKE 'user.consent%' ORDER BY created_at",
+    )
+    .fetch_all(&pool)
+    .await?;
+    assert_eq!(
+        actions,
+        ["user.consent", "user.consent_withdrawn", "user.consent"]
+    );
     drop(events);
     srv.stop().await;
     Ok(())
@@ -837,14 +893,6 @@ async fn bad_input_gets_a_problem_and_never_a_5xx(pool: PgPool) -> TestResult {
             "/v1/auth/magic-link".into(),
             Some(json_type),
             Some("{\"email\": \"not-an-address\"}".into()),
-            422,
-        ),
-        (
-            "consent false",
-            Method::POST,
-            "/v1/me/consent".into(),
-            Some(json_type),
-            Some("{\"consent_data_storage\": false}".into()),
             422,
         ),
         (
@@ -1919,6 +1967,37 @@ async fn every_route_survives_hostile_requests(pool: PgPool) -> TestResult {
             body.chars().take(80).collect::<String>()
         );
     }
+    srv.stop().await;
+    Ok(())
+}
+
+#[sqlx::test(migrator = "amal_engine::db::MIGRATOR")]
+async fn audited_actions_keep_the_clients_address_agent_and_outcome(pool: PgPool) -> TestResult {
+    let srv = TestServer::start(&pool, config()).await;
+    let token = srv.sign_in("nadia@example.dz", false).await;
+    let (s, _) = srv
+        .request(Method::POST, "/v1/me/consent", Some(&token))
+        .header(reqwest::header::USER_AGENT, "AmalAndroid/2.1 (test)")
+        .json(&json!({ "consent_data_storage": true }))
+        .send()
+        .await
+        .map(|r| (r.status(), ()))?;
+    assert_eq!(s, StatusCode::OK);
+    let (ip, agent, status, channel): (
+        Option<String>,
+        Option<String>,
+        Option<i32>,
+        Option<String>,
+    ) = sqlx::query_as(
+        "SELECT host(ip_address), user_agent, status_code, channel::text FROM audit_logs \
+              WHERE action = 'user.consent'",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(agent.as_deref(), Some("AmalAndroid/2.1 (test)"));
+    assert_eq!(status, Some(200), "the outcome is the response's status");
+    assert_eq!(channel.as_deref(), Some("server"));
     srv.stop().await;
     Ok(())
 }
