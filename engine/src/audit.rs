@@ -267,3 +267,21 @@ pub(crate) async fn list(
     .fetch_all(conn)
     .await
 }
+
+/// Deletes at most `limit` audit rows older than `cutoff` (the end of their retention period);
+/// one short statement. Returns how many.
+pub async fn delete_before(
+    conn: &mut PgConnection,
+    cutoff: chrono::DateTime<chrono::Utc>,
+    limit: i64,
+) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM audit_logs WHERE id IN \
+           (SELECT id FROM audit_logs WHERE created_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(cutoff)
+    .bind(limit)
+    .execute(conn)
+    .await?
+    .rows_affected())
+}

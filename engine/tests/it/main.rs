@@ -16,6 +16,7 @@ mod embeddings;
 mod fixtures;
 mod knowledge;
 mod overview;
+mod retention;
 mod schema;
 mod server;
 mod sla;
