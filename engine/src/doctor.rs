@@ -168,6 +168,8 @@ pub async fn run(config: &Config) -> DoctorReport {
         Ok(pool) => {
             let mut report = examine(&pool).await;
             check_backups(config, &mut report);
+            check_tls(&mut report);
+            check_retention(&pool, &mut report).await;
             check_archiving(config, &pool, &mut report).await;
             pool.close().await;
             report
@@ -217,6 +219,89 @@ fn check_backups(config: &Config, report: &mut DoctorReport) {
             ),
         },
         Err(e) => report.push("backups", CheckStatus::Warn, e.to_string()),
+    }
+}
+
+/// The retention periods and their last runs.
+async fn check_retention(pool: &PgPool, report: &mut DoctorReport) {
+    let rows: Result<Vec<(String, i32, Option<chrono::DateTime<chrono::Utc>>, Option<i64>, Option<String>)>, _> =
+        sqlx::query_as(
+            "SELECT p.kind::text, p.keep_days, r.finished_at, r.rows_affected, r.error \
+               FROM retention_policies p \
+               LEFT JOIN LATERAL (SELECT finished_at, rows_affected, error FROM retention_runs \
+                                   WHERE kind = p.kind ORDER BY finished_at DESC LIMIT 1) r ON true \
+              ORDER BY p.kind",
+        )
+        .fetch_all(pool)
+        .await;
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => {
+            report.push("retention", CheckStatus::Warn, format!("cannot read: {e}"));
+            return;
+        }
+    };
+    let periods = rows
+        .iter()
+        .map(|(kind, days, _, _, _)| format!("{kind} {days} d"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Some((kind, _, _, _, Some(error))) = rows.iter().find(|r| r.4.is_some()) {
+        report.push(
+            "retention",
+            CheckStatus::Fail,
+            format!("the last {kind} run failed: {error}"),
+        );
+    } else if let Some(last) = rows.iter().filter_map(|r| r.2).min() {
+        let removed: i64 = rows.iter().filter_map(|r| r.3).sum();
+        report.push(
+            "retention",
+            CheckStatus::Ok,
+            format!(
+                "{periods}; oldest last run {} ago, {removed} rows in the last runs",
+                human_age(chrono::Utc::now() - last)
+            ),
+        );
+    } else {
+        report.push(
+            "retention",
+            CheckStatus::Warn,
+            format!(
+                "{periods}; never run: `serve` runs it every hour, `amal-engine retention run` now"
+            ),
+        );
+    }
+}
+
+/// The certificate and key `serve` would use (AMAL_TLS_CERT, AMAL_TLS_KEY), loaded as it would.
+fn check_tls(report: &mut DoctorReport) {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    match (var("AMAL_TLS_CERT"), var("AMAL_TLS_KEY")) {
+        (Some(cert), Some(key)) => {
+            match crate::server::tls::TlsSettings::load(cert.as_ref(), key.as_ref()) {
+                Ok(tls) => report.push(
+                    "tls",
+                    CheckStatus::Ok,
+                    format!(
+                        "serve speaks HTTPS with {} ({} certificate(s) in the chain)",
+                        tls.cert_path.display(),
+                        tls.chain_len
+                    ),
+                ),
+                Err(e) => report.push("tls", CheckStatus::Fail, e.to_string()),
+            }
+        }
+        (None, None) => report.push(
+            "tls",
+            CheckStatus::Ok,
+            "no certificate configured: serve speaks plain HTTP, to be reached through a \
+             TLS-terminating reverse proxy (docs/operations.md)",
+        ),
+        _ => report.push(
+            "tls",
+            CheckStatus::Fail,
+            "only one of AMAL_TLS_CERT and AMAL_TLS_KEY is set: serve needs both",
+        ),
     }
 }
 

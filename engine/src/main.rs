@@ -48,6 +48,9 @@ enum Command {
     /// The knowledge base: ingest, review, search, evaluate, re-embed.
     #[command(subcommand)]
     Kb(cli::kb::KbCommand),
+    /// Retention periods (admins set them, audited) and a run now.
+    #[command(subcommand)]
+    Retention(cli::retention::RetentionCommand),
     /// Serve the HTTP API for chat clients, with the background workers.
     Serve(Box<cli::serve::ServeArgs>),
     /// Staff accounts: add, list, disable, passwd, role.
@@ -145,6 +148,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Decide(args) => cli::decide::run(&config, args).await,
         Command::Db(cmd) => cli::db::run(&config, cmd).await,
         Command::Kb(cmd) => cli::kb::run(&config, cmd).await,
+        Command::Retention(cmd) => cli::retention::run(&config, cmd).await,
         Command::Serve(args) => cli::serve::run(&config, *args).await,
         Command::Staff(cmd) => cli::staff::run(&config, cmd).await,
         Command::Ticket(cmd) => cli::ticket::run(&config, cmd).await,

@@ -1218,6 +1218,7 @@ fn fast_workers() -> ServerConfig {
             archive_interval_seconds: 1,
             magic_link_cleanup_interval_seconds: 1,
             session_expiry_interval_seconds: 1,
+            retention_interval_seconds: 1,
             ..WorkerConfig::default()
         },
         ..config()
@@ -1999,5 +2000,93 @@ async fn audited_actions_keep_the_clients_address_agent_and_outcome(pool: PgPool
     assert_eq!(status, Some(200), "the outcome is the response's status");
     assert_eq!(channel.as_deref(), Some("server"));
     srv.stop().await;
+    Ok(())
+}
+
+/// `serve` with a certificate speaks HTTPS only; a client that trusts the certificate gets its
+/// answers, a plain-HTTP client gets none.
+#[sqlx::test(migrator = "amal_engine::db::MIGRATOR")]
+async fn https_with_a_certificate_and_key(pool: PgPool) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        // A server certificate, not a CA (webpki refuses a CA as the end entity).
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()?;
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    // A key that is not the certificate's is refused with a clear error.
+    let other_key = dir.path().join("other-key.pem");
+    std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-out",
+        ])
+        .arg(&other_key)
+        .output()?;
+    let mismatch = server::tls::TlsSettings::load(&cert, &other_key).unwrap_err();
+    assert!(
+        mismatch.to_string().contains("cannot be used together"),
+        "{mismatch}"
+    );
+    let missing = server::tls::TlsSettings::load(&dir.path().join("none.pem"), &key).unwrap_err();
+    assert!(missing.to_string().contains("none.pem"), "{missing}");
+
+    let tls = server::tls::TlsSettings::load(&cert, &key)?;
+    let state = AppState::new(
+        pool.clone(),
+        engine(),
+        Arc::new(MemoryMailer::default()),
+        ServerConfig {
+            tls: Some(tls),
+            ..config()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&cert)?)?)
+        .build()?;
+    let health = client
+        .get(format!("https://127.0.0.1:{port}/healthz"))
+        .send()
+        .await?;
+    assert_eq!(health.status(), StatusCode::OK);
+    let plain = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    assert!(
+        plain.is_err() || !plain?.status().is_success(),
+        "plain HTTP is not served"
+    );
+    let _ = stop.send(());
+    task.await??;
     Ok(())
 }
