@@ -222,10 +222,15 @@ fn check_backups(config: &Config, report: &mut DoctorReport) {
     }
 }
 
+/// kind, keep_days, last run's end, its rows and its error.
+type RetentionRow = (String, i32, Option<Time>, Option<i64>, Option<String>);
+/// archive_mode, archived segments, the last one and when, failures and the last one's time.
+type ArchiverRow = (String, i64, Option<String>, Option<Time>, i64, Option<Time>);
+type Time = chrono::DateTime<chrono::Utc>;
+
 /// The retention periods and their last runs.
 async fn check_retention(pool: &PgPool, report: &mut DoctorReport) {
-    let rows: Result<Vec<(String, i32, Option<chrono::DateTime<chrono::Utc>>, Option<i64>, Option<String>)>, _> =
-        sqlx::query_as(
+    let rows: Result<Vec<RetentionRow>, _> = sqlx::query_as(
             "SELECT p.kind::text, p.keep_days, r.finished_at, r.rows_affected, r.error \
                FROM retention_policies p \
                LEFT JOIN LATERAL (SELECT finished_at, rows_affected, error FROM retention_runs \
@@ -315,17 +320,7 @@ async fn check_archiving(config: &Config, pool: &PgPool, report: &mut DoctorRepo
         );
         return;
     }
-    let row: Result<
-        (
-            String,
-            i64,
-            Option<String>,
-            Option<chrono::DateTime<chrono::Utc>>,
-            i64,
-            Option<chrono::DateTime<chrono::Utc>>,
-        ),
-        _,
-    > = sqlx::query_as(
+    let row: Result<ArchiverRow, _> = sqlx::query_as(
         "SELECT current_setting('archive_mode'), archived_count, last_archived_wal, \
                     last_archived_time, failed_count, last_failed_time FROM pg_stat_archiver",
     )

@@ -109,10 +109,19 @@ pub struct Policy {
     pub last_run: Option<(DateTime<Utc>, i64)>,
 }
 
+/// kind, keep_days, updated_at, updated_by's e-mail, last run's end and rows.
+type PolicyRow = (
+    String,
+    i32,
+    DateTime<Utc>,
+    Option<String>,
+    Option<DateTime<Utc>>,
+    Option<i64>,
+);
+
 /// The configured periods with their last runs.
 pub async fn policies(conn: &mut PgConnection) -> Result<Vec<Policy>, RetentionError> {
-    let rows: Vec<(String, i32, DateTime<Utc>, Option<String>, Option<DateTime<Utc>>, Option<i64>)> =
-        sqlx::query_as(
+    let rows: Vec<PolicyRow> = sqlx::query_as(
             "SELECT p.kind::text, p.keep_days, p.updated_at, u.email::text, r.finished_at, \
                     r.rows_affected \
                FROM retention_policies p LEFT JOIN users u ON u.id = p.updated_by \

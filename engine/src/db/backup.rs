@@ -425,7 +425,7 @@ pub fn list(dir: &Path) -> Result<Vec<(PathBuf, Manifest)>> {
             }
         }
     }
-    backups.sort_by(|a, b| b.1.created_at.cmp(&a.1.created_at));
+    backups.sort_by_key(|b| std::cmp::Reverse(b.1.created_at));
     Ok(backups)
 }
 

@@ -172,7 +172,7 @@ impl EmbeddedCluster {
             .filter_map(|e| fs::read_to_string(e.path().join(BASE_INFO)).ok())
             .filter_map(|text| serde_json::from_str(&text).ok())
             .collect();
-        backups.sort_by(|a, b| b.finished_at.cmp(&a.finished_at));
+        backups.sort_by_key(|b| std::cmp::Reverse(b.finished_at));
         Ok(backups)
     }
 
@@ -277,9 +277,7 @@ impl EmbeddedCluster {
             fs::remove_dir_all(&dir).map_err(io_err("cannot remove", &dir))?;
             removed.push(old.name.clone());
         }
-        if let Some(history) = backups
-            .iter()
-            .take(keep.max(1))
+        if let Some(history) = backups[..keep.max(1).min(backups.len())]
             .last()
             .and_then(|b| b.history_file.as_deref())
         {
