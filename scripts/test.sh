@@ -13,10 +13,12 @@ unset DATABASE_URL
 cargo build --workspace --all-targets --locked
 engine="${CARGO_TARGET_DIR:-target}/debug/amal-engine"
 
-# A fresh test cluster for every run (about a second), stopped after it even on failure.
-"$engine" db reset --yes >&2
+# A fresh test cluster for every run (about a second), stopped after it even on failure. It
+# does not archive its WAL: every test database would be copied to the archive for nothing
+# (the point-in-time tests make clusters of their own, which do).
+AMAL_WAL_ARCHIVE=off "$engine" db reset --yes >&2
 trap 'env -u DATABASE_URL "$engine" db stop >&2 || true' EXIT
-DATABASE_URL="$("$engine" db url | tail -n 1)"
+DATABASE_URL="$(AMAL_WAL_ARCHIVE=off "$engine" db url | tail -n 1)"
 export DATABASE_URL
 
 # #[sqlx::test] creates one database per test on this server; the cluster tests create their own clusters.

@@ -326,10 +326,19 @@ async fn run(
             Ok(docs) => DataEvent::Documents(docs),
             Err(e) => fail(e.to_string()),
         },
-        Request::Audit => match audit::list(&mut conn, None, 300).await {
-            Ok(rows) => DataEvent::Audit(rows),
-            Err(e) => fail(e.to_string()),
-        },
+        Request::Audit => {
+            let Some(viewer) = actor.as_ref() else {
+                return fail("not signed in".into());
+            };
+            let filter = audit::AuditFilter {
+                limit: 300,
+                ..Default::default()
+            };
+            match staff::audit_trail(&mut conn, viewer, &filter).await {
+                Ok(rows) => DataEvent::Audit(rows),
+                Err(e) => fail(e.to_string()),
+            }
+        }
         Request::Alerts => match tickets::alerts(&mut conn, now).await {
             Ok(a) => DataEvent::Alerts(a),
             Err(e) => fail(e.to_string()),

@@ -78,6 +78,7 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     let config = Config::from_env();
     let _guard = init_logging(&config)?;
+    amal_engine::audit::set_process_context(amal_engine::audit::AuditContext::machine("console"));
     let pool = amal_engine::db::connect_and_migrate(&config)
         .await
         .context("opening the database")?;

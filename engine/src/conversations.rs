@@ -789,6 +789,68 @@ pub async fn archive_old(pool: &PgPool, days: i32) -> Result<i64, ConversationEr
     Ok(archived.into())
 }
 
+/// Text that replaces a message's content at the end of its retention period.
+pub const REDACTED_TEXT: &str = "[removed at the end of its retention period]";
+
+/// The conversations retention may touch: closed or archived, inactive since before `$1`, with
+/// no open ticket (the open statuses of `tickets::model::OPEN_STATUSES`; the condition of
+/// `archive_old_conversations` too). A conversation a turn or a hand-over holds is skipped, and
+/// comes back in a later batch.
+macro_rules! retention_due_conversations {
+    () => {
+        "SELECT c.id FROM conversations c \
+          WHERE c.status IN ('closed', 'archived') \
+            AND coalesce(c.last_message_at, c.created_at) < $1 \
+            AND NOT EXISTS (SELECT 1 FROM support_tickets t \
+                             WHERE t.conversation_id = c.id \
+                               AND t.status IN ('open', 'in_progress', 'pending'))"
+    };
+}
+
+/// Removes the text of at most `limit` messages of conversations closed before `cutoff`
+/// (retention of what people wrote); the rows stay, so statistics are intact. One short
+/// statement: its row locks last one batch. Returns how many were redacted.
+pub async fn redact_closed_messages(
+    conn: &mut PgConnection,
+    cutoff: DateTime<Utc>,
+    limit: i64,
+) -> sqlx::Result<u64> {
+    Ok(sqlx::query(concat!(
+        "WITH due AS (SELECT m.id FROM messages m \
+                       WHERE m.redacted_at IS NULL \
+                         AND m.conversation_id IN (",
+        retention_due_conversations!(),
+        ") LIMIT $2 FOR UPDATE OF m SKIP LOCKED) \
+         UPDATE messages m SET content = $3, metadata = '{}'::jsonb, redacted_at = now() \
+           FROM due WHERE m.id = due.id"
+    ))
+    .bind(cutoff)
+    .bind(limit)
+    .bind(REDACTED_TEXT)
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
+/// Deletes at most `limit` conversations closed before `cutoff` with their messages and
+/// decisions (the end of the statistics' retention: what they counted goes). Returns how many.
+pub async fn delete_closed_before(
+    conn: &mut PgConnection,
+    cutoff: DateTime<Utc>,
+    limit: i64,
+) -> sqlx::Result<u64> {
+    Ok(sqlx::query(concat!(
+        "DELETE FROM conversations WHERE id IN (",
+        retention_due_conversations!(),
+        " LIMIT $2 FOR UPDATE OF c SKIP LOCKED)"
+    ))
+    .bind(cutoff)
+    .bind(limit)
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
 /// A message found by [`search_messages`].
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct MessageHit {

@@ -12,7 +12,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::config::Config;
-use crate::db::{self, PgvectorStatus};
+use crate::db::{self, PgvectorStatus, backup};
 use crate::knowledge::embed::{EMBEDDER_ENV, SelfTest};
 use crate::knowledge::{Embedder, KnowledgeError, store};
 
@@ -166,7 +166,11 @@ impl DoctorReport {
 pub async fn run(config: &Config) -> DoctorReport {
     match db::connect(config).await {
         Ok(pool) => {
-            let report = examine(&pool).await;
+            let mut report = examine(&pool).await;
+            check_backups(config, &mut report);
+            check_tls(&mut report);
+            check_retention(&pool, &mut report).await;
+            check_archiving(config, &pool, &mut report).await;
             pool.close().await;
             report
         }
@@ -175,6 +179,198 @@ pub async fn run(config: &Config) -> DoctorReport {
             report.push("connectivity", CheckStatus::Fail, e.to_string());
             report
         }
+    }
+}
+
+/// A backup older than this is reported (backups are expected daily).
+const BACKUP_STALE_AFTER_HOURS: i64 = 26;
+
+/// The newest backup in the default directory, and its age.
+fn check_backups(config: &Config, report: &mut DoctorReport) {
+    let dir = backup::default_dir(config);
+    match backup::list(&dir) {
+        Ok(backups) => match backups.first() {
+            Some((path, manifest)) => {
+                let age = chrono::Utc::now() - manifest.created_at;
+                let detail = format!(
+                    "last backup {} ago ({}, schema {}, {})",
+                    human_age(age),
+                    path.display(),
+                    manifest.schema_version,
+                    human_bytes(i64::try_from(manifest.size_bytes).unwrap_or(i64::MAX))
+                );
+                if age > chrono::Duration::hours(BACKUP_STALE_AFTER_HOURS) {
+                    report.push(
+                        "backups",
+                        CheckStatus::Warn,
+                        format!("{detail}: older than {BACKUP_STALE_AFTER_HOURS} h; run `amal-engine db backup` (daily)"),
+                    );
+                } else {
+                    report.push("backups", CheckStatus::Ok, detail);
+                }
+            }
+            None => report.push(
+                "backups",
+                CheckStatus::Warn,
+                format!(
+                    "no backup in {}; `amal-engine db backup` takes one (schedule it daily)",
+                    dir.display()
+                ),
+            ),
+        },
+        Err(e) => report.push("backups", CheckStatus::Warn, e.to_string()),
+    }
+}
+
+/// kind, keep_days, last run's end, its rows and its error.
+type RetentionRow = (String, i32, Option<Time>, Option<i64>, Option<String>);
+/// archive_mode, archived segments, the last one and when, failures and the last one's time.
+type ArchiverRow = (String, i64, Option<String>, Option<Time>, i64, Option<Time>);
+type Time = chrono::DateTime<chrono::Utc>;
+
+/// The retention periods and their last runs.
+async fn check_retention(pool: &PgPool, report: &mut DoctorReport) {
+    let rows: Result<Vec<RetentionRow>, _> = sqlx::query_as(
+            "SELECT p.kind::text, p.keep_days, r.finished_at, r.rows_affected, r.error \
+               FROM retention_policies p \
+               LEFT JOIN LATERAL (SELECT finished_at, rows_affected, error FROM retention_runs \
+                                   WHERE kind = p.kind ORDER BY finished_at DESC LIMIT 1) r ON true \
+              ORDER BY p.kind",
+        )
+        .fetch_all(pool)
+        .await;
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => {
+            report.push("retention", CheckStatus::Warn, format!("cannot read: {e}"));
+            return;
+        }
+    };
+    let periods = rows
+        .iter()
+        .map(|(kind, days, _, _, _)| format!("{kind} {days} d"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Some((kind, _, _, _, Some(error))) = rows.iter().find(|r| r.4.is_some()) {
+        report.push(
+            "retention",
+            CheckStatus::Fail,
+            format!("the last {kind} run failed: {error}"),
+        );
+    } else if let Some(last) = rows.iter().filter_map(|r| r.2).min() {
+        let removed: i64 = rows.iter().filter_map(|r| r.3).sum();
+        report.push(
+            "retention",
+            CheckStatus::Ok,
+            format!(
+                "{periods}; oldest last run {} ago, {removed} rows in the last runs",
+                human_age(chrono::Utc::now() - last)
+            ),
+        );
+    } else {
+        report.push(
+            "retention",
+            CheckStatus::Warn,
+            format!(
+                "{periods}; never run: `serve` runs it every hour, `amal-engine retention run` now"
+            ),
+        );
+    }
+}
+
+/// The certificate and key `serve` would use (AMAL_TLS_CERT, AMAL_TLS_KEY), loaded as it would.
+fn check_tls(report: &mut DoctorReport) {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    match (var("AMAL_TLS_CERT"), var("AMAL_TLS_KEY")) {
+        (Some(cert), Some(key)) => {
+            match crate::server::tls::TlsSettings::load(cert.as_ref(), key.as_ref()) {
+                Ok(tls) => report.push(
+                    "tls",
+                    CheckStatus::Ok,
+                    format!(
+                        "serve speaks HTTPS with {} ({} certificate(s) in the chain)",
+                        tls.cert_path.display(),
+                        tls.chain_len
+                    ),
+                ),
+                Err(e) => report.push("tls", CheckStatus::Fail, e.to_string()),
+            }
+        }
+        (None, None) => report.push(
+            "tls",
+            CheckStatus::Ok,
+            "no certificate configured: serve speaks plain HTTP, to be reached through a \
+             TLS-terminating reverse proxy (docs/operations.md)",
+        ),
+        _ => report.push(
+            "tls",
+            CheckStatus::Fail,
+            "only one of AMAL_TLS_CERT and AMAL_TLS_KEY is set: serve needs both",
+        ),
+    }
+}
+
+/// Continuous archiving of the embedded cluster: on, failing, or off.
+async fn check_archiving(config: &Config, pool: &PgPool, report: &mut DoctorReport) {
+    if matches!(config.database, crate::config::DatabaseSource::External(_)) {
+        report.push(
+            "archiving",
+            CheckStatus::Ok,
+            "external server: its WAL archiving is its operator's (not checked here)",
+        );
+        return;
+    }
+    let row: Result<ArchiverRow, _> = sqlx::query_as(
+        "SELECT current_setting('archive_mode'), archived_count, last_archived_wal, \
+                    last_archived_time, failed_count, last_failed_time FROM pg_stat_archiver",
+    )
+    .fetch_one(pool)
+    .await;
+    let bases = db::embedded_cluster(config)
+        .and_then(|c| c.base_backups().map_err(Into::into))
+        .map(|b| b.len())
+        .unwrap_or(0);
+    match row {
+        Ok((mode, _, _, _, _, _)) if mode != "on" => report.push(
+            "archiving",
+            CheckStatus::Warn,
+            format!(
+                "WAL archiving is off (archive_mode = {mode}): no point-in-time restore; restart \
+                 the embedded cluster (db stop, db start) unless {} = off",
+                db::embedded::ARCHIVE_ENV
+            ),
+        ),
+        Ok((_, _, _, last_ok, failed, Some(last_failed)))
+            if failed > 0 && last_ok.is_none_or(|ok| ok < last_failed) =>
+        {
+            report.push(
+                "archiving",
+                CheckStatus::Fail,
+                format!(
+                    "WAL archiving is failing ({failed} failures, the last at {last_failed}); see the server log"
+                ),
+            )
+        }
+        Ok((_, count, last, last_time, _, _)) => report.push(
+            "archiving",
+            if bases == 0 { CheckStatus::Warn } else { CheckStatus::Ok },
+            format!(
+                "WAL archived ({count} segments, last {} at {}); {bases} base backup(s){}",
+                last.unwrap_or_else(|| "none yet".into()),
+                last_time.map_or_else(|| "-".into(), |t| t.to_rfc3339()),
+                if bases == 0 { ": `db backup` takes the first (needed for a point-in-time restore)" } else { "" }
+            ),
+        ),
+        Err(e) => report.push("archiving", CheckStatus::Warn, format!("cannot read the archiver's state: {e}")),
+    }
+}
+
+fn human_age(age: chrono::Duration) -> String {
+    match age.num_seconds() {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3600),
+        s => format!("{} days", s / 86_400),
     }
 }
 

@@ -21,6 +21,7 @@
 //! - [`sla`]: SLA targets and clocks, pause and resume, business hours, the breach sweeper;
 //! - [`simulator`]: demo traffic for the console;
 //! - [`stats`]: support statistics from the reporting views;
+//! - [`retention`]: retention periods and the run that removes what is past them;
 //! - [`users`]: end users' sign-in, sessions, consent, preferences, export and forgetting;
 //! - [`server`]: the HTTP API for chat clients (`amal-engine serve`);
 //! - [`workers`]: the server's background jobs, safe with several instances.
@@ -37,6 +38,7 @@ pub mod lang;
 pub mod lookups;
 pub mod mail;
 pub mod privacy;
+pub mod retention;
 pub mod roster;
 pub mod seed;
 pub mod server;

@@ -48,6 +48,9 @@ enum Command {
     /// The knowledge base: ingest, review, search, evaluate, re-embed.
     #[command(subcommand)]
     Kb(cli::kb::KbCommand),
+    /// Retention periods (admins set them, audited) and a run now.
+    #[command(subcommand)]
+    Retention(cli::retention::RetentionCommand),
     /// Serve the HTTP API for chat clients, with the background workers.
     Serve(Box<cli::serve::ServeArgs>),
     /// Staff accounts: add, list, disable, passwd, role.
@@ -131,12 +134,21 @@ fn error_chain(e: &anyhow::Error) -> String {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     let config = Config::from_env();
+    // Who acts from this process, on every audit row it writes outside an HTTP request.
+    amal_engine::audit::set_process_context(amal_engine::audit::AuditContext::machine(
+        if matches!(cli.command, Command::Serve(_)) {
+            "server"
+        } else {
+            "cli"
+        },
+    ));
     match cli.command {
         Command::Chat(args) => cli::chat::run(&config, args).await,
         Command::Crisis(cmd) => cli::crisis::run(cmd).await,
         Command::Decide(args) => cli::decide::run(&config, args).await,
         Command::Db(cmd) => cli::db::run(&config, cmd).await,
         Command::Kb(cmd) => cli::kb::run(&config, cmd).await,
+        Command::Retention(cmd) => cli::retention::run(&config, cmd).await,
         Command::Serve(args) => cli::serve::run(&config, *args).await,
         Command::Staff(cmd) => cli::staff::run(&config, cmd).await,
         Command::Ticket(cmd) => cli::ticket::run(&config, cmd).await,

@@ -476,6 +476,26 @@ pub async fn add(
     Ok(account)
 }
 
+/// The least role that may read the audit trail: it shows who read whose conversations.
+pub const AUDIT_READER_ROLE: StaffRole = StaffRole::Supervisor;
+
+/// The audit trail as `viewer` may read it: supervisors and admins only (agents are refused).
+pub async fn audit_trail(
+    conn: &mut PgConnection,
+    viewer: &Actor,
+    filter: &audit::AuditFilter,
+) -> Result<Vec<audit::AuditRecord>, StaffError> {
+    if !viewer.is_at_least(AUDIT_READER_ROLE) {
+        return Err(StaffError::Forbidden {
+            actor: viewer.email.clone(),
+            role: viewer.role,
+            action: "reading the audit trail",
+            needed: AUDIT_READER_ROLE,
+        });
+    }
+    Ok(audit::list(conn, filter).await?)
+}
+
 /// Every staff account (disabled ones too), admins first, then by e-mail.
 pub async fn list(conn: &mut PgConnection) -> Result<Vec<StaffAccount>, StaffError> {
     Ok(sqlx::query_as(AssertSqlSafe(format!(

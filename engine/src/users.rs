@@ -204,7 +204,8 @@ async fn record_consent(
     now: DateTime<Utc>,
     ip: Option<IpAddr>,
 ) -> sqlx::Result<()> {
-    // The first consent is the one on record; giving it again changes nothing.
+    // Consent already on record is left as it is; consent given again after a withdrawal is a
+    // new consent, with its own time, address and audit row.
     let changed = sqlx::query(
         "UPDATE users SET consent_data_storage = true, consent_timestamp = $2, \
                           consent_ip_address = $3::inet \
@@ -481,6 +482,43 @@ pub async fn give_consent(
 ) -> Result<Profile, UserError> {
     let mut tx = conn.begin().await?;
     record_consent(&mut tx, user_id, now, ip).await?;
+    let p = profile(&mut tx, user_id).await?;
+    tx.commit().await?;
+    Ok(p)
+}
+
+/// Withdraws consent to data storage without deleting the account: from now on nothing new
+/// is stored for the person (the turn refuses and still answers a crisis with the safety
+/// message) until they give it again. What is already stored stays until they delete the
+/// account or retention removes it.
+pub async fn withdraw_consent(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Profile, UserError> {
+    let mut tx = conn.begin().await?;
+    let changed = sqlx::query(
+        "UPDATE users SET consent_data_storage = false, consent_withdrawn_at = $2 \
+          WHERE id = $1 AND consent_data_storage",
+    )
+    .bind(user_id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if changed > 0 {
+        audit::record(
+            &mut tx,
+            &AuditEntry {
+                actor: Some(user_id),
+                action: "user.consent_withdrawn",
+                resource_type: "user",
+                resource_id: Some(user_id),
+                details: json!({ "consent_data_storage": false, "at": now }),
+            },
+        )
+        .await?;
+    }
     let p = profile(&mut tx, user_id).await?;
     tx.commit().await?;
     Ok(p)

@@ -35,16 +35,19 @@ pub enum Job {
     MagicLinkCleanup,
     /// Deletes old expired and revoked sessions ([`sessions::expire`]).
     SessionExpiry,
+    /// Removes what is past its retention period ([`retention::run`]).
+    Retention,
 }
 
 impl Job {
     /// Every job.
-    pub const ALL: [Job; 5] = [
+    pub const ALL: [Job; 6] = [
         Job::SlaSweep,
         Job::StatsRefresh,
         Job::Archive,
         Job::MagicLinkCleanup,
         Job::SessionExpiry,
+        Job::Retention,
     ];
 
     /// The job's name in `worker_runs` and in metrics.
@@ -55,6 +58,7 @@ impl Job {
             Job::Archive => "archive",
             Job::MagicLinkCleanup => "magic_link_cleanup",
             Job::SessionExpiry => "session_expiry",
+            Job::Retention => "retention",
         }
     }
 }
@@ -76,6 +80,8 @@ pub struct WorkerConfig {
     pub session_expiry_interval_seconds: u64,
     /// Expired or revoked sessions are deleted after this long.
     pub session_retention_days: i64,
+    /// Retention (the periods themselves are set by an admin, in the database).
+    pub retention_interval_seconds: u64,
 }
 
 impl Default for WorkerConfig {
@@ -88,6 +94,7 @@ impl Default for WorkerConfig {
             magic_link_cleanup_interval_seconds: 3600,
             session_expiry_interval_seconds: 3600,
             session_retention_days: users::SESSION_RETENTION_DAYS,
+            retention_interval_seconds: 3600,
         }
     }
 }
@@ -101,6 +108,7 @@ impl WorkerConfig {
             Job::Archive => self.archive_interval_seconds,
             Job::MagicLinkCleanup => self.magic_link_cleanup_interval_seconds,
             Job::SessionExpiry => self.session_expiry_interval_seconds,
+            Job::Retention => self.retention_interval_seconds,
         }
         .max(1)
     }
@@ -118,6 +126,9 @@ pub enum WorkerError {
     /// A user-data job failed.
     #[error(transparent)]
     User(#[from] UserError),
+    /// Retention failed.
+    #[error(transparent)]
+    Retention(#[from] crate::retention::RetentionError),
 }
 
 /// Claims this interval's run of `job` for `instance`: true when this caller must run it,
@@ -166,6 +177,10 @@ pub async fn run(pool: &PgPool, job: Job, config: &WorkerConfig) -> Result<Value
         Job::SessionExpiry => json!({
             "deleted": sessions::expire(&mut conn, now, config.session_retention_days).await?
         }),
+        Job::Retention => {
+            drop(conn);
+            json!({ "runs": crate::retention::run(pool, now).await? })
+        }
     })
 }
 

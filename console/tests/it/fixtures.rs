@@ -548,6 +548,7 @@ pub fn audit() -> Vec<AuditRecord> {
             resource_type: Some("support_ticket".into()),
             resource_id: Some(id(1012)),
             details: json!({"status": "open"}),
+            ..Default::default()
         },
         AuditRecord {
             id: id(62),
@@ -557,6 +558,7 @@ pub fn audit() -> Vec<AuditRecord> {
             resource_type: Some("support_ticket".into()),
             resource_id: Some(id(1012)),
             details: json!({"target": "first_response"}),
+            ..Default::default()
         },
     ]
 }

@@ -6,6 +6,7 @@ pub mod crisis;
 pub mod db;
 pub mod decide;
 pub mod kb;
+pub mod retention;
 pub mod serve;
 pub mod simulate;
 pub mod staff;

@@ -11,6 +11,7 @@ use clap::{ArgAction, Args};
 
 use amal_engine::config::Config;
 use amal_engine::mail::{Mailer, OutboxMailer};
+use amal_engine::server::tls::TlsSettings;
 use amal_engine::server::{self, AppState, ServerConfig};
 use amal_engine::workers::WorkerConfig;
 use amal_engine::{db, seed};
@@ -84,6 +85,9 @@ pub struct ServeArgs {
         default_value_t = 3600
     )]
     session_expiry_interval_seconds: u64,
+    /// Retention run interval, in seconds (the periods: `amal-engine retention`).
+    #[arg(long, env = "AMAL_RETENTION_INTERVAL_SECONDS", default_value_t = 3600)]
+    retention_interval_seconds: u64,
     /// Expired or revoked sessions are deleted after this many days.
     #[arg(long, env = "AMAL_SESSION_RETENTION_DAYS", default_value_t = amal_engine::users::SESSION_RETENTION_DAYS)]
     session_retention_days: i64,
@@ -105,10 +109,19 @@ pub struct ServeArgs {
     /// Connections served at once (a small reserve past it keeps /healthz answering).
     #[arg(long, env = "AMAL_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections: u64,
+    /// TLS certificate chain (PEM); with --tls-key, `serve` speaks HTTPS only.
+    #[arg(long, env = "AMAL_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// TLS private key (PEM) of --tls-cert.
+    #[arg(long, env = "AMAL_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Refuse to start without --tls-cert and --tls-key (for deployments without a TLS proxy).
+    #[arg(long, env = "AMAL_REQUIRE_TLS")]
+    require_tls: bool,
 }
 
 impl ServeArgs {
-    fn server_config(&self) -> ServerConfig {
+    fn server_config(&self, tls: Option<TlsSettings>) -> ServerConfig {
         ServerConfig {
             anonymous_sessions: self.anonymous_sessions,
             body_limit_bytes: self.body_limit_bytes,
@@ -116,10 +129,10 @@ impl ServeArgs {
             rate_limit_per_session_per_minute: self.rate_limit_per_session_per_minute,
             magic_link_ttl_minutes: self.magic_link_ttl_minutes,
             session_ttl_hours: self.session_ttl_hours,
-            magic_link_url: self
-                .magic_link_url
-                .clone()
-                .unwrap_or_else(|| format!("http://{}/sign-in", self.bind)),
+            magic_link_url: self.magic_link_url.clone().unwrap_or_else(|| {
+                let scheme = if tls.is_some() { "https" } else { "http" };
+                format!("{scheme}://{}/sign-in", self.bind)
+            }),
             run_workers: !self.no_workers,
             workers: WorkerConfig {
                 sla_sweep_interval_seconds: self.sla_sweep_interval_seconds,
@@ -129,12 +142,14 @@ impl ServeArgs {
                 magic_link_cleanup_interval_seconds: self.magic_link_cleanup_interval_seconds,
                 session_expiry_interval_seconds: self.session_expiry_interval_seconds,
                 session_retention_days: self.session_retention_days,
+                retention_interval_seconds: self.retention_interval_seconds,
             },
             metrics_token: self.metrics_token.clone().filter(|t| !t.trim().is_empty()),
             header_timeout: std::time::Duration::from_secs(self.header_timeout_seconds),
             body_timeout: std::time::Duration::from_secs(self.body_timeout_seconds),
             max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
             trusted_proxies: self.trusted_proxies.clone(),
+            tls,
         }
     }
 }
@@ -160,6 +175,15 @@ pub async fn run(config: &Config, args: ServeArgs) -> Result<ExitCode> {
         args.archive_after_days >= 1,
         "--archive-after-days must be at least 1"
     );
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsSettings::load(cert, key)?),
+        _ if args.require_tls => anyhow::bail!(
+            "--require-tls is set but no certificate: pass --tls-cert and --tls-key (or \
+             AMAL_TLS_CERT and AMAL_TLS_KEY)"
+        ),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let pool = db::connect_and_migrate(config).await?;
     seed::reference(&pool)
         .await
@@ -170,16 +194,16 @@ pub async fn run(config: &Config, args: ServeArgs) -> Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| config.data_dir.join("magic-link-outbox.jsonl"));
     let mailer: Arc<dyn Mailer> = Arc::new(OutboxMailer::new(&outbox));
-    let server_config = args.server_config();
+    let server_config = args.server_config(tls);
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("listening on {}", args.bind))?;
     let addr = listener.local_addr()?;
     tracing::info!(
-        "serving on http://{addr} (sign-in links go to {})",
+        "serving on {scheme}://{addr} (sign-in links go to {})",
         outbox.display()
     );
-    eprintln!("amal-engine serving on http://{addr}");
+    eprintln!("amal-engine serving on {scheme}://{addr}");
     let state = AppState::new(pool, engine, mailer, server_config);
     server::serve(listener, state, shutdown_signal())
         .await

@@ -25,6 +25,11 @@ use std::process::{Command, Output, Stdio};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+mod archive;
+pub use archive::{
+    ARCHIVE_ENV, ARCHIVE_TIMEOUT_SECS, ArchiveStatus, BaseBackup, PitrOutcome, archiving_wanted,
+};
+
 /// The unprivileged system user that runs the cluster when the engine runs as root.
 pub const SERVICE_USER: &str = "amal-postgres";
 /// The cluster's superuser, used by the engine and the tests.
@@ -99,6 +104,9 @@ pub enum ClusterError {
         /// The binaries' directory.
         pg_bin: PathBuf,
     },
+    /// Continuous archiving or a point-in-time restore cannot proceed.
+    #[error("{0}")]
+    Archive(String),
     /// The unprivileged service user could not be found or created.
     #[error(
         "cannot prepare the system user `{user}` that runs PostgreSQL (it refuses to run as root): {reason}"
@@ -223,6 +231,7 @@ impl EmbeddedCluster {
             _ => self.initialize()?,
         };
         self.check_version()?;
+        self.configure_archiving()?;
         let state = if self.is_running()? {
             state
         } else {

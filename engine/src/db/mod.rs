@@ -3,6 +3,7 @@
 //! `DATABASE_URL` names an external server; without it the engine starts its own private
 //! cluster ([`embedded`]). Either way the schema comes only from `migrations/`.
 
+pub mod backup;
 pub mod embedded;
 
 use std::time::Duration;

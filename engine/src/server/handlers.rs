@@ -315,19 +315,20 @@ async fn me(
     Ok(axum::Json(users::profile(&mut conn, user.id).await?))
 }
 
-/// Give consent to data storage.
+/// Give or withdraw consent to data storage.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentRequest {
-    /// Must be true; to withdraw consent, delete the account.
+    /// True gives consent (again); false withdraws it without deleting the account.
     pub consent_data_storage: bool,
 }
 
-/// Records consent to data storage with its time and the client's IP address.
+/// Records consent to data storage with its time and the client's IP address, or withdraws
+/// it: while withdrawn nothing new is stored, and a message in crisis still gets the safety
+/// message.
 #[utoipa::path(post, path = "/v1/me/consent", tag = "me", security(("bearer" = [])), request_body = ConsentRequest,
     responses(
-        (status = 200, description = "Consent on record", body = Profile),
-        (status = 422, description = "consent_data_storage was not true", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 200, description = "Consent on record, or withdrawn", body = Profile),
     ))]
 async fn consent(
     State(state): State<AppState>,
@@ -335,15 +336,13 @@ async fn consent(
     Session(user): Session,
     ApiJson(body): ApiJson<ConsentRequest>,
 ) -> Result<axum::Json<Profile>, Problem> {
-    if !body.consent_data_storage {
-        return Err(Problem::validation(
-            "consent_data_storage must be true; to withdraw consent, delete the account (DELETE /v1/me)",
-        ));
-    }
     let mut conn = state.pool.acquire().await?;
-    Ok(axum::Json(
-        users::give_consent(&mut conn, user.id, Some(peer.ip()), Utc::now()).await?,
-    ))
+    let profile = if body.consent_data_storage {
+        users::give_consent(&mut conn, user.id, Some(peer.ip()), Utc::now()).await?
+    } else {
+        users::withdraw_consent(&mut conn, user.id, Utc::now()).await?
+    };
+    Ok(axum::Json(profile))
 }
 
 /// The person's preferences.

@@ -7,11 +7,13 @@
 //! internal ticket comments or staff data. The OpenAPI document at `/openapi.json` is
 //! generated from the handlers ([`handlers`]).
 
+mod audit_context;
 pub mod handlers;
 pub mod metrics;
 pub mod problem;
 pub mod rate_limit;
 pub mod sse;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -75,6 +77,9 @@ pub struct ServerConfig {
     /// (one request each, a short header timeout), so that `/healthz` and `/readyz` keep
     /// answering; past the reserve, connections are closed at once.
     pub max_connections: usize,
+    /// TLS: every connection starts with a handshake with this certificate and key; `None`,
+    /// plain HTTP (behind a TLS-terminating reverse proxy).
+    pub tls: Option<tls::TlsSettings>,
 }
 
 impl Default for ServerConfig {
@@ -96,6 +101,7 @@ impl Default for ServerConfig {
             body_timeout: Duration::from_secs(30),
             max_connections: 4096,
             trusted_proxies: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -214,6 +220,10 @@ pub fn router(state: AppState) -> Router {
     ))
     // Inside the rate limiter: what it refuses is not counted, so a flood cannot inflate the
     // metrics (whose labels are bounded anyway).
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        audit_context::middleware,
+    ))
     .layer(axum::middleware::from_fn_with_state(
         state.clone(),
         metrics::middleware,
@@ -342,6 +352,36 @@ async fn accept(
                 tower::ServiceExt::oneshot(app.clone(), request)
             },
         );
+        if let Some(tls) = &config.tls {
+            // The handshake runs in the connection's task, bounded like the headers, so that a
+            // slow or silent client holds only its own connection.
+            let acceptor = tls.acceptor().clone();
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
+            let handshake_timeout = config.header_timeout;
+            tokio::spawn(async move {
+                let _permit = permit;
+                let stream =
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                let connection = builder
+                    .serve_connection_with_upgrades(
+                        TokioIo::new(stream),
+                        TowerToHyperService::new(service),
+                    )
+                    .into_owned();
+                if let Err(e) = watcher.watch(connection).await {
+                    tracing::debug!(error = %e, %peer, "connection ended with an error");
+                }
+            });
+            continue;
+        }
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
             .into_owned();

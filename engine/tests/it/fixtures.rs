@@ -236,6 +236,8 @@ pub fn engine_command(data_dir: &Path, args: &[&str]) -> Command {
         "AMAL_LLM_URL",
         "AMAL_RAG_THRESHOLD",
         "AMAL_CLARIFY",
+        // The clusters tests make archive their WAL, as a user's do by default.
+        "AMAL_WAL_ARCHIVE",
     ] {
         command.env_remove(var);
     }

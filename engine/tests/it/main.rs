@@ -5,6 +5,7 @@
 //!
 //! One file (or folder) per domain; what several of them share lives in [`fixtures`].
 
+mod backup;
 mod conversations;
 mod crisis;
 mod db_commands;
@@ -15,6 +16,7 @@ mod embeddings;
 mod fixtures;
 mod knowledge;
 mod overview;
+mod retention;
 mod schema;
 mod server;
 mod sla;

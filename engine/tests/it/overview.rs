@@ -238,7 +238,18 @@ async fn labels_preferences_audit_and_priority_filter(pool: PgPool) -> anyhow::R
     let found = conversations::list(&mut conn, &mut reader, &search).await?;
     // A refresh of the same search is not a new read.
     conversations::list(&mut conn, &mut reader, &search).await?;
-    let read = audit::list(&mut conn, Some("conversation.search"), 1).await?;
+    // Agents may not read the trail; supervisors and admins may.
+    let trail = |prefix: &str, limit: i64| audit::AuditFilter {
+        action_prefix: Some(prefix.into()),
+        limit,
+        ..Default::default()
+    };
+    assert!(matches!(
+        staff::audit_trail(&mut conn, &agent, &trail("conversation.search", 1)).await,
+        Err(StaffError::Forbidden { .. })
+    ));
+    let supervisor = staff::actor_by_email(&mut conn, "supervisor.demo@amal.example").await?;
+    let read = staff::audit_trail(&mut conn, &supervisor, &trail("conversation.search", 1)).await?;
     assert_eq!(
         read[0].actor_email.as_deref(),
         Some("agent.demo@amal.example")
@@ -246,13 +257,13 @@ async fn labels_preferences_audit_and_priority_filter(pool: PgPool) -> anyhow::R
     assert_eq!(read[0].details["query"], "sommeil");
     assert_eq!(read[0].details["found"], found.len());
     assert_eq!(
-        audit::list(&mut conn, Some("conversation.search"), 10)
+        staff::audit_trail(&mut conn, &supervisor, &trail("conversation.search", 10))
             .await?
             .len(),
         1
     );
 
-    let entries = audit::list(&mut conn, Some("staff."), 10).await?;
+    let entries = staff::audit_trail(&mut conn, &supervisor, &trail("staff.", 10)).await?;
     assert_eq!(entries[0].action, "staff.preferences");
     assert_eq!(
         entries[0].actor_email.as_deref(),

@@ -505,11 +505,21 @@ async fn journey_sign_in_consent_converse_crisis_and_a_staff_reply_on_the_live_s
     assert!(metrics.contains("amal_turn_tickets_total{value=\"urgent\"} 1"));
     assert!(metrics.contains("amal_http_requests_total{method=\"POST\",route=\"/v1/conversations/{id}/messages\",status=\"201\"}"));
 
-    // Consent withdrawn: nothing is stored, but a message in crisis still gets the safety
-    // message in the problem's detail.
-    sqlx::query("UPDATE users SET consent_data_storage = false WHERE email = 'amina@example.dz'")
-        .execute(&pool)
+    // Consent withdrawn (the account kept): nothing is stored, but a message in crisis still
+    // gets the safety message in the problem's detail.
+    let stored_before: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(&pool)
         .await?;
+    let (s, me) = srv
+        .call(
+            Method::POST,
+            "/v1/me/consent",
+            Some(&token),
+            Some(json!({ "consent_data_storage": false })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{me}");
+    assert_eq!(me["consent_data_storage"], false);
     let (s, p) = srv
         .say(
             &token,
@@ -526,6 +536,52 @@ async fn journey_sign_in_consent_converse_crisis_and_a_staff_reply_on_the_live_s
         .await;
     assert_problem(s, &p, StatusCode::FORBIDDEN, "no consent");
     assert!(!p["detail"].as_str().unwrap().contains('\n'), "{p}");
+    let (s, p) = srv
+        .call(
+            Method::POST,
+            "/v1/conversations",
+            Some(&token),
+            Some(json!({})),
+        )
+        .await;
+    assert_problem(
+        s,
+        &p,
+        StatusCode::FORBIDDEN,
+        "no new conversation without consent",
+    );
+    let stored_after: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(
+        stored_after, stored_before,
+        "nothing new stored while withdrawn"
+    );
+
+    // Given again: the person writes again, and the trail has both changes.
+    let (s, me) = srv
+        .call(
+            Method::POST,
+            "/v1/me/consent",
+            Some(&token),
+            Some(json!({ "consent_data_storage": true })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{me}");
+    let again = srv.new_conversation(&token).await;
+    let (s, reply) = srv
+        .say(&token, &again, json!({ "content": "bonjour" }))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{reply}");
+    let actions: Vec<String> = sqlx::query_scalar(
+        "SELECT action::text FROM audit_logs WHERE action LIKE 'user.consent%' ORDER BY created_at",
+    )
+    .fetch_all(&pool)
+    .await?;
+    assert_eq!(
+        actions,
+        ["user.consent", "user.consent_withdrawn", "user.consent"]
+    );
     drop(events);
     srv.stop().await;
     Ok(())
@@ -837,14 +893,6 @@ async fn bad_input_gets_a_problem_and_never_a_5xx(pool: PgPool) -> TestResult {
             "/v1/auth/magic-link".into(),
             Some(json_type),
             Some("{\"email\": \"not-an-address\"}".into()),
-            422,
-        ),
-        (
-            "consent false",
-            Method::POST,
-            "/v1/me/consent".into(),
-            Some(json_type),
-            Some("{\"consent_data_storage\": false}".into()),
             422,
         ),
         (
@@ -1170,6 +1218,7 @@ fn fast_workers() -> ServerConfig {
             archive_interval_seconds: 1,
             magic_link_cleanup_interval_seconds: 1,
             session_expiry_interval_seconds: 1,
+            retention_interval_seconds: 1,
             ..WorkerConfig::default()
         },
         ..config()
@@ -1920,5 +1969,124 @@ async fn every_route_survives_hostile_requests(pool: PgPool) -> TestResult {
         );
     }
     srv.stop().await;
+    Ok(())
+}
+
+#[sqlx::test(migrator = "amal_engine::db::MIGRATOR")]
+async fn audited_actions_keep_the_clients_address_agent_and_outcome(pool: PgPool) -> TestResult {
+    let srv = TestServer::start(&pool, config()).await;
+    let token = srv.sign_in("nadia@example.dz", false).await;
+    let (s, _) = srv
+        .request(Method::POST, "/v1/me/consent", Some(&token))
+        .header(reqwest::header::USER_AGENT, "AmalAndroid/2.1 (test)")
+        .json(&json!({ "consent_data_storage": true }))
+        .send()
+        .await
+        .map(|r| (r.status(), ()))?;
+    assert_eq!(s, StatusCode::OK);
+    let (ip, agent, status, channel): (
+        Option<String>,
+        Option<String>,
+        Option<i32>,
+        Option<String>,
+    ) = sqlx::query_as(
+        "SELECT host(ip_address), user_agent, status_code, channel::text FROM audit_logs \
+              WHERE action = 'user.consent'",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(agent.as_deref(), Some("AmalAndroid/2.1 (test)"));
+    assert_eq!(status, Some(200), "the outcome is the response's status");
+    assert_eq!(channel.as_deref(), Some("server"));
+    srv.stop().await;
+    Ok(())
+}
+
+/// `serve` with a certificate speaks HTTPS only; a client that trusts the certificate gets its
+/// answers, a plain-HTTP client gets none.
+#[sqlx::test(migrator = "amal_engine::db::MIGRATOR")]
+async fn https_with_a_certificate_and_key(pool: PgPool) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        // A server certificate, not a CA (webpki refuses a CA as the end entity).
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()?;
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    // A key that is not the certificate's is refused with a clear error.
+    let other_key = dir.path().join("other-key.pem");
+    std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-out",
+        ])
+        .arg(&other_key)
+        .output()?;
+    let mismatch = server::tls::TlsSettings::load(&cert, &other_key).unwrap_err();
+    assert!(
+        mismatch.to_string().contains("cannot be used together"),
+        "{mismatch}"
+    );
+    let missing = server::tls::TlsSettings::load(&dir.path().join("none.pem"), &key).unwrap_err();
+    assert!(missing.to_string().contains("none.pem"), "{missing}");
+
+    let tls = server::tls::TlsSettings::load(&cert, &key)?;
+    let state = AppState::new(
+        pool.clone(),
+        engine(),
+        Arc::new(MemoryMailer::default()),
+        ServerConfig {
+            tls: Some(tls),
+            ..config()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&cert)?)?)
+        .build()?;
+    let health = client
+        .get(format!("https://127.0.0.1:{port}/healthz"))
+        .send()
+        .await?;
+    assert_eq!(health.status(), StatusCode::OK);
+    let plain = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    assert!(
+        plain.is_err() || !plain?.status().is_success(),
+        "plain HTTP is not served"
+    );
+    let _ = stop.send(());
+    task.await??;
     Ok(())
 }

@@ -480,3 +480,58 @@ async fn a_session_stays_live_only_while_sign_in_would_accept_it(pool: PgPool) -
     }
     Ok(())
 }
+
+/// An action from the CLI over SSH keeps the machine's user and the SSH client in its audit row.
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn cli_actions_keep_the_machine_user_and_the_ssh_client(pool: PgPool) -> TestResult {
+    let url = crate::fixtures::own_database_url(&pool);
+    let dir = tempfile::tempdir()?;
+    let mut child = crate::fixtures::engine_command(
+        dir.path(),
+        &[
+            "staff",
+            "add",
+            "rim@amal.example",
+            "--name",
+            "Rim",
+            "--role",
+            "agent",
+        ],
+    )
+    .env("DATABASE_URL", &url)
+    .env("SSH_CLIENT", "203.0.113.9 52144 22")
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()?;
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"a long enough password\n")?;
+    }
+    let out = child.wait_with_output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (channel, os_user, ssh, ip): (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ) = sqlx::query_as(
+        "SELECT channel::text, os_user, ssh_client, host(ip_address) FROM audit_logs \
+              WHERE action = 'staff.add'",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(channel.as_deref(), Some("cli"));
+    assert!(os_user.is_some_and(|u| !u.is_empty()));
+    assert_eq!(ssh.as_deref(), Some("203.0.113.9 52144 22"));
+    assert_eq!(ip.as_deref(), Some("203.0.113.9"));
+    Ok(())
+}
