@@ -322,6 +322,14 @@ struct Cdp {
 
 impl Cdp {
     async fn call(&mut self, method: &str, params: Value) -> Value {
+        match self.try_call(method, params).await {
+            Ok(v) => v,
+            Err(e) => panic!("{method}: {e}"),
+        }
+    }
+
+    /// A command's result, or the protocol's error (a navigation under way, say).
+    async fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let command = json!({ "id": id, "method": method, "params": params }).to_string();
@@ -337,8 +345,10 @@ impl Cdp {
             };
             let v: Value = serde_json::from_str(text.as_str()).unwrap();
             if v["id"] == id {
-                assert!(v.get("error").is_none(), "{method}: {v}");
-                return v["result"].clone();
+                return match v.get("error") {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(v["result"].clone()),
+                };
             }
             self.observe(&v);
         }
@@ -383,11 +393,22 @@ impl Cdp {
         result["result"]["value"].clone()
     }
 
-    /// Waits (up to 20 s) until `expression` is truthy; returns its value.
+    /// Waits (up to 20 s) until `expression` is truthy; returns its value. While a navigation
+    /// runs the document may not be there yet: an exception counts as "not yet".
     async fn wait_for(&mut self, expression: &str, what: &str) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let guarded = format!(
+            "(() => {{ try {{ return ({expression}); }} catch (_) {{ return null; }} }})()"
+        );
         loop {
-            let v = self.eval(expression).await;
+            let v = self
+                .try_call(
+                    "Runtime.evaluate",
+                    json!({ "expression": guarded, "returnByValue": true }),
+                )
+                .await
+                .map(|r| r["result"]["value"].clone())
+                .unwrap_or(Value::Null);
             if !(v.is_null() || v == false || v == "" || v == 0) {
                 return v;
             }
