@@ -15,7 +15,9 @@ use amal_engine::staff;
 use amal_engine::tickets::{self, CommentText, Visibility};
 use amal_engine::users::Email;
 
-use crate::fixtures::{TestResult, base64_decode, end_user, staff_account, ticket_at};
+use crate::fixtures::{
+    TestResult, base64_decode, end_user, engine_command, own_database_url, staff_account, ticket_at,
+};
 
 /// A local SMTP server keeping what it receives; it refuses the first `refuse` transactions
 /// with a temporary error (451), as a busy server does.
@@ -448,5 +450,42 @@ async fn a_failing_notice_backs_off_then_becomes_a_dead_letter_and_a_stale_claim
         mail::dead_letters(&mut conn, Utc::now() - chrono::Duration::days(1)).await?,
         1
     );
+    Ok(())
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn doctor_says_where_the_mail_goes_and_never_the_password(pool: PgPool) -> TestResult {
+    let data = tempfile::tempdir()?;
+    let doctor = |envs: &[(&str, &str)]| {
+        let mut command = engine_command(data.path(), &["doctor"]);
+        command
+            .env("DATABASE_URL", own_database_url(&pool))
+            .env_remove(mail::SMTP_URL_ENV)
+            .env_remove(mail::MAIL_FROM_ENV)
+            .envs(envs.iter().copied());
+        let out = command.output().expect("run amal-engine doctor");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    // Without SMTP settings: the outbox, said so.
+    let text = doctor(&[]);
+    assert!(text.contains("no SMTP settings"), "{text}");
+    assert!(text.contains("magic-link-outbox.jsonl"), "{text}");
+    // With them: the server, never the credentials.
+    let text = doctor(&[
+        (mail::SMTP_URL_ENV, "smtp://user:hunter2@127.0.0.1:2525"),
+        (mail::MAIL_FROM_ENV, "Amal <noreply@amal.example>"),
+    ]);
+    assert!(
+        text.contains("sent through smtp://127.0.0.1:2525"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2"), "{text}");
+    // A server without a sender is named as the problem.
+    let text = doctor(&[(mail::SMTP_URL_ENV, "smtp://127.0.0.1:2525")]);
+    assert!(text.contains(mail::MAIL_FROM_ENV), "{text}");
     Ok(())
 }

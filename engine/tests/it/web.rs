@@ -503,7 +503,7 @@ async fn link_from_outbox(outbox: &Path, email: &str) -> String {
                 .filter_map(|l| serde_json::from_str::<Value>(l).ok())
                 .filter(|v| v["to"] == email)
                 .filter_map(|v| v["link"].as_str().map(String::from))
-                .last()
+                .next_back()
         {
             return link;
         }
