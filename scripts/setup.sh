@@ -82,8 +82,10 @@ case "$ver" in
   *) log "warning: pgvector ${ver} installed; ${PGVECTOR_VERSION_WANTED}.x expected (iterative index scans)";;
 esac
 
-# 3. Tools the tests and benchmarks use (tmux for the console's end-to-end test).
+# 3. Tools the tests and benchmarks use (tmux for the console's end-to-end test, headless
+#    Chromium for the chat page's browser test, Debian's own package).
 command -v tmux >/dev/null 2>&1 || apt_install tmux
+command -v chromium >/dev/null 2>&1 || apt_install chromium
 
 log "PostgreSQL ${PG_MAJOR} and pgvector ${ver} ready"
 

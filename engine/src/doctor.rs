@@ -401,7 +401,57 @@ pub async fn examine(pool: &PgPool) -> DoctorReport {
              \"your local emergency number\" and the team instead of giving numbers",
         );
     }
+    check_mail(pool, &mut report).await;
     report
+}
+
+/// Where the service's e-mail goes (SMTP or the outbox file) and whether deliveries failed
+/// for good lately.
+async fn check_mail(pool: &PgPool, report: &mut DoctorReport) {
+    match crate::mail::SmtpSettings::from_env() {
+        Ok(Some(smtp)) => match crate::mail::SmtpMailer::new(&smtp) {
+            Ok(m) => report.push(
+                "mail",
+                CheckStatus::Ok,
+                format!(
+                    "sign-in links and reply notices are sent through {}",
+                    m.server()
+                ),
+            ),
+            Err(e) => report.push("mail", CheckStatus::Fail, e),
+        },
+        Ok(None) => {
+            let outbox = std::env::var("AMAL_MAIL_OUTBOX")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| "magic-link-outbox.jsonl in the data directory".into());
+            report.push(
+                "mail",
+                CheckStatus::Warn,
+                format!(
+                    "no SMTP settings ({} and {}): sign-in links and reply notices are appended                      to the outbox file ({outbox}) for a mail relay to pick up",
+                    crate::mail::SMTP_URL_ENV,
+                    crate::mail::MAIL_FROM_ENV
+                ),
+            );
+        }
+        Err(e) => report.push("mail", CheckStatus::Fail, e),
+    }
+    let since = chrono::Utc::now() - chrono::Duration::days(7);
+    let dead = match pool.acquire().await {
+        Ok(mut conn) => crate::mail::dead_letters(&mut conn, since).await,
+        Err(e) => Err(e),
+    };
+    match dead {
+        Ok(0) => {}
+        Ok(n) => report.push(
+            "mail deliveries",
+            CheckStatus::Warn,
+            format!("{n} e-mail deliveries failed for good in the last 7 days (mail_deliveries, status dead)"),
+        ),
+        // A database not migrated yet has no such table: the migrations check says so.
+        Err(_) => {}
+    }
 }
 
 /// The embedder the environment configures: which, its dimension, its self-test, and whether

@@ -89,6 +89,7 @@ pub async fn forget(
         .await?
         .ok_or(UserError::Session(SessionProblem::Revoked))?;
     users::delete_magic_links(&mut tx, &email).await?;
+    crate::mail::forget(&mut tx, user_id, &email).await?;
     let sessions = sessions::delete_all(&mut tx, user_id).await?;
     users::delete_preferences(&mut tx, user_id).await?;
     let messages = conversations::redact_for_person(&mut tx, user_id, REDACTED).await?;

@@ -158,6 +158,21 @@ pub async fn touch(conn: &mut PgConnection, id: Uuid, now: DateTime<Utc>) -> sql
     Ok(())
 }
 
+/// How long a live stream's session counts as connected after its last check (the stream
+/// checks every 10 s): a staff reply committed before then was seen live, so no e-mail notice.
+pub const LIVE_WINDOW_SECONDS: i64 = 25;
+
+/// Marks the session as connected (its live stream is open) until [`LIVE_WINDOW_SECONDS`]
+/// after `now`.
+pub async fn mark_live(conn: &mut PgConnection, id: Uuid, now: DateTime<Utc>) -> sqlx::Result<()> {
+    sqlx::query("UPDATE user_sessions SET live_until = $2 WHERE id = $1")
+        .bind(id)
+        .bind(now + chrono::Duration::seconds(LIVE_WINDOW_SECONDS))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Ends one session; an already ended one stays as it was.
 pub async fn revoke(conn: &mut PgConnection, id: Uuid, now: DateTime<Utc>) -> sqlx::Result<()> {
     sqlx::query("UPDATE user_sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")

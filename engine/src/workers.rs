@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::conversations::{self, ConversationError};
+use crate::mail::{self, Mailer};
 use crate::sessions;
 use crate::stats;
 use crate::users::{self, UserError};
@@ -82,6 +83,8 @@ pub struct WorkerConfig {
     pub session_retention_days: i64,
     /// Retention (the periods themselves are set by an admin, in the database).
     pub retention_interval_seconds: u64,
+    /// Reply notices by e-mail are queued and delivered this often.
+    pub mail_notice_interval_seconds: u64,
 }
 
 impl Default for WorkerConfig {
@@ -95,6 +98,7 @@ impl Default for WorkerConfig {
             session_expiry_interval_seconds: 3600,
             session_retention_days: users::SESSION_RETENTION_DAYS,
             retention_interval_seconds: 3600,
+            mail_notice_interval_seconds: 30,
         }
     }
 }
@@ -139,8 +143,18 @@ pub async fn claim(
     interval_seconds: u64,
     instance: &str,
 ) -> sqlx::Result<bool> {
+    claim_named(conn, job.as_str(), interval_seconds, instance).await
+}
+
+/// [`claim`] for a job by its name in `worker_runs`.
+async fn claim_named(
+    conn: &mut PgConnection,
+    job: &str,
+    interval_seconds: u64,
+    instance: &str,
+) -> sqlx::Result<bool> {
     sqlx::query("INSERT INTO worker_runs (job) VALUES ($1) ON CONFLICT (job) DO NOTHING")
-        .bind(job.as_str())
+        .bind(job)
         .execute(&mut *conn)
         .await?;
     // clock_timestamp(): the database's clock, shared by every instance whatever theirs say.
@@ -149,7 +163,7 @@ pub async fn claim(
           WHERE job = $1 AND (last_started_at IS NULL \
                 OR last_started_at <= clock_timestamp() - make_interval(secs => $2))",
     )
-    .bind(job.as_str())
+    .bind(job)
     .bind(interval_seconds as f64)
     .bind(instance)
     .execute(&mut *conn)
@@ -267,4 +281,42 @@ pub fn spawn(
             })
         })
         .collect()
+}
+
+/// The name of the notices' job in `worker_runs`.
+pub const NOTICE_JOB: &str = "mail_notices";
+
+/// Runs [`mail::run_notices`] every `interval` (claimed in `worker_runs`, so that one instance runs
+/// each interval) until `shutdown` turns true.
+pub fn spawn_notices(
+    pool: PgPool,
+    mailer: Arc<dyn Mailer>,
+    page_url: String,
+    interval: Duration,
+    instance: String,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let tick = (interval / 4).max(Duration::from_millis(250));
+        loop {
+            let due = match pool.acquire().await {
+                Ok(mut conn) => {
+                    claim_named(&mut conn, NOTICE_JOB, interval.as_secs().max(1), &instance).await
+                }
+                Err(e) => Err(e),
+            };
+            match due {
+                Ok(true) => match mail::run_notices(&pool, mailer.clone(), &page_url, 100).await {
+                    Ok(run) => tracing::debug!(?run, "reply notices"),
+                    Err(e) => tracing::warn!("reply notices failed: {e}"),
+                },
+                Ok(false) => {}
+                Err(e) => tracing::warn!("reply notices: cannot claim the run: {e}"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(tick) => {}
+                _ = stopped(&mut shutdown) => break,
+            }
+        }
+    })
 }

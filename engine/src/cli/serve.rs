@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clap::{ArgAction, Args};
 
 use amal_engine::config::Config;
-use amal_engine::mail::{Mailer, OutboxMailer};
+use amal_engine::mail::{Mailer, OutboxMailer, SmtpMailer, SmtpSettings};
 use amal_engine::server::tls::TlsSettings;
 use amal_engine::server::{self, AppState, ServerConfig};
 use amal_engine::workers::WorkerConfig;
@@ -52,6 +52,18 @@ pub struct ServeArgs {
     /// in the data directory).
     #[arg(long, env = "AMAL_MAIL_OUTBOX")]
     mail_outbox: Option<std::path::PathBuf>,
+    /// SMTP server for sign-in links and reply notices (smtp://host:25,
+    /// smtp://user:pass@host:587?tls=required, smtps://user:pass@host:465); without it they
+    /// are appended to the outbox file.
+    #[arg(long, env = "AMAL_SMTP_URL", hide_env_values = true)]
+    smtp_url: Option<String>,
+    /// The sender of the service's e-mail (`Amal <noreply@example.dz>`), required with
+    /// --smtp-url.
+    #[arg(long, env = "AMAL_MAIL_FROM")]
+    mail_from: Option<String>,
+    /// Reply notices by e-mail are queued and sent this often, in seconds.
+    #[arg(long, env = "AMAL_MAIL_NOTICE_INTERVAL_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    mail_notice_interval_seconds: u64,
     /// Do not run the background workers in this instance.
     #[arg(long, env = "AMAL_NO_WORKERS")]
     no_workers: bool,
@@ -143,6 +155,7 @@ impl ServeArgs {
                 session_expiry_interval_seconds: self.session_expiry_interval_seconds,
                 session_retention_days: self.session_retention_days,
                 retention_interval_seconds: self.retention_interval_seconds,
+                mail_notice_interval_seconds: self.mail_notice_interval_seconds,
             },
             metrics_token: self.metrics_token.clone().filter(|t| !t.trim().is_empty()),
             header_timeout: std::time::Duration::from_secs(self.header_timeout_seconds),
@@ -193,17 +206,34 @@ pub async fn run(config: &Config, args: ServeArgs) -> Result<ExitCode> {
         .mail_outbox
         .clone()
         .unwrap_or_else(|| config.data_dir.join("magic-link-outbox.jsonl"));
-    let mailer: Arc<dyn Mailer> = Arc::new(OutboxMailer::new(&outbox));
+    let smtp = match (&args.smtp_url, &args.mail_from) {
+        (None, _) => None,
+        (Some(url), Some(from)) => Some(SmtpSettings {
+            url: url.clone(),
+            from: from.clone(),
+        }),
+        (Some(_), None) => {
+            anyhow::bail!("--smtp-url needs --mail-from (AMAL_MAIL_FROM), the sender")
+        }
+    };
+    let (mailer, mail_to): (Arc<dyn Mailer>, String) = match smtp {
+        Some(settings) => {
+            let smtp = SmtpMailer::new(&settings).map_err(anyhow::Error::msg)?;
+            let server = smtp.server().to_string();
+            (Arc::new(smtp), server)
+        }
+        None => (
+            Arc::new(OutboxMailer::new(&outbox)),
+            outbox.display().to_string(),
+        ),
+    };
     let server_config = args.server_config(tls);
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("listening on {}", args.bind))?;
     let addr = listener.local_addr()?;
-    tracing::info!(
-        "serving on {scheme}://{addr} (sign-in links go to {})",
-        outbox.display()
-    );
-    eprintln!("amal-engine serving on {scheme}://{addr}");
+    tracing::info!("serving on {scheme}://{addr} (e-mail goes to {mail_to})");
+    eprintln!("amal-engine serving on {scheme}://{addr} (chat page: {scheme}://{addr}/)");
     let state = AppState::new(pool, engine, mailer, server_config);
     server::serve(listener, state, shutdown_signal())
         .await

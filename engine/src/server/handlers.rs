@@ -176,12 +176,13 @@ async fn request_magic_link(
     if let Some(token) = token {
         // Delivered after the answer: its time would tell which addresses can sign in.
         let link = format!("{}?token={token}", state.config.magic_link_url);
-        let mailer = state.mailer.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = mailer.send_magic_link(&email, &link) {
-                tracing::error!(error = %e, "delivering a sign-in link failed");
-            }
-        });
+        tokio::spawn(crate::mail::deliver_magic_link(
+            state.mailer.clone(),
+            state.pool.clone(),
+            email,
+            link,
+            &crate::mail::MAGIC_LINK_RETRIES,
+        ));
     }
     Ok((
         StatusCode::ACCEPTED,

@@ -14,6 +14,7 @@ pub mod problem;
 pub mod rate_limit;
 pub mod sse;
 pub mod tls;
+pub mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -82,6 +83,20 @@ pub struct ServerConfig {
     pub tls: Option<tls::TlsSettings>,
 }
 
+impl ServerConfig {
+    /// The chat page's address, which reply notices link back to: the sign-in link's page
+    /// (`.../sign-in`) without its last segment.
+    pub fn page_url(&self) -> String {
+        let url = self.magic_link_url.trim_end_matches('/');
+        match url.strip_suffix("/sign-in") {
+            Some(base) => format!("{base}/"),
+            None => url
+                .rsplit_once('/')
+                .map_or(url.to_string(), |(base, _)| format!("{base}/")),
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
@@ -112,7 +127,7 @@ pub struct Inner {
     pub pool: PgPool,
     /// The AUTO decision (crisis gate first).
     pub engine: DecisionEngine,
-    /// Delivers sign-in links.
+    /// Delivers sign-in links and reply notices.
     pub mailer: Arc<dyn Mailer>,
     /// Settings.
     pub config: ServerConfig,
@@ -193,51 +208,55 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-/// The complete router: API, `/openapi.json`, problems for unknown routes and methods,
+/// The complete router: API, `/openapi.json`, the chat page ([`web`]), problems for unknown
+/// routes and methods,
 /// body limit, rate limits, metrics and panic containment.
 pub fn router(state: AppState) -> Router {
     let (api, doc) = api();
     let doc = Arc::new(doc);
     let body_limit = state.config.body_limit_bytes;
-    api.route(
-        "/openapi.json",
-        axum::routing::get(move || {
-            let doc = doc.clone();
-            async move { axum::Json(doc.as_ref().clone()) }
-        }),
-    )
-    .fallback(|| async { Problem::not_found("no such resource") })
-    .method_not_allowed_fallback(|| async {
-        Problem::new(
-            axum::http::StatusCode::METHOD_NOT_ALLOWED,
-            "method-not-allowed",
-            "this resource does not support that method",
+    api.merge(web::routes())
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
         )
-    })
-    .layer(DefaultBodyLimit::max(body_limit))
-    .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-        state.config.body_timeout,
-    ))
-    // Inside the rate limiter: what it refuses is not counted, so a flood cannot inflate the
-    // metrics (whose labels are bounded anyway).
-    .layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        audit_context::middleware,
-    ))
-    .layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        metrics::middleware,
-    ))
-    .layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        rate_limit::middleware,
-    ))
-    .layer(CatchPanicLayer::custom(
-        |_: Box<dyn std::any::Any + Send>| {
-            axum::response::IntoResponse::into_response(Problem::internal(&"a handler panicked"))
-        },
-    ))
-    .with_state(state)
+        .fallback(|| async { Problem::not_found("no such resource") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "this resource does not support that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            state.config.body_timeout,
+        ))
+        // Inside the rate limiter: what it refuses is not counted, so a flood cannot inflate the
+        // metrics (whose labels are bounded anyway).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit_context::middleware,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::middleware,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::middleware,
+        ))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                axum::response::IntoResponse::into_response(Problem::internal(
+                    &"a handler panicked",
+                ))
+            },
+        ))
+        .with_state(state)
 }
 
 /// Serves on `listener` until `shutdown` completes: the API, the live-event listener and
@@ -260,6 +279,14 @@ pub async fn serve(
             state.config.workers.clone(),
             workers::instance_name(),
             Arc::new(move |job, result| metrics_state.metrics.worker_run(job, result)),
+            state.shutdown.subscribe(),
+        ));
+        background.push(workers::spawn_notices(
+            state.pool.clone(),
+            state.mailer.clone(),
+            state.config.page_url(),
+            Duration::from_secs(state.config.workers.mail_notice_interval_seconds.max(1)),
+            workers::instance_name(),
             state.shutdown.subscribe(),
         ));
     }

@@ -204,7 +204,17 @@ async fn session_ended(
     tx: &mpsc::Sender<Result<Event, Infallible>>,
 ) -> bool {
     let live = match pool.acquire().await {
-        Ok(mut conn) => users::session_is_live(&mut conn, session_id, chrono::Utc::now()).await,
+        Ok(mut conn) => {
+            let now = chrono::Utc::now();
+            let live = users::session_is_live(&mut conn, session_id, now).await;
+            if matches!(live, Ok(true)) {
+                // The person is connected: staff replies reach them here, not by e-mail.
+                if let Err(e) = crate::sessions::mark_live(&mut conn, session_id, now).await {
+                    tracing::warn!("live events: cannot mark the session connected: {e}");
+                }
+            }
+            live
+        }
         Err(e) => Err(e.into()),
     };
     let live = live.unwrap_or_else(|e| {
@@ -247,7 +257,14 @@ pub fn stream(
             SESSION_RECHECK,
         );
         recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // The request that opened the stream has just authenticated the session.
+        // The request that opened the stream has just authenticated the session; it is
+        // connected from now on (see `session_ended`, which renews this on every check).
+        if let Ok(mut conn) = pool.acquire().await
+            && let Err(e) =
+                crate::sessions::mark_live(&mut conn, session_id, chrono::Utc::now()).await
+        {
+            tracing::warn!("live events: cannot mark the session connected: {e}");
+        }
         let mut first = true;
         loop {
             if pending {

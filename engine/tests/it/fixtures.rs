@@ -217,6 +217,32 @@ pub fn own_database_url(pool: &PgPool) -> String {
     amal_engine::db::with_database(&server, &name)
 }
 
+/// Standard base64 (screenshots, mail bodies), without a dependency for two uses in tests.
+pub fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => panic!("not base64: {c}"),
+    };
+    let clean: Vec<u8> = text
+        .bytes()
+        .filter(|&c| !matches!(c, b'=' | b'\n' | b'\r' | b' '))
+        .collect();
+    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
+    for chunk in clean.chunks(4) {
+        let mut acc = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            acc |= u32::from(value(c)) << (18 - 6 * i);
+        }
+        let bytes = acc.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    out
+}
+
 // ---------------------------------------------------------------------------------------------
 // The amal-engine binary
 // ---------------------------------------------------------------------------------------------
@@ -242,6 +268,65 @@ pub fn engine_command(data_dir: &Path, args: &[&str]) -> Command {
         command.env_remove(var);
     }
     command
+}
+
+/// A running `amal-engine serve` on the test's own database, stopped (killed) when dropped,
+/// however the test ends.
+pub struct ServeProcess {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    child: std::process::Child,
+}
+
+impl ServeProcess {
+    /// Starts `amal-engine serve` on a free port with `args` and `envs` and waits (up to 60 s)
+    /// until `/healthz` answers 200.
+    pub async fn start(
+        pool: &PgPool,
+        data_dir: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let bind = format!("127.0.0.1:{port}");
+        let mut all = vec!["serve", "--bind", &bind];
+        all.extend_from_slice(args);
+        let mut command = engine_command(data_dir, &all);
+        command
+            .env("DATABASE_URL", own_database_url(pool))
+            .envs(envs.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let serve = ServeProcess {
+            base: format!("http://{bind}"),
+            child: command.spawn().unwrap(),
+        };
+        let http = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if let Ok(r) = http.get(format!("{}/healthz", serve.base)).send().await
+                && r.status() == reqwest::StatusCode::OK
+            {
+                return serve;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "/healthz never answered 200"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Runs [`engine_command`] and returns its standard output; a failure fails the test with the

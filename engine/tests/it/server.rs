@@ -21,8 +21,7 @@ use amal_engine::tickets::{self, CommentText, Visibility};
 use amal_engine::workers::{self, Job, WorkerConfig};
 
 use crate::fixtures::{
-    TestResult, another_pool, end_user, engine, engine_command, kb_engine, numbers,
-    own_database_url, staff_account,
+    ServeProcess, TestResult, another_pool, end_user, engine, kb_engine, numbers, staff_account,
 };
 
 /// A server on 127.0.0.1:0 with the test's pool, stopped by [`TestServer::stop`].
@@ -1314,44 +1313,12 @@ async fn two_instances_share_the_workers_without_double_work(pool: PgPool) -> Te
     Ok(())
 }
 
-/// Stops the child process when the test ends, however it ends.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[sqlx::test(migrations = "../migrations")]
 async fn contract_serve_binary_health_openapi_metrics(pool: PgPool) -> TestResult {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
     let data = tempfile::tempdir()?;
-    let bind = format!("127.0.0.1:{port}");
-    let mut command = engine_command(data.path(), &["serve", "--bind", &bind]);
-    command
-        .env("DATABASE_URL", own_database_url(&pool))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let _child = Child(command.spawn()?);
-    let base = format!("http://127.0.0.1:{port}");
+    let serve = ServeProcess::start(&pool, data.path(), &[], &[]).await;
+    let base = serve.base.clone();
     let http = reqwest::Client::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = http.get(format!("{base}/healthz")).send().await
-            && r.status() == StatusCode::OK
-        {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "/healthz never answered 200"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
     let ready = http.get(format!("{base}/readyz")).send().await?;
     assert_eq!(ready.status(), StatusCode::OK);
 
