@@ -126,6 +126,7 @@ async fn main() -> Result<()> {
     let result = run(&mut terminal, &mut app, &mut events, forced_theme).await;
     crossterm::execute!(std::io::stdout(), DisableMouseCapture).ok();
     ratatui::restore();
+    data::end_shift().await;
     result
 }
 
@@ -148,8 +149,14 @@ async fn run(
         }
         tokio::select! {
             event = input.next() => match event {
-                Some(Ok(Event::Key(key))) if key.kind == KeyEventKind::Press => app.on_key(key),
-                Some(Ok(Event::Mouse(mouse))) => app.on_mouse(mouse),
+                Some(Ok(Event::Key(key))) if key.kind == KeyEventKind::Press => {
+                    data::touch_shift();
+                    app.on_key(key)
+                }
+                Some(Ok(Event::Mouse(mouse))) => {
+                    data::touch_shift();
+                    app.on_mouse(mouse)
+                }
                 Some(Ok(Event::Resize(_, _))) => app.dirty = true,
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e).context("reading the terminal"),

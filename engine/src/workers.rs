@@ -17,10 +17,12 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::config::RoutingSettings;
 use crate::conversations::{self, ConversationError};
 use crate::sessions;
 use crate::stats;
 use crate::users::{self, UserError};
+use crate::{roster, routing};
 
 /// A background job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,16 +37,21 @@ pub enum Job {
     MagicLinkCleanup,
     /// Deletes old expired and revoked sessions ([`sessions::expire`]).
     SessionExpiry,
+    /// Who is on shift: records stopped heartbeats as offline (handing their unanswered
+    /// tickets back), expires unanswered offers, routes waiting tickets
+    /// ([`roster::expire_presences`], [`routing::sweep_offers`], [`routing::route_waiting`]).
+    Shift,
 }
 
 impl Job {
     /// Every job.
-    pub const ALL: [Job; 5] = [
+    pub const ALL: [Job; 6] = [
         Job::SlaSweep,
         Job::StatsRefresh,
         Job::Archive,
         Job::MagicLinkCleanup,
         Job::SessionExpiry,
+        Job::Shift,
     ];
 
     /// The job's name in `worker_runs` and in metrics.
@@ -55,6 +62,7 @@ impl Job {
             Job::Archive => "archive",
             Job::MagicLinkCleanup => "magic_link_cleanup",
             Job::SessionExpiry => "session_expiry",
+            Job::Shift => "shift",
         }
     }
 }
@@ -76,6 +84,10 @@ pub struct WorkerConfig {
     pub session_expiry_interval_seconds: u64,
     /// Expired or revoked sessions are deleted after this long.
     pub session_retention_days: i64,
+    /// The shift job (presence expiry, offers, waiting tickets).
+    pub shift_interval_seconds: u64,
+    /// Routing and presence settings for the shift job.
+    pub routing: RoutingSettings,
 }
 
 impl Default for WorkerConfig {
@@ -88,6 +100,8 @@ impl Default for WorkerConfig {
             magic_link_cleanup_interval_seconds: 3600,
             session_expiry_interval_seconds: 3600,
             session_retention_days: users::SESSION_RETENTION_DAYS,
+            shift_interval_seconds: 15,
+            routing: RoutingSettings::default(),
         }
     }
 }
@@ -101,6 +115,7 @@ impl WorkerConfig {
             Job::Archive => self.archive_interval_seconds,
             Job::MagicLinkCleanup => self.magic_link_cleanup_interval_seconds,
             Job::SessionExpiry => self.session_expiry_interval_seconds,
+            Job::Shift => self.shift_interval_seconds,
         }
         .max(1)
     }
@@ -118,6 +133,9 @@ pub enum WorkerError {
     /// A user-data job failed.
     #[error(transparent)]
     User(#[from] UserError),
+    /// The shift job failed.
+    #[error(transparent)]
+    Presence(#[from] crate::presence::PresenceError),
 }
 
 /// Claims this interval's run of `job` for `instance`: true when this caller must run it,
@@ -166,6 +184,12 @@ pub async fn run(pool: &PgPool, job: Job, config: &WorkerConfig) -> Result<Value
         Job::SessionExpiry => json!({
             "deleted": sessions::expire(&mut conn, now, config.session_retention_days).await?
         }),
+        Job::Shift => {
+            let offline = roster::expire_presences(&mut conn, &config.routing, now).await?;
+            let offers_expired = routing::sweep_offers(&mut conn, &config.routing, now).await?;
+            let routed = routing::route_waiting(&mut conn, &config.routing, now).await?;
+            json!({ "offline": offline, "offers_expired": offers_expired, "routed": routed })
+        }
     })
 }
 

@@ -129,6 +129,7 @@ impl ServeArgs {
                 magic_link_cleanup_interval_seconds: self.magic_link_cleanup_interval_seconds,
                 session_expiry_interval_seconds: self.session_expiry_interval_seconds,
                 session_retention_days: self.session_retention_days,
+                ..WorkerConfig::default()
             },
             metrics_token: self.metrics_token.clone().filter(|t| !t.trim().is_empty()),
             header_timeout: std::time::Duration::from_secs(self.header_timeout_seconds),
@@ -170,7 +171,8 @@ pub async fn run(config: &Config, args: ServeArgs) -> Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| config.data_dir.join("magic-link-outbox.jsonl"));
     let mailer: Arc<dyn Mailer> = Arc::new(OutboxMailer::new(&outbox));
-    let server_config = args.server_config();
+    let mut server_config = args.server_config();
+    server_config.workers.routing = engine.routing;
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("listening on {}", args.bind))?;

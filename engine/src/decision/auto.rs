@@ -29,6 +29,7 @@ use super::replies::{
 use super::rules::RuleError;
 use super::scope::{self, OffTopicMatch, ScopeDetector};
 
+use crate::config::RoutingSettings;
 use crate::knowledge::{Hit, Retriever, SearchRequest};
 use crate::lang::Lang;
 
@@ -253,6 +254,9 @@ pub struct DecisionEngine {
     pub clarify: bool,
     /// The chat model that writes RAG answers; `None`: the offline extractive answer.
     pub model: Option<ChatModel>,
+    /// How the tickets this engine's turns open reach staff (routing off unless the caller
+    /// sets it, e.g. from [`RoutingSettings::from_env`]).
+    pub routing: RoutingSettings,
 }
 
 impl DecisionEngine {
@@ -272,6 +276,7 @@ impl DecisionEngine {
             threshold: threshold.clamp(0.0, 1.0),
             clarify,
             model: None,
+            routing: RoutingSettings::default(),
         })
     }
 
@@ -305,6 +310,7 @@ impl DecisionEngine {
                 tracing::warn!(error = %e, "chat model not used");
                 None
             }),
+            routing: RoutingSettings::default(),
         })
     }
 

@@ -42,7 +42,10 @@ use crate::staff::StaffError;
 pub use clock::{SWEEP_BATCH, SweepReport, resume_pending, sweep};
 pub use comments::{comment, delete_comment, edit_comment};
 pub use create::{HandOver, HandOverReason, NewTicket, create, hand_over};
-pub use lifecycle::{assign, escalate, release, release_all_held_by, reopen, set_status, take};
+pub use lifecycle::{
+    assign, assign_routed, escalate, release, release_all_held_by, release_unanswered_held_by,
+    reopen, set_status, take,
+};
 pub use model::{
     Comment, CommentText, Escalation, OPEN_STATUSES, Subject, Ticket, TicketDetail, TicketStatus,
     Tier, Visibility,

@@ -15,6 +15,7 @@ mod embeddings;
 mod fixtures;
 mod knowledge;
 mod overview;
+mod routing;
 mod schema;
 mod server;
 mod sla;
