@@ -191,7 +191,7 @@ pub struct StaffedHours {
 }
 
 /// Routing over the window (see [`crate::routing`]).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RoutingStats {
     /// Hours online per language, from the presence history.
     pub staffed_hours: Vec<StaffedHours>,

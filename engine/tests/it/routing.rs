@@ -293,12 +293,13 @@ async fn presence_keeps_history_expires_without_heartbeat_and_hands_back_unanswe
     );
 
     // History: online from t0 until the last heartbeat, then offline.
-    let history: Vec<(
+    type Period = (
         String,
         chrono::DateTime<Utc>,
         Option<chrono::DateTime<Utc>>,
         String,
-    )> = sqlx::query_as(
+    );
+    let history: Vec<Period> = sqlx::query_as(
         "SELECT status, started_at, ended_at, cause FROM staff_presence_history \
               WHERE user_id = $1 ORDER BY id",
     )
