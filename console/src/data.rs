@@ -11,12 +11,14 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use uuid::Uuid;
 
 use amal_engine::audit::{self, AuditRecord};
+use amal_engine::config::RoutingSettings;
 use amal_engine::conversations::{
     self, ConversationFilter, ConversationSummary, StaffReader, TranscriptEntry,
 };
 use amal_engine::events::{self, ChangeNotice};
 use amal_engine::knowledge::store::{self, DocumentSummary};
 use amal_engine::lookups::{self, Labels};
+use amal_engine::roster::ShiftKeeper;
 use amal_engine::sessions::ClientInfo;
 use amal_engine::staff::{self, Actor, StaffPreferences};
 use amal_engine::stats::{self, Statistics};
@@ -279,6 +281,7 @@ async fn run(
             };
             *actor = Some(signed.actor.clone());
             *reader = StaffReader::new(Some(signed.actor.clone()));
+            start_shift(pool, &signed.actor, now).await;
             DataEvent::SignedIn(Ok(Box::new(Session {
                 actor: signed.actor,
                 preferences,
@@ -443,5 +446,40 @@ pub async fn listener(pool: PgPool, events: UnboundedSender<DataEvent>) {
         }
         tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
         backoff_ms = (backoff_ms * 2).min(MAX_BACKOFF_MS);
+    }
+}
+
+/// The signed-in member's presence (online, heartbeat, idle away), kept by the engine.
+static SHIFT: std::sync::OnceLock<std::sync::Arc<ShiftKeeper>> = std::sync::OnceLock::new();
+
+/// Sets the member online and starts the heartbeat. Presence is not worth refusing a sign-in
+/// over: a failure is logged.
+async fn start_shift(pool: &PgPool, member: &Actor, now: DateTime<Utc>) {
+    let settings = RoutingSettings::from_env().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "presence settings not used");
+        RoutingSettings::default()
+    });
+    match ShiftKeeper::start(pool.clone(), member.clone(), settings, now).await {
+        Ok(keeper) if SHIFT.set(keeper.clone()).is_ok() => {
+            keeper.spawn();
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "presence not set"),
+    }
+}
+
+/// Input from the member: not idle.
+pub fn touch_shift() {
+    if let Some(keeper) = SHIFT.get() {
+        keeper.touch();
+    }
+}
+
+/// The console quits: the member goes offline.
+pub async fn end_shift() {
+    if let Some(keeper) = SHIFT.get()
+        && let Err(e) = keeper.stop(Utc::now()).await
+    {
+        tracing::warn!(error = %e, "presence not set offline");
     }
 }

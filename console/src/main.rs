@@ -138,6 +138,7 @@ async fn main() -> Result<()> {
     )
     .ok();
     ratatui::restore();
+    data::end_shift().await;
     result
 }
 
@@ -166,9 +167,18 @@ async fn run(
         }
         tokio::select! {
             event = input.next() => match event {
-                Some(Ok(Event::Key(key))) if key.kind == KeyEventKind::Press => app.on_key(key),
-                Some(Ok(Event::Mouse(mouse))) => app.on_mouse(mouse),
-                Some(Ok(Event::Paste(text))) => app.on_paste(text),
+                Some(Ok(Event::Key(key))) if key.kind == KeyEventKind::Press => {
+                    data::touch_shift();
+                    app.on_key(key)
+                }
+                Some(Ok(Event::Mouse(mouse))) => {
+                    data::touch_shift();
+                    app.on_mouse(mouse)
+                }
+                Some(Ok(Event::Paste(text))) => {
+                    data::touch_shift();
+                    app.on_paste(text)
+                }
                 Some(Ok(Event::Resize(_, _))) => app.dirty = true,
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e).context("reading the terminal"),

@@ -78,3 +78,116 @@ pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
+
+/// How new tickets reach staff (`AMAL_ROUTING`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoutingMode {
+    /// Today's shared queue: nobody is given a ticket.
+    #[default]
+    Off,
+    /// The ticket is the chosen member's at once.
+    Assign,
+    /// The chosen member accepts or declines within the offer's time limit; then the next one
+    /// is asked.
+    Offer,
+}
+
+impl RoutingMode {
+    /// The value of `AMAL_ROUTING` and of `ticket_routing.mode`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoutingMode::Off => "off",
+            RoutingMode::Assign => "assign",
+            RoutingMode::Offer => "offer",
+        }
+    }
+}
+
+impl std::str::FromStr for RoutingMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "off" => Ok(RoutingMode::Off),
+            "assign" => Ok(RoutingMode::Assign),
+            "offer" => Ok(RoutingMode::Offer),
+            other => Err(format!(
+                "AMAL_ROUTING={other:?} is not a routing mode (expected off, assign or offer)"
+            )),
+        }
+    }
+}
+
+/// Routing and presence settings, read from the environment by the server and the chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct RoutingSettings {
+    /// `AMAL_ROUTING`: off (default), assign or offer.
+    pub mode: RoutingMode,
+    /// `AMAL_OFFER_SECONDS`: how long an offer waits for an answer (default 60).
+    pub offer_seconds: i64,
+    /// `AMAL_PRESENCE_TIMEOUT_SECONDS`: a presence not refreshed for this long counts as
+    /// offline (default 90; consoles beat every 30 seconds).
+    pub presence_timeout_seconds: i64,
+    /// `AMAL_IDLE_SECONDS`: a console without input for this long sets its member away
+    /// (default 600).
+    pub idle_seconds: i64,
+}
+
+impl Default for RoutingSettings {
+    fn default() -> Self {
+        RoutingSettings {
+            mode: RoutingMode::Off,
+            offer_seconds: DEFAULT_OFFER_SECONDS,
+            presence_timeout_seconds: DEFAULT_PRESENCE_TIMEOUT_SECONDS,
+            idle_seconds: DEFAULT_IDLE_SECONDS,
+        }
+    }
+}
+
+/// Default of `AMAL_IDLE_SECONDS`.
+pub const DEFAULT_IDLE_SECONDS: i64 = 600;
+
+/// Default of `AMAL_OFFER_SECONDS`.
+pub const DEFAULT_OFFER_SECONDS: i64 = 60;
+/// Default of `AMAL_PRESENCE_TIMEOUT_SECONDS`.
+pub const DEFAULT_PRESENCE_TIMEOUT_SECONDS: i64 = 90;
+
+impl RoutingSettings {
+    /// Reads `AMAL_ROUTING`, `AMAL_OFFER_SECONDS`, `AMAL_PRESENCE_TIMEOUT_SECONDS` and
+    /// `AMAL_IDLE_SECONDS`; a value
+    /// that does not parse is an error naming the variable, never a silent default.
+    pub fn from_env() -> Result<Self, String> {
+        let mode = std::env::var("AMAL_ROUTING")
+            .unwrap_or_default()
+            .parse::<RoutingMode>()?;
+        let seconds =
+            |name: &str, default: i64, range: std::ops::RangeInclusive<i64>| match std::env::var(
+                name,
+            ) {
+                Ok(v) if !v.trim().is_empty() => v
+                    .trim()
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| range.contains(n))
+                    .ok_or_else(|| {
+                        format!(
+                            "{name}={v:?} is not a number of seconds from {} to {}",
+                            range.start(),
+                            range.end()
+                        )
+                    }),
+                _ => Ok(default),
+            };
+        Ok(RoutingSettings {
+            mode,
+            offer_seconds: seconds("AMAL_OFFER_SECONDS", DEFAULT_OFFER_SECONDS, 5..=3600)?,
+            presence_timeout_seconds: seconds(
+                "AMAL_PRESENCE_TIMEOUT_SECONDS",
+                DEFAULT_PRESENCE_TIMEOUT_SECONDS,
+                10..=86_400,
+            )?,
+            idle_seconds: seconds("AMAL_IDLE_SECONDS", DEFAULT_IDLE_SECONDS, 30..=86_400)?,
+        })
+    }
+}

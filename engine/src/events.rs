@@ -35,6 +35,12 @@ pub enum ChangeKind {
     Document,
     /// A staff account changed.
     Staff,
+    /// A staff member's presence changed (online, away, offline).
+    Presence,
+    /// A ticket was offered to a staff member, or an offer was answered or expired.
+    Offer,
+    /// On-call staff were alerted (a ticket found nobody online).
+    Alert,
 }
 
 /// The payload of one NOTIFY: what changed and the ids to re-read.

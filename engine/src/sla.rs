@@ -430,3 +430,38 @@ pub async fn working_seconds(
         .fetch_one(conn)
         .await
 }
+
+/// When the team can next answer, by the business-hours calendar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum TeamReturn {
+    /// Around the clock, or within the working hours now: as soon as someone is back online.
+    WhenBack,
+    /// Outside the working hours: the next opening, in the calendar's time zone.
+    At {
+        /// The opening's local date and time.
+        local: chrono::NaiveDateTime,
+        /// The calendar's IANA time zone.
+        timezone: String,
+    },
+}
+
+/// When the team can next answer after `now`: the next moment of working time under the
+/// calendar in force (the same arithmetic as the due dates), or [`TeamReturn::WhenBack`] when
+/// that moment is now.
+pub async fn team_return(conn: &mut PgConnection, now: DateTime<Utc>) -> sqlx::Result<TeamReturn> {
+    // One working millisecond after now, less that millisecond: the first working moment.
+    let (opening, local, timezone): (DateTime<Utc>, chrono::NaiveDateTime, String) =
+        sqlx::query_as(
+            "SELECT o, o AT TIME ZONE c.timezone, c.timezone::text \
+               FROM (SELECT sla_add_working_seconds($1, 0.001) - interval '1 millisecond' AS o) s, \
+                    sla_calendar c WHERE c.id",
+        )
+        .bind(now)
+        .fetch_one(conn)
+        .await?;
+    // Within the hours (or around the clock) the opening is now.
+    if opening - now < chrono::Duration::seconds(60) {
+        return Ok(TeamReturn::WhenBack);
+    }
+    Ok(TeamReturn::At { local, timezone })
+}

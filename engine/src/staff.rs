@@ -233,6 +233,24 @@ pub async fn actor_by_email(conn: &mut PgConnection, email: &str) -> Result<Acto
     })
 }
 
+/// Looks up a staff account by id, active or not (the presence sweeper records a disabled
+/// member going offline too).
+pub async fn actor_by_id(conn: &mut PgConnection, id: Uuid) -> Result<Actor, StaffError> {
+    let row: Option<(Uuid, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT id, email::text, name, staff_role FROM users WHERE id = $1 AND staff_role IS NOT NULL",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    let (id, email, name, role) = row.ok_or_else(|| StaffError::NotStaff(id.to_string()))?;
+    Ok(Actor {
+        id,
+        email,
+        name,
+        role: role.as_deref().unwrap_or_default().parse()?,
+    })
+}
+
 /// Refuses unless `actor` has at least `needed`.
 pub fn require(actor: &Actor, needed: StaffRole, action: &'static str) -> Result<(), StaffError> {
     if actor.is_at_least(needed) {

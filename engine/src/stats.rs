@@ -177,6 +177,82 @@ pub struct Statistics {
     pub activity: Vec<ActivityDay>,
     /// Crisis escalations per day.
     pub crisis: Vec<CrisisDay>,
+    /// Who was on shift and how tickets reached them.
+    pub routing: RoutingStats,
+}
+
+/// Staffed hours in one language.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct StaffedHours {
+    /// ar, fr or en.
+    pub language: String,
+    /// Hours online of members speaking it (two members for an hour are two hours).
+    pub hours: f64,
+}
+
+/// Routing over the window (see [`crate::routing`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RoutingStats {
+    /// Hours online per language, from the presence history.
+    pub staffed_hours: Vec<StaffedHours>,
+    /// Tickets routed (at least one routing decision).
+    pub tickets_routed: i64,
+    /// Tickets assigned by routing (directly or by an accepted offer).
+    pub tickets_assigned: i64,
+    /// Mean seconds from a ticket's creation to its routed assignment.
+    pub avg_seconds_to_assignment: Option<f64>,
+    /// 90th percentile.
+    pub p90_seconds_to_assignment: Option<f64>,
+    /// Offers declined.
+    pub offers_declined: i64,
+    /// Offers left to expire.
+    pub offers_expired: i64,
+    /// Tickets whose first routing decision found nobody who could take them.
+    pub tickets_found_nobody: i64,
+}
+
+async fn routing_stats(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    window_days: i32,
+) -> sqlx::Result<RoutingStats> {
+    let staffed_hours = sqlx::query_as(
+        "WITH w AS (SELECT $1 - make_interval(days => $2) AS lo, $1::timestamptz AS hi)          SELECT l.language::text AS language,                 coalesce(sum(extract(epoch FROM least(coalesce(h.ended_at, w.hi), w.hi)                                               - greatest(h.started_at, w.lo))) / 3600.0, 0)                     ::double precision AS hours            FROM w, staff_presence_history h, unnest(h.languages) AS l(language)           WHERE h.status = 'online' AND h.started_at < w.hi             AND coalesce(h.ended_at, w.hi) > w.lo           GROUP BY 1 ORDER BY 1",
+    )
+    .bind(now)
+    .bind(window_days)
+    .fetch_all(&mut *conn)
+    .await?;
+    let (tickets_routed, tickets_assigned, avg_s, p90_s, nobody): (
+        i64,
+        i64,
+        Option<f64>,
+        Option<f64>,
+        i64,
+    ) = sqlx::query_as(
+        "WITH r AS (              SELECT r.ticket_id,                     min(r.decided_at) FILTER (WHERE r.outcome = 'assigned') AS assigned_at,                     (array_agg(r.outcome ORDER BY r.id))[1] AS first_outcome                FROM ticket_routing r               WHERE r.decided_at >= $1 - make_interval(days => $2) AND r.mode <> 'off'               GROUP BY r.ticket_id),          o AS (              SELECT ticket_id, min(answered_at) AS accepted_at FROM ticket_offers               WHERE status = 'accepted' GROUP BY ticket_id),          a AS (              SELECT r.ticket_id, r.first_outcome,                     extract(epoch FROM least(r.assigned_at, o.accepted_at) - t.created_at) AS s                FROM r JOIN support_tickets t ON t.id = r.ticket_id                LEFT JOIN o ON o.ticket_id = r.ticket_id)          SELECT count(*), count(s), avg(s)::double precision,                 (percentile_cont(0.9) WITHIN GROUP (ORDER BY s))::double precision,                 count(*) FILTER (WHERE first_outcome = 'nobody')            FROM a",
+    )
+    .bind(now)
+    .bind(window_days)
+    .fetch_one(&mut *conn)
+    .await?;
+    let (offers_declined, offers_expired): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE status = 'declined'),                 count(*) FILTER (WHERE status = 'expired')            FROM ticket_offers WHERE offered_at >= $1 - make_interval(days => $2)",
+    )
+    .bind(now)
+    .bind(window_days)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(RoutingStats {
+        staffed_hours,
+        tickets_routed,
+        tickets_assigned,
+        avg_seconds_to_assignment: avg_s,
+        p90_seconds_to_assignment: p90_s,
+        offers_declined,
+        offers_expired,
+        tickets_found_nobody: nobody,
+    })
 }
 
 /// Refreshes the materialized daily statistics (concurrently: readers are never blocked).
@@ -286,6 +362,7 @@ pub async fn collect(
     .bind(since)
     .fetch_all(&mut *conn)
     .await?;
+    let routing = routing_stats(conn, now, window_days).await?;
     Ok(Statistics {
         generated_at: now,
         window_days,
@@ -300,5 +377,6 @@ pub async fn collect(
         decisions,
         activity,
         crisis,
+        routing,
     })
 }

@@ -24,13 +24,15 @@ use crate::conversations::{
     NewDecision, NewReply, TurnTarget,
 };
 use crate::decision::auto::{Decision, DecisionEngine, Mode, Route, TurnContext, reason};
-use crate::decision::crisis::CrisisMatch;
+use crate::decision::crisis::{self, CrisisMatch};
 use crate::decision::replies;
 use crate::events::{self, ChangeKind, ChangeNotice};
 use crate::knowledge::chunk::count_tokens;
 use crate::lang::{Lang, message_language};
+use crate::routing::{self, Outcome, RouteRequest};
+use crate::sla;
 use crate::staff::Actor;
-use crate::tickets::{self, HandOver, HandOverReason, Subject, Ticket, TicketError};
+use crate::tickets::{self, HandOver, HandOverReason, Subject, Ticket, TicketError, Tier};
 
 /// Why a turn failed.
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +137,7 @@ pub async fn post_message(
         .await;
     write(
         pool,
+        engine,
         conversation_id,
         key.as_deref(),
         content,
@@ -250,8 +253,10 @@ fn refuse_inactive(
 /// Writes the turn in one transaction under the conversation's row lock, which serializes the
 /// turns of one conversation; a concurrent retry with the same key waits there and then finds
 /// the committed turn.
+#[allow(clippy::too_many_arguments)]
 async fn write(
     pool: &PgPool,
+    engine: &DecisionEngine,
     conversation_id: Uuid,
     key: Option<&str>,
     content: &MessageContent,
@@ -294,7 +299,7 @@ async fn write(
     // The person wrote: tickets waiting on them are worked again and their clocks run, before
     // a SUPPORT decision joins the conversation's ticket.
     let resumed = tickets::resume_pending(&mut tx, conversation_id, now).await?;
-    let (ticket, ticket_notified) = if decision.decision == Route::Support {
+    let (ticket, ticket_notified, routed) = if decision.decision == Route::Support {
         let (ticket, created) = hand_over(
             &mut tx,
             conversation_id,
@@ -311,16 +316,37 @@ async fn write(
             now,
         )
         .await?;
-        (Some(TicketRef::from(ticket)), created)
+        let routed =
+            staff_the_ticket(&mut tx, engine, &ticket, created, lang, decision, now).await?;
+        // Routing may have assigned it: the turn returns the ticket as it now is.
+        let ticket = match routed {
+            Some(Staffing {
+                outcome: Some(Outcome::Assigned),
+                ..
+            }) => tickets::get(&mut tx, ticket.id, now).await?,
+            _ => ticket,
+        };
+        (Some(TicketRef::from(ticket)), created, routed)
     } else {
-        (None, false)
+        (None, false, None)
     };
-    let decision_record =
-        record_decision(&mut tx, &user_message, decision, ticket.as_ref()).await?;
+    let reply_text = match &routed {
+        Some(r) if !r.staffed => Some(unstaffed_reply(&mut tx, engine, decision, now).await?),
+        _ => None,
+    };
+    let decision_record = record_decision(
+        &mut tx,
+        &user_message,
+        decision,
+        ticket.as_ref(),
+        routed.as_ref(),
+    )
+    .await?;
     let reply = record_reply(
         &mut tx,
         &user_message,
         decision,
+        reply_text.as_deref(),
         &decision_record,
         ticket.as_ref(),
         started,
@@ -430,14 +456,93 @@ async fn hand_over(
     Ok((ticket, created))
 }
 
+/// Whether the ticket's person will be answered by someone online, the team's side of a
+/// hand-over: a new ticket is routed (assigned, offered, or in `off` mode left in the queue,
+/// the decision recorded either way); a crisis or a request for a human joining an open ticket
+/// asks whether anyone who could take it is online. `None` when the reply promises nothing.
+async fn staff_the_ticket(
+    tx: &mut PgConnection,
+    engine: &DecisionEngine,
+    ticket: &Ticket,
+    created: bool,
+    lang: Lang,
+    decision: &Decision,
+    now: DateTime<Utc>,
+) -> Result<Option<Staffing>, TurnError> {
+    let tier = ticket.escalation_tier.parse().unwrap_or(Tier::T1);
+    if created {
+        let routed = routing::route(
+            tx,
+            &engine.routing,
+            &RouteRequest {
+                ticket_id: ticket.id,
+                language: lang,
+                tier,
+                crisis: decision.is_crisis(),
+            },
+            now,
+        )
+        .await?;
+        return Ok(Some(Staffing {
+            staffed: routed.staffed(),
+            outcome: Some(routed.outcome),
+            assigned_to: routed.chosen,
+        }));
+    }
+    if !decision.is_crisis() && decision.reply != replies::handover_message(decision.lang) {
+        return Ok(None);
+    }
+    let staffed = routing::coverage(tx, lang, tier, &engine.routing, now).await?;
+    Ok(Some(Staffing {
+        staffed,
+        outcome: None,
+        assigned_to: ticket.assigned_to_id,
+    }))
+}
+
+/// The team's side of a hand-over, for the reply and the decision's evidence.
+#[derive(Debug, Clone, Copy)]
+struct Staffing {
+    /// Someone who could take it is online.
+    staffed: bool,
+    /// The routing decision, for a new ticket.
+    outcome: Option<Outcome>,
+    /// Who holds (or was offered) it.
+    assigned_to: Option<Uuid>,
+}
+
+/// The reply when nobody who could take the conversation is online: the safety message or the
+/// hand-over notice that says when the team can answer, with the numbers to call meanwhile.
+async fn unstaffed_reply(
+    tx: &mut PgConnection,
+    engine: &DecisionEngine,
+    decision: &Decision,
+    now: DateTime<Utc>,
+) -> Result<String, TurnError> {
+    let when = replies::team_return(decision.lang, &sla::team_return(tx, now).await?);
+    Ok(if decision.is_crisis() {
+        crisis::unstaffed_safety_message(decision.lang, engine.numbers(), &when)
+    } else {
+        replies::unstaffed_handover_message(decision.lang, engine.numbers(), &when)
+    })
+}
+
 async fn record_decision(
     tx: &mut PgConnection,
     user_message: &Message,
     decision: &Decision,
     ticket: Option<&TicketRef>,
+    staffing: Option<&Staffing>,
 ) -> sqlx::Result<DecisionRecord> {
     let mut evidence = decision.evidence.clone();
     evidence["lang"] = json!(decision.lang.code());
+    if let Some(s) = staffing {
+        evidence["staffing"] = json!({
+            "staffed": s.staffed,
+            "routing": s.outcome,
+            "assigned_to": s.assigned_to,
+        });
+    }
     if let Some(t) = ticket {
         evidence["category"] = json!(decision.category);
         evidence["priority"] = json!(decision.priority);
@@ -473,16 +578,19 @@ async fn record_reply(
     tx: &mut PgConnection,
     user_message: &Message,
     decision: &Decision,
+    reply_text: Option<&str>,
     decision_record: &DecisionRecord,
     ticket: Option<&TicketRef>,
     started: Instant,
 ) -> sqlx::Result<Message> {
+    // The decision's reply, unless nobody online could keep its promise of a human.
+    let text = reply_text.unwrap_or(&decision.reply);
     let content = match (ticket, decision.is_crisis()) {
         // The safety message stays exactly as written: nothing is appended to it.
-        (_, true) | (None, _) => decision.reply.clone(),
+        (_, true) | (None, _) => text.to_string(),
         (Some(t), false) => format!(
             "{}\n{}",
-            decision.reply,
+            text,
             replies::ticket_line(decision.lang, &t.ticket_number)
         ),
     };

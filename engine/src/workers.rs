@@ -17,11 +17,13 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::config::RoutingSettings;
 use crate::conversations::{self, ConversationError};
 use crate::mail::{self, Mailer};
 use crate::sessions;
 use crate::stats;
 use crate::users::{self, UserError};
+use crate::{roster, routing};
 
 /// A background job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -38,17 +40,22 @@ pub enum Job {
     SessionExpiry,
     /// Removes what is past its retention period ([`retention::run`]).
     Retention,
+    /// Who is on shift: records stopped heartbeats as offline (handing their unanswered
+    /// tickets back), expires unanswered offers, routes waiting tickets
+    /// ([`roster::expire_presences`], [`routing::sweep_offers`], [`routing::route_waiting`]).
+    Shift,
 }
 
 impl Job {
     /// Every job.
-    pub const ALL: [Job; 6] = [
+    pub const ALL: [Job; 7] = [
         Job::SlaSweep,
         Job::StatsRefresh,
         Job::Archive,
         Job::MagicLinkCleanup,
         Job::SessionExpiry,
         Job::Retention,
+        Job::Shift,
     ];
 
     /// The job's name in `worker_runs` and in metrics.
@@ -60,6 +67,7 @@ impl Job {
             Job::MagicLinkCleanup => "magic_link_cleanup",
             Job::SessionExpiry => "session_expiry",
             Job::Retention => "retention",
+            Job::Shift => "shift",
         }
     }
 }
@@ -85,6 +93,10 @@ pub struct WorkerConfig {
     pub retention_interval_seconds: u64,
     /// Reply notices by e-mail are queued and delivered this often.
     pub mail_notice_interval_seconds: u64,
+    /// The shift job (presence expiry, offers, waiting tickets).
+    pub shift_interval_seconds: u64,
+    /// Routing and presence settings for the shift job.
+    pub routing: RoutingSettings,
 }
 
 impl Default for WorkerConfig {
@@ -99,6 +111,8 @@ impl Default for WorkerConfig {
             session_retention_days: users::SESSION_RETENTION_DAYS,
             retention_interval_seconds: 3600,
             mail_notice_interval_seconds: 30,
+            shift_interval_seconds: 15,
+            routing: RoutingSettings::default(),
         }
     }
 }
@@ -113,6 +127,7 @@ impl WorkerConfig {
             Job::MagicLinkCleanup => self.magic_link_cleanup_interval_seconds,
             Job::SessionExpiry => self.session_expiry_interval_seconds,
             Job::Retention => self.retention_interval_seconds,
+            Job::Shift => self.shift_interval_seconds,
         }
         .max(1)
     }
@@ -133,6 +148,9 @@ pub enum WorkerError {
     /// Retention failed.
     #[error(transparent)]
     Retention(#[from] crate::retention::RetentionError),
+    /// The shift job failed.
+    #[error(transparent)]
+    Presence(#[from] crate::presence::PresenceError),
 }
 
 /// Claims this interval's run of `job` for `instance`: true when this caller must run it,
@@ -194,6 +212,12 @@ pub async fn run(pool: &PgPool, job: Job, config: &WorkerConfig) -> Result<Value
         Job::Retention => {
             drop(conn);
             json!({ "runs": crate::retention::run(pool, now).await? })
+        }
+        Job::Shift => {
+            let offline = roster::expire_presences(&mut conn, &config.routing, now).await?;
+            let offers_expired = routing::sweep_offers(&mut conn, &config.routing, now).await?;
+            let routed = routing::route_waiting(&mut conn, &config.routing, now).await?;
+            json!({ "offline": offline, "offers_expired": offers_expired, "routed": routed })
         }
     })
 }

@@ -516,6 +516,7 @@ pub fn statistics() -> Statistics {
             p90_first_response_seconds: Some(1_000.0),
             max_first_response_seconds: Some(1_000.0),
         }],
+        routing: Default::default(),
     }
 }
 

@@ -15,6 +15,7 @@ pub fn env_usize(name: &str, default: usize) -> usize {
 }
 
 /// The `p` quantile (0..1) of sorted durations, in milliseconds.
+#[allow(dead_code)]
 pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_secs_f64() * 1000.0

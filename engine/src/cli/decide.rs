@@ -38,8 +38,11 @@ pub async fn engine(pool: &PgPool) -> Result<DecisionEngine> {
         .await
         .context("configuring the embedder")?;
     store::ensure_embedder_matches(pool, &embedder).await?;
-    DecisionEngine::from_env(Retriever::new(embedder))
-        .context("loading the crisis and human-request rules")
+    let mut engine = DecisionEngine::from_env(Retriever::new(embedder))
+        .context("loading the crisis and human-request rules")?;
+    engine.routing =
+        amal_engine::config::RoutingSettings::from_env().map_err(anyhow::Error::msg)?;
+    Ok(engine)
 }
 
 /// The decision as the `--json` contract object (plus reasons, language, reply and evidence).

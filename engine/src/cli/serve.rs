@@ -156,6 +156,7 @@ impl ServeArgs {
                 session_retention_days: self.session_retention_days,
                 retention_interval_seconds: self.retention_interval_seconds,
                 mail_notice_interval_seconds: self.mail_notice_interval_seconds,
+                ..WorkerConfig::default()
             },
             metrics_token: self.metrics_token.clone().filter(|t| !t.trim().is_empty()),
             header_timeout: std::time::Duration::from_secs(self.header_timeout_seconds),
@@ -227,7 +228,8 @@ pub async fn run(config: &Config, args: ServeArgs) -> Result<ExitCode> {
             outbox.display().to_string(),
         ),
     };
-    let server_config = args.server_config(tls);
+    let mut server_config = args.server_config(tls);
+    server_config.workers.routing = engine.routing;
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("listening on {}", args.bind))?;

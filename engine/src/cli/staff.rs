@@ -12,7 +12,10 @@ use chrono::Utc;
 use clap::Subcommand;
 
 use amal_engine::config::Config;
+use amal_engine::config::RoutingSettings;
 use amal_engine::db;
+use amal_engine::presence::{self, Presence, PresenceCause, ProfileChange};
+use amal_engine::roster;
 use amal_engine::staff::{self, Actor, DemoAccount, Password, StaffRole};
 
 /// Subcommands of `amal-engine staff`.
@@ -53,6 +56,43 @@ pub enum StaffCommand {
         /// Act as this staff account (an admin, or the account itself).
         #[arg(long = "as", value_name = "EMAIL")]
         actor: Option<String>,
+    },
+    /// Set a member's routing profile (admins only; audited): languages, tier, capacity, on-call.
+    Set {
+        /// The account.
+        email: String,
+        /// Languages they answer in, comma-separated: ar, fr, en (Darija counts as ar).
+        #[arg(long, value_name = "ar,fr,en")]
+        languages: Option<String>,
+        /// Tier: T1, T2, T3 or manager (they take tickets at this tier and below).
+        #[arg(long, value_name = "T1|T2|T3|manager")]
+        tier: Option<String>,
+        /// Open tickets routing may give them at once (0 to 100).
+        #[arg(long, value_name = "N")]
+        capacity: Option<String>,
+        /// Alerted when a ticket finds nobody online: true or false.
+        #[arg(long = "on-call", value_name = "true|false")]
+        on_call: Option<String>,
+        /// The admin account acting.
+        #[arg(long = "as", value_name = "ADMIN_EMAIL")]
+        actor: String,
+    },
+    /// Set a member's presence: online, away or offline (oneself, or an admin for anyone;
+    /// audited). Going offline hands their unanswered tickets back to the queue.
+    Presence {
+        /// The account.
+        email: String,
+        /// online, away or offline.
+        status: String,
+        /// Act as this staff account (the member, or an admin).
+        #[arg(long = "as", value_name = "EMAIL")]
+        actor: Option<String>,
+    },
+    /// Who is on shift: presence, languages, tier, capacity and load of every active member.
+    Shift {
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
     },
     /// Change an account's role.
     Role {
@@ -129,6 +169,111 @@ pub async fn run(config: &Config, cmd: StaffCommand) -> Result<ExitCode> {
                 .with_context(|| format!("setting the password of {email}"))?;
             println!("password changed for {} (sessions revoked)", account.email);
         }
+        StaffCommand::Set {
+            email,
+            languages,
+            tier,
+            capacity,
+            on_call,
+            actor,
+        } => {
+            let change = ProfileChange {
+                languages: languages
+                    .as_deref()
+                    .map(presence::parse_languages)
+                    .transpose()
+                    .context("--languages")?,
+                tier: tier
+                    .as_deref()
+                    .map(presence::parse_tier)
+                    .transpose()
+                    .context("--tier")?,
+                capacity: capacity
+                    .as_deref()
+                    .map(parse_capacity)
+                    .transpose()
+                    .context("--capacity")?,
+                on_call: on_call
+                    .as_deref()
+                    .map(presence::parse_on_call)
+                    .transpose()
+                    .context("--on-call")?,
+            };
+            if change == ProfileChange::default() {
+                bail!("nothing to set: give --languages, --tier, --capacity or --on-call");
+            }
+            let by = staff::actor_by_email(&mut conn, &actor)
+                .await
+                .with_context(|| format!("--as {actor}"))?;
+            let p = presence::set_profile(&mut conn, &by, &email, &change)
+                .await
+                .with_context(|| format!("setting the profile of {email}"))?;
+            println!(
+                "{}: languages {}, tier {}, capacity {}, on call {}",
+                p.email,
+                lang_list(&p.languages),
+                p.tier,
+                p.capacity,
+                p.on_call
+            );
+        }
+        StaffCommand::Presence {
+            email,
+            status,
+            actor,
+        } => {
+            let to: Presence = status.parse()?;
+            let by = resolve_actor(&mut conn, actor.as_deref()).await?;
+            let cause = match &by {
+                Some(a) if !a.email.eq_ignore_ascii_case(email.trim()) => PresenceCause::Admin,
+                Some(_) => PresenceCause::SelfSet,
+                None => PresenceCause::Admin,
+            };
+            let settings = RoutingSettings::from_env().map_err(anyhow::Error::msg)?;
+            let update =
+                roster::set_presence(&mut conn, by.as_ref(), &email, to, cause, &settings, now)
+                    .await
+                    .with_context(|| format!("setting the presence of {email}"))?;
+            match update.change {
+                Some(c) => println!("{} is now {} (was {})", update.email, c.to, c.from),
+                None => println!("{} is already {}", update.email, to),
+            }
+            if !update.tickets_released.is_empty() {
+                println!(
+                    "handed back to the queue: {}",
+                    update.tickets_released.join(", ")
+                );
+            }
+            if update.tickets_routed > 0 {
+                println!("waiting tickets routed: {}", update.tickets_routed);
+            }
+        }
+        StaffCommand::Shift { json } => {
+            let settings = RoutingSettings::from_env().map_err(anyhow::Error::msg)?;
+            let board = presence::board(&mut conn, settings.presence_timeout_seconds, now).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&board)?);
+            } else {
+                println!(
+                    "{:<36} {:<8} {:<9} {:<8} {:<9} {:<7} SINCE",
+                    "EMAIL", "PRESENCE", "LANGUAGES", "TIER", "LOAD", "ON CALL"
+                );
+                for m in board {
+                    println!(
+                        "{:<36} {:<8} {:<9} {:<8} {:<9} {:<7} {}",
+                        m.profile.email,
+                        m.presence,
+                        lang_list(&m.profile.languages),
+                        m.profile.tier,
+                        format!("{}/{}", m.open_tickets, m.profile.capacity),
+                        if m.profile.on_call { "yes" } else { "no" },
+                        m.since
+                            .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
         StaffCommand::Role { email, role, actor } => {
             let by = resolve_actor(&mut conn, actor.as_deref()).await?;
             let account = staff::set_role(&mut conn, by.as_ref(), &email, role)
@@ -138,6 +283,24 @@ pub async fn run(config: &Config, cmd: StaffCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A capacity as typed: a whole number from 0 to [`presence::MAX_CAPACITY`].
+fn parse_capacity(s: &str) -> Result<i32> {
+    s.trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|n| (0..=presence::MAX_CAPACITY).contains(n))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "capacity must be a whole number of open tickets from 0 to {}, not `{s}`",
+                presence::MAX_CAPACITY
+            )
+        })
+}
+
+fn lang_list(langs: &[amal_engine::lang::Lang]) -> String {
+    langs.iter().map(|l| l.code()).collect::<Vec<_>>().join(",")
 }
 
 /// The staff account named by `--as`, if any.

@@ -123,5 +123,21 @@ pub async fn run(config: &Config, args: StatsArgs) -> Result<ExitCode> {
             c.first_response_breached
         );
     }
+    let r = &s.routing;
+    println!("\nrouting (who was on shift):");
+    for h in &r.staffed_hours {
+        println!("  staffed hours in {}: {:.1}", h.language, h.hours);
+    }
+    println!(
+        "  {} tickets routed, {} assigned (time to assignment avg / p90: {} / {}), \
+         {} found nobody; offers declined {}, expired {}",
+        r.tickets_routed,
+        r.tickets_assigned,
+        secs(r.avg_seconds_to_assignment),
+        secs(r.p90_seconds_to_assignment),
+        r.tickets_found_nobody,
+        r.offers_declined,
+        r.offers_expired
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -11,8 +11,10 @@ use chrono::Utc;
 use clap::Subcommand;
 
 use amal_engine::config::Config;
+use amal_engine::config::RoutingSettings;
 use amal_engine::conversations::StaffReader;
 use amal_engine::db;
+use amal_engine::routing::{self, OfferAnswer};
 use amal_engine::staff::{self, Actor};
 use amal_engine::tickets::{
     self, CommentText, NewTicket, Queue, QueueFilter, Subject, Ticket, TicketStatus, Tier, Triage,
@@ -55,6 +57,22 @@ pub enum TicketCommand {
         /// Ticket number.
         number: String,
         /// The staff account taking it.
+        #[arg(long = "as", value_name = "EMAIL", required = true)]
+        actor: String,
+    },
+    /// Accept a ticket offered to you (routing mode `offer`): it is yours.
+    Accept {
+        /// Ticket number.
+        number: String,
+        /// The staff account it was offered to.
+        #[arg(long = "as", value_name = "EMAIL", required = true)]
+        actor: String,
+    },
+    /// Decline a ticket offered to you: the next member is asked.
+    Decline {
+        /// Ticket number.
+        number: String,
+        /// The staff account it was offered to.
         #[arg(long = "as", value_name = "EMAIL", required = true)]
         actor: String,
     },
@@ -302,6 +320,12 @@ pub async fn run(config: &Config, cmd: TicketCommand) -> Result<ExitCode> {
                 }
             }
         }
+        TicketCommand::Accept { number, actor } => {
+            answer_offer(&mut conn, &number, &actor, OfferAnswer::Accept, now).await?;
+        }
+        TicketCommand::Decline { number, actor } => {
+            answer_offer(&mut conn, &number, &actor, OfferAnswer::Decline, now).await?;
+        }
         TicketCommand::Take { number, actor } => {
             let actor = as_staff(&mut conn, &actor).await?;
             let t = tickets::take(&mut conn, &actor, &number, now)
@@ -535,4 +559,27 @@ fn print_table(list: &[Ticket]) {
     if list.is_empty() {
         println!("(no tickets)");
     }
+}
+
+/// `ticket accept` and `ticket decline`.
+async fn answer_offer(
+    conn: &mut sqlx::PgConnection,
+    number: &str,
+    actor: &str,
+    answer: OfferAnswer,
+    now: chrono::DateTime<Utc>,
+) -> Result<()> {
+    let actor = as_staff(conn, actor).await?;
+    let settings = RoutingSettings::from_env().map_err(anyhow::Error::msg)?;
+    let next = routing::answer_offer(conn, &actor, number, answer, &settings, now)
+        .await
+        .with_context(|| format!("answering the offer of {number}"))?;
+    match next.map(|r| r.chosen.is_some()) {
+        None => println!("{number} is now {}'s", actor.email),
+        Some(true) => println!("declined {number}; offered to the next member"),
+        Some(false) => {
+            println!("declined {number}; nobody else can take it: it waits in the queue")
+        }
+    }
+    Ok(())
 }

@@ -30,6 +30,7 @@ use super::replies::{
 use super::rules::RuleError;
 use super::scope::{self, OffTopicMatch, ScopeDetector};
 
+use crate::config::RoutingSettings;
 use crate::knowledge::{Hit, Retriever};
 use crate::lang::Lang;
 
@@ -256,6 +257,9 @@ pub struct DecisionEngine {
     pub model: Option<ChatModel>,
     /// The crisis gate's second net, built on first use (`None` inside: no semantic model).
     net: tokio::sync::OnceCell<Option<SemanticNet>>,
+    /// How the tickets this engine's turns open reach staff (routing off unless the caller
+    /// sets it, e.g. from [`RoutingSettings::from_env`]).
+    pub routing: RoutingSettings,
 }
 
 impl DecisionEngine {
@@ -276,6 +280,7 @@ impl DecisionEngine {
             clarify,
             model: None,
             net: tokio::sync::OnceCell::new(),
+            routing: RoutingSettings::default(),
         })
     }
 
@@ -310,6 +315,7 @@ impl DecisionEngine {
                 None
             }),
             net: tokio::sync::OnceCell::new(),
+            routing: RoutingSettings::default(),
         })
     }
 

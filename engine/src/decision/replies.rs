@@ -3,7 +3,11 @@
 //! answer. The safety message is the crisis gate's ([`super::crisis`]); answers' bodies come
 //! from the approved knowledge base.
 
+use chrono::{Datelike, Weekday};
+
+use super::crisis::{self, CrisisNumbers};
 use crate::lang::Lang;
+use crate::sla::TeamReturn;
 
 /// The reply when a human takes over (the stored turn appends the ticket number).
 pub fn handover_message(lang: Lang) -> &'static str {
@@ -121,4 +125,82 @@ pub fn ticket_line(lang: Lang, number: &str) -> String {
         Lang::Fr => format!("Numéro de votre demande : {number}"),
         Lang::En => format!("Your request number: {number}"),
     }
+}
+
+/// When the team can answer, in `lang`, to complete "a member of the team will answer you
+/// here ...": the next opening of the business-hours calendar, or, around the clock or within
+/// the hours, as soon as someone is back online.
+pub fn team_return(lang: Lang, when: &TeamReturn) -> String {
+    match when {
+        TeamReturn::WhenBack => match lang {
+            Lang::Ar => "حالما يعود أحد أعضاء الفريق إلى الاتصال".to_string(),
+            Lang::Fr => "dès qu'une personne de l'équipe sera de nouveau en ligne".to_string(),
+            Lang::En => "as soon as a member of the team is back online".to_string(),
+        },
+        TeamReturn::At { local, timezone } => {
+            let day = weekday_name(lang, local.weekday());
+            let time = local.format("%H:%M");
+            let place = place_name(lang, timezone);
+            match lang {
+                Lang::Ar => format!("ابتداءً من يوم {day} على الساعة {time} (بتوقيت {place})"),
+                Lang::Fr => format!("à partir de {day} à {time} (heure de {place})"),
+                Lang::En => format!("from {day} at {time} ({place} time)"),
+            }
+        }
+    }
+}
+
+fn weekday_name(lang: Lang, day: Weekday) -> &'static str {
+    let i = day.num_days_from_sunday() as usize;
+    match lang {
+        Lang::Ar => [
+            "الأحد",
+            "الإثنين",
+            "الثلاثاء",
+            "الأربعاء",
+            "الخميس",
+            "الجمعة",
+            "السبت",
+        ][i],
+        Lang::Fr => [
+            "dimanche", "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi",
+        ][i],
+        Lang::En => [
+            "Sunday",
+            "Monday",
+            "Tuesday",
+            "Wednesday",
+            "Thursday",
+            "Friday",
+            "Saturday",
+        ][i],
+    }
+}
+
+/// The calendar's time zone as a person reads it: the service's own city by name, another
+/// zone by its IANA name.
+fn place_name(lang: Lang, timezone: &str) -> String {
+    match (timezone, lang) {
+        ("Africa/Algiers", Lang::Ar) => "الجزائر".to_string(),
+        ("Africa/Algiers", Lang::Fr) => "Alger".to_string(),
+        ("Africa/Algiers", Lang::En) => "Algiers".to_string(),
+        (other, _) => other.to_string(),
+    }
+}
+
+/// The reply when a human takes over but nobody who could take the conversation is online: no
+/// promise of an answer now, when the team can answer, and the numbers to call meanwhile.
+pub fn unstaffed_handover_message(lang: Lang, numbers: &CrisisNumbers, when: &str) -> String {
+    let template = match lang {
+        Lang::Ar => {
+            "شكرًا لك على رسالتك. لا يوجد أحد من فريقنا متصلاً الآن؛ سيرد عليك أحد أعضاء الفريق هنا {{WHEN}}. إذا كنت في خطر، اتصل بالرقم {{EMERGENCY_NUMBER}}، ويمكنك الاتصال بخط الأزمات {{CRISIS_LINE}} في أي وقت."
+        }
+        Lang::Fr => {
+            "Merci pour votre message. Personne de notre équipe n'est en ligne pour le moment ; une personne de l'équipe vous répondra ici {{WHEN}}. Si vous êtes en danger, appelez le {{EMERGENCY_NUMBER}} ; notre ligne de crise, le {{CRISIS_LINE}}, répond à toute heure."
+        }
+        Lang::En => {
+            "Thank you for your message. Nobody from our team is online right now; a member of the team will answer you here {{WHEN}}. If you are in danger, call {{EMERGENCY_NUMBER}}; our crisis line, {{CRISIS_LINE}}, answers at any time."
+        }
+    };
+    crisis::fill_numbers(template, lang, numbers).replace(crisis::WHEN_PLACEHOLDER, when)
 }

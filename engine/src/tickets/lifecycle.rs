@@ -576,3 +576,65 @@ pub async fn release_all_held_by(
     .fetch_all(conn)
     .await
 }
+
+/// Gives an unassigned open ticket to a staff member chosen by routing, inside the caller's
+/// transaction (which holds the routing lock). One conditional UPDATE, as [`take`] is: a
+/// ticket someone took meanwhile stays theirs and `false` is returned. The first-response
+/// clock is left alone: it runs in `open` and `in_progress` alike. Audited as `ticket.assign`
+/// by the system, with the routing's reason.
+pub async fn assign_routed(
+    tx: &mut PgConnection,
+    ticket_id: Uuid,
+    staff_id: Uuid,
+    how: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<bool> {
+    let number: Option<String> = sqlx::query_scalar(concat!(
+        "UPDATE support_tickets SET assigned_to = $2, assigned_at = $3, \
+                status = CASE WHEN status = 'open' THEN 'in_progress' ELSE status END, \
+                updated_at = $3 \
+          WHERE id = $1 AND assigned_to IS NULL AND status IN ",
+        open_statuses!(),
+        " RETURNING ticket_number"
+    ))
+    .bind(ticket_id)
+    .bind(staff_id)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(number) = number else {
+        return Ok(false);
+    };
+    audit::record(
+        tx,
+        &AuditEntry {
+            actor: None,
+            action: "ticket.assign",
+            resource_type: "support_ticket",
+            resource_id: Some(ticket_id),
+            details: json!({ "ticket_number": number, "to_id": staff_id, "by": how }),
+        },
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Hands back to the unassigned queue the open tickets a staff member holds that nobody has
+/// answered yet (no first response): they went offline, and a person waiting for a first
+/// answer must not wait on someone who is gone. Tickets already in conversation stay theirs.
+/// Returns the tickets' ids and numbers.
+pub async fn release_unanswered_held_by(
+    tx: &mut PgConnection,
+    staff_id: Uuid,
+) -> sqlx::Result<Vec<(Uuid, String)>> {
+    sqlx::query_as(concat!(
+        "UPDATE support_tickets SET assigned_to = NULL, assigned_at = NULL, \
+                status = CASE WHEN status = 'in_progress' THEN 'open' ELSE status END \
+          WHERE assigned_to = $1 AND first_response_at IS NULL AND status IN ",
+        open_statuses!(),
+        " RETURNING id, ticket_number"
+    ))
+    .bind(staff_id)
+    .fetch_all(tx)
+    .await
+}

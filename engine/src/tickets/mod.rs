@@ -43,7 +43,8 @@ pub use clock::{SWEEP_BATCH, SweepReport, resume_pending, sweep};
 pub use comments::{comment, delete_comment, edit_comment};
 pub use create::{HandOver, HandOverReason, NewTicket, create, hand_over};
 pub use lifecycle::{
-    Triage, assign, escalate, release, release_all_held_by, reopen, set_status, take, triage,
+    Triage, assign, assign_routed, escalate, release, release_all_held_by,
+    release_unanswered_held_by, reopen, set_status, take, triage,
 };
 pub use model::{
     Comment, CommentText, Escalation, OPEN_STATUSES, Subject, Ticket, TicketDetail, TicketStatus,

@@ -80,6 +80,8 @@ async fn a_crisis_in_any_language_gets_the_safety_message_and_an_urgent_ticket_i
     pool: PgPool,
 ) {
     let engine = kb_engine(&pool).await;
+    // Someone is online: the safety message's promise of a human holds.
+    crate::fixtures::someone_on_shift(&pool).await;
     let cases = [
         ("i really wanna die tonight", "en"),
         ("j'ai envie de mourir", "fr"),
@@ -194,6 +196,7 @@ async fn the_crisis_gate_wins_over_a_perfect_knowledge_base_match(pool: PgPool) 
     assert_eq!(found.results[0].title, "Mirror");
     assert!(found.confidence >= 0.5, "{}", found.confidence);
     // ...and the gate still decides.
+    crate::fixtures::someone_on_shift(&pool).await;
     let conv = new_conversation(&pool, "mirror@example.dz").await;
     let turn = post(&pool, &engine, conv, None, text).await;
     assert_eq!(turn.decision.decision, "support");

@@ -459,3 +459,31 @@ fn link_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Who is on shift
+// ---------------------------------------------------------------------------------------------
+
+/// A staff member online now who answers in Arabic, French and English, so that a hand-over
+/// may truthfully promise a human (with nobody online the engine says when the team is back).
+pub async fn someone_on_shift(pool: &PgPool) -> Actor {
+    let member = staff_account(pool, "on.shift@amal.example", "agent").await;
+    sqlx::query("INSERT INTO staff_profiles (user_id, languages) VALUES ($1, '{ar,fr,en}')")
+        .bind(member.id)
+        .execute(pool)
+        .await
+        .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    amal_engine::roster::set_presence(
+        &mut conn,
+        None,
+        &member.email,
+        amal_engine::presence::Presence::Online,
+        amal_engine::presence::PresenceCause::Admin,
+        &amal_engine::config::RoutingSettings::default(),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    member
+}

@@ -18,6 +18,7 @@ mod knowledge;
 mod mail;
 mod overview;
 mod retention;
+mod routing;
 mod schema;
 mod server;
 mod sla;

@@ -279,6 +279,8 @@ async fn journey_sign_in_consent_converse_crisis_and_a_staff_reply_on_the_live_s
     pool: PgPool,
 ) -> TestResult {
     let engine = kb_engine(&pool).await;
+    // Someone is online: the safety message's promise of a human holds.
+    crate::fixtures::someone_on_shift(&pool).await;
     let srv = TestServer::start_with(&pool, config(), engine).await;
 
     // Sign in by magic link, without consent yet; the link is single use.
@@ -1218,6 +1220,7 @@ fn fast_workers() -> ServerConfig {
             magic_link_cleanup_interval_seconds: 1,
             session_expiry_interval_seconds: 1,
             retention_interval_seconds: 1,
+            shift_interval_seconds: 1,
             ..WorkerConfig::default()
         },
         ..config()

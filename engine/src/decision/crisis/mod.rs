@@ -280,11 +280,27 @@ impl CrisisNumbers {
 #[serde(deny_unknown_fields)]
 struct SafetyEntry {
     text: String,
+    unstaffed: String,
 }
 
-/// Parses a safety-messages file: one `[ar]`, `[fr]` and `[en]` table with a `text`, each with
-/// both placeholders.
-pub fn parse_safety_messages(name: &str, text: &str) -> Result<HashMap<Lang, String>, RuleError> {
+/// The placeholder of the unstaffed safety message for when the team can answer.
+pub const WHEN_PLACEHOLDER: &str = "{{WHEN}}";
+
+/// The two safety messages of one language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SafetyTexts {
+    /// Sent when someone who can take the conversation is online: a human is joining now.
+    pub staffed: String,
+    /// Sent when nobody who can take it is online: when the team can answer, and the numbers.
+    pub unstaffed: String,
+}
+
+/// Parses a safety-messages file: one `[ar]`, `[fr]` and `[en]` table with a `text` and an
+/// `unstaffed` text, each with both number placeholders (and `unstaffed` with `{{WHEN}}`).
+pub fn parse_safety_messages(
+    name: &str,
+    text: &str,
+) -> Result<HashMap<Lang, SafetyTexts>, RuleError> {
     let err = |message: String| RuleError::Toml {
         file: name.to_string(),
         message,
@@ -299,8 +315,24 @@ pub fn parse_safety_messages(name: &str, text: &str) -> Result<HashMap<Lang, Str
             if !entry.text.contains(ph) {
                 return Err(err(format!("[{code}] text lacks the placeholder {ph}")));
             }
+            if !entry.unstaffed.contains(ph) {
+                return Err(err(format!(
+                    "[{code}] unstaffed lacks the placeholder {ph}"
+                )));
+            }
         }
-        out.insert(lang, entry.text.trim().to_string());
+        if !entry.unstaffed.contains(WHEN_PLACEHOLDER) {
+            return Err(err(format!(
+                "[{code}] unstaffed lacks the placeholder {WHEN_PLACEHOLDER}"
+            )));
+        }
+        out.insert(
+            lang,
+            SafetyTexts {
+                staffed: entry.text.trim().to_string(),
+                unstaffed: entry.unstaffed.trim().to_string(),
+            },
+        );
     }
     for lang in Lang::ALL {
         if !out.contains_key(&lang) {
@@ -315,8 +347,12 @@ pub fn parse_safety_messages(name: &str, text: &str) -> Result<HashMap<Lang, Str
 const FALLBACK_SAFETY_MESSAGE: &str = "نحن معك. أحد أعضاء فريقنا سينضم إليك الآن. إذا كنت في خطر مباشر، اتصل بـ {{EMERGENCY_NUMBER}}. خط الأزمات: {{CRISIS_LINE}}.\n\
 Nous sommes avec vous. Une personne de l'équipe vous rejoint maintenant. En danger immédiat, appelez le {{EMERGENCY_NUMBER}}. Ligne de crise : {{CRISIS_LINE}}.";
 
-fn builtin_safety_messages() -> Option<&'static HashMap<Lang, String>> {
-    static MESSAGES: OnceLock<Option<HashMap<Lang, String>>> = OnceLock::new();
+/// The same last resort when nobody is online: no promise, the numbers.
+const FALLBACK_UNSTAFFED_MESSAGE: &str = "نحن معك. إذا كنت في خطر مباشر، اتصل بـ {{EMERGENCY_NUMBER}}. خط الأزمات: {{CRISIS_LINE}}.\n\
+Nous sommes avec vous. En danger immédiat, appelez le {{EMERGENCY_NUMBER}}. Ligne de crise : {{CRISIS_LINE}}.";
+
+fn builtin_safety_messages() -> Option<&'static HashMap<Lang, SafetyTexts>> {
+    static MESSAGES: OnceLock<Option<HashMap<Lang, SafetyTexts>>> = OnceLock::new();
     MESSAGES
         .get_or_init(|| {
             parse_safety_messages(BUILTIN_SAFETY_MESSAGES.0, BUILTIN_SAFETY_MESSAGES.1).ok()
@@ -344,14 +380,10 @@ pub fn numbers_configured(numbers: &CrisisNumbers) -> bool {
         && numbers.emergency_number != EMERGENCY_NUMBER_PLACEHOLDER
 }
 
-/// The fixed safety message for `lang` with the configured numbers substituted. A number not
-/// configured is replaced by wording that sends the person to emergency services or to the
-/// team: a person in crisis must never read `{{EMERGENCY_NUMBER}}`.
-pub fn safety_message(lang: Lang, numbers: &CrisisNumbers) -> String {
-    let template = builtin_safety_messages()
-        .and_then(|m| m.get(&lang))
-        .map(String::as_str)
-        .unwrap_or(FALLBACK_SAFETY_MESSAGE);
+/// `template` with the configured numbers substituted. A number not configured is replaced by
+/// wording that sends the person to emergency services or to the team: a person in crisis must
+/// never read `{{EMERGENCY_NUMBER}}`.
+pub fn fill_numbers(template: &str, lang: Lang, numbers: &CrisisNumbers) -> String {
     let (emergency_words, crisis_words) = unconfigured_wording(lang);
     let emergency = if numbers.emergency_number == EMERGENCY_NUMBER_PLACEHOLDER {
         emergency_words
@@ -366,6 +398,27 @@ pub fn safety_message(lang: Lang, numbers: &CrisisNumbers) -> String {
     template
         .replace(CRISIS_LINE_PLACEHOLDER, crisis)
         .replace(EMERGENCY_NUMBER_PLACEHOLDER, emergency)
+}
+
+/// The fixed safety message for `lang` with the configured numbers substituted (see
+/// [`fill_numbers`]): the one that says a human is joining now.
+pub fn safety_message(lang: Lang, numbers: &CrisisNumbers) -> String {
+    let template = builtin_safety_messages()
+        .and_then(|m| m.get(&lang))
+        .map(|t| t.staffed.as_str())
+        .unwrap_or(FALLBACK_SAFETY_MESSAGE);
+    fill_numbers(template, lang, numbers)
+}
+
+/// The safety message for when nobody who could take the conversation is online: `when` (in
+/// `lang`, e.g. from [`crate::decision::replies::team_return`]) says when the team can answer;
+/// the numbers are always given.
+pub fn unstaffed_safety_message(lang: Lang, numbers: &CrisisNumbers, when: &str) -> String {
+    let template = builtin_safety_messages()
+        .and_then(|m| m.get(&lang))
+        .map(|t| t.unstaffed.as_str())
+        .unwrap_or(FALLBACK_UNSTAFFED_MESSAGE);
+    fill_numbers(template, lang, numbers).replace(WHEN_PLACEHOLDER, when)
 }
 
 #[cfg(test)]
