@@ -619,7 +619,10 @@ impl DecisionEngine {
                 }
             }
         }
-        let answer = answer.unwrap_or_else(|| compose_answer(text, lang, &hits));
+        let mut answer = answer.unwrap_or_else(|| compose_answer(text, lang, &hits));
+        // The articles name the service's numbers as placeholders: the person reads the
+        // configured numbers (or plain words when none are configured), never `{{...}}`.
+        answer.text = crisis::fill_numbers(&answer.text, lang, &self.numbers);
         evidence["cited_documents"] = json!(
             answer
                 .citations
