@@ -145,14 +145,16 @@ fn progress_bar(len: u64) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} {bar:40} {pos}/{len} {msg} [{elapsed_precise}, eta {eta}]",
-        )
-        .expect("progress template"),
-    );
+    bar.set_style(progress_style());
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+fn progress_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{spinner} {bar:40} {pos}/{len} {msg} [{elapsed_precise}, eta {eta}]",
+    )
+    .expect("progress template")
 }
 
 /// Runs one `amal-engine kb` subcommand.
@@ -334,13 +336,16 @@ pub async fn run(config: &Config, cmd: KbCommand) -> Result<ExitCode> {
             let embedder = Embedder::from_env()
                 .await
                 .context("configuring the embedder")?;
-            // Sized by the first report, which says how many chunks are to do.
-            let bar = progress_bar(u64::MAX);
+            // Drawn from the first report on, which says how many chunks are to do: a run with
+            // nothing (or little) to do draws no bar at all.
+            let bar = ProgressBar::hidden();
             let summary = store::reembed(&pool, &embedder, store::REEMBED_BATCH, {
                 let bar = bar.clone();
                 move |done, todo| {
-                    if done == 0 && todo < MIN_PROGRESS_BAR {
-                        bar.set_draw_target(ProgressDrawTarget::hidden());
+                    if done == 0 && todo >= MIN_PROGRESS_BAR && std::io::stderr().is_terminal() {
+                        bar.set_style(progress_style());
+                        bar.set_draw_target(ProgressDrawTarget::stderr());
+                        bar.enable_steady_tick(Duration::from_millis(200));
                     }
                     bar.set_length(todo);
                     bar.set_position(done);
