@@ -120,14 +120,9 @@ impl Assessor {
             .collect();
         todo.sort();
         todo.dedup();
-        let per = todo.len().div_ceil(embedder.parallelism().max(1)).max(1);
-        let batches = todo.chunks(per).map(|batch| {
-            let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
-            async move { embedder.embed(TextKind::Query, &refs).await }
-        });
-        let vectors = futures_util::future::try_join_all(batches).await?;
-        self.vectors
-            .extend(todo.into_iter().zip(vectors.into_iter().flatten()));
+        let refs: Vec<&str> = todo.iter().map(String::as_str).collect();
+        let vectors = embedder.embed_all(TextKind::Query, &refs).await?;
+        self.vectors.extend(todo.into_iter().zip(vectors));
         Ok(())
     }
 
@@ -310,13 +305,7 @@ async fn net_grid(
             .map(|(t, y)| (normalise(&t), y))
             .collect();
         let refs: Vec<&str> = todo.iter().map(|(t, _)| t.as_str()).collect();
-        let per = refs.len().div_ceil(embedder.parallelism().max(1)).max(1);
-        let batches = refs.chunks(per).map(|b| embedder.embed(TextKind::Query, b));
-        let vectors: Vec<Vec<f32>> = futures_util::future::try_join_all(batches)
-            .await?
-            .into_iter()
-            .flatten()
-            .collect();
+        let vectors = embedder.embed_all(TextKind::Query, &refs).await?;
         sets.push((
             name,
             todo.iter()

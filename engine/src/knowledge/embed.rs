@@ -183,6 +183,19 @@ impl Embedder {
         }
     }
 
+    /// Embeds every text as `kind`, in order, in [`Self::parallelism`] batches run at once: a
+    /// single call runs on one core.
+    pub async fn embed_all(
+        &self,
+        kind: TextKind,
+        texts: &[&str],
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let per = texts.len().div_ceil(self.parallelism().max(1)).max(1);
+        let batches = texts.chunks(per).map(|batch| self.embed(kind, batch));
+        let done = futures_util::future::try_join_all(batches).await?;
+        Ok(done.into_iter().flatten().collect())
+    }
+
     /// Embeds one query.
     pub async fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
         Ok(self

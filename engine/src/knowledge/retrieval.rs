@@ -290,16 +290,12 @@ impl Retriever {
                     continue;
                 }
                 if let Some(row) = by_source.get(&hit.document_id) {
-                    hit.translated_from = Some(TranslatedFrom {
-                        lang: std::mem::replace(&mut hit.lang, row.lang.clone()),
-                        title: std::mem::replace(&mut hit.title, row.title.clone()),
-                    });
-                    hit.chunk_id = row.id;
-                    hit.document_id = row.document_id;
-                    hit.source = row.source.clone();
-                    hit.category = row.category.clone();
-                    hit.chunk_index = row.chunk_index;
-                    hit.content = row.content.clone();
+                    let matched = TranslatedFrom {
+                        lang: hit.lang.clone(),
+                        title: hit.title.clone(),
+                    };
+                    row.chunk.clone().place(hit);
+                    hit.translated_from = Some(matched);
                 }
             }
             let mut seen = std::collections::HashSet::new();
@@ -363,7 +359,7 @@ impl Retriever {
         let mut stages = StageTimings::default();
         let t = Instant::now();
         let expansion = super::lexicon::Lexicon::builtin().expand(text);
-        let expanded = expand(text);
+        let expanded = with_expansion(text, &expansion);
         let query_vector = Vector::from(self.embed_query(&expanded).await?.as_ref().clone());
         stages.embed = t.elapsed();
         let shape = SearchShape {
@@ -473,7 +469,8 @@ impl Retriever {
                 .fetch_all(pool)
                 .await?
         };
-        let mut rows: HashMap<Uuid, DetailRow> = rows.into_iter().map(|r| (r.id, r)).collect();
+        let mut rows: HashMap<Uuid, DetailRow> =
+            rows.into_iter().map(|r| (r.chunk.id, r)).collect();
         // A chunk that stopped being retrievable since the lists were read is left out.
         let mut results: Vec<Hit> = fused
             .into_iter()
@@ -501,7 +498,11 @@ impl Retriever {
 
 /// The text a query is embedded as: the person's words and the lexicon's expansion of them.
 fn expand(text: &str) -> String {
-    let expansion = super::lexicon::Lexicon::builtin().expand(text);
+    with_expansion(text, &super::lexicon::Lexicon::builtin().expand(text))
+}
+
+/// `text` followed by the lexicon's `expansion` of it.
+fn with_expansion(text: &str, expansion: &[String]) -> String {
     if expansion.is_empty() {
         text.to_string()
     } else {
@@ -525,14 +526,8 @@ const TRANSLATIONS_SQL: &str = "SELECT DISTINCT ON (src.id) src.id AS source_doc
 #[derive(sqlx::FromRow)]
 struct TranslationRow {
     source_document_id: Uuid,
-    id: Uuid,
-    document_id: Uuid,
-    title: String,
-    source: Option<String>,
-    category: Option<String>,
-    lang: String,
-    chunk_index: i32,
-    content: String,
+    #[sqlx(flatten)]
+    chunk: ChunkRow,
 }
 
 /// A candidate after fusion, before its chunk is read.
@@ -604,9 +599,9 @@ fn fuse(vector: &[Uuid], text: &[(Uuid, f32)], k: usize) -> Vec<Fused> {
     fused
 }
 
-/// A fused candidate's chunk and document, and its similarity to the query.
-#[derive(sqlx::FromRow)]
-struct DetailRow {
+/// A chunk and its document, as a hit shows them.
+#[derive(sqlx::FromRow, Clone)]
+struct ChunkRow {
     id: Uuid,
     document_id: Uuid,
     title: String,
@@ -615,20 +610,42 @@ struct DetailRow {
     lang: String,
     chunk_index: i32,
     content: String,
+}
+
+/// A fused candidate's chunk and document, and its similarity to the query.
+#[derive(sqlx::FromRow)]
+struct DetailRow {
+    #[sqlx(flatten)]
+    chunk: ChunkRow,
     vector_similarity: f64,
+}
+
+impl ChunkRow {
+    /// Puts this chunk and its document in `hit`, keeping the hit's scores.
+    fn place(self, hit: &mut Hit) {
+        hit.chunk_id = self.id;
+        hit.document_id = self.document_id;
+        hit.title = self.title;
+        hit.source = self.source;
+        hit.category = self.category;
+        hit.lang = self.lang;
+        hit.chunk_index = self.chunk_index;
+        hit.content = self.content;
+    }
 }
 
 impl DetailRow {
     fn hit(self, f: Fused) -> Hit {
+        let c = self.chunk;
         Hit {
-            chunk_id: self.id,
-            document_id: self.document_id,
-            title: self.title,
-            source: self.source,
-            category: self.category,
-            lang: self.lang,
-            chunk_index: self.chunk_index,
-            content: self.content,
+            chunk_id: c.id,
+            document_id: c.document_id,
+            title: c.title,
+            source: c.source,
+            category: c.category,
+            lang: c.lang,
+            chunk_index: c.chunk_index,
+            content: c.content,
             score: f.score,
             vector_rank: f.vector_rank,
             // Undefined (NaN) when either vector is zero: no similarity at all.

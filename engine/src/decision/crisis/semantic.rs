@@ -399,15 +399,10 @@ pub fn fit_bank(
     Classifier::fit(&xs, &ys, L2, NEGATIVE_WEIGHT)
 }
 
-/// Embeds the bank as queries (messages, like what is compared with it), one batch per core.
+/// Embeds the bank as queries (messages, like what is compared with it).
 async fn embed_all(embedder: &Embedder, bank: &[Exemplar]) -> Result<Vec<Vec<f32>>, EmbedError> {
     let texts: Vec<&str> = bank.iter().map(|e| e.text.as_str()).collect();
-    let per = texts.len().div_ceil(embedder.parallelism().max(1)).max(1);
-    let batches = texts
-        .chunks(per)
-        .map(|batch| embedder.embed(TextKind::Query, batch));
-    let done = futures_util::future::try_join_all(batches).await?;
-    Ok(done.into_iter().flatten().collect())
+    embedder.embed_all(TextKind::Query, &texts).await
 }
 
 /// `$XDG_CACHE_HOME/amal` or `~/.cache/amal`, with a file named after the model and the bank's
