@@ -3,6 +3,10 @@
 //! It only reads (retrieval over approved knowledge): no conversation, message, decision log or
 //! ticket is written. `--json` prints one object whose `decision`, `category`, `priority`,
 //! `reason_code` and `confidence` keys are a contract used by acceptance checks.
+//!
+//! `amal-engine decide --file FILE.jsonl` decides on every line (`{"q": "...", "lang": "fr"}`,
+//! `lang` optional) with one engine, prints one JSON object per line (the same object, plus
+//! `q`) and a count per reason code on standard error: how a set of messages would be routed.
 
 use std::process::ExitCode;
 
@@ -22,7 +26,12 @@ use amal_engine::lang::{Lang, message_language};
 #[derive(Debug, Args)]
 pub struct DecideArgs {
     /// The message to decide on.
-    text: String,
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    text: Option<String>,
+    /// Decide on every line of a JSONL file of `{"q": ..., "lang": ...}` instead (one JSON
+    /// object per line out).
+    #[arg(long, value_name = "FILE")]
+    file: Option<std::path::PathBuf>,
     /// The person's language (default: detected from the text, else Arabic).
     #[arg(long)]
     lang: Option<Lang>,
@@ -66,9 +75,14 @@ pub fn decision_json(d: &Decision) -> serde_json::Value {
 
 /// Runs `amal-engine decide`.
 pub async fn run(config: &Config, args: DecideArgs) -> Result<ExitCode> {
+    let text = match (&args.text, &args.file) {
+        (Some(text), _) => text,
+        (None, Some(file)) => return run_file(config, file, args.lang).await,
+        (None, None) => anyhow::bail!("give a message, or --file FILE"),
+    };
     // The same rules as a posted message, before anything starts: a dry run of a message the
     // service would refuse means nothing.
-    let content = amal_engine::conversations::MessageContent::parse(&args.text)
+    let content = amal_engine::conversations::MessageContent::parse(text)
         .map_err(|e| anyhow::anyhow!("the message is not accepted: {e}"))?;
     let text = content.as_str();
     let pool = db::connect_and_migrate(config).await?;
@@ -88,6 +102,65 @@ pub async fn run(config: &Config, args: DecideArgs) -> Result<ExitCode> {
         println!("confidence: {:.3}", d.confidence);
         println!("language:   {}", d.lang.code());
         println!("\n{}", d.reply);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A line of a `decide --file` set.
+#[derive(serde::Deserialize)]
+struct FileLine {
+    q: String,
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+/// `decide --file`: every line of the set through one engine.
+async fn run_file(config: &Config, file: &std::path::Path, lang: Option<Lang>) -> Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut lines = Vec::new();
+    for (i, raw) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let line: FileLine = serde_json::from_str(raw).with_context(|| {
+            format!(
+                "{}:{}: not a {{\"q\": ..., \"lang\": ...}} line",
+                file.display(),
+                i + 1
+            )
+        })?;
+        let line_lang = match line.lang.as_deref() {
+            Some(l) => Some(
+                l.parse::<Lang>()
+                    .map_err(|e| anyhow::anyhow!("{}:{}: {e}", file.display(), i + 1))?,
+            ),
+            None => lang,
+        };
+        let content = amal_engine::conversations::MessageContent::parse(&line.q).map_err(|e| {
+            anyhow::anyhow!(
+                "{}:{}: the message is not accepted: {e}",
+                file.display(),
+                i + 1
+            )
+        })?;
+        lines.push((content, line_lang));
+    }
+    let pool = db::connect_and_migrate(config).await?;
+    let engine = engine(&pool).await?;
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for (content, line_lang) in &lines {
+        let text = content.as_str();
+        let lang = line_lang.unwrap_or_else(|| message_language(text, Lang::Ar));
+        let d = engine.decide(&pool, text, lang).await;
+        *counts.entry(d.reason_code.clone()).or_default() += 1;
+        let mut out = decision_json(&d);
+        out["q"] = json!(text);
+        println!("{}", serde_json::to_string(&out)?);
+    }
+    for (code, n) in &counts {
+        eprintln!("{code}: {n}");
     }
     Ok(ExitCode::SUCCESS)
 }

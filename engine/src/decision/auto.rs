@@ -28,6 +28,7 @@ use super::replies::{
     clarifying_question, handover_message, out_of_scope_message, ticket_open_message,
 };
 use super::rules::RuleError;
+use super::scope::net::{ScopeNet, ScopeScore};
 use super::scope::{self, OffTopicMatch, ScopeDetector};
 
 use crate::config::RoutingSettings;
@@ -257,6 +258,8 @@ pub struct DecisionEngine {
     pub model: Option<ChatModel>,
     /// The crisis gate's second net, built on first use (`None` inside: no semantic model).
     net: tokio::sync::OnceCell<Option<SemanticNet>>,
+    /// The scope net, built on first use (`None` inside: no semantic model).
+    scope_net: tokio::sync::OnceCell<Option<ScopeNet>>,
     /// How the tickets this engine's turns open reach staff (routing off unless the caller
     /// sets it, e.g. from [`RoutingSettings::from_env`]).
     pub routing: RoutingSettings,
@@ -280,6 +283,7 @@ impl DecisionEngine {
             clarify,
             model: None,
             net: tokio::sync::OnceCell::new(),
+            scope_net: tokio::sync::OnceCell::new(),
             routing: RoutingSettings::default(),
         })
     }
@@ -315,6 +319,7 @@ impl DecisionEngine {
                 None
             }),
             net: tokio::sync::OnceCell::new(),
+            scope_net: tokio::sync::OnceCell::new(),
             routing: RoutingSettings::default(),
         })
     }
@@ -366,6 +371,40 @@ impl DecisionEngine {
             })
             .await
             .as_ref()
+    }
+
+    /// The scope net, built on first use from the retriever's embedder: `None` with the hashed
+    /// embedder or when building it failed (logged).
+    pub async fn scope_net(&self) -> Option<&ScopeNet> {
+        self.scope_net
+            .get_or_init(|| async {
+                match ScopeNet::build(self.retriever.embedder()).await {
+                    Ok(net) => net,
+                    Err(e) => {
+                        tracing::error!(error = %e, "scope net unavailable: scope rules only");
+                        None
+                    }
+                }
+            })
+            .await
+            .as_ref()
+    }
+
+    /// The scope net's view of a message retrieval found no confident source for
+    /// ([`ScopeNet`]): `None` when the message carries a word of the service's subjects or of
+    /// distress (never off-topic), or when there is no net.
+    async fn scope_by_meaning(&self, text: &str) -> Option<(ScopeScore, Option<OffTopicMatch>)> {
+        if self.scope.mentions_service_subject(text) {
+            return None;
+        }
+        let net = self.scope_net().await?;
+        match self.retriever.embed_query(text).await {
+            Ok(v) => Some((net.score(&v), net.assess(&v).map(|(m, _)| m))),
+            Err(e) => {
+                tracing::warn!(error = %e, "scope net skipped: embedding failed");
+                None
+            }
+        }
     }
 
     /// The safety message a turn would answer `text` with when the crisis gate fires on it
@@ -505,6 +544,23 @@ impl DecisionEngine {
             );
         }
         if hits.is_empty() || confidence < self.threshold {
+            // Step 4b. Nothing confident to answer from, and the message reads as another
+            // subject by meaning: the same reply as the scope rules', not a ticket.
+            match self.scope_by_meaning(text).await {
+                Some((score, Some(m))) => {
+                    let mut d = out_of_scope(lang, m);
+                    d.confidence = f64::from(score.probability);
+                    evidence["step"] = json!("scope_net");
+                    evidence["rule"] = json!(d.evidence["rule"]);
+                    evidence["matched"] = json!(d.evidence["matched"]);
+                    evidence["scope_net"] = json!(score);
+                    d.evidence = evidence;
+                    d.hits = hits;
+                    return d;
+                }
+                Some((score, None)) => evidence["scope_net"] = json!(score),
+                None => {}
+            }
             let (code, reasons) = if hits.is_empty() {
                 (
                     reason::NO_SOURCE_IN_LANGUAGE,

@@ -13,6 +13,7 @@
 
 pub mod answer;
 pub mod auto;
+pub mod bank;
 pub mod crisis;
 pub mod human_request;
 pub mod llm;

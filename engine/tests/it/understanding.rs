@@ -132,3 +132,46 @@ async fn the_second_net_only_adds_escalations_and_needs_a_semantic_model(_pool: 
     assert!(hashed.semantic_net().await.is_none());
     assert!(hashed.assess_crisis(text).await.is_none());
 }
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn other_subjects_no_rule_names_get_the_scope_reply_by_meaning(pool: PgPool) {
+    let embedder = e5();
+    let options = IngestOptions {
+        approve: true,
+        ..Default::default()
+    };
+    store::ingest_paths(&pool, &embedder, &starter_articles(), &options, 2, |_| {})
+        .await
+        .unwrap();
+    let engine = engine_with(embedder);
+    assert!(engine.scope_net().await.is_some());
+    for (text, lang) in [
+        (
+            "what's the exchange rate of the euro to the dinar today",
+            Lang::En,
+        ),
+        ("who scored for Algeria in the last game", Lang::En),
+        ("où est-ce que je peux réparer mon frigo à Oran ?", Lang::Fr),
+    ] {
+        let d = engine.decide(&pool, text, lang).await;
+        assert_eq!(d.reason_code, "out_of_scope", "{text}: {}", d.evidence);
+        assert_eq!(d.evidence["step"], "scope_net", "{text}: not a rule's");
+        assert_eq!(d.decision, Route::Rag, "no ticket");
+        assert!((0.0..=1.0).contains(&d.confidence));
+    }
+    // The service's questions are never off-topic: a word of its subjects keeps the net out,
+    // and a question near the service's own stays with the team when nothing answers it.
+    for (text, lang) in [
+        ("my son spends all his salary on football bets", Lang::En),
+        ("wach kayen tbib nafsani f dzayer?", Lang::Ar),
+        ("How do I open up to someone?", Lang::En),
+    ] {
+        let d = engine.decide(&pool, text, lang).await;
+        assert_ne!(d.reason_code, "out_of_scope", "{text}: {}", d.evidence);
+    }
+    // The hashed embedder has no notion of meaning: no scope net.
+    assert!(engine_with(Embedder::hashed()).scope_net().await.is_none());
+}

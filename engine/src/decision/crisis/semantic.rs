@@ -19,14 +19,12 @@
 //! A hashed embedder sees spelling, not meaning: with it there is no second net (the rules alone
 //! decide), and `doctor` and the decision's evidence say so.
 
-use std::path::PathBuf;
-
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
+use super::super::bank::{self, Classifier};
 use super::eval::{EvalCase, parse_cases};
 use super::{CrisisKind, CrisisMatch};
-use crate::knowledge::embed::{EmbedError, Embedder, TextKind, cosine};
+use crate::knowledge::embed::{EmbedError, Embedder, cosine};
 use crate::lang::Lang;
 use crate::lang::normalize::{guess_language_of, normalize};
 
@@ -154,86 +152,6 @@ pub struct NetScore {
     pub probability: f32,
 }
 
-/// A logistic classifier over embeddings, trained on the bank: the probability that a message
-/// belongs with the crisis exemplars rather than the look-alikes. The vectors are centred on
-/// the bank's mean first: every e5 vector shares a large common component that says nothing.
-#[derive(Debug, Clone)]
-pub struct Classifier {
-    mean: Vec<f32>,
-    weights: Vec<f32>,
-    bias: f32,
-}
-
-impl Classifier {
-    /// Fits by full-batch gradient descent with L2 regularisation (`l2`), look-alikes weighted
-    /// `negative_weight` times a crisis exemplar: a false escalation of a look-alike is what
-    /// the net must above all avoid, since the rules already catch the plain cases.
-    pub fn fit(vectors: &[&[f32]], labels: &[bool], l2: f32, negative_weight: f32) -> Self {
-        let dim = vectors.first().map_or(0, |v| v.len());
-        let n = vectors.len().max(1) as f32;
-        let mut mean = vec![0.0f32; dim];
-        for v in vectors {
-            for (m, x) in mean.iter_mut().zip(v.iter()) {
-                *m += x / n;
-            }
-        }
-        let centred: Vec<Vec<f32>> = vectors
-            .iter()
-            .map(|v| {
-                v.iter()
-                    .zip(&mean)
-                    .map(|(x, m)| (x - m) * FEATURE_SCALE)
-                    .collect()
-            })
-            .collect();
-        let mut weights = vec![0.0f32; dim];
-        let mut bias = 0.0f32;
-        let total: f32 = labels
-            .iter()
-            .map(|&y| if y { 1.0 } else { negative_weight })
-            .sum();
-        for _ in 0..FIT_ROUNDS {
-            let mut grad = vec![0.0f32; dim];
-            let mut grad_b = 0.0f32;
-            for (x, &y) in centred.iter().zip(labels) {
-                let z: f32 = bias + x.iter().zip(&weights).map(|(a, w)| a * w).sum::<f32>();
-                let p = 1.0 / (1.0 + (-z).exp());
-                let weight = if y { 1.0 } else { negative_weight };
-                let err = weight * (p - if y { 1.0 } else { 0.0 }) / total;
-                for (g, a) in grad.iter_mut().zip(x) {
-                    *g += err * a;
-                }
-                grad_b += err;
-            }
-            for (w, g) in weights.iter_mut().zip(&grad) {
-                *w -= FIT_RATE * (g + l2 * *w);
-            }
-            bias -= FIT_RATE * grad_b;
-        }
-        Classifier {
-            mean,
-            weights,
-            bias,
-        }
-    }
-
-    /// The probability that `vector` is a crisis message.
-    pub fn probability(&self, vector: &[f32]) -> f32 {
-        let z: f32 = self.bias
-            + vector
-                .iter()
-                .zip(&self.mean)
-                .zip(&self.weights)
-                .map(|((x, m), w)| (x - m) * FEATURE_SCALE * w)
-                .sum::<f32>();
-        1.0 / (1.0 + (-z).exp())
-    }
-}
-
-/// Centred e5 components are small (about 0.05); scaled so that gradient descent moves.
-const FEATURE_SCALE: f32 = 10.0;
-const FIT_ROUNDS: usize = 400;
-const FIT_RATE: f32 = 0.5;
 /// The classifier's regularisation.
 pub const L2: f32 = 0.01;
 /// How much more a look-alike weighs than a crisis exemplar when fitting.
@@ -263,21 +181,7 @@ impl SemanticNet {
     /// The net over `bank`, embedded with `embedder` (or read from the cache).
     pub async fn with_bank(embedder: &Embedder, bank: Vec<Exemplar>) -> Result<Self, EmbedError> {
         let model = embedder.model().to_string();
-        let cache = cache_path(&model, &bank);
-        let dimension = embedder.dimension();
-        let vectors = match cache
-            .as_ref()
-            .and_then(|p| read_cache(p, bank.len(), dimension))
-        {
-            Some(v) => v,
-            None => {
-                let v = embed_all(embedder, &bank).await?;
-                if let Some(p) = &cache {
-                    write_cache(p, &v);
-                }
-                v
-            }
-        };
+        let vectors = embed_all(embedder, &bank).await?;
         let classifier = fit_bank(&bank, &vectors, None);
         Ok(SemanticNet {
             model,
@@ -399,69 +303,14 @@ pub fn fit_bank(
     Classifier::fit(&xs, &ys, L2, NEGATIVE_WEIGHT)
 }
 
-/// Embeds the bank as queries (messages, like what is compared with it).
+/// Embeds the bank as queries (messages, like what is compared with it), through the cache.
 async fn embed_all(embedder: &Embedder, bank: &[Exemplar]) -> Result<Vec<Vec<f32>>, EmbedError> {
     let texts: Vec<&str> = bank.iter().map(|e| e.text.as_str()).collect();
-    embedder.embed_all(TextKind::Query, &texts).await
+    bank::embed_cached(embedder, CACHE_NAME, &texts).await
 }
 
-/// `$XDG_CACHE_HOME/amal` or `~/.cache/amal`, with a file named after the model and the bank's
-/// content: a changed bank or another model never reads stale vectors.
-fn cache_path(model: &str, bank: &[Exemplar]) -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|h| PathBuf::from(h).join(".cache"))
-        })?;
-    let mut h = Sha256::new();
-    h.update(model.as_bytes());
-    for e in bank {
-        h.update([0u8]);
-        h.update(e.text.as_bytes());
-    }
-    let digest = hex::encode(h.finalize());
-    Some(
-        base.join("amal")
-            .join(format!("crisis-bank-{}.f32", &digest[..24])),
-    )
-}
-
-fn read_cache(path: &PathBuf, rows: usize, dimension: usize) -> Option<Vec<Vec<f32>>> {
-    let bytes = std::fs::read(path).ok()?;
-    if bytes.len() != rows * dimension * 4 {
-        tracing::warn!(path = %path.display(), "crisis bank cache has the wrong size: recomputed");
-        return None;
-    }
-    let floats: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    Some(floats.chunks(dimension).map(<[f32]>::to_vec).collect())
-}
-
-/// Writes the cache through a temporary file and a rename, so that a reader never sees half a
-/// file; a failure only costs the next start the embedding time.
-fn write_cache(path: &PathBuf, vectors: &[Vec<f32>]) {
-    let write = || -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let bytes: Vec<u8> = vectors
-            .iter()
-            .flatten()
-            .flat_map(|x| x.to_le_bytes())
-            .collect();
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, path)
-    };
-    if let Err(e) = write() {
-        tracing::warn!(path = %path.display(), error = %e, "crisis bank cache not written");
-    }
-}
+/// The name of the bank's vector cache ([`bank::embed_cached`]).
+const CACHE_NAME: &str = "crisis-bank";
 
 #[cfg(test)]
 mod tests {
