@@ -409,7 +409,7 @@ async fn routing_matches_language_and_tier_least_loaded_first_and_explains_itsel
     // A T2 ticket: only the T2 member may take it, whatever their load.
     let c = new_conversation(&pool, "t2@example.dz").await;
     let ticket =
-        amal_engine::turn::escalate(&mut conn, c, "addiction", "high", "test", Utc::now()).await?;
+        amal_engine::turn::escalate(&mut conn, c, "addiction", "high", "test", &Default::default(), Utc::now()).await?;
     sqlx::query("UPDATE support_tickets SET escalation_tier = 'T2' WHERE id = $1")
         .bind(ticket.id)
         .execute(&mut *conn)

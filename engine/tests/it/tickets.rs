@@ -545,6 +545,7 @@ async fn escalated_conversation_opens_one_linked_ticket(pool: PgPool) -> TestRes
         "crisis",
         "urgent",
         "Crisis gate: suicidal ideation",
+        &Default::default(),
         now,
     )
     .await?;
@@ -561,7 +562,7 @@ async fn escalated_conversation_opens_one_linked_ticket(pool: PgPool) -> TestRes
             .await?;
     assert_eq!((status.as_str(), escalated_at), ("escalated", Some(now)));
     let again =
-        amal_engine::turn::escalate(&mut conn, conv, "crisis", "urgent", "retry", now).await?;
+        amal_engine::turn::escalate(&mut conn, conv, "crisis", "urgent", "retry", &Default::default(), now).await?;
     assert_eq!(
         again.id, t.id,
         "a retried escalation returns the same ticket"
