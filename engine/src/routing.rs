@@ -257,7 +257,18 @@ pub async fn route(
     req: &RouteRequest,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Routed> {
-    let routed = decide(tx, settings, req, now).await?;
+    route_but(tx, settings, req, None, now).await
+}
+
+/// [`route`], never to `gave_back`: the member who just gave the ticket back.
+async fn route_but(
+    tx: &mut PgConnection,
+    settings: &RoutingSettings,
+    req: &RouteRequest,
+    gave_back: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Routed> {
+    let routed = decide(tx, settings, req, gave_back, now).await?;
     let alerted = if routed.outcome == Outcome::Nobody {
         alert_on_call(tx, settings, req, now).await?
     } else {
@@ -283,6 +294,7 @@ async fn decide(
     tx: &mut PgConnection,
     settings: &RoutingSettings,
     req: &RouteRequest,
+    gave_back: Option<Uuid>,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Routed> {
     let routing = settings.mode != RoutingMode::Off;
@@ -298,7 +310,11 @@ async fn decide(
         .map(|r| Considered {
             staff_id: r.0,
             email: r.1.clone(),
-            verdict: verdict(r, req, routing),
+            verdict: match verdict(r, req, routing) {
+                // Whoever just gave the ticket back is not handed it again at once.
+                Verdict::Eligible if Some(r.0) == gave_back => Verdict::Declined,
+                v => v,
+            },
             load: r.6,
             capacity: r.4,
             tier: r.3.clone(),
@@ -546,7 +562,7 @@ pub async fn route_waiting(
     let mut routed = 0;
     for id in waiting {
         let req = request_of(&mut tx, id).await?;
-        let r = decide(&mut tx, settings, &req, now).await?;
+        let r = decide(&mut tx, settings, &req, None, now).await?;
         if r.chosen.is_some() {
             record(&mut tx, settings.mode, &req, &r, now).await?;
             routed += 1;
@@ -576,11 +592,13 @@ pub async fn route_waiting(
 /// A ticket that is assigned, offered, or no longer open is left alone (`None`). Otherwise the
 /// decision is recorded as for a new ticket, in every mode (`off`: whether anyone who could take
 /// it is online), and when nobody can take it the on-call members are alerted (deduplicated per
-/// ticket, see [`alert_on_call`]).
+/// ticket, see [`alert_on_call`]). `gave_back` is the member who just released it, who is not
+/// given it again (verdict `declined`).
 pub async fn route_now(
     conn: &mut PgConnection,
     settings: &RoutingSettings,
     ticket_id: Uuid,
+    gave_back: Option<Uuid>,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Option<Routed>> {
     let mut tx = conn.begin().await?;
@@ -601,7 +619,7 @@ pub async fn route_now(
         return Ok(None);
     }
     let req = request_of(&mut tx, ticket_id).await?;
-    let routed = route(&mut tx, settings, &req, now).await?;
+    let routed = route_but(&mut tx, settings, &req, gave_back, now).await?;
     tx.commit().await?;
     Ok(Some(routed))
 }
@@ -618,7 +636,7 @@ pub async fn route_all_now(
 ) -> u64 {
     let mut placed = 0;
     for id in ticket_ids {
-        match route_now(conn, settings, *id, now).await {
+        match route_now(conn, settings, *id, None, now).await {
             Ok(Some(r)) if r.chosen.is_some() => placed += 1,
             Ok(_) => {}
             Err(e) => tracing::warn!(ticket = %id, "routing a waiting ticket failed: {e}"),
@@ -725,7 +743,7 @@ async fn pass_on(
         mode: RoutingMode::Offer,
         ..*settings
     };
-    let r = decide(tx, &offer, &req, now).await?;
+    let r = decide(tx, &offer, &req, None, now).await?;
     record(tx, RoutingMode::Offer, &req, &r, now).await?;
     Ok(r)
 }

@@ -369,7 +369,7 @@ async fn write(
     // crisis first, rather than at the shift worker's next pass (after the commit, see
     // routing::route_now on why).
     if let Some(t) = ticket.as_ref().filter(|_| !ticket_notified && decision.is_crisis()) {
-        if let Err(e) = routing::route_now(&mut conn, &engine.routing, t.id, now).await {
+        if let Err(e) = routing::route_now(&mut conn, &engine.routing, t.id, None, now).await {
             tracing::warn!(ticket = %t.ticket_number, "routing the crisis ticket failed: {e}");
         }
     }
@@ -410,7 +410,7 @@ pub async fn escalate(
     if !created {
         return Ok(ticket);
     }
-    match routing::route_now(conn, settings, ticket.id, now).await {
+    match routing::route_now(conn, settings, ticket.id, None, now).await {
         Ok(Some(r)) if r.chosen.is_some() => Ok(tickets::get(conn, ticket.id, now).await?),
         Ok(_) => Ok(ticket),
         Err(e) => {

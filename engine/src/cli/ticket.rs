@@ -398,11 +398,12 @@ pub async fn run(config: &Config, cmd: TicketCommand) -> Result<ExitCode> {
         } => {
             let actor = as_staff(&mut conn, &actor).await?;
             let to: TicketStatus = status.parse()?;
+            let before = tickets::find(&mut conn, &number, now).await?.assigned_to_id;
             let t = tickets::set_status(&mut conn, &actor, &number, to, note.as_deref(), now)
                 .await
                 .with_context(|| format!("changing the status of {number}"))?;
             println!("{} is now {}", t.ticket_number, t.status);
-            route_after(&mut conn, &t, now).await?;
+            route_after(&mut conn, &t, before, now).await?;
         }
         TicketCommand::Assign { number, to, actor } => {
             let actor = as_staff(&mut conn, &actor).await?;
@@ -413,6 +414,7 @@ pub async fn run(config: &Config, cmd: TicketCommand) -> Result<ExitCode> {
         }
         TicketCommand::Release { number, actor } => {
             let actor = as_staff(&mut conn, &actor).await?;
+            let before = tickets::find(&mut conn, &number, now).await?.assigned_to_id;
             let t = tickets::release(&mut conn, &actor, &number, now)
                 .await
                 .with_context(|| format!("releasing {number}"))?;
@@ -420,7 +422,7 @@ pub async fn run(config: &Config, cmd: TicketCommand) -> Result<ExitCode> {
                 "{} is back in the unassigned queue ({})",
                 t.ticket_number, t.status
             );
-            route_after(&mut conn, &t, now).await?;
+            route_after(&mut conn, &t, before, now).await?;
         }
         TicketCommand::Escalate {
             number,
@@ -434,7 +436,7 @@ pub async fn run(config: &Config, cmd: TicketCommand) -> Result<ExitCode> {
                 .await
                 .with_context(|| format!("escalating {number}"))?;
             println!("{} is now at tier {}", t.ticket_number, t.escalation_tier);
-            route_after(&mut conn, &t, now).await?;
+            route_after(&mut conn, &t, None, now).await?;
         }
         TicketCommand::Triage {
             number,
@@ -467,7 +469,7 @@ pub async fn run(config: &Config, cmd: TicketCommand) -> Result<ExitCode> {
                 t.language.as_deref().unwrap_or("-"),
                 t.sla.sla_state.0
             );
-            route_after(&mut conn, &t, now).await?;
+            route_after(&mut conn, &t, None, now).await?;
         }
         TicketCommand::Open {
             user,
@@ -497,7 +499,7 @@ pub async fn run(config: &Config, cmd: TicketCommand) -> Result<ExitCode> {
                 .await
                 .context("opening the ticket")?;
             println!("opened {}", t.ticket_number);
-            route_after(&mut conn, &t, now).await?;
+            route_after(&mut conn, &t, None, now).await?;
         }
         TicketCommand::Sweep => {
             let report = tickets::sweep(&mut conn, now).await.context("sweeping")?;
@@ -567,14 +569,16 @@ fn print_table(list: &[Ticket]) {
 }
 
 /// Routes a ticket the command left waiting (unassigned, open, no offer) at once, as
-/// `AMAL_ROUTING` says ([`routing::route_now`]), and says what came of it.
+/// `AMAL_ROUTING` says ([`routing::route_now`]), never back to `gave_back` (its holder before
+/// a release), and says what came of it.
 async fn route_after(
     conn: &mut sqlx::PgConnection,
     t: &tickets::Ticket,
+    gave_back: Option<uuid::Uuid>,
     now: chrono::DateTime<Utc>,
 ) -> Result<()> {
     let settings = RoutingSettings::from_env().map_err(anyhow::Error::msg)?;
-    let routed = routing::route_now(conn, &settings, t.id, now)
+    let routed = routing::route_now(conn, &settings, t.id, gave_back, now)
         .await
         .with_context(|| format!("routing {}", t.ticket_number))?;
     let Some(r) = routed else {

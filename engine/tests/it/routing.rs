@@ -998,3 +998,190 @@ fn cli_contracts_staff_set_staff_presence_and_chat_routing() {
     assert!(shift.contains("\"presence\": \"offline\""), "{shift}");
     run_engine(dir, &["db", "stop"]);
 }
+
+/// Puts a member on call (a profile with the defaults otherwise).
+async fn on_call(pool: &PgPool, id: Uuid) {
+    sqlx::query(
+        "INSERT INTO staff_profiles (user_id, languages, on_call) VALUES ($1, '{fr}', true) \
+         ON CONFLICT (user_id) DO UPDATE SET on_call = true",
+    )
+    .bind(id)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// A ticket opened by staff or the system, with no routing of its own.
+async fn unrouted_ticket(pool: &PgPool, email: &str, priority: &str) -> amal_engine::tickets::Ticket {
+    let (user, conv) = crate::fixtures::end_user(pool, email).await;
+    let mut conn = pool.acquire().await.unwrap();
+    crate::fixtures::ticket_at(&mut conn, user, Some(conv), priority, now_us()).await
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn escalations_outside_a_turn_are_routed_at_once(pool: PgPool) -> TestResult {
+    let s = settings(RoutingMode::Assign);
+    let ar = on_shift(&pool, "ar@amal.example", "ar", Tier::T1, 5).await;
+    let ar2 = on_shift(&pool, "ar2@amal.example", "ar", Tier::T1, 5).await;
+    let fr = on_shift(&pool, "fr@amal.example", "fr", Tier::T2, 5).await;
+    let boss = admin(&pool).await;
+    on_call(&pool, boss.id).await;
+    let mut conn = pool.acquire().await?;
+
+    // Escalated by the system outside a turn: assigned before escalate returns.
+    let c = new_conversation(&pool, "e1@example.dz").await;
+    let t = turn::escalate(&mut conn, c, "addiction", "high", "escalated", &s, Utc::now()).await?;
+    assert_eq!(t.assigned_to_id, Some(ar.id), "{t:?}");
+    assert_eq!(t.status, "in_progress");
+
+    // Opened by staff: waiting until routed, then the least-loaded Arabic speaker's.
+    let opened = unrouted_ticket(&pool, "e2@example.dz", "medium").await;
+    assert_eq!(holder(&pool, opened.id).await, None);
+    let r = routing::route_now(&mut conn, &s, opened.id, None, Utc::now())
+        .await?
+        .unwrap();
+    assert_eq!(r.chosen, Some(ar2.id));
+    // Routing it again changes nothing: it is no longer waiting.
+    assert!(
+        routing::route_now(&mut conn, &s, opened.id, None, Utc::now())
+            .await?
+            .is_none()
+    );
+
+    // Released by its holder: routed at once, but not back to them.
+    amal_engine::tickets::release(&mut conn, &ar2, &opened.ticket_number, Utc::now()).await?;
+    let r = routing::route_now(&mut conn, &s, opened.id, Some(ar2.id), Utc::now())
+        .await?
+        .unwrap();
+    assert_eq!(r.chosen, Some(ar.id));
+    let gave_back = r.considered.iter().find(|c| c.staff_id == ar2.id).unwrap();
+    assert_eq!(gave_back.verdict, routing::Verdict::Declined);
+
+    // Re-triaged to French by a supervisor while waiting: the French speaker's at once.
+    let misfiled = unrouted_ticket(&pool, "e3@example.dz", "low").await;
+    amal_engine::tickets::triage(
+        &mut conn,
+        &boss,
+        &misfiled.ticket_number,
+        &amal_engine::tickets::Triage {
+            language: Some(Lang::Fr),
+            ..Default::default()
+        },
+        "writes in French",
+        Utc::now(),
+    )
+    .await?;
+    let r = routing::route_now(&mut conn, &s, misfiled.id, None, Utc::now())
+        .await?
+        .unwrap();
+    assert_eq!(r.chosen, Some(fr.id));
+
+    // Escalated to T2 while waiting: no Arabic speaker at T2 is online, so nobody, and the
+    // on-call admin is alerted once (a second pass adds no alert).
+    let hard = unrouted_ticket(&pool, "e4@example.dz", "urgent").await;
+    amal_engine::tickets::escalate(&mut conn, &boss, &hard.ticket_number, Tier::T2, "needs T2", Utc::now())
+        .await?;
+    let r = routing::route_now(&mut conn, &s, hard.id, None, Utc::now())
+        .await?
+        .unwrap();
+    assert_eq!(r.outcome, routing::Outcome::Nobody);
+    assert_eq!(r.alerted, 1);
+    let verdicts: Vec<_> = r.considered.iter().map(|c| (c.email.as_str(), c.verdict)).collect();
+    assert!(verdicts.contains(&("ar@amal.example", routing::Verdict::Tier)), "{verdicts:?}");
+    assert!(verdicts.contains(&("fr@amal.example", routing::Verdict::Language)), "{verdicts:?}");
+    let again = routing::route_now(&mut conn, &s, hard.id, None, Utc::now())
+        .await?
+        .unwrap();
+    assert_eq!(again.alerted, 0);
+
+    // Going offline hands the unanswered ticket back, and it reaches the other member at once.
+    let update = roster::set_presence(
+        &mut conn,
+        Some(&ar),
+        "ar@amal.example",
+        Presence::Offline,
+        PresenceCause::SelfSet,
+        &s,
+        Utc::now(),
+    )
+    .await?;
+    assert_eq!(update.tickets_released.len(), 2, "{update:?}");
+    assert_eq!(update.tickets_routed, 2, "{update:?}");
+    assert_eq!(holder(&pool, t.id).await.as_deref(), Some("ar2@amal.example"));
+    assert_eq!(holder(&pool, opened.id).await.as_deref(), Some("ar2@amal.example"));
+    Ok(())
+}
+
+/// Many waiting tickets routed at once from many connections (escalations, hand-backs and
+/// the shift worker's pass at the same time), few members: nobody over capacity, no ticket
+/// assigned twice, one alert per ticket.
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn tickets_routed_at_once_from_many_connections_never_double_assign(
+    pool: PgPool,
+) -> TestResult {
+    const TICKETS: usize = 24;
+    const CAPACITY: i64 = 3;
+    let s = settings(RoutingMode::Assign);
+    let a = on_shift(&pool, "a@amal.example", "ar", Tier::T1, CAPACITY as i32).await;
+    let b = on_shift(&pool, "b@amal.example", "ar", Tier::T1, CAPACITY as i32).await;
+    let boss = admin(&pool).await;
+    on_call(&pool, boss.id).await;
+    let mut ids = Vec::new();
+    for i in 0..TICKETS {
+        let priority = if i % 4 == 0 { "urgent" } else { "high" };
+        ids.push(unrouted_ticket(&pool, &format!("w{i}@example.dz"), priority).await.id);
+    }
+    let wide = another_pool(&pool, PgPoolOptions::new().max_connections(16)).await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    // Each ticket routed twice concurrently (say, an escalation and a re-triage), with the shift
+    // worker's passes in between.
+    for (i, id) in ids.iter().chain(ids.iter()).enumerate() {
+        let (p, id) = (wide.clone(), *id);
+        tasks.spawn(async move {
+            let mut conn = p.acquire().await.unwrap();
+            if i % 8 == 0 {
+                routing::route_waiting(&mut conn, &s, Utc::now()).await.unwrap();
+            }
+            routing::route_now(&mut conn, &s, id, None, Utc::now()).await.unwrap();
+        });
+    }
+    while let Some(t) = tasks.join_next().await {
+        t?;
+    }
+    for member in [&a, &b] {
+        let held: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM support_tickets WHERE assigned_to = $1")
+                .bind(member.id)
+                .fetch_one(&pool)
+                .await?;
+        assert_eq!(held, CAPACITY, "{} holds {held}", member.email);
+    }
+    let twice: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT ticket_id FROM ticket_routing WHERE outcome = 'assigned' \
+                                GROUP BY ticket_id HAVING count(*) > 1) x",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(twice, 0);
+    let assigns: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_logs WHERE action = 'ticket.assign'")
+            .fetch_one(&pool)
+            .await?;
+    assert_eq!(assigns, 2 * CAPACITY);
+    // Every ticket left waiting alerted the on-call admin exactly once, by banner and e-mail.
+    let (alerts, alerted_tickets, mails): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM staff_alerts), (SELECT count(DISTINCT ticket_id) FROM staff_alerts), \
+                (SELECT count(*) FROM mail_deliveries WHERE kind = 'staff_alert')",
+    )
+    .fetch_one(&pool)
+    .await?;
+    let waiting = TICKETS as i64 - 2 * CAPACITY;
+    assert_eq!((alerts, alerted_tickets, mails), (waiting, waiting, waiting));
+    Ok(())
+}
