@@ -649,30 +649,35 @@ async fn alert_facts(
     ticket_id: Uuid,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Option<AlertFacts>> {
-    let row: Option<(String, String, String, Option<String>, DateTime<Utc>, bool)> =
-        sqlx::query_as(
-            "SELECT t.ticket_number, t.priority::text, t.category::text, \
-                    coalesce(t.language::text, c.language::text), t.created_at, \
-                    (t.category = 'crisis' OR t.priority = 'urgent') \
-               FROM support_tickets t LEFT JOIN conversations c ON c.id = t.conversation_id \
-              WHERE t.id = $1 AND t.assigned_to IS NULL \
-                AND t.status IN ('open', 'in_progress', 'pending')",
-        )
-        .bind(ticket_id)
-        .fetch_optional(conn)
-        .await?;
-    Ok(
-        row.map(|(ticket_number, priority, category, language, created_at, crisis)| {
-            AlertFacts {
-                ticket_number,
-                priority,
-                category,
-                language: lang_of(language.as_deref().unwrap_or("ar")),
-                waited_seconds: (now - created_at).num_seconds(),
-                crisis,
-            }
-        }),
+    let row: Option<AlertRow> = sqlx::query_as(
+        "SELECT t.ticket_number, t.priority::text AS priority, t.category::text AS category, \
+                coalesce(t.language::text, c.language::text) AS language, t.created_at, \
+                (t.category = 'crisis' OR t.priority = 'urgent') AS crisis \
+           FROM support_tickets t LEFT JOIN conversations c ON c.id = t.conversation_id \
+          WHERE t.id = $1 AND t.assigned_to IS NULL \
+            AND t.status IN ('open', 'in_progress', 'pending')",
     )
+    .bind(ticket_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| AlertFacts {
+        ticket_number: r.ticket_number,
+        priority: r.priority,
+        category: r.category,
+        language: lang_of(r.language.as_deref().unwrap_or("ar")),
+        waited_seconds: (now - r.created_at).num_seconds(),
+        crisis: r.crisis,
+    }))
+}
+
+#[derive(sqlx::FromRow)]
+struct AlertRow {
+    ticket_number: String,
+    priority: String,
+    category: String,
+    language: Option<String>,
+    created_at: DateTime<Utc>,
+    crisis: bool,
 }
 
 /// Queues, then delivers the due notices and staff alerts through `mailer` (at most `batch`,
@@ -782,7 +787,11 @@ pub async fn run_notices(
                     tracing::error!(kind = kind.as_str(), "a mail could not be delivered: {e}");
                     run.dead += 1;
                 } else {
-                    tracing::warn!(attempts, kind = kind.as_str(), "a mail failed, retried later: {e}");
+                    tracing::warn!(
+                        attempts,
+                        kind = kind.as_str(),
+                        "a mail failed, retried later: {e}"
+                    );
                     run.retried += 1;
                 }
             }

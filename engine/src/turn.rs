@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::config::RoutingSettings;
 use crate::conversations::{
     self, ConversationError, DecisionRecord, MAX_CLIENT_MESSAGE_ID_CHARS, Message, MessageContent,
     NewDecision, NewReply, TurnTarget,
@@ -28,7 +29,6 @@ use crate::decision::crisis::{self, CrisisMatch};
 use crate::decision::replies;
 use crate::events::{self, ChangeKind, ChangeNotice};
 use crate::knowledge::chunk::count_tokens;
-use crate::config::RoutingSettings;
 use crate::lang::{Lang, message_language};
 use crate::routing::{self, Outcome, RouteRequest};
 use crate::sla;
@@ -368,10 +368,12 @@ async fn write(
     // A crisis joining an open ticket nobody holds made it a crisis ticket: it is routed now,
     // crisis first, rather than at the shift worker's next pass (after the commit, see
     // routing::route_now on why).
-    if let Some(t) = ticket.as_ref().filter(|_| !ticket_notified && decision.is_crisis()) {
-        if let Err(e) = routing::route_now(&mut conn, &engine.routing, t.id, None, now).await {
-            tracing::warn!(ticket = %t.ticket_number, "routing the crisis ticket failed: {e}");
-        }
+    if let Some(t) = ticket
+        .as_ref()
+        .filter(|_| !ticket_notified && decision.is_crisis())
+        && let Err(e) = routing::route_now(&mut conn, &engine.routing, t.id, None, now).await
+    {
+        tracing::warn!(ticket = %t.ticket_number, "routing the crisis ticket failed: {e}");
     }
     Ok(Turn {
         user_message,

@@ -585,7 +585,11 @@ async fn route_after(
         return Ok(());
     };
     let chosen = match r.chosen {
-        Some(id) => r.considered.iter().find(|c| c.staff_id == id).map(|c| c.email.as_str()),
+        Some(id) => r
+            .considered
+            .iter()
+            .find(|c| c.staff_id == id)
+            .map(|c| c.email.as_str()),
         None => None,
     };
     match (r.outcome, chosen) {

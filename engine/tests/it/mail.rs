@@ -571,8 +571,14 @@ async fn on_call_staff_are_alerted_by_email_once_per_ticket_in_their_language_wi
     let run = mail::run_notices(&pool, sink.mailer(), "http://amal.example/", 10).await?;
     assert_eq!((run.sent, run.dead, run.skipped), (2, 0, 0), "{run:?}");
     let got = sink.received();
-    let fr_mail = got.iter().find(|m| to_of(m) == "astreinte@amal.example").unwrap();
-    let en_mail = got.iter().find(|m| to_of(m) == "oncall@amal.example").unwrap();
+    let fr_mail = got
+        .iter()
+        .find(|m| to_of(m) == "astreinte@amal.example")
+        .unwrap();
+    let en_mail = got
+        .iter()
+        .find(|m| to_of(m) == "oncall@amal.example")
+        .unwrap();
     for (mail, facts) in [
         (
             fr_mail,
@@ -610,7 +616,10 @@ async fn on_call_staff_are_alerted_by_email_once_per_ticket_in_their_language_wi
     let again = routing::route_now(&mut conn, &settings, crisis.id, None, Utc::now())
         .await?
         .unwrap();
-    assert_eq!((again.outcome, again.alerted), (routing::Outcome::Nobody, 0));
+    assert_eq!(
+        (again.outcome, again.alerted),
+        (routing::Outcome::Nobody, 0)
+    );
     let run = mail::run_notices(&pool, sink.mailer(), "http://amal.example/", 10).await?;
     assert_eq!(run.sent, 0);
 
@@ -629,7 +638,8 @@ async fn on_call_staff_are_alerted_by_email_once_per_ticket_in_their_language_wi
         .find(|m| to_of(m) == "oncall@amal.example")
         .unwrap();
     assert!(
-        en_mail.contains("Subject: Amal on call: ticket") && en_mail.contains("Waiting for: 2 h 05 min"),
+        en_mail.contains("Subject: Amal on call: ticket")
+            && en_mail.contains("Waiting for: 2 h 05 min"),
         "{en_mail}"
     );
     tickets::triage(

@@ -1610,7 +1610,12 @@ async fn the_crisis_fallback_needs_no_consent_and_long_escaped_messages_fit(
         (Lang::Ar, "أريد أن أنتحر الليلة"),
     ] {
         let (status, view) = srv
-            .call(Method::POST, "/v1/safety", None, Some(json!({ "content": text })))
+            .call(
+                Method::POST,
+                "/v1/safety",
+                None,
+                Some(json!({ "content": text })),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{view}");
         assert_eq!(

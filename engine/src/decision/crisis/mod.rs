@@ -492,11 +492,19 @@ mod tests {
         };
         // (a promise of a human that only a stored conversation can keep, what it must say)
         let cases = [
-            (Lang::Ar, ["ينضم", "سيرد عليك"], ["لم تُحفظ", "سجّل الدخول", "تتحدث فيه إلى شخص"]),
+            (
+                Lang::Ar,
+                ["ينضم", "سيرد عليك"],
+                ["لم تُحفظ", "سجّل الدخول", "تتحدث فيه إلى شخص"],
+            ),
             (
                 Lang::Fr,
                 ["rejoint", "vous répondra"],
-                ["n'a pas été conservé", "connectez-vous", "parler à quelqu'un"],
+                [
+                    "n'a pas été conservé",
+                    "connectez-vous",
+                    "parler à quelqu'un",
+                ],
             ),
             (
                 Lang::En,
@@ -520,10 +528,14 @@ mod tests {
             assert!(!unconfigured.contains("{{"), "{lang}: {unconfigured}");
         }
         // A file whose unstored text promises a time is refused.
-        let bad = BUILTIN_SAFETY_MESSAGES
-            .1
-            .replacen("your message will then reach the team.", "{{WHEN}}", 1);
-        let e = parse_safety_messages("x.toml", &bad).unwrap_err().to_string();
+        let bad = BUILTIN_SAFETY_MESSAGES.1.replacen(
+            "your message will then reach the team.",
+            "{{WHEN}}",
+            1,
+        );
+        let e = parse_safety_messages("x.toml", &bad)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("[en] unstored must not use {{WHEN}}"), "{e}");
     }
 }
