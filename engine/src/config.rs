@@ -132,6 +132,9 @@ pub struct RoutingSettings {
     /// `AMAL_IDLE_SECONDS`: a console without input for this long sets its member away
     /// (default 600).
     pub idle_seconds: i64,
+    /// `AMAL_ALERT_EMAIL`: on-call staff are also alerted by e-mail when a ticket finds nobody
+    /// (on by default; `off` leaves the console's banner alone).
+    pub alert_email: bool,
 }
 
 impl Default for RoutingSettings {
@@ -141,7 +144,17 @@ impl Default for RoutingSettings {
             offer_seconds: DEFAULT_OFFER_SECONDS,
             presence_timeout_seconds: DEFAULT_PRESENCE_TIMEOUT_SECONDS,
             idle_seconds: DEFAULT_IDLE_SECONDS,
+            alert_email: true,
         }
+    }
+}
+
+/// `on`/`off` (also true/false, yes/no, 1/0), any case.
+fn parse_switch(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Some(true),
+        "off" | "false" | "no" | "0" => Some(false),
+        _ => None,
     }
 }
 
@@ -154,9 +167,9 @@ pub const DEFAULT_OFFER_SECONDS: i64 = 60;
 pub const DEFAULT_PRESENCE_TIMEOUT_SECONDS: i64 = 90;
 
 impl RoutingSettings {
-    /// Reads `AMAL_ROUTING`, `AMAL_OFFER_SECONDS`, `AMAL_PRESENCE_TIMEOUT_SECONDS` and
-    /// `AMAL_IDLE_SECONDS`; a value
-    /// that does not parse is an error naming the variable, never a silent default.
+    /// Reads `AMAL_ROUTING`, `AMAL_OFFER_SECONDS`, `AMAL_PRESENCE_TIMEOUT_SECONDS`,
+    /// `AMAL_IDLE_SECONDS` and `AMAL_ALERT_EMAIL`; a value that does not parse is an error naming
+    /// the variable, never a silent default.
     pub fn from_env() -> Result<Self, String> {
         let mode = std::env::var("AMAL_ROUTING")
             .unwrap_or_default()
@@ -188,6 +201,11 @@ impl RoutingSettings {
                 10..=86_400,
             )?,
             idle_seconds: seconds("AMAL_IDLE_SECONDS", DEFAULT_IDLE_SECONDS, 30..=86_400)?,
+            alert_email: match std::env::var("AMAL_ALERT_EMAIL") {
+                Ok(v) if !v.trim().is_empty() => parse_switch(&v)
+                    .ok_or_else(|| format!("AMAL_ALERT_EMAIL={v:?} is not on or off"))?,
+                _ => true,
+            },
         })
     }
 }

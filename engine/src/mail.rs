@@ -1,11 +1,13 @@
-//! Delivery of what the service sends by e-mail: sign-in links, and notices that the team
-//! replied while the person was away (a link back to the page, never the reply's text).
+//! Delivery of what the service sends by e-mail: sign-in links, notices that the team
+//! replied while the person was away (a link back to the page, never the reply's text), and
+//! alerts to on-call staff when a ticket finds nobody who can take it (the ticket's number,
+//! priority, category, language and wait, never what the person wrote).
 //!
 //! Without SMTP settings the [`OutboxMailer`] appends every mail to a file for the mail relay
 //! (or an operator); with `AMAL_SMTP_URL` and `AMAL_MAIL_FROM` the [`SmtpMailer`] sends them
 //! (lettre). Sign-in links go out at once with a few quick retries ([`deliver_magic_link`]);
-//! reply notices are queued in `mail_deliveries` (this module owns it) and delivered by
-//! [`run_notices`] with back-off. A delivery that fails for good stays as a dead letter.
+//! reply notices and staff alerts are queued in `mail_deliveries` (this module owns it) and
+//! delivered by [`run_notices`] with back-off. A delivery that fails for good stays as a dead letter.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -35,6 +37,8 @@ pub trait Mailer: Send + Sync {
     /// Tells `to`, in `lang`, that the team replied, with `link` back to the page (never the
     /// reply itself: an inbox is not a safe place for it).
     fn send_reply_notice(&self, to: &Email, lang: Lang, link: &str) -> std::io::Result<()>;
+    /// Alerts an on-call staff member that a ticket found nobody ([`staff_alert_text`]).
+    fn send_staff_alert(&self, to: &Email, text: &MailText) -> std::io::Result<()>;
 }
 
 /// Appends one JSON line per link (`{"to", "link", "at"}`) to a file created with mode 0600,
@@ -88,6 +92,13 @@ impl Mailer for OutboxMailer {
             "link": link, "at": Utc::now()
         }))
     }
+
+    fn send_staff_alert(&self, to: &Email, text: &MailText) -> std::io::Result<()> {
+        self.append(&json!({
+            "to": to.as_str(), "kind": "staff_alert", "subject": text.subject,
+            "body": text.body, "at": Utc::now()
+        }))
+    }
 }
 
 /// Keeps the links in memory: for tests and benchmarks only (feature `test-mailer`), never in
@@ -97,6 +108,7 @@ impl Mailer for OutboxMailer {
 pub struct MemoryMailer {
     sent: Mutex<Vec<(String, String)>>,
     notices: Mutex<Vec<(String, String)>>,
+    alerts: Mutex<Vec<(String, MailText)>>,
 }
 
 #[cfg(feature = "test-mailer")]
@@ -122,6 +134,14 @@ impl MemoryMailer {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
+
+    /// The staff alerts sent: (to, text).
+    pub fn alerts(&self) -> Vec<(String, MailText)> {
+        self.alerts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 #[cfg(feature = "test-mailer")]
@@ -139,6 +159,14 @@ impl Mailer for MemoryMailer {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push((to.as_str().to_string(), link.to_string()));
+        Ok(())
+    }
+
+    fn send_staff_alert(&self, to: &Email, text: &MailText) -> std::io::Result<()> {
+        self.alerts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((to.as_str().to_string(), text.clone()));
         Ok(())
     }
 }
@@ -206,6 +234,113 @@ pub fn reply_notice_text(lang: Lang, link: &str) -> MailText {
     MailText {
         subject: subject.into(),
         body: format!("{intro}\n\n{link}\n\n{outro}\n"),
+    }
+}
+
+/// What an alert to on-call staff says of its ticket: the facts needed to act, never the
+/// subject, the description, the person's messages or internal notes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertFacts {
+    /// `TKT-YYYY-NNNNNN`.
+    pub ticket_number: String,
+    /// Priority code.
+    pub priority: String,
+    /// Category code.
+    pub category: String,
+    /// The conversation's language.
+    pub language: Lang,
+    /// Seconds since the ticket was opened.
+    pub waited_seconds: i64,
+    /// A crisis ticket (category crisis or priority urgent).
+    pub crisis: bool,
+}
+
+/// A wait in whole minutes and hours: "under a minute", "12 min", "2 h 05 min".
+fn waited_words(lang: Lang, seconds: i64) -> String {
+    let minutes = seconds.max(0) / 60;
+    if minutes == 0 {
+        return match lang {
+            Lang::Ar => "أقل من دقيقة",
+            Lang::Fr => "moins d'une minute",
+            Lang::En => "under a minute",
+        }
+        .into();
+    }
+    let (h, m) = (minutes / 60, minutes % 60);
+    let (hours, mins) = match lang {
+        Lang::Ar => ("سا", "د"),
+        Lang::Fr | Lang::En => ("h", "min"),
+    };
+    if h == 0 {
+        format!("{m} {mins}")
+    } else {
+        format!("{h} {hours} {m:02} {mins}")
+    }
+}
+
+/// The alert to an on-call member, in their language: which ticket found nobody who can take
+/// it (number, priority, category, language, how long it has waited) and what to do. Nothing
+/// the person wrote: an inbox is not a safe place for it.
+pub fn staff_alert_text(lang: Lang, facts: &AlertFacts) -> MailText {
+    let language = |l: Lang| match (lang, l) {
+        (Lang::Ar, Lang::Ar) => "العربية",
+        (Lang::Ar, Lang::Fr) => "الفرنسية",
+        (Lang::Ar, Lang::En) => "الإنجليزية",
+        (Lang::Fr, Lang::Ar) => "arabe",
+        (Lang::Fr, Lang::Fr) => "français",
+        (Lang::Fr, Lang::En) => "anglais",
+        (Lang::En, Lang::Ar) => "Arabic",
+        (Lang::En, Lang::Fr) => "French",
+        (Lang::En, Lang::En) => "English",
+    };
+    let n = &facts.ticket_number;
+    let subject = match (lang, facts.crisis) {
+        (Lang::Ar, true) => format!("أمل، المناوبة: تذكرة أزمة {n} لم تجد أحداً"),
+        (Lang::Ar, false) => format!("أمل، المناوبة: التذكرة {n} لم تجد أحداً"),
+        (Lang::Fr, true) => format!("Amal, astreinte : ticket de crise {n} sans personne"),
+        (Lang::Fr, false) => format!("Amal, astreinte : ticket {n} sans personne"),
+        (Lang::En, true) => format!("Amal on call: crisis ticket {n} found nobody"),
+        (Lang::En, false) => format!("Amal on call: ticket {n} found nobody"),
+    };
+    let (intro, priority, category, language_label, waited, outro) = match lang {
+        Lang::Ar => (
+            format!("لا يوجد الآن أحد متصل يستطيع أن يتولى التذكرة {n}."),
+            "الأولوية",
+            "الفئة",
+            "اللغة",
+            "مدة الانتظار",
+            "افتح لوحة أمل لتتولاها أو لتستدعي أحداً. تصلك هذه الرسالة لأنك في المناوبة؛ \
+             لا يُرسل بالبريد شيء مما كتبه الشخص.",
+        ),
+        Lang::Fr => (
+            format!("Personne en ligne ne peut prendre le ticket {n} en ce moment."),
+            "Priorité",
+            "Catégorie",
+            "Langue",
+            "En attente depuis",
+            "Ouvrez la console Amal pour le prendre ou appeler quelqu'un. Vous recevez ce \
+             message car vous êtes d'astreinte ; rien de ce que la personne a écrit n'est \
+             envoyé par e-mail.",
+        ),
+        Lang::En => (
+            format!("Nobody online can take ticket {n} right now."),
+            "Priority",
+            "Category",
+            "Language",
+            "Waiting for",
+            "Open the Amal console to take it or to call someone in. You get this e-mail \
+             because you are on call; nothing the person wrote is ever sent by e-mail.",
+        ),
+    };
+    MailText {
+        subject,
+        body: format!(
+            "{intro}\n\n{priority}: {}\n{category}: {}\n{language_label}: {}\n{waited}: {}\n\n{outro}\n",
+            facts.priority,
+            facts.category,
+            language(facts.language),
+            waited_words(lang, facts.waited_seconds),
+        ),
     }
 }
 
@@ -319,6 +454,10 @@ impl Mailer for SmtpMailer {
     fn send_reply_notice(&self, to: &Email, lang: Lang, link: &str) -> std::io::Result<()> {
         self.send(to, reply_notice_text(lang, link))
     }
+
+    fn send_staff_alert(&self, to: &Email, text: &MailText) -> std::io::Result<()> {
+        self.send(to, text.clone())
+    }
 }
 
 /// The waits between the attempts of a sign-in link: quick, since the link expires in minutes.
@@ -423,6 +562,8 @@ pub struct NoticeRun {
     pub retried: u64,
     /// Failed for good (dead letters), stale claims included.
     pub dead: u64,
+    /// Staff alerts not sent: their ticket was taken or closed first.
+    pub skipped: u64,
 }
 
 /// Queues a notice for each conversation with a staff reply (of the last day) that its person
@@ -457,8 +598,91 @@ pub async fn queue_notices(conn: &mut PgConnection, now: DateTime<Utc>) -> sqlx:
     .rows_affected())
 }
 
-/// Queues, then delivers the due notices through `mailer` (at most `batch`), each linking to
-/// `page_url` in the person's language. Each delivery is claimed in its own statement (one
+/// A ticket alerts an on-call member by e-mail at most once in this many minutes (a ticket that
+/// becomes a crisis alerts again at once).
+pub const ALERT_MAIL_INTERVAL_MINUTES: i32 = 30;
+
+/// Queues an e-mail alert about `ticket_id` to every active on-call staff member, in their
+/// language (their preference, else their account's locale, else Arabic), inside the caller's
+/// transaction (the routing decision's, so that an alert goes out only for a decision that was
+/// committed). At most one per ticket and member every [`ALERT_MAIL_INTERVAL_MINUTES`], except
+/// that a crisis alert follows an earlier non-crisis one at once; concurrent decisions about one
+/// ticket share a dedupe key (ticket, member, crisis, interval). Returns how many were queued.
+pub async fn queue_staff_alerts(
+    tx: &mut PgConnection,
+    ticket_id: Uuid,
+    crisis: bool,
+    now: DateTime<Utc>,
+) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "INSERT INTO mail_deliveries (kind, recipient, dedupe_key, user_id, ticket_id, language, \
+                                     next_attempt_at, created_at) \
+         SELECT 'staff_alert', u.email::text, \
+                'staff_alert:' || CASE WHEN $2 THEN 'crisis' ELSE 'other' END || ':' || $1 || ':' \
+                    || u.id || ':' || floor(extract(epoch FROM $3) / ($4 * 60))::bigint, \
+                u.id, $1, \
+                CASE left(coalesce(pr.language_preference, u.locale)::text, 2) \
+                     WHEN 'fr' THEN 'fr' WHEN 'en' THEN 'en' ELSE 'ar' END, \
+                $3, $3 \
+           FROM users u JOIN staff_profiles p ON p.user_id = u.id AND p.on_call \
+           LEFT JOIN user_preferences pr ON pr.user_id = u.id \
+          WHERE u.staff_role IS NOT NULL AND u.is_active AND u.deleted_at IS NULL \
+            AND NOT EXISTS (SELECT 1 FROM mail_deliveries d \
+                             WHERE d.kind = 'staff_alert' AND d.ticket_id = $1 AND d.user_id = u.id \
+                               AND d.created_at > $3 - make_interval(mins => $4) \
+                               AND (d.dedupe_key LIKE 'staff_alert:crisis:%' OR NOT $2)) \
+         ON CONFLICT (dedupe_key) DO NOTHING",
+    )
+    .bind(ticket_id)
+    .bind(crisis)
+    .bind(now)
+    .bind(ALERT_MAIL_INTERVAL_MINUTES)
+    .execute(tx)
+    .await?
+    .rows_affected())
+}
+
+/// The facts of a staff alert's ticket at `now`, or `None` when the alert has no reason to go
+/// out any more (the ticket was taken, or is no longer open).
+async fn alert_facts(
+    conn: &mut PgConnection,
+    ticket_id: Uuid,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<AlertFacts>> {
+    let row: Option<AlertRow> = sqlx::query_as(
+        "SELECT t.ticket_number, t.priority::text AS priority, t.category::text AS category, \
+                coalesce(t.language::text, c.language::text) AS language, t.created_at, \
+                (t.category = 'crisis' OR t.priority = 'urgent') AS crisis \
+           FROM support_tickets t LEFT JOIN conversations c ON c.id = t.conversation_id \
+          WHERE t.id = $1 AND t.assigned_to IS NULL \
+            AND t.status IN ('open', 'in_progress', 'pending')",
+    )
+    .bind(ticket_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| AlertFacts {
+        ticket_number: r.ticket_number,
+        priority: r.priority,
+        category: r.category,
+        language: lang_of(r.language.as_deref().unwrap_or("ar")),
+        waited_seconds: (now - r.created_at).num_seconds(),
+        crisis: r.crisis,
+    }))
+}
+
+#[derive(sqlx::FromRow)]
+struct AlertRow {
+    ticket_number: String,
+    priority: String,
+    category: String,
+    language: Option<String>,
+    created_at: DateTime<Utc>,
+    crisis: bool,
+}
+
+/// Queues, then delivers the due notices and staff alerts through `mailer` (at most `batch`,
+/// alerts first), each notice linking to `page_url` in the person's language; an alert whose
+/// ticket was taken or closed meanwhile is skipped. Each delivery is claimed in its own statement (one
 /// worker sends it), then marked sent, retried later with back-off, or dead after
 /// [`NOTICE_ATTEMPTS`].
 pub async fn run_notices(
@@ -483,27 +707,51 @@ pub async fn run_notices(
     .rows_affected();
     for _ in 0..batch {
         let now = Utc::now();
-        let claimed: Option<(Uuid, String, String, i32)> = sqlx::query_as(
+        // Staff alerts first: a ticket waiting for someone outranks a notice.
+        let claimed: Option<(Uuid, String, String, String, Option<Uuid>, i32)> = sqlx::query_as(
             "UPDATE mail_deliveries SET status = 'sending', claimed_at = $1, attempts = attempts + 1 \
               WHERE id = (SELECT id FROM mail_deliveries \
-                           WHERE status = 'pending' AND kind = 'reply_notice' AND next_attempt_at <= $1 \
-                           ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED) \
-             RETURNING id, recipient, language, attempts",
+                           WHERE status = 'pending' AND kind IN ('reply_notice', 'staff_alert') \
+                             AND next_attempt_at <= $1 \
+                           ORDER BY kind = 'staff_alert' DESC, next_attempt_at \
+                           LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, kind, recipient, language, ticket_id, attempts",
         )
         .bind(now)
         .fetch_optional(&mut *conn)
         .await?;
-        let Some((id, recipient, language, attempts)) = claimed else {
+        let Some((id, kind, recipient, language, ticket_id, attempts)) = claimed else {
             break;
         };
         let lang = lang_of(&language);
+        let alert = match (kind.as_str(), ticket_id) {
+            ("staff_alert", Some(t)) => match alert_facts(&mut conn, t, now).await? {
+                Some(facts) => Some(staff_alert_text(lang, &facts)),
+                None => {
+                    sqlx::query(
+                        "UPDATE mail_deliveries SET status = 'skipped', \
+                                last_error = 'the ticket was taken or closed before the alert went out' \
+                          WHERE id = $1",
+                    )
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+                    run.skipped += 1;
+                    continue;
+                }
+            },
+            _ => None,
+        };
         let link = format!("{page_url}?lang={}", lang_code(lang));
         let outcome = match Email::parse(&recipient) {
             Ok(to) => {
                 let m = mailer.clone();
-                tokio::task::spawn_blocking(move || m.send_reply_notice(&to, lang, &link))
-                    .await
-                    .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+                tokio::task::spawn_blocking(move || match &alert {
+                    Some(text) => m.send_staff_alert(&to, text),
+                    None => m.send_reply_notice(&to, lang, &link),
+                })
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
             }
             Err(e) => Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -536,10 +784,14 @@ pub async fn run_notices(
                 .execute(&mut *conn)
                 .await?;
                 if dead {
-                    tracing::error!("a reply notice could not be delivered: {e}");
+                    tracing::error!(kind = kind.as_str(), "a mail could not be delivered: {e}");
                     run.dead += 1;
                 } else {
-                    tracing::warn!(attempts, "a reply notice failed, retried later: {e}");
+                    tracing::warn!(
+                        attempts,
+                        kind = kind.as_str(),
+                        "a mail failed, retried later: {e}"
+                    );
                     run.retried += 1;
                 }
             }

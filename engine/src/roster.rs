@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
+use uuid::Uuid;
 
 use crate::audit::{self, AuditEntry};
 use crate::config::RoutingSettings;
@@ -16,11 +17,13 @@ use crate::tickets;
 
 /// Disables an account: it can no longer sign in, its sessions are revoked, and the open
 /// tickets it held go back to the unassigned queue (a disabled agent would otherwise sit on
-/// them while their SLA clocks run). Disabling a disabled account changes nothing.
+/// them while their SLA clocks run) and are routed at once ([`routing::route_now`]).
+/// Disabling a disabled account changes nothing.
 pub async fn disable(
     conn: &mut PgConnection,
     by: Option<&Actor>,
     email: &str,
+    settings: &RoutingSettings,
     now: DateTime<Utc>,
 ) -> Result<StaffAccount, StaffError> {
     let mut tx = conn.begin().await?;
@@ -40,7 +43,7 @@ pub async fn disable(
             details: json!({
                 "email": account.email,
                 "sessions_revoked": revoked,
-                "tickets_released": released,
+                "tickets_released": released.iter().map(|(_, n)| n).collect::<Vec<_>>(),
             }),
         },
     )
@@ -51,6 +54,8 @@ pub async fn disable(
     }
     events::notify(&mut tx, &notice).await?;
     tx.commit().await?;
+    let ids: Vec<Uuid> = released.iter().map(|(id, _)| *id).collect();
+    routing::route_all_now(conn, settings, &ids, now).await;
     Ok(StaffAccount {
         is_active: false,
         ..account
@@ -68,13 +73,18 @@ pub struct PresenceUpdate {
     pub tickets_released: Vec<String>,
     /// Pending offers withdrawn and passed on (going offline).
     pub offers_withdrawn: u64,
-    /// Waiting tickets routed to members (coming online).
+    /// Tickets routed to members: the waiting ones (coming online), or the ones handed back
+    /// (going offline), routed to others at once.
     pub tickets_routed: u64,
+    /// The ids of the tickets handed back, routed after the change's commit.
+    #[serde(skip)]
+    released_ids: Vec<Uuid>,
 }
 
 /// Sets a member's presence: oneself, or an admin for anyone (`by: None` is the machine's
-/// administrator). Going offline hands their unanswered tickets back to the queue and passes
-/// their pending offers on; coming online routes the waiting tickets (when routing is on).
+/// administrator). Going offline hands their unanswered tickets back to the queue, routed to
+/// others at once after the commit ([`routing::route_now`]), and passes their pending offers
+/// on; coming online routes the waiting tickets (when routing is on).
 /// Audited as `staff.presence` and announced live.
 pub async fn set_presence(
     conn: &mut PgConnection,
@@ -104,6 +114,8 @@ pub async fn set_presence(
     if update.change.is_some_and(|c| c.to == Presence::Online) {
         update.tickets_routed = routing::route_waiting(conn, settings, now).await?;
     }
+    update.tickets_routed +=
+        routing::route_all_now(conn, settings, &update.released_ids, now).await;
     Ok(update)
 }
 
@@ -132,6 +144,7 @@ async fn change_presence(
         tickets_released: Vec::new(),
         offers_withdrawn: 0,
         tickets_routed: 0,
+        released_ids: Vec::new(),
     };
     let Some(change) = change else {
         return Ok(update);
@@ -145,6 +158,7 @@ async fn change_presence(
         if !released.is_empty() || update.offers_withdrawn > 0 {
             notice = notice.with(ChangeKind::TicketChanged);
         }
+        update.released_ids = released.iter().map(|(id, _)| *id).collect();
         update.tickets_released = released.into_iter().map(|(_, n)| n).collect();
     }
     audit::record(
@@ -170,7 +184,8 @@ async fn change_presence(
 }
 
 /// Records as offline every member whose heartbeat stopped for longer than the timeout (a
-/// killed console, a lost connection), with the same hand-back as signing out; the sweeper and
+/// killed console, a lost connection), with the same hand-back as signing out (the tickets
+/// handed back are routed at once, after the commit); the sweeper and
 /// the server's worker run it. Returns the members' e-mails.
 pub async fn expire_presences(
     conn: &mut PgConnection,
@@ -184,9 +199,10 @@ pub async fn expire_presences(
         .await?;
     let ids = presence::expired(&mut tx, settings.presence_timeout_seconds, now).await?;
     let mut expired = Vec::new();
+    let mut released = Vec::new();
     for id in ids {
         let member = staff::actor_by_id(&mut tx, id).await?;
-        change_presence(
+        let update = change_presence(
             &mut tx,
             None,
             &member,
@@ -196,9 +212,11 @@ pub async fn expire_presences(
             now,
         )
         .await?;
+        released.extend(update.released_ids);
         expired.push(member.email);
     }
     tx.commit().await?;
+    routing::route_all_now(conn, settings, &released, now).await;
     Ok(expired)
 }
 

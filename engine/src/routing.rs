@@ -24,6 +24,7 @@ use crate::config::{RoutingMode, RoutingSettings};
 use crate::decision::crisis;
 use crate::events::{self, ChangeKind, ChangeNotice};
 use crate::lang::Lang;
+use crate::mail;
 use crate::presence::Presence;
 use crate::staff::Actor;
 use crate::tickets::{self, OPEN_STATUSES, TicketError, Tier};
@@ -256,9 +257,20 @@ pub async fn route(
     req: &RouteRequest,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Routed> {
-    let routed = decide(tx, settings, req, now).await?;
+    route_but(tx, settings, req, None, now).await
+}
+
+/// [`route`], never to `gave_back`: the member who just gave the ticket back.
+async fn route_but(
+    tx: &mut PgConnection,
+    settings: &RoutingSettings,
+    req: &RouteRequest,
+    gave_back: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Routed> {
+    let routed = decide(tx, settings, req, gave_back, now).await?;
     let alerted = if routed.outcome == Outcome::Nobody {
-        alert_on_call(tx, req, now).await?
+        alert_on_call(tx, settings, req, now).await?
     } else {
         0
     };
@@ -282,6 +294,7 @@ async fn decide(
     tx: &mut PgConnection,
     settings: &RoutingSettings,
     req: &RouteRequest,
+    gave_back: Option<Uuid>,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Routed> {
     let routing = settings.mode != RoutingMode::Off;
@@ -297,7 +310,11 @@ async fn decide(
         .map(|r| Considered {
             staff_id: r.0,
             email: r.1.clone(),
-            verdict: verdict(r, req, routing),
+            verdict: match verdict(r, req, routing) {
+                // Whoever just gave the ticket back is not handed it again at once.
+                Verdict::Eligible if Some(r.0) == gave_back => Verdict::Declined,
+                v => v,
+            },
             load: r.6,
             capacity: r.4,
             tier: r.3.clone(),
@@ -405,9 +422,13 @@ async fn record(
     Ok(())
 }
 
-/// Alerts every active on-call member that a ticket found nobody online; returns how many.
+/// Alerts every active on-call member that a ticket found nobody online (the console's banner
+/// and bell; by e-mail too unless `AMAL_ALERT_EMAIL=off`, rate-limited per ticket, see
+/// [`mail::queue_staff_alerts`]); returns how many were alerted. A member who has not yet seen
+/// an alert about this ticket (as grave) gets no second one.
 async fn alert_on_call(
     tx: &mut PgConnection,
+    settings: &RoutingSettings,
     req: &RouteRequest,
     now: DateTime<Utc>,
 ) -> sqlx::Result<u64> {
@@ -415,13 +436,19 @@ async fn alert_on_call(
         "INSERT INTO staff_alerts (staff_id, ticket_id, kind, crisis, created_at) \
          SELECT u.id, $1, 'nobody_online', $2, $3 \
            FROM users u JOIN staff_profiles p ON p.user_id = u.id AND p.on_call \
-          WHERE u.staff_role IS NOT NULL AND u.is_active AND u.deleted_at IS NULL",
+          WHERE u.staff_role IS NOT NULL AND u.is_active AND u.deleted_at IS NULL \
+            AND NOT EXISTS (SELECT 1 FROM staff_alerts a \
+                             WHERE a.staff_id = u.id AND a.ticket_id = $1 AND a.seen_at IS NULL \
+                               AND (a.crisis OR NOT $2))",
     )
     .bind(req.ticket_id)
     .bind(req.crisis)
     .bind(now)
-    .execute(tx)
+    .execute(&mut *tx)
     .await?;
+    if settings.alert_email {
+        mail::queue_staff_alerts(tx, req.ticket_id, req.crisis, now).await?;
+    }
     Ok(done.rows_affected())
 }
 
@@ -468,11 +495,13 @@ pub async fn mark_alerts_seen(
     )
 }
 
-/// The routing request of an existing ticket: its conversation's language (else its person's
-/// locale), its tier, and whether it is a crisis.
+/// The routing request of an existing ticket: its language (set at creation from the
+/// conversation, changed by a re-triage), else its conversation's, else its person's locale;
+/// its tier; and whether it is a crisis.
 async fn request_of(tx: &mut PgConnection, ticket_id: Uuid) -> sqlx::Result<RouteRequest> {
     let (lang, tier, crisis): (String, String, bool) = sqlx::query_as(
-        "SELECT coalesce(c.language::text, left(u.locale, 2)), t.escalation_tier::text, \
+        "SELECT coalesce(t.language::text, c.language::text, left(u.locale, 2)), \
+                t.escalation_tier::text, \
                 (t.category = $2 OR t.priority = $3) \
            FROM support_tickets t JOIN users u ON u.id = t.user_id \
            LEFT JOIN conversations c ON c.id = t.conversation_id WHERE t.id = $1",
@@ -533,7 +562,7 @@ pub async fn route_waiting(
     let mut routed = 0;
     for id in waiting {
         let req = request_of(&mut tx, id).await?;
-        let r = decide(&mut tx, settings, &req, now).await?;
+        let r = decide(&mut tx, settings, &req, None, now).await?;
         if r.chosen.is_some() {
             record(&mut tx, settings.mode, &req, &r, now).await?;
             routed += 1;
@@ -544,6 +573,76 @@ pub async fn route_waiting(
     }
     tx.commit().await?;
     Ok(routed)
+}
+
+/// Routes, at once, tickets that have just come to wait for someone outside a turn: opened or
+/// escalated by staff or the system, re-triaged (priority, tier, language), released, reopened,
+/// or handed back when their holder went offline or was disabled. The one place these changes
+/// reach routing; called right after the change's commit, each ticket in a transaction of its
+/// own that takes [`ROUTING_LOCK`] before anything else.
+///
+/// After the commit, not inside the change's transaction: ticket changes lock the ticket row
+/// first, while presence changes take the routing lock before the rows of the tickets they hand
+/// back; taking the routing lock after a ticket row would invert that order and could deadlock.
+/// A change also stands if routing it fails, and the gap is covered: a ticket left waiting (the
+/// process died in between) is routed by the shift worker's pass over waiting tickets. The turn
+/// is the exception: it routes its new ticket in its own transaction, since the reply it stores
+/// must say what routing found, and a ticket row not yet committed is locked by nobody else.
+///
+/// A ticket that is assigned, offered, or no longer open is left alone (`None`). Otherwise the
+/// decision is recorded as for a new ticket, in every mode (`off`: whether anyone who could take
+/// it is online), and when nobody can take it the on-call members are alerted (deduplicated per
+/// ticket, see [`alert_on_call`]). `gave_back` is the member who just released it, who is not
+/// given it again (verdict `declined`).
+pub async fn route_now(
+    conn: &mut PgConnection,
+    settings: &RoutingSettings,
+    ticket_id: Uuid,
+    gave_back: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<Routed>> {
+    let mut tx = conn.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(ROUTING_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    let waiting: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT EXISTS (SELECT 1 FROM support_tickets t \
+                         WHERE t.id = $1 AND t.assigned_to IS NULL AND t.status IN {OPEN_STATUSES} \
+                           AND NOT EXISTS (SELECT 1 FROM ticket_offers o \
+                                            WHERE o.ticket_id = t.id AND o.status = 'pending'))"
+    )))
+    .bind(ticket_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if !waiting {
+        return Ok(None);
+    }
+    let req = request_of(&mut tx, ticket_id).await?;
+    let routed = route_but(&mut tx, settings, &req, gave_back, now).await?;
+    tx.commit().await?;
+    Ok(Some(routed))
+}
+
+/// [`route_now`] for several tickets (crisis ones first, as the caller lists them or not):
+/// a failure is logged and the rest are still routed, since the changes behind them are
+/// committed and the shift worker routes whatever is left. Returns how many were assigned or
+/// offered.
+pub async fn route_all_now(
+    conn: &mut PgConnection,
+    settings: &RoutingSettings,
+    ticket_ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> u64 {
+    let mut placed = 0;
+    for id in ticket_ids {
+        match route_now(conn, settings, *id, None, now).await {
+            Ok(Some(r)) if r.chosen.is_some() => placed += 1,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(ticket = %id, "routing a waiting ticket failed: {e}"),
+        }
+    }
+    placed
 }
 
 /// A member's answer to an offer.
@@ -644,7 +743,7 @@ async fn pass_on(
         mode: RoutingMode::Offer,
         ..*settings
     };
-    let r = decide(tx, &offer, &req, now).await?;
+    let r = decide(tx, &offer, &req, None, now).await?;
     record(tx, RoutingMode::Offer, &req, &r, now).await?;
     Ok(r)
 }

@@ -193,7 +193,8 @@ pub struct StaffedHours {
 /// Routing over the window (see [`crate::routing`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RoutingStats {
-    /// Hours online per language, from the presence history.
+    /// Hours online per language, from the presence history (an open period up to its
+    /// member's last heartbeat).
     pub staffed_hours: Vec<StaffedHours>,
     /// Tickets routed (at least one routing decision).
     pub tickets_routed: i64,
@@ -207,7 +208,8 @@ pub struct RoutingStats {
     pub offers_declined: i64,
     /// Offers left to expire.
     pub offers_expired: i64,
-    /// Tickets whose first routing decision found nobody who could take them.
+    /// Tickets whose first routing decision (in any mode, `off` included) found nobody online
+    /// who could take them.
     pub tickets_found_nobody: i64,
 }
 
@@ -216,13 +218,30 @@ async fn routing_stats(
     now: DateTime<Utc>,
     window_days: i32,
 ) -> sqlx::Result<RoutingStats> {
+    // A period still open ends, for now, at its member's last heartbeat: a console that died
+    // counts no hours past it, before the shift worker records it offline (as it then will).
     let staffed_hours = sqlx::query_as(
-        "WITH w AS (SELECT $1 - make_interval(days => $2) AS lo, $1::timestamptz AS hi)          SELECT l.language::text AS language,                 coalesce(sum(extract(epoch FROM least(coalesce(h.ended_at, w.hi), w.hi)                                               - greatest(h.started_at, w.lo))) / 3600.0, 0)                     ::double precision AS hours            FROM w, staff_presence_history h, unnest(h.languages) AS l(language)           WHERE h.status = 'online' AND h.started_at < w.hi             AND coalesce(h.ended_at, w.hi) > w.lo           GROUP BY 1 ORDER BY 1",
+        "WITH w AS (SELECT $1 - make_interval(days => $2) AS lo, $1::timestamptz AS hi), \
+              h AS (SELECT h.languages, h.started_at, \
+                           coalesce(h.ended_at, \
+                                    greatest(h.started_at, least(p.heartbeat_at, $1))) AS ended_at \
+                      FROM staff_presence_history h \
+                      LEFT JOIN staff_presence p ON p.user_id = h.user_id \
+                     WHERE h.status = 'online') \
+         SELECT l.language::text AS language, \
+                coalesce(sum(extract(epoch FROM least(coalesce(h.ended_at, w.hi), w.hi) \
+                                              - greatest(h.started_at, w.lo))) / 3600.0, 0) \
+                    ::double precision AS hours \
+           FROM w, h, unnest(h.languages) AS l(language) \
+          WHERE h.started_at < w.hi AND coalesce(h.ended_at, w.hi) > w.lo \
+          GROUP BY 1 ORDER BY 1",
     )
     .bind(now)
     .bind(window_days)
     .fetch_all(&mut *conn)
     .await?;
+    // Routed: a decision in `assign` or `offer` mode. Found nobody: the ticket's first decision,
+    // in any mode (`off` records whether anyone who could take it was online too).
     let (tickets_routed, tickets_assigned, avg_s, p90_s, nobody): (
         i64,
         i64,
@@ -230,7 +249,26 @@ async fn routing_stats(
         Option<f64>,
         i64,
     ) = sqlx::query_as(
-        "WITH r AS (              SELECT r.ticket_id,                     min(r.decided_at) FILTER (WHERE r.outcome = 'assigned') AS assigned_at,                     (array_agg(r.outcome ORDER BY r.id))[1] AS first_outcome                FROM ticket_routing r               WHERE r.decided_at >= $1 - make_interval(days => $2) AND r.mode <> 'off'               GROUP BY r.ticket_id),          o AS (              SELECT ticket_id, min(answered_at) AS accepted_at FROM ticket_offers               WHERE status = 'accepted' GROUP BY ticket_id),          a AS (              SELECT r.ticket_id, r.first_outcome,                     extract(epoch FROM least(r.assigned_at, o.accepted_at) - t.created_at) AS s                FROM r JOIN support_tickets t ON t.id = r.ticket_id                LEFT JOIN o ON o.ticket_id = r.ticket_id)          SELECT count(*), count(s), avg(s)::double precision,                 (percentile_cont(0.9) WITHIN GROUP (ORDER BY s))::double precision,                 count(*) FILTER (WHERE first_outcome = 'nobody')            FROM a",
+        "WITH r AS ( \
+             SELECT r.ticket_id, bool_or(r.mode <> 'off') AS routed, \
+                    min(r.decided_at) FILTER (WHERE r.outcome = 'assigned') AS assigned_at, \
+                    (array_agg(r.outcome ORDER BY r.id))[1] AS first_outcome \
+               FROM ticket_routing r \
+              WHERE r.decided_at >= $1 - make_interval(days => $2) \
+              GROUP BY r.ticket_id), \
+         o AS ( \
+             SELECT ticket_id, min(answered_at) AS accepted_at FROM ticket_offers \
+              WHERE status = 'accepted' GROUP BY ticket_id), \
+         a AS ( \
+             SELECT r.ticket_id, r.routed, r.first_outcome, \
+                    extract(epoch FROM least(r.assigned_at, o.accepted_at) - t.created_at) AS s \
+               FROM r JOIN support_tickets t ON t.id = r.ticket_id \
+               LEFT JOIN o ON o.ticket_id = r.ticket_id) \
+         SELECT count(*) FILTER (WHERE routed), count(s) FILTER (WHERE routed), \
+                (avg(s) FILTER (WHERE routed))::double precision, \
+                (percentile_cont(0.9) WITHIN GROUP (ORDER BY s) FILTER (WHERE routed))::double precision, \
+                count(*) FILTER (WHERE first_outcome = 'nobody') \
+           FROM a",
     )
     .bind(now)
     .bind(window_days)

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::config::RoutingSettings;
 use crate::conversations::{
     self, ConversationError, DecisionRecord, MAX_CLIENT_MESSAGE_ID_CHARS, Message, MessageContent,
     NewDecision, NewReply, TurnTarget,
@@ -364,6 +365,16 @@ async fn write(
         events::notify(&mut tx, &notice).await?;
     }
     tx.commit().await?;
+    // A crisis joining an open ticket nobody holds made it a crisis ticket: it is routed now,
+    // crisis first, rather than at the shift worker's next pass (after the commit, see
+    // routing::route_now on why).
+    if let Some(t) = ticket
+        .as_ref()
+        .filter(|_| !ticket_notified && decision.is_crisis())
+        && let Err(e) = routing::route_now(&mut conn, &engine.routing, t.id, None, now).await
+    {
+        tracing::warn!(ticket = %t.ticket_number, "routing the crisis ticket failed: {e}");
+    }
     Ok(Turn {
         user_message,
         decision: decision_record,
@@ -374,15 +385,17 @@ async fn write(
 }
 
 /// Hands a conversation over to the team outside a turn (by the system or staff): opens its
-/// ticket and marks it escalated, in one transaction. If the conversation already has an open
-/// ticket, that one is returned and nothing changes, so a retried escalation never opens a
-/// second ticket.
+/// ticket and marks it escalated, in one transaction, then routes it at once
+/// ([`routing::route_now`], after the commit). If the conversation already has an open ticket,
+/// that one is returned and nothing changes, so a retried escalation never opens a second
+/// ticket. The ticket is returned as routing left it.
 pub async fn escalate(
     conn: &mut PgConnection,
     conversation_id: Uuid,
     category: &str,
     priority: &str,
     reason: &str,
+    settings: &RoutingSettings,
     now: DateTime<Utc>,
 ) -> Result<Ticket, TurnError> {
     let mut tx = conn.begin().await?;
@@ -394,9 +407,20 @@ pub async fn escalate(
         crisis: false,
         reason_code: "",
     };
-    let (ticket, _) = hand_over(&mut tx, conversation_id, &target, None, &why, now).await?;
+    let (ticket, created) = hand_over(&mut tx, conversation_id, &target, None, &why, now).await?;
     tx.commit().await?;
-    Ok(ticket)
+    if !created {
+        return Ok(ticket);
+    }
+    match routing::route_now(conn, settings, ticket.id, None, now).await {
+        Ok(Some(r)) if r.chosen.is_some() => Ok(tickets::get(conn, ticket.id, now).await?),
+        Ok(_) => Ok(ticket),
+        Err(e) => {
+            // The escalation stands; the shift worker routes the ticket.
+            tracing::warn!(ticket = %ticket.ticket_number, "routing the escalation failed: {e}");
+            Ok(ticket)
+        }
+    }
 }
 
 /// A staff member steps into a live conversation: its ticket is opened (or its open one

@@ -156,9 +156,11 @@ pub async fn run(config: &Config, cmd: StaffCommand) -> Result<ExitCode> {
         }
         StaffCommand::Disable { email, actor } => {
             let by = resolve_actor(&mut conn, actor.as_deref()).await?;
-            let account = amal_engine::roster::disable(&mut conn, by.as_ref(), &email, now)
-                .await
-                .with_context(|| format!("disabling {email}"))?;
+            let settings = RoutingSettings::from_env().map_err(anyhow::Error::msg)?;
+            let account =
+                amal_engine::roster::disable(&mut conn, by.as_ref(), &email, &settings, now)
+                    .await
+                    .with_context(|| format!("disabling {email}"))?;
             println!("disabled {}", account.email);
         }
         StaffCommand::Passwd { email, actor } => {

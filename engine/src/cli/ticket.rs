@@ -398,10 +398,12 @@ pub async fn run(config: &Config, cmd: TicketCommand) -> Result<ExitCode> {
         } => {
             let actor = as_staff(&mut conn, &actor).await?;
             let to: TicketStatus = status.parse()?;
+            let before = tickets::find(&mut conn, &number, now).await?.assigned_to_id;
             let t = tickets::set_status(&mut conn, &actor, &number, to, note.as_deref(), now)
                 .await
                 .with_context(|| format!("changing the status of {number}"))?;
             println!("{} is now {}", t.ticket_number, t.status);
+            route_after(&mut conn, &t, before, now).await?;
         }
         TicketCommand::Assign { number, to, actor } => {
             let actor = as_staff(&mut conn, &actor).await?;
@@ -412,6 +414,7 @@ pub async fn run(config: &Config, cmd: TicketCommand) -> Result<ExitCode> {
         }
         TicketCommand::Release { number, actor } => {
             let actor = as_staff(&mut conn, &actor).await?;
+            let before = tickets::find(&mut conn, &number, now).await?.assigned_to_id;
             let t = tickets::release(&mut conn, &actor, &number, now)
                 .await
                 .with_context(|| format!("releasing {number}"))?;
@@ -419,6 +422,7 @@ pub async fn run(config: &Config, cmd: TicketCommand) -> Result<ExitCode> {
                 "{} is back in the unassigned queue ({})",
                 t.ticket_number, t.status
             );
+            route_after(&mut conn, &t, before, now).await?;
         }
         TicketCommand::Escalate {
             number,
@@ -432,6 +436,7 @@ pub async fn run(config: &Config, cmd: TicketCommand) -> Result<ExitCode> {
                 .await
                 .with_context(|| format!("escalating {number}"))?;
             println!("{} is now at tier {}", t.ticket_number, t.escalation_tier);
+            route_after(&mut conn, &t, None, now).await?;
         }
         TicketCommand::Triage {
             number,
@@ -464,6 +469,7 @@ pub async fn run(config: &Config, cmd: TicketCommand) -> Result<ExitCode> {
                 t.language.as_deref().unwrap_or("-"),
                 t.sla.sla_state.0
             );
+            route_after(&mut conn, &t, None, now).await?;
         }
         TicketCommand::Open {
             user,
@@ -493,6 +499,7 @@ pub async fn run(config: &Config, cmd: TicketCommand) -> Result<ExitCode> {
                 .await
                 .context("opening the ticket")?;
             println!("opened {}", t.ticket_number);
+            route_after(&mut conn, &t, None, now).await?;
         }
         TicketCommand::Sweep => {
             let report = tickets::sweep(&mut conn, now).await.context("sweeping")?;
@@ -559,6 +566,42 @@ fn print_table(list: &[Ticket]) {
     if list.is_empty() {
         println!("(no tickets)");
     }
+}
+
+/// Routes a ticket the command left waiting (unassigned, open, no offer) at once, as
+/// `AMAL_ROUTING` says ([`routing::route_now`]), never back to `gave_back` (its holder before
+/// a release), and says what came of it.
+async fn route_after(
+    conn: &mut sqlx::PgConnection,
+    t: &tickets::Ticket,
+    gave_back: Option<uuid::Uuid>,
+    now: chrono::DateTime<Utc>,
+) -> Result<()> {
+    let settings = RoutingSettings::from_env().map_err(anyhow::Error::msg)?;
+    let routed = routing::route_now(conn, &settings, t.id, gave_back, now)
+        .await
+        .with_context(|| format!("routing {}", t.ticket_number))?;
+    let Some(r) = routed else {
+        return Ok(());
+    };
+    let chosen = match r.chosen {
+        Some(id) => r
+            .considered
+            .iter()
+            .find(|c| c.staff_id == id)
+            .map(|c| c.email.as_str()),
+        None => None,
+    };
+    match (r.outcome, chosen) {
+        (routing::Outcome::Assigned, Some(e)) => println!("routed: assigned to {e}"),
+        (routing::Outcome::Offered, Some(e)) => println!("routed: offered to {e}"),
+        (routing::Outcome::Nobody, _) => println!(
+            "nobody online can take {}: it waits in the queue ({} on-call alerted)",
+            t.ticket_number, r.alerted
+        ),
+        _ => {}
+    }
+    Ok(())
 }
 
 /// `ticket accept` and `ticket decline`.

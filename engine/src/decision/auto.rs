@@ -407,13 +407,14 @@ impl DecisionEngine {
         }
     }
 
-    /// The safety message a turn would answer `text` with when the crisis gate fires on it
-    /// (in the language the gate read, as [`crisis_decision`] does): for paths that store
-    /// nothing, such as a person without consent.
+    /// The safety message for `text` when the crisis gate fires on it (in the language the
+    /// gate read, as [`crisis_decision`] does), on paths that store nothing and open no ticket,
+    /// such as a person without consent: the `unstored` text, which promises nobody (no one
+    /// from the team will see the message) and gives the numbers and how to reach the team.
     pub async fn safety_reply(&self, text: &str) -> Option<String> {
         self.assess_crisis(text)
             .await
-            .map(|m| crisis::safety_message(m.language, &self.numbers))
+            .map(|m| crisis::unstored_safety_message(m.language, &self.numbers))
     }
 
     /// The crisis numbers substituted into safety messages.

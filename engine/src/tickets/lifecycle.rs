@@ -560,17 +560,17 @@ pub async fn triage(
 }
 
 /// Hands every open ticket a staff member holds back to the unassigned queue (their account
-/// is being disabled); returns the tickets' numbers.
+/// is being disabled); returns the tickets' ids and numbers.
 pub async fn release_all_held_by(
     conn: &mut PgConnection,
     staff_id: Uuid,
-) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(concat!(
+) -> sqlx::Result<Vec<(Uuid, String)>> {
+    sqlx::query_as(concat!(
         "UPDATE support_tickets SET assigned_to = NULL, assigned_at = NULL, \
                 status = CASE WHEN status = 'in_progress' THEN 'open' ELSE status END \
           WHERE assigned_to = $1 AND status IN ",
         open_statuses!(),
-        " RETURNING ticket_number"
+        " RETURNING id, ticket_number"
     ))
     .bind(staff_id)
     .fetch_all(conn)

@@ -489,3 +489,196 @@ async fn doctor_says_where_the_mail_goes_and_never_the_password(pool: PgPool) ->
     assert!(text.contains(mail::MAIL_FROM_ENV), "{text}");
     Ok(())
 }
+
+/// On-call members with their language: `astreinte@` by account locale (fr), `oncall@` by
+/// preference (en); `daytime@` is not on call.
+async fn on_call_members(pool: &PgPool) -> (staff::Actor, staff::Actor) {
+    let fr = staff_account(pool, "astreinte@amal.example", "supervisor").await;
+    let en = staff_account(pool, "oncall@amal.example", "supervisor").await;
+    staff_account(pool, "daytime@amal.example", "supervisor").await;
+    sqlx::query("UPDATE users SET locale = 'fr-FR' WHERE id = $1")
+        .bind(fr.id)
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO user_preferences (user_id, language_preference) VALUES ($1, 'en-US')")
+        .bind(en.id)
+        .execute(pool)
+        .await
+        .unwrap();
+    for id in [fr.id, en.id] {
+        sqlx::query(
+            "INSERT INTO staff_profiles (user_id, languages, on_call) VALUES ($1, '{ar}', true)",
+        )
+        .bind(id)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    (fr, en)
+}
+
+fn to_of(mail: &str) -> &str {
+    mail.lines()
+        .find_map(|l| l.strip_prefix("To: "))
+        .unwrap_or_default()
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn on_call_staff_are_alerted_by_email_once_per_ticket_in_their_language_without_the_text(
+    pool: PgPool,
+) -> TestResult {
+    use amal_engine::config::{RoutingMode, RoutingSettings};
+    use amal_engine::conversations::MessageContent;
+    use amal_engine::routing;
+
+    let sink = SmtpSink::start(0).await;
+    let (fr, _en) = on_call_members(&pool).await;
+    let settings = RoutingSettings {
+        mode: RoutingMode::Assign,
+        ..RoutingSettings::default()
+    };
+    let mut engine = crate::fixtures::engine();
+    engine.routing = settings;
+
+    // A person in crisis at night: nobody online, the ticket finds nobody.
+    let conv = crate::fixtures::new_conversation(&pool, "night@example.dz").await;
+    let secret = "bghit nmout, rani wahdi f dar";
+    let turn = amal_engine::turn::post_message(
+        &pool,
+        &engine,
+        conv,
+        None,
+        &MessageContent::parse(secret)?,
+    )
+    .await?;
+    assert!(turn.is_safety_reply());
+    let crisis = turn.ticket.unwrap();
+    let mut conn = pool.acquire().await?;
+    tickets::comment(
+        &mut conn,
+        &fr,
+        &crisis.ticket_number,
+        &CommentText::new("Note interne : antécédents connus")?,
+        Visibility::Internal,
+        Utc::now(),
+    )
+    .await?;
+
+    let run = mail::run_notices(&pool, sink.mailer(), "http://amal.example/", 10).await?;
+    assert_eq!((run.sent, run.dead, run.skipped), (2, 0, 0), "{run:?}");
+    let got = sink.received();
+    let fr_mail = got
+        .iter()
+        .find(|m| to_of(m) == "astreinte@amal.example")
+        .unwrap();
+    let en_mail = got
+        .iter()
+        .find(|m| to_of(m) == "oncall@amal.example")
+        .unwrap();
+    for (mail, facts) in [
+        (
+            fr_mail,
+            [
+                "Subject: Amal, astreinte : ticket de crise",
+                "Priorité: urgent",
+                "Catégorie: crisis",
+                "Langue: arabe",
+                "En attente depuis: moins d'une minute",
+            ],
+        ),
+        (
+            en_mail,
+            [
+                "Subject: Amal on call: crisis ticket",
+                "Priority: urgent",
+                "Category: crisis",
+                "Language: Arabic",
+                "Waiting for: under a minute",
+            ],
+        ),
+    ] {
+        assert!(mail.contains(&crisis.ticket_number), "{mail}");
+        for f in facts {
+            assert!(mail.contains(f), "{f:?} missing: {mail}");
+        }
+        // Nothing the person wrote (the crisis ticket's subject is their message), no note.
+        for private in ["nmout", "wahdi", "antécédents", "Note interne"] {
+            assert!(!mail.contains(private), "{private:?} leaked: {mail}");
+        }
+    }
+
+    // Routed again and still nobody (an escalation, a hand-back): no second e-mail within the
+    // interval, and no second banner while the first is unseen.
+    let again = routing::route_now(&mut conn, &settings, crisis.id, None, Utc::now())
+        .await?
+        .unwrap();
+    assert_eq!(
+        (again.outcome, again.alerted),
+        (routing::Outcome::Nobody, 0)
+    );
+    let run = mail::run_notices(&pool, sink.mailer(), "http://amal.example/", 10).await?;
+    assert_eq!(run.sent, 0);
+
+    // A ticket opened two hours ago by staff, waiting: an alert (not a crisis) with its wait;
+    // made urgent by a re-triage, it alerts again at once, as a crisis; taken before the alert
+    // went out, that alert is not sent.
+    let (user, conv2) = end_user(&pool, "waiting@example.dz").await;
+    let opened = Utc::now() - chrono::Duration::minutes(125);
+    let waiting = ticket_at(&mut conn, user, Some(conv2), "medium", opened).await;
+    routing::route_now(&mut conn, &settings, waiting.id, None, Utc::now()).await?;
+    let run = mail::run_notices(&pool, sink.mailer(), "http://amal.example/", 10).await?;
+    assert_eq!(run.sent, 2);
+    let got = sink.received();
+    let en_mail = got[2..]
+        .iter()
+        .find(|m| to_of(m) == "oncall@amal.example")
+        .unwrap();
+    assert!(
+        en_mail.contains("Subject: Amal on call: ticket")
+            && en_mail.contains("Waiting for: 2 h 05 min"),
+        "{en_mail}"
+    );
+    tickets::triage(
+        &mut conn,
+        &fr,
+        &waiting.ticket_number,
+        &tickets::Triage {
+            priority: Some("urgent".into()),
+            ..Default::default()
+        },
+        "suicidal thoughts mentioned on the phone",
+        Utc::now(),
+    )
+    .await?;
+    let r = routing::route_now(&mut conn, &settings, waiting.id, None, Utc::now())
+        .await?
+        .unwrap();
+    assert_eq!(r.alerted, 2, "a crisis alerts again");
+    tickets::take(&mut conn, &fr, &waiting.ticket_number, Utc::now()).await?;
+    let run = mail::run_notices(&pool, sink.mailer(), "http://amal.example/", 10).await?;
+    assert_eq!((run.sent, run.skipped), (0, 2), "{run:?}");
+    assert_eq!(sink.received().len(), 4);
+
+    // Alerts by e-mail switched off: the banner only.
+    let quiet = RoutingSettings {
+        alert_email: false,
+        ..settings
+    };
+    let (user, conv3) = end_user(&pool, "quiet@example.dz").await;
+    let third = ticket_at(&mut conn, user, Some(conv3), "high", Utc::now()).await;
+    let r = routing::route_now(&mut conn, &quiet, third.id, None, Utc::now())
+        .await?
+        .unwrap();
+    assert_eq!(r.alerted, 2);
+    let mails: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM mail_deliveries WHERE ticket_id = $1")
+            .bind(third.id)
+            .fetch_one(&pool)
+            .await?;
+    assert_eq!(mails, 0);
+    Ok(())
+}

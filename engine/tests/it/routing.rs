@@ -408,8 +408,16 @@ async fn routing_matches_language_and_tier_least_loaded_first_and_explains_itsel
 
     // A T2 ticket: only the T2 member may take it, whatever their load.
     let c = new_conversation(&pool, "t2@example.dz").await;
-    let ticket =
-        amal_engine::turn::escalate(&mut conn, c, "addiction", "high", "test", Utc::now()).await?;
+    let ticket = amal_engine::turn::escalate(
+        &mut conn,
+        c,
+        "addiction",
+        "high",
+        "test",
+        &Default::default(),
+        Utc::now(),
+    )
+    .await?;
     sqlx::query("UPDATE support_tickets SET escalation_tier = 'T2' WHERE id = $1")
         .bind(ticket.id)
         .execute(&mut *conn)
@@ -997,4 +1005,331 @@ fn cli_contracts_staff_set_staff_presence_and_chat_routing() {
     let shift = run_engine(dir, &["staff", "shift", "--json"]);
     assert!(shift.contains("\"presence\": \"offline\""), "{shift}");
     run_engine(dir, &["db", "stop"]);
+}
+
+/// Puts a member on call (a profile with the defaults otherwise).
+async fn on_call(pool: &PgPool, id: Uuid) {
+    sqlx::query(
+        "INSERT INTO staff_profiles (user_id, languages, on_call) VALUES ($1, '{fr}', true) \
+         ON CONFLICT (user_id) DO UPDATE SET on_call = true",
+    )
+    .bind(id)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// A ticket opened by staff or the system, with no routing of its own.
+async fn unrouted_ticket(
+    pool: &PgPool,
+    email: &str,
+    priority: &str,
+) -> amal_engine::tickets::Ticket {
+    let (user, conv) = crate::fixtures::end_user(pool, email).await;
+    let mut conn = pool.acquire().await.unwrap();
+    crate::fixtures::ticket_at(&mut conn, user, Some(conv), priority, now_us()).await
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn escalations_outside_a_turn_are_routed_at_once(pool: PgPool) -> TestResult {
+    let s = settings(RoutingMode::Assign);
+    let ar = on_shift(&pool, "ar@amal.example", "ar", Tier::T1, 5).await;
+    let ar2 = on_shift(&pool, "ar2@amal.example", "ar", Tier::T1, 5).await;
+    let fr = on_shift(&pool, "fr@amal.example", "fr", Tier::T2, 5).await;
+    let boss = admin(&pool).await;
+    on_call(&pool, boss.id).await;
+    let mut conn = pool.acquire().await?;
+
+    // Escalated by the system outside a turn: assigned before escalate returns.
+    let c = new_conversation(&pool, "e1@example.dz").await;
+    let t = turn::escalate(
+        &mut conn,
+        c,
+        "addiction",
+        "high",
+        "escalated",
+        &s,
+        Utc::now(),
+    )
+    .await?;
+    assert_eq!(t.assigned_to_id, Some(ar.id), "{t:?}");
+    assert_eq!(t.status, "in_progress");
+
+    // Opened by staff: waiting until routed, then the least-loaded Arabic speaker's.
+    let opened = unrouted_ticket(&pool, "e2@example.dz", "medium").await;
+    assert_eq!(holder(&pool, opened.id).await, None);
+    let r = routing::route_now(&mut conn, &s, opened.id, None, Utc::now())
+        .await?
+        .unwrap();
+    assert_eq!(r.chosen, Some(ar2.id));
+    // Routing it again changes nothing: it is no longer waiting.
+    assert!(
+        routing::route_now(&mut conn, &s, opened.id, None, Utc::now())
+            .await?
+            .is_none()
+    );
+
+    // Released by its holder: routed at once, but not back to them.
+    amal_engine::tickets::release(&mut conn, &ar2, &opened.ticket_number, Utc::now()).await?;
+    let r = routing::route_now(&mut conn, &s, opened.id, Some(ar2.id), Utc::now())
+        .await?
+        .unwrap();
+    assert_eq!(r.chosen, Some(ar.id));
+    let gave_back = r.considered.iter().find(|c| c.staff_id == ar2.id).unwrap();
+    assert_eq!(gave_back.verdict, routing::Verdict::Declined);
+
+    // Re-triaged to French by a supervisor while waiting: the French speaker's at once.
+    let misfiled = unrouted_ticket(&pool, "e3@example.dz", "low").await;
+    amal_engine::tickets::triage(
+        &mut conn,
+        &boss,
+        &misfiled.ticket_number,
+        &amal_engine::tickets::Triage {
+            language: Some(Lang::Fr),
+            ..Default::default()
+        },
+        "writes in French",
+        Utc::now(),
+    )
+    .await?;
+    let r = routing::route_now(&mut conn, &s, misfiled.id, None, Utc::now())
+        .await?
+        .unwrap();
+    assert_eq!(r.chosen, Some(fr.id));
+
+    // Escalated to T2 while waiting: no Arabic speaker at T2 is online, so nobody, and the
+    // on-call admin is alerted once (a second pass adds no alert).
+    let hard = unrouted_ticket(&pool, "e4@example.dz", "urgent").await;
+    amal_engine::tickets::escalate(
+        &mut conn,
+        &boss,
+        &hard.ticket_number,
+        Tier::T2,
+        "needs T2",
+        Utc::now(),
+    )
+    .await?;
+    let r = routing::route_now(&mut conn, &s, hard.id, None, Utc::now())
+        .await?
+        .unwrap();
+    assert_eq!(r.outcome, routing::Outcome::Nobody);
+    assert_eq!(r.alerted, 1);
+    let verdicts: Vec<_> = r
+        .considered
+        .iter()
+        .map(|c| (c.email.as_str(), c.verdict))
+        .collect();
+    assert!(
+        verdicts.contains(&("ar@amal.example", routing::Verdict::Tier)),
+        "{verdicts:?}"
+    );
+    assert!(
+        verdicts.contains(&("fr@amal.example", routing::Verdict::Language)),
+        "{verdicts:?}"
+    );
+    let again = routing::route_now(&mut conn, &s, hard.id, None, Utc::now())
+        .await?
+        .unwrap();
+    assert_eq!(again.alerted, 0);
+
+    // Going offline hands the unanswered ticket back, and it reaches the other member at once.
+    let update = roster::set_presence(
+        &mut conn,
+        Some(&ar),
+        "ar@amal.example",
+        Presence::Offline,
+        PresenceCause::SelfSet,
+        &s,
+        Utc::now(),
+    )
+    .await?;
+    assert_eq!(update.tickets_released.len(), 2, "{update:?}");
+    assert_eq!(update.tickets_routed, 2, "{update:?}");
+    assert_eq!(
+        holder(&pool, t.id).await.as_deref(),
+        Some("ar2@amal.example")
+    );
+    assert_eq!(
+        holder(&pool, opened.id).await.as_deref(),
+        Some("ar2@amal.example")
+    );
+    Ok(())
+}
+
+/// Many waiting tickets routed at once from many connections (escalations, hand-backs and
+/// the shift worker's pass at the same time), few members: nobody over capacity, no ticket
+/// assigned twice, one alert per ticket.
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn tickets_routed_at_once_from_many_connections_never_double_assign(
+    pool: PgPool,
+) -> TestResult {
+    const TICKETS: usize = 24;
+    const CAPACITY: i64 = 3;
+    let s = settings(RoutingMode::Assign);
+    let a = on_shift(&pool, "a@amal.example", "ar", Tier::T1, CAPACITY as i32).await;
+    let b = on_shift(&pool, "b@amal.example", "ar", Tier::T1, CAPACITY as i32).await;
+    let boss = admin(&pool).await;
+    on_call(&pool, boss.id).await;
+    let mut ids = Vec::new();
+    for i in 0..TICKETS {
+        let priority = if i % 4 == 0 { "urgent" } else { "high" };
+        ids.push(
+            unrouted_ticket(&pool, &format!("w{i}@example.dz"), priority)
+                .await
+                .id,
+        );
+    }
+    let wide = another_pool(&pool, PgPoolOptions::new().max_connections(16)).await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    // Each ticket routed twice concurrently (say, an escalation and a re-triage), with the shift
+    // worker's passes in between.
+    for (i, id) in ids.iter().chain(ids.iter()).enumerate() {
+        let (p, id) = (wide.clone(), *id);
+        tasks.spawn(async move {
+            let mut conn = p.acquire().await.unwrap();
+            if i % 8 == 0 {
+                routing::route_waiting(&mut conn, &s, Utc::now())
+                    .await
+                    .unwrap();
+            }
+            routing::route_now(&mut conn, &s, id, None, Utc::now())
+                .await
+                .unwrap();
+        });
+    }
+    while let Some(t) = tasks.join_next().await {
+        t?;
+    }
+    for member in [&a, &b] {
+        let held: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM support_tickets WHERE assigned_to = $1")
+                .bind(member.id)
+                .fetch_one(&pool)
+                .await?;
+        assert_eq!(held, CAPACITY, "{} holds {held}", member.email);
+    }
+    let twice: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT ticket_id FROM ticket_routing WHERE outcome = 'assigned' \
+                                GROUP BY ticket_id HAVING count(*) > 1) x",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(twice, 0);
+    let assigns: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_logs WHERE action = 'ticket.assign'")
+            .fetch_one(&pool)
+            .await?;
+    assert_eq!(assigns, 2 * CAPACITY);
+    // Every ticket left waiting alerted the on-call admin exactly once, by banner and e-mail.
+    let (alerts, alerted_tickets, mails): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM staff_alerts), (SELECT count(DISTINCT ticket_id) FROM staff_alerts), \
+                (SELECT count(*) FROM mail_deliveries WHERE kind = 'staff_alert')",
+    )
+    .fetch_one(&pool)
+    .await?;
+    let waiting = TICKETS as i64 - 2 * CAPACITY;
+    assert_eq!(
+        (alerts, alerted_tickets, mails),
+        (waiting, waiting, waiting)
+    );
+    Ok(())
+}
+
+/// The routing statistics of issue 19 with figures known in advance: staffed hours per
+/// language (a stopped console counts no hours past its last heartbeat), tickets routed and
+/// assigned, seconds to assignment (mean and p90), and tickets that found nobody, `off` mode
+/// included.
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn routing_statistics_are_exact(pool: PgPool) -> TestResult {
+    let s = RoutingSettings {
+        mode: RoutingMode::Assign,
+        presence_timeout_seconds: 3600,
+        ..RoutingSettings::default()
+    };
+    let off = RoutingSettings {
+        mode: RoutingMode::Off,
+        ..s
+    };
+    let t0 = now_us() - Duration::hours(4);
+    let a = staff_account(&pool, "a@amal.example", "agent").await;
+    set_profile(&pool, "a@amal.example", "ar,fr", Tier::T1, 5).await;
+    let b = staff_account(&pool, "b@amal.example", "agent").await;
+    set_profile(&pool, "b@amal.example", "en", Tier::T1, 5).await;
+    let mut conn = pool.acquire().await?;
+    let presence = |member: Actor, to: Presence, at| {
+        let pool = pool.clone();
+        async move {
+            let mut conn = pool.acquire().await.unwrap();
+            roster::set_presence(
+                &mut conn,
+                Some(&member),
+                &member.email,
+                to,
+                PresenceCause::SelfSet,
+                &s,
+                at,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    presence(a.clone(), Presence::Online, t0).await;
+    // Two tickets assigned 60 s and 180 s after they were opened.
+    let (u1, c1) = crate::fixtures::end_user(&pool, "s1@example.dz").await;
+    let t1 = crate::fixtures::ticket_at(&mut conn, u1, Some(c1), "high", t0).await;
+    routing::route_now(&mut conn, &s, t1.id, None, t0 + Duration::seconds(60)).await?;
+    let (u2, c2) = crate::fixtures::end_user(&pool, "s2@example.dz").await;
+    let t2 =
+        crate::fixtures::ticket_at(&mut conn, u2, Some(c2), "high", t0 + Duration::seconds(60))
+            .await;
+    routing::route_now(&mut conn, &s, t2.id, None, t0 + Duration::seconds(240)).await?;
+    assert_eq!(
+        holder(&pool, t2.id).await.as_deref(),
+        Some("a@amal.example")
+    );
+    for minutes in [50, 100] {
+        let beat = presence::heartbeat(&mut conn, a.id, 3600, t0 + Duration::minutes(minutes));
+        assert_eq!(beat.await?, Presence::Online);
+    }
+    // A's console beats until A signs out after two hours; both tickets are handed back and find nobody then, which
+    // does not make them tickets that found nobody (their first decision assigned them).
+    let down = presence(a.clone(), Presence::Offline, t0 + Duration::hours(2)).await;
+    assert_eq!(down.tickets_released.len(), 2);
+    // B comes online by the CLI and never beats again: no hours past that moment.
+    presence(b.clone(), Presence::Online, t0 + Duration::hours(2)).await;
+    // With routing off, a ticket finds nobody who speaks Arabic online.
+    let (u3, c3) = crate::fixtures::end_user(&pool, "s3@example.dz").await;
+    let later = t0 + Duration::hours(3) + Duration::seconds(1);
+    let t3 = crate::fixtures::ticket_at(&mut conn, u3, Some(c3), "medium", later).await;
+    let r = routing::route_now(&mut conn, &off, t3.id, None, later)
+        .await?
+        .unwrap();
+    assert_eq!(r.outcome, routing::Outcome::Nobody);
+
+    let st = stats::collect(&mut conn, t0 + Duration::hours(4), 1)
+        .await?
+        .routing;
+    let hours: Vec<(String, f64)> = st
+        .staffed_hours
+        .iter()
+        .map(|h| (h.language.clone(), (h.hours * 1000.0).round() / 1000.0))
+        .collect();
+    assert_eq!(
+        hours,
+        vec![("ar".into(), 2.0), ("en".into(), 0.0), ("fr".into(), 2.0)]
+    );
+    assert_eq!((st.tickets_routed, st.tickets_assigned), (2, 2));
+    assert_eq!(st.avg_seconds_to_assignment, Some(120.0));
+    assert_eq!(st.p90_seconds_to_assignment, Some(168.0));
+    assert_eq!(st.tickets_found_nobody, 1);
+    Ok(())
 }

@@ -13,6 +13,7 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use amal_engine::lang::Lang;
 use amal_engine::mail::MemoryMailer;
 use amal_engine::server::{self, AppState, ServerConfig};
 use amal_engine::sessions::ClientInfo;
@@ -529,9 +530,15 @@ async fn journey_sign_in_consent_converse_crisis_and_a_staff_reply_on_the_live_s
         )
         .await;
     assert_problem(s, &p, StatusCode::FORBIDDEN, "no consent, crisis");
-    let safety =
-        amal_engine::decision::crisis::safety_message(amal_engine::lang::Lang::Fr, &numbers());
-    assert!(p["detail"].as_str().unwrap().ends_with(&safety), "{p}");
+    // Nothing stored, no ticket: even with someone online, the message promises nobody.
+    let safety = amal_engine::decision::crisis::unstored_safety_message(
+        amal_engine::lang::Lang::Fr,
+        &numbers(),
+    );
+    let detail = p["detail"].as_str().unwrap();
+    assert!(detail.ends_with(&safety), "{p}");
+    assert!(!detail.contains("rejoint"), "{p}");
+
     let (s, p) = srv
         .say(&token, &conv, json!({ "content": "bonjour" }))
         .await;
@@ -1596,6 +1603,27 @@ async fn the_crisis_fallback_needs_no_consent_and_long_escaped_messages_fit(
         "{view}"
     );
     assert_eq!(view["crisis_line"], numbers().crisis_line);
+    // In each language, the text for what is not stored: nobody from the team will read it.
+    for (lang, text) in [
+        (Lang::Fr, "je veux mourir ce soir"),
+        (Lang::En, "I want to kill myself tonight"),
+        (Lang::Ar, "أريد أن أنتحر الليلة"),
+    ] {
+        let (status, view) = srv
+            .call(
+                Method::POST,
+                "/v1/safety",
+                None,
+                Some(json!({ "content": text })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{view}");
+        assert_eq!(
+            view["reply"],
+            amal_engine::decision::crisis::unstored_safety_message(lang, &numbers()).as_str(),
+            "{lang}: {view}"
+        );
+    }
     let (status, view) = srv
         .call(
             Method::POST,

@@ -115,7 +115,14 @@ async fn accounts_are_managed_and_audited(pool: PgPool) -> TestResult {
         Err(StaffError::LastAdmin(_))
     ));
     assert!(matches!(
-        amal_engine::roster::disable(&mut conn, None, "admin@amal.example", now_us()).await,
+        amal_engine::roster::disable(
+            &mut conn,
+            None,
+            "admin@amal.example",
+            &Default::default(),
+            now_us()
+        )
+        .await,
         Err(StaffError::LastAdmin(_))
     ));
     // Disabling releases the tickets the account held.
@@ -123,9 +130,14 @@ async fn accounts_are_managed_and_audited(pool: PgPool) -> TestResult {
     let t = ticket_at(&mut conn, user, Some(conv), "high", now_us()).await;
     let nadia_actor = staff::actor_by_email(&mut conn, "nadia@amal.example").await?;
     amal_engine::tickets::take(&mut conn, &nadia_actor, &t.ticket_number, now_us()).await?;
-    let disabled =
-        amal_engine::roster::disable(&mut conn, Some(&leila), "nadia@amal.example", now_us())
-            .await?;
+    let disabled = amal_engine::roster::disable(
+        &mut conn,
+        Some(&leila),
+        "nadia@amal.example",
+        &Default::default(),
+        now_us(),
+    )
+    .await?;
     assert!(!disabled.is_active);
     let (status, holder): (String, Option<Uuid>) =
         sqlx::query_as("SELECT status, assigned_to FROM support_tickets WHERE id = $1")
@@ -379,7 +391,8 @@ async fn sessions_store_a_hash_expire_and_revoke(pool: PgPool) -> TestResult {
         &ClientInfo::default(),
     )
     .await?;
-    amal_engine::roster::disable(&mut conn, None, "sup@amal.example", t0).await?;
+    amal_engine::roster::disable(&mut conn, None, "sup@amal.example", &Default::default(), t0)
+        .await?;
     assert!(staff::authenticate(&mut conn, &s3.token, t0).await.is_err());
     assert!(
         staff::sign_in(

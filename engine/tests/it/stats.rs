@@ -19,8 +19,16 @@ async fn statistics_cover_queue_sla_times_workload_and_crisis(pool: PgPool) -> T
     let now = now_us();
     let t0 = now - Duration::hours(6);
     // A crisis escalation answered after 10 minutes and resolved after 2 hours.
-    let crisis =
-        amal_engine::turn::escalate(&mut conn, conv, "crisis", "urgent", "gate", t0).await?;
+    let crisis = amal_engine::turn::escalate(
+        &mut conn,
+        conv,
+        "crisis",
+        "urgent",
+        "gate",
+        &Default::default(),
+        t0,
+    )
+    .await?;
     tickets::take(&mut conn, &agent, &crisis.ticket_number, t0).await?;
     let hello = CommentText::new("Nous sommes avec vous.")?;
     tickets::comment(

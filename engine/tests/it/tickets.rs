@@ -545,6 +545,7 @@ async fn escalated_conversation_opens_one_linked_ticket(pool: PgPool) -> TestRes
         "crisis",
         "urgent",
         "Crisis gate: suicidal ideation",
+        &Default::default(),
         now,
     )
     .await?;
@@ -560,8 +561,16 @@ async fn escalated_conversation_opens_one_linked_ticket(pool: PgPool) -> TestRes
             .fetch_one(&pool)
             .await?;
     assert_eq!((status.as_str(), escalated_at), ("escalated", Some(now)));
-    let again =
-        amal_engine::turn::escalate(&mut conn, conv, "crisis", "urgent", "retry", now).await?;
+    let again = amal_engine::turn::escalate(
+        &mut conn,
+        conv,
+        "crisis",
+        "urgent",
+        "retry",
+        &Default::default(),
+        now,
+    )
+    .await?;
     assert_eq!(
         again.id, t.id,
         "a retried escalation returns the same ticket"

@@ -281,6 +281,7 @@ impl CrisisNumbers {
 struct SafetyEntry {
     text: String,
     unstaffed: String,
+    unstored: String,
 }
 
 /// The placeholder of the unstaffed safety message for when the team can answer.
@@ -293,10 +294,14 @@ pub struct SafetyTexts {
     pub staffed: String,
     /// Sent when nobody who can take it is online: when the team can answer, and the numbers.
     pub unstaffed: String,
+    /// Sent where nothing is stored and no ticket is opened (no consent, not signed in): no
+    /// human will see the message; the numbers, and how to reach the team.
+    pub unstored: String,
 }
 
-/// Parses a safety-messages file: one `[ar]`, `[fr]` and `[en]` table with a `text` and an
-/// `unstaffed` text, each with both number placeholders (and `unstaffed` with `{{WHEN}}`).
+/// Parses a safety-messages file: one `[ar]`, `[fr]` and `[en]` table with a `text`, an
+/// `unstaffed` and an `unstored` text, each with both number placeholders (`unstaffed` with
+/// `{{WHEN}}`, which the others must not have: they are sent without a time).
 pub fn parse_safety_messages(
     name: &str,
     text: &str,
@@ -311,26 +316,32 @@ pub fn parse_safety_messages(
         let lang: Lang = code
             .parse()
             .map_err(|e: crate::lang::UnknownLang| err(e.to_string()))?;
-        for ph in [CRISIS_LINE_PLACEHOLDER, EMERGENCY_NUMBER_PLACEHOLDER] {
-            if !entry.text.contains(ph) {
-                return Err(err(format!("[{code}] text lacks the placeholder {ph}")));
+        let texts = [
+            ("text", &entry.text),
+            ("unstaffed", &entry.unstaffed),
+            ("unstored", &entry.unstored),
+        ];
+        for (key, text) in texts {
+            for ph in [CRISIS_LINE_PLACEHOLDER, EMERGENCY_NUMBER_PLACEHOLDER] {
+                if !text.contains(ph) {
+                    return Err(err(format!("[{code}] {key} lacks the placeholder {ph}")));
+                }
             }
-            if !entry.unstaffed.contains(ph) {
-                return Err(err(format!(
-                    "[{code}] unstaffed lacks the placeholder {ph}"
-                )));
+            let wants_when = key == "unstaffed";
+            if text.contains(WHEN_PLACEHOLDER) != wants_when {
+                return Err(err(if wants_when {
+                    format!("[{code}] unstaffed lacks the placeholder {WHEN_PLACEHOLDER}")
+                } else {
+                    format!("[{code}] {key} must not use {WHEN_PLACEHOLDER}")
+                }));
             }
-        }
-        if !entry.unstaffed.contains(WHEN_PLACEHOLDER) {
-            return Err(err(format!(
-                "[{code}] unstaffed lacks the placeholder {WHEN_PLACEHOLDER}"
-            )));
         }
         out.insert(
             lang,
             SafetyTexts {
                 staffed: entry.text.trim().to_string(),
                 unstaffed: entry.unstaffed.trim().to_string(),
+                unstored: entry.unstored.trim().to_string(),
             },
         );
     }
@@ -350,6 +361,10 @@ Nous sommes avec vous. Une personne de l'équipe vous rejoint maintenant. En dan
 /// The same last resort when nobody is online: no promise, the numbers.
 const FALLBACK_UNSTAFFED_MESSAGE: &str = "نحن معك. إذا كنت في خطر مباشر، اتصل بـ {{EMERGENCY_NUMBER}}. خط الأزمات: {{CRISIS_LINE}}.\n\
 Nous sommes avec vous. En danger immédiat, appelez le {{EMERGENCY_NUMBER}}. Ligne de crise : {{CRISIS_LINE}}.";
+
+/// The same last resort where nothing is stored: no promise of anyone, the numbers.
+const FALLBACK_UNSTORED_MESSAGE: &str = "لم تُحفظ رسالتك. إذا كنت في خطر مباشر، اتصل بـ {{EMERGENCY_NUMBER}}. خط الأزمات: {{CRISIS_LINE}}.\n\
+Votre message n'a pas été conservé. En danger immédiat, appelez le {{EMERGENCY_NUMBER}}. Ligne de crise : {{CRISIS_LINE}}.";
 
 fn builtin_safety_messages() -> Option<&'static HashMap<Lang, SafetyTexts>> {
     static MESSAGES: OnceLock<Option<HashMap<Lang, SafetyTexts>>> = OnceLock::new();
@@ -421,6 +436,17 @@ pub fn unstaffed_safety_message(lang: Lang, numbers: &CrisisNumbers, when: &str)
     fill_numbers(template, lang, numbers).replace(WHEN_PLACEHOLDER, when)
 }
 
+/// The safety message where nothing is stored and no ticket is opened (a person without
+/// consent, or not signed in): nobody from the team will read the message, so it promises no
+/// one; it gives the numbers (a person answers the crisis line now) and how to reach the team.
+pub fn unstored_safety_message(lang: Lang, numbers: &CrisisNumbers) -> String {
+    let template = builtin_safety_messages()
+        .and_then(|m| m.get(&lang))
+        .map(|t| t.unstored.as_str())
+        .unwrap_or(FALLBACK_UNSTORED_MESSAGE);
+    fill_numbers(template, lang, numbers)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,5 +480,62 @@ mod tests {
         );
         assert!(!numbers_configured(&CrisisNumbers::default()));
         assert!(numbers_configured(&n));
+    }
+
+    /// Where nothing is stored, the message says so and promises nobody: no "joining", no
+    /// "will answer you here", in any language; the numbers and the way to the team are there.
+    #[test]
+    fn the_unstored_safety_message_promises_nobody_in_every_language() {
+        let n = CrisisNumbers {
+            crisis_line: "3033".into(),
+            emergency_number: "14".into(),
+        };
+        // (a promise of a human that only a stored conversation can keep, what it must say)
+        let cases = [
+            (
+                Lang::Ar,
+                ["ينضم", "سيرد عليك"],
+                ["لم تُحفظ", "سجّل الدخول", "تتحدث فيه إلى شخص"],
+            ),
+            (
+                Lang::Fr,
+                ["rejoint", "vous répondra"],
+                [
+                    "n'a pas été conservé",
+                    "connectez-vous",
+                    "parler à quelqu'un",
+                ],
+            ),
+            (
+                Lang::En,
+                ["joining", "will answer you"],
+                ["was not kept", "sign in", "talk to a person"],
+            ),
+        ];
+        for (lang, promises, facts) in cases {
+            let m = unstored_safety_message(lang, &n);
+            assert!(m.contains("3033") && m.contains("14"), "{lang}: {m}");
+            assert!(!m.contains("{{"), "{lang}: {m}");
+            for p in promises {
+                assert!(!m.contains(p), "{lang} promises {p:?}: {m}");
+            }
+            for f in facts {
+                assert!(m.contains(f), "{lang} lacks {f:?}: {m}");
+            }
+            // The staffed message does make the promise: the check above can fail.
+            assert!(safety_message(lang, &n).contains(promises[0]), "{lang}");
+            let unconfigured = unstored_safety_message(lang, &CrisisNumbers::default());
+            assert!(!unconfigured.contains("{{"), "{lang}: {unconfigured}");
+        }
+        // A file whose unstored text promises a time is refused.
+        let bad = BUILTIN_SAFETY_MESSAGES.1.replacen(
+            "your message will then reach the team.",
+            "{{WHEN}}",
+            1,
+        );
+        let e = parse_safety_messages("x.toml", &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[en] unstored must not use {{WHEN}}"), "{e}");
     }
 }
