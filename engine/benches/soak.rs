@@ -318,7 +318,7 @@ impl Soak {
                 self.call("list conversations", list, 200).await;
             }
             let ending = Instant::now();
-            if n % 20 == 0 {
+            if n.is_multiple_of(20) {
                 let delete = self.http.delete(self.url("/v1/me")).bearer_auth(&token);
                 self.call("delete account", delete, 204).await;
             } else {
@@ -532,7 +532,7 @@ async fn main() -> anyhow::Result<()> {
 
     println!("| request | count | failed | p50 | p99 |");
     println!("| --- | --- | --- | --- | --- |");
-    let record = soak.record.0.lock().unwrap();
+    let record = std::mem::take(&mut *soak.record.0.lock().unwrap());
     let mut kinds: Vec<_> = record.keys().copied().collect();
     kinds.sort();
     let mut total = 0;
