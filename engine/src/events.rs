@@ -41,6 +41,10 @@ pub enum ChangeKind {
     Offer,
     /// On-call staff were alerted (a ticket found nobody online).
     Alert,
+    /// A person's session ended before its time (signed out, or the account forgotten): the
+    /// notice names the session, or the person when all of their sessions ended. Live streams
+    /// of that session or person close.
+    SessionEnded,
 }
 
 /// The payload of one NOTIFY: what changed and the ids to re-read.
@@ -61,6 +65,9 @@ pub struct ChangeNotice {
     /// re-read it; nobody else's need to).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<Uuid>,
+    /// The session concerned, if any (a sign-out ends one session, not the person's others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<Uuid>,
 }
 
 impl ChangeNotice {
@@ -101,6 +108,12 @@ impl ChangeNotice {
     /// Names the person concerned.
     pub fn user(mut self, id: Uuid) -> Self {
         self.user_id = Some(id);
+        self
+    }
+
+    /// Names the session concerned.
+    pub fn session(mut self, id: Uuid) -> Self {
+        self.session_id = Some(id);
         self
     }
 

@@ -112,11 +112,12 @@ pub async fn forget(
     )
     .await?;
     // Consoles showing the person's conversations or tickets re-read them; of the live
-    // streams, only the person's own.
+    // streams, only the person's own hear it, and close (their sessions are gone).
     events::notify(
         &mut tx,
         &ChangeNotice::new(ChangeKind::ConversationChanged)
             .with(ChangeKind::TicketChanged)
+            .with(ChangeKind::SessionEnded)
             .user(user_id),
     )
     .await?;

@@ -158,15 +158,20 @@ pub async fn touch(conn: &mut PgConnection, id: Uuid, now: DateTime<Utc>) -> sql
     Ok(())
 }
 
-/// How long a live stream's session counts as connected after its last check (the stream
-/// checks every 10 s): a staff reply committed before then was seen live, so no e-mail notice.
+/// How long a live stream's session counts as connected after it was last marked (the
+/// instance marks the sessions of its open streams every 10 s): a staff reply committed before
+/// then was seen live, so no e-mail notice.
 pub const LIVE_WINDOW_SECONDS: i64 = 25;
 
-/// Marks the session as connected (its live stream is open) until [`LIVE_WINDOW_SECONDS`]
-/// after `now`.
-pub async fn mark_live(conn: &mut PgConnection, id: Uuid, now: DateTime<Utc>) -> sqlx::Result<()> {
-    sqlx::query("UPDATE user_sessions SET live_until = $2 WHERE id = $1")
-        .bind(id)
+/// Marks the sessions as connected (a live stream of each is open) until
+/// [`LIVE_WINDOW_SECONDS`] after `now`, in one statement.
+pub async fn mark_live(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE user_sessions SET live_until = $2 WHERE id = ANY($1)")
+        .bind(ids)
         .bind(now + chrono::Duration::seconds(LIVE_WINDOW_SECONDS))
         .execute(conn)
         .await?;

@@ -18,6 +18,7 @@ use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 use crate::audit::{self, AuditEntry};
+use crate::events::{self, ChangeKind, ChangeNotice};
 
 use crate::lang::Lang;
 use crate::sessions::{self, ClientInfo, SessionProblem, token_hash};
@@ -412,13 +413,41 @@ pub async fn authenticate_for(
     }
 }
 
-/// Ends a session.
+/// Ends a session, and announces it so that the session's live streams close at once (and
+/// only they: the person's other sessions stay).
 pub async fn sign_out(
     conn: &mut PgConnection,
     session_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<(), UserError> {
-    Ok(sessions::revoke(conn, session_id, now).await?)
+    let mut tx = conn.begin().await?;
+    sessions::revoke(&mut tx, session_id, now).await?;
+    events::notify(
+        &mut tx,
+        &ChangeNotice::new(ChangeKind::SessionEnded).session(session_id),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Of `session_ids`, those that still authenticate their person at `now` as an end user, by
+/// the rules of [`session_is_live`], in one query: how an instance re-checks the sessions of
+/// all its live streams at once.
+pub async fn live_sessions(
+    conn: &mut PgConnection,
+    session_ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<Vec<Uuid>, UserError> {
+    Ok(sqlx::query_scalar(concat!(
+        "SELECT s.id FROM user_sessions s JOIN users u ON u.id = s.user_id \
+          WHERE s.id = ANY($1) AND s.revoked_at IS NULL AND s.expires_at > $2 AND ",
+        end_user_account!()
+    ))
+    .bind(session_ids)
+    .bind(now)
+    .fetch_all(conn)
+    .await?)
 }
 
 /// Whether a session still authenticates its person at `now` as an end user, by the rules of
@@ -430,16 +459,7 @@ pub async fn session_is_live(
     session_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<bool, UserError> {
-    Ok(sqlx::query_scalar(concat!(
-        "SELECT EXISTS (SELECT 1 FROM user_sessions s JOIN users u ON u.id = s.user_id \
-          WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND ",
-        end_user_account!(),
-        ")"
-    ))
-    .bind(session_id)
-    .bind(now)
-    .fetch_one(conn)
-    .await?)
+    Ok(!live_sessions(conn, &[session_id], now).await?.is_empty())
 }
 
 /// What a person sees of their own account.

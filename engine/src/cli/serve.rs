@@ -164,6 +164,7 @@ impl ServeArgs {
             max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
             trusted_proxies: self.trusted_proxies.clone(),
             tls,
+            ..ServerConfig::default()
         }
     }
 }

@@ -717,7 +717,7 @@ async fn conversation_events(
     };
     let slot = state
         .hub
-        .claim(user.session_id)
+        .claim(&user, id)
         .map_err(|refusal| match refusal {
             sse::StreamRefusal::Session => Problem {
                 retry_after_seconds: Some(15),
@@ -739,7 +739,7 @@ async fn conversation_events(
                 )
             },
         })?;
-    Ok(sse::stream(&state, slot, &user, id, after).into_response())
+    Ok(sse::stream(&state, slot, after).into_response())
 }
 
 /// A message checked by the crisis gate alone.

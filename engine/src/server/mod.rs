@@ -81,6 +81,9 @@ pub struct ServerConfig {
     /// TLS: every connection starts with a handshake with this certificate and key; `None`,
     /// plain HTTP (behind a TLS-terminating reverse proxy).
     pub tls: Option<tls::TlsSettings>,
+    /// How often the sessions of the live streams are re-checked and marked connected, all in
+    /// one query (sign-outs and deletions end their streams at once, by notice).
+    pub live_sweep_interval: Duration,
 }
 
 impl ServerConfig {
@@ -117,6 +120,7 @@ impl Default for ServerConfig {
             max_connections: 4096,
             trusted_proxies: Vec::new(),
             tls: None,
+            live_sweep_interval: sse::LIVE_SWEEP,
         }
     }
 }
@@ -174,6 +178,7 @@ impl AppState {
             config.rate_limit_per_ip_per_minute,
             config.rate_limit_per_session_per_minute,
         );
+        let hub = EventHub::new(config.live_sweep_interval);
         AppState(Arc::new(Inner {
             pool: pool.clone(),
             engine,
@@ -181,7 +186,7 @@ impl AppState {
             config,
             metrics: Metrics::new(),
             limiter,
-            hub: EventHub::new(),
+            hub,
             shutdown: watch::channel(false).0,
             turns: tokio::sync::Semaphore::new(turn_concurrency(&pool)),
         }))

@@ -347,7 +347,7 @@ async fn a_staff_reply_to_someone_away_sends_one_notice_with_a_link_and_never_th
     .fetch_one(&pool)
     .await?;
     let mut conn = pool.acquire().await?;
-    amal_engine::sessions::mark_live(&mut conn, session, Utc::now()).await?;
+    amal_engine::sessions::mark_live(&mut conn, &[session], Utc::now()).await?;
     staff_reply(&pool, user, conv, Some(&number), "Je suis là.").await;
     let run = mail::run_notices(&pool, sink.mailer(), "http://amal.example/", 10).await?;
     assert_eq!((run.queued, run.sent), (0, 0));

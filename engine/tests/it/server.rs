@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -30,6 +30,7 @@ struct TestServer {
     base: String,
     http: reqwest::Client,
     mailer: Arc<MemoryMailer>,
+    hub: server::sse::EventHub,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -56,6 +57,7 @@ impl TestServer {
     ) -> Self {
         let mailer = Arc::new(MemoryMailer::default());
         let state = AppState::new(pool.clone(), engine, mailer.clone(), config);
+        let hub = state.hub.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -66,6 +68,7 @@ impl TestServer {
             base,
             http: reqwest::Client::new(),
             mailer,
+            hub,
             stop,
             task,
         }
@@ -2086,5 +2089,263 @@ async fn https_with_a_certificate_and_key(pool: PgPool) -> TestResult {
     );
     let _ = stop.send(());
     task.await??;
+    Ok(())
+}
+
+/// Waits until the hub's listen connection has been established `n` times.
+async fn wait_for_listener(srv: &TestServer, n: u64) {
+    for _ in 0..200 {
+        if srv.hub.connects() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the live-event listener did not connect ({n})");
+}
+
+/// Waits for `event: end` on a stream; returns how long it took.
+async fn time_to_end(events: &mut mpsc::UnboundedReceiver<(String, Value)>) -> Duration {
+    let started = tokio::time::Instant::now();
+    let mut seen = Vec::new();
+    wait_for(events, &mut seen, |e, _| e == "end").await;
+    started.elapsed()
+}
+
+/// Waits until no stream has been woken for 300 ms (the notices in flight are handed out);
+/// returns the hub's count of wake-ups then.
+async fn settled_wakeups(srv: &TestServer) -> u64 {
+    let mut last = srv.hub.wakeups();
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = srv.hub.wakeups();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// A sign-out ends that session's streams within a couple of seconds, by notice (the sweep is
+/// an hour away here), and wakes no other stream: not the person's other session, not another
+/// person's.
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn a_sign_out_ends_that_sessions_streams_at_once_and_wakes_no_other(
+    pool: PgPool,
+) -> TestResult {
+    let srv = TestServer::start(
+        &pool,
+        ServerConfig {
+            live_sweep_interval: Duration::from_secs(3600),
+            ..config()
+        },
+    )
+    .await;
+    wait_for_listener(&srv, 1).await;
+    let phone = srv.sign_in("nadia@example.dz", true).await;
+    let (_, me) = srv.get("/v1/me", &phone).await;
+    let nadia: Uuid = me["id"].as_str().unwrap().parse()?;
+    let laptop = amal_engine::sessions::open(
+        &mut *pool.acquire().await?,
+        nadia,
+        chrono::Duration::hours(1),
+        Utc::now(),
+        &ClientInfo::default(),
+    )
+    .await?
+    .token;
+    let conv = srv.new_conversation(&phone).await;
+    let other = srv.sign_in("karim@example.dz", true).await;
+    let theirs = srv.new_conversation(&other).await;
+    let mut on_phone = read_events(srv.open_events(&phone, &conv).await?);
+    let mut on_laptop = read_events(srv.open_events(&laptop, &conv).await?);
+    let mut karims: Vec<_> = Vec::new();
+    for _ in 0..3 {
+        karims.push(read_events(srv.open_events(&other, &theirs).await?));
+    }
+    assert_eq!(srv.hub.open_streams(), 5);
+    let before = settled_wakeups(&srv).await;
+
+    let (s, _) = srv
+        .call(Method::POST, "/v1/auth/sign-out", Some(&phone), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let took = time_to_end(&mut on_phone).await;
+    assert!(took < Duration::from_secs(2), "ended after {took:?}");
+    assert_eq!(
+        settled_wakeups(&srv).await - before,
+        1,
+        "only the signed-out session's stream is woken"
+    );
+    // The person's other session still streams, and so does the other person.
+    let (s, turn) = srv
+        .say(
+            &laptop,
+            &conv,
+            json!({ "content": "How can I sleep better?" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{turn}");
+    let mut seen = Vec::new();
+    wait_for(&mut on_laptop, &mut seen, |e, d| {
+        e == "message" && d["id"] == turn["reply"]["id"]
+    })
+    .await;
+    let (s, turn) = srv
+        .say(
+            &other,
+            &theirs,
+            json!({ "content": "J'ai du mal à dormir" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{turn}");
+    for stream in &mut karims {
+        wait_for(stream, &mut seen, |e, d| {
+            e == "message" && d["id"] == turn["reply"]["id"]
+        })
+        .await;
+    }
+    assert!(!seen.iter().any(|(e, _)| e == "end"), "{seen:#?}");
+    srv.stop().await;
+    Ok(())
+}
+
+/// `DELETE /v1/me` ends every stream of that person at once and wakes nobody else's: the hub
+/// counts one wake-up per stream of the person, and none for the others.
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn deleting_an_account_ends_its_streams_and_wakes_no_other(pool: PgPool) -> TestResult {
+    let srv = TestServer::start(
+        &pool,
+        ServerConfig {
+            live_sweep_interval: Duration::from_secs(3600),
+            ..config()
+        },
+    )
+    .await;
+    wait_for_listener(&srv, 1).await;
+    let leaving = srv.sign_in("yasmine@example.dz", true).await;
+    let mut hers = Vec::new();
+    for _ in 0..2 {
+        let conv = srv.new_conversation(&leaving).await;
+        hers.push(read_events(srv.open_events(&leaving, &conv).await?));
+    }
+    let mut others = Vec::new();
+    for who in ["amine@example.dz", "lina@example.dz", "omar@example.dz"] {
+        let token = srv.sign_in(who, true).await;
+        let conv = srv.new_conversation(&token).await;
+        for _ in 0..STREAMS_PER_PERSON_HERE {
+            others.push(read_events(srv.open_events(&token, &conv).await?));
+        }
+    }
+    let before = settled_wakeups(&srv).await;
+    let (s, _) = srv
+        .call(Method::DELETE, "/v1/me", Some(&leaving), None)
+        .await;
+    assert!(s.is_success(), "{s}");
+    for stream in &mut hers {
+        let took = time_to_end(stream).await;
+        assert!(took < Duration::from_secs(2), "ended after {took:?}");
+    }
+    assert_eq!(
+        settled_wakeups(&srv).await - before,
+        hers.len() as u64,
+        "only the deleted person's streams are woken"
+    );
+    assert_eq!(srv.hub.open_streams(), others.len());
+    for stream in &mut others {
+        assert!(
+            stream.try_recv().is_err(),
+            "another person's stream heard it"
+        );
+    }
+    srv.stop().await;
+    Ok(())
+}
+
+const STREAMS_PER_PERSON_HERE: usize = 3;
+
+/// When the listen connection is lost, notices sent meanwhile are gone: a sign-out during the
+/// outage ends its stream as soon as the connection is back (the re-check on reconnect, not
+/// the sweep, which is an hour away here), and live messages flow again.
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn after_a_lost_listen_connection_streams_recheck_their_sessions(pool: PgPool) -> TestResult {
+    let srv = TestServer::start(
+        &pool,
+        ServerConfig {
+            live_sweep_interval: Duration::from_secs(3600),
+            ..config()
+        },
+    )
+    .await;
+    wait_for_listener(&srv, 1).await;
+    let leaving = srv.sign_in("nadia@example.dz", true).await;
+    let conv = srv.new_conversation(&leaving).await;
+    let mut ending = read_events(srv.open_events(&leaving, &conv).await?);
+    let staying = srv.sign_in("karim@example.dz", true).await;
+    let theirs = srv.new_conversation(&staying).await;
+    let mut live = read_events(srv.open_events(&staying, &theirs).await?);
+
+    let database = pool.connect_options().get_database().unwrap().to_string();
+    // A database cannot close itself to connections: this is done from the maintenance one.
+    let mut admin =
+        sqlx::PgConnection::connect_with(&(*pool.connect_options()).clone().database("postgres"))
+            .await?;
+    let allow = |yes: bool| {
+        sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS {yes}"
+        ))
+    };
+    // The outage: the listener's connection is cut and cannot come back; the server's pool
+    // keeps its open connections.
+    sqlx::query(allow(false)).execute(&mut admin).await?;
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+          WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+    )
+    .fetch_all(&pool)
+    .await?;
+    assert_eq!(cut, vec![true], "one listen connection");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (s, _) = srv
+        .call(Method::POST, "/v1/auth/sign-out", Some(&leaving), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let early = tokio::time::timeout(Duration::from_millis(1500), ending.recv()).await;
+    assert!(
+        early.is_err(),
+        "the sign-out's notice cannot arrive while nobody listens: {early:?}"
+    );
+    assert_eq!(srv.hub.connects(), 1);
+
+    sqlx::query(allow(true)).execute(&mut admin).await?;
+    let took = time_to_end(&mut ending).await;
+    assert!(
+        took < Duration::from_secs(3),
+        "ended {took:?} after the database came back"
+    );
+    assert_eq!(srv.hub.connects(), 2);
+    let (s, turn) = srv
+        .say(
+            &staying,
+            &theirs,
+            json!({ "content": "How can I sleep better?" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{turn}");
+    let mut seen = Vec::new();
+    wait_for(&mut live, &mut seen, |e, d| {
+        e == "message" && d["id"] == turn["reply"]["id"]
+    })
+    .await;
+    assert!(!seen.iter().any(|(e, _)| e == "end"), "{seen:#?}");
+    srv.stop().await;
     Ok(())
 }
