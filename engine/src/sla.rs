@@ -475,7 +475,10 @@ const DAY_NAMES: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 pub fn parse_working_days(text: &str) -> Result<Vec<i16>, SlaError> {
     let day = |t: &str| -> Result<i16, SlaError> {
         let t = t.trim().to_lowercase();
-        if let Some(i) = DAY_NAMES.iter().position(|d| t.starts_with(d) && t.len() >= 3) {
+        if let Some(i) = DAY_NAMES
+            .iter()
+            .position(|d| t.starts_with(d) && t.len() >= 3)
+        {
             return Ok(i as i16);
         }
         t.parse::<i16>()

@@ -174,7 +174,10 @@ pub async fn run(config: &Config, cmd: SlaCommand) -> Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&targets)?);
             } else {
-                println!("{:<9} {:>15} {:>15}", "PRIORITY", "FIRST RESPONSE", "RESOLUTION");
+                println!(
+                    "{:<9} {:>15} {:>15}",
+                    "PRIORITY", "FIRST RESPONSE", "RESOLUTION"
+                );
                 for t in targets {
                     println!(
                         "{:<9} {:>11} min {:>11} min",
@@ -228,38 +231,36 @@ pub async fn run(config: &Config, cmd: SlaCommand) -> Result<ExitCode> {
                 println!("{}", calendar_line(&calendar));
             }
         }
-        SlaCommand::Holidays { json, change } => {
-            match change {
-                Some(HolidaysCommand::Add { day, name, actor }) => {
-                    let day = parse_day(&day)?;
-                    let by = super::staff::resolve_actor(&mut conn, actor.as_deref()).await?;
-                    sla::add_holiday(&mut conn, by.as_ref(), day, &name)
-                        .await
-                        .with_context(|| format!("adding the holiday {day}"))?;
-                    println!("{day} is a holiday: {}", name.trim());
-                }
-                Some(HolidaysCommand::Remove { day, actor }) => {
-                    let day = parse_day(&day)?;
-                    let by = super::staff::resolve_actor(&mut conn, actor.as_deref()).await?;
-                    let h = sla::remove_holiday(&mut conn, by.as_ref(), day)
-                        .await
-                        .with_context(|| format!("removing the holiday {day}"))?;
-                    println!("{} ({}) is a working day again", h.day, h.name);
-                }
-                None => {
-                    let list = sla::holidays(&mut conn).await?;
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&list)?);
-                    } else if list.is_empty() {
-                        println!("no holidays");
-                    } else {
-                        for h in list {
-                            println!("{}  {}", h.day, h.name);
-                        }
+        SlaCommand::Holidays { json, change } => match change {
+            Some(HolidaysCommand::Add { day, name, actor }) => {
+                let day = parse_day(&day)?;
+                let by = super::staff::resolve_actor(&mut conn, actor.as_deref()).await?;
+                sla::add_holiday(&mut conn, by.as_ref(), day, &name)
+                    .await
+                    .with_context(|| format!("adding the holiday {day}"))?;
+                println!("{day} is a holiday: {}", name.trim());
+            }
+            Some(HolidaysCommand::Remove { day, actor }) => {
+                let day = parse_day(&day)?;
+                let by = super::staff::resolve_actor(&mut conn, actor.as_deref()).await?;
+                let h = sla::remove_holiday(&mut conn, by.as_ref(), day)
+                    .await
+                    .with_context(|| format!("removing the holiday {day}"))?;
+                println!("{} ({}) is a working day again", h.day, h.name);
+            }
+            None => {
+                let list = sla::holidays(&mut conn).await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&list)?);
+                } else if list.is_empty() {
+                    println!("no holidays");
+                } else {
+                    for h in list {
+                        println!("{}  {}", h.day, h.name);
                     }
                 }
             }
-        }
+        },
     }
     Ok(ExitCode::SUCCESS)
 }

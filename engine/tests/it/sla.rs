@@ -475,14 +475,25 @@ async fn holidays_and_hours_are_edited_by_admins_and_counted_by_the_clocks(
     assert_eq!(sla::parse_working_days("sun-thu")?, vec![0, 1, 2, 3, 4]);
     assert_eq!(sla::parse_working_days("fri-sun")?, vec![0, 5, 6]);
     assert_eq!(sla::parse_working_days("mon, 3,Friday")?, vec![1, 3, 5]);
-    assert_eq!(sla::working_days_text(&[0, 1, 2, 3, 4]), "sun,mon,tue,wed,thu");
-    let e = sla::parse_working_days("sun-funday").unwrap_err().to_string();
+    assert_eq!(
+        sla::working_days_text(&[0, 1, 2, 3, 4]),
+        "sun,mon,tue,wed,thu"
+    );
+    let e = sla::parse_working_days("sun-funday")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("`funday` is not a day"), "{e}");
     assert!(sla::parse_working_days(" , ").is_err());
     let (start, end) = sla::parse_hours("08:30-17:00")?;
-    assert_eq!((start.to_string(), end.to_string()), ("08:30:00".into(), "17:00:00".into()));
+    assert_eq!(
+        (start.to_string(), end.to_string()),
+        ("08:30:00".into(), "17:00:00".into())
+    );
     let e = sla::parse_hours("17:00-08:00").unwrap_err().to_string();
-    assert!(e.contains("08:00-17:00") && e.contains("17:00-08:00"), "{e}");
+    assert!(
+        e.contains("08:00-17:00") && e.contains("17:00-08:00"),
+        "{e}"
+    );
     assert!(sla::parse_hours("8h-5pm").is_err());
 
     // Business hours on (Algiers, Sunday to Thursday 08:00-17:00) by an admin; agents refused.

@@ -544,13 +544,11 @@ async fn admins_unlock_and_enable_accounts_audited(pool: PgPool) -> TestResult {
     let admin = staff_account(&pool, "admin@amal.example", "admin").await;
     let agent = staff_account(&pool, "agent@amal.example", "agent").await;
     let now = now_us();
-    sqlx::query(
-        "UPDATE users SET failed_login_attempts = 5, locked_until = $2 WHERE id = $1",
-    )
-    .bind(agent.id)
-    .bind(now + Duration::minutes(LOCKOUT_MINUTES))
-    .execute(&pool)
-    .await?;
+    sqlx::query("UPDATE users SET failed_login_attempts = 5, locked_until = $2 WHERE id = $1")
+        .bind(agent.id)
+        .bind(now + Duration::minutes(LOCKOUT_MINUTES))
+        .execute(&pool)
+        .await?;
     // Only admins unlock, and nobody unlocks themselves into a role they lack.
     let refused = staff::unlock(&mut conn, Some(&agent), "agent@amal.example", now).await;
     assert!(
@@ -560,7 +558,10 @@ async fn admins_unlock_and_enable_accounts_audited(pool: PgPool) -> TestResult {
     let unlocked = staff::unlock(&mut conn, Some(&admin), "Agent@Amal.Example", now)
         .await?
         .expect("it was locked");
-    assert_eq!((unlocked.failed_login_attempts, unlocked.locked_until), (0, None));
+    assert_eq!(
+        (unlocked.failed_login_attempts, unlocked.locked_until),
+        (0, None)
+    );
     let (attempts, until): (i32, Option<DateTime<Utc>>) =
         sqlx::query_as("SELECT failed_login_attempts, locked_until FROM users WHERE id = $1")
             .bind(agent.id)
@@ -604,5 +605,23 @@ async fn admins_unlock_and_enable_accounts_audited(pool: PgPool) -> TestResult {
     let names: Vec<&str> = actions.iter().map(|(a, _)| a.as_str()).collect();
     assert_eq!(names, vec!["staff.unlock", "staff.disable", "staff.enable"]);
     assert_eq!(actions[0].1["failed_attempts"], 5);
+
+    // The admin screen's view: admins only, everything in one read.
+    let refused = amal_engine::admin::view(&mut conn, &agent).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("the admin screen needs admin")),
+        "{refused:?}"
+    );
+    let view = amal_engine::admin::view(&mut conn, &admin).await?;
+    assert_eq!(view.staff.len(), 2);
+    assert_eq!(view.staff[0].account.email, "admin@amal.example");
+    assert_eq!(
+        view.staff[1].profile.capacity, 5,
+        "defaults for a member never set"
+    );
+    assert_eq!(view.targets.len(), 4);
+    assert_eq!(view.retention.len(), 3);
     Ok(())
 }
