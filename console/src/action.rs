@@ -22,6 +22,12 @@ pub enum Scope {
     Knowledge,
     /// The ticket's composer while it has the keyboard (every other key is text there).
     Composer,
+    /// The shift board.
+    Shift,
+    /// The admin screen.
+    Admin,
+    /// A ticket offered to the signed-in member, while its prompt is shown.
+    Offer,
 }
 
 /// A key, written as the help shows it.
@@ -180,6 +186,26 @@ pub enum Action {
     Reject,
     /// Choose a theme.
     Theme,
+    /// Shift: set oneself online.
+    GoOnline,
+    /// Shift: set oneself away.
+    GoAway,
+    /// Offer: take the offered ticket.
+    AcceptOffer,
+    /// Offer: decline it (the next member is asked).
+    DeclineOffer,
+    /// Admin: edit the selected row (profile, targets, hours, retention).
+    Edit,
+    /// Admin: clear the selected account's sign-in lock.
+    Unlock,
+    /// Admin: disable or enable the selected account.
+    ToggleActive,
+    /// Admin: change the selected account's role.
+    ChangeRole,
+    /// Admin: add a holiday.
+    AddHoliday,
+    /// Admin: remove the selected holiday.
+    RemoveHoliday,
 }
 
 /// One binding: a key, an action, where it applies and what the help says.
@@ -223,6 +249,8 @@ pub const BINDINGS: &[Binding] = &[
     b(k('4'), Action::Screen(4), Scope::Global, "statistics", false),
     b(k('5'), Action::Screen(5), Scope::Global, "knowledge review", false),
     b(k('6'), Action::Screen(6), Scope::Global, "audit log", false),
+    b(k('7'), Action::Screen(7), Scope::Global, "shift board", false),
+    b(k('8'), Action::Screen(8), Scope::Global, "admin", false),
     b(code(KeyCode::Esc), Action::Back, Scope::Global, "back / close", false),
     b(ctrl('r'), Action::Refresh, Scope::Global, "refresh now", false),
     b(ctrl('b'), Action::ToggleBidi, Scope::Global, "Arabic reordering on/off", false),
@@ -280,6 +308,18 @@ pub const BINDINGS: &[Binding] = &[
     b(k(']'), Action::RangeLonger, Scope::Statistics, "longer range", true),
     b(k('a'), Action::Approve, Scope::Knowledge, "approve", true),
     b(k('x'), Action::Reject, Scope::Knowledge, "reject", true),
+    b(k('o'), Action::GoOnline, Scope::Shift, "set me online", true),
+    b(k('w'), Action::GoAway, Scope::Shift, "set me away", true),
+    b(code(KeyCode::Tab), Action::FocusNext, Scope::Admin, "next section", true),
+    b(k('e'), Action::Edit, Scope::Admin, "edit", true),
+    b(k('u'), Action::Unlock, Scope::Admin, "unlock", true),
+    b(k('d'), Action::ToggleActive, Scope::Admin, "disable/enable", true),
+    b(k('r'), Action::ChangeRole, Scope::Admin, "role", true),
+    b(k('a'), Action::AddHoliday, Scope::Admin, "add holiday", false),
+    b(k('x'), Action::RemoveHoliday, Scope::Admin, "remove holiday", false),
+    b(k('y'), Action::AcceptOffer, Scope::Offer, "accept the offered ticket", true),
+    b(k('n'), Action::DeclineOffer, Scope::Offer, "decline it", true),
+    b(code(KeyCode::Esc), Action::Back, Scope::Offer, "hide (it passes on when its time is up)", true),
 ];
 
 /// The keys of `action` in `scope` as the help shows them (`Ctrl-S`, `j/↓`), for texts that

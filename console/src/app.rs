@@ -11,20 +11,24 @@ use crossterm::event::{KeyEvent, MouseEvent, MouseEventKind};
 use ratatui::layout::Position;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::action::{self, Action};
+use crate::action::{self, Action, Scope};
 use crate::chrome::overlay::{Answer, Chooser, ChooserPurpose, Confirmed, Overlay, PromptPurpose};
 use crate::chrome::{self, AlertBanner, Toast};
 use crate::data::{Command, Connection, DataEvent, Request};
+use crate::screens::admin::AdminScreen;
 use crate::screens::audit::AuditScreen;
 use crate::screens::conversations::ConversationsScreen;
 use crate::screens::knowledge::KnowledgeScreen;
 use crate::screens::queue::QueueScreen;
+use crate::screens::shift::ShiftScreen;
 use crate::screens::sign_in::{SignInForm, SignInStep};
 use crate::screens::statistics::StatisticsScreen;
 use crate::screens::ticket::TicketScreen;
 use crate::screens::{Context, Effect, Outbox, Screen, ScreenId};
 use crate::theme::Theme;
 use crate::ui::HitAreas;
+use amal_engine::events::ChangeKind;
+use amal_engine::routing::{Alert, OfferAnswer};
 use amal_engine::tickets::Alerts;
 
 /// How often the header's counts are read without a notice (deadlines pass by themselves).
@@ -58,6 +62,17 @@ pub struct App {
     pub knowledge: KnowledgeScreen,
     /// The audit log screen.
     pub audit: AuditScreen,
+    /// The shift board.
+    pub shift: ShiftScreen,
+    /// The admin screen.
+    pub admin: AdminScreen,
+    /// Tickets offered to the signed-in member (number, expiry), soonest first.
+    pub offers: Vec<(String, DateTime<Utc>)>,
+    /// The offer whose prompt was hidden (Esc) until another offer comes; it can still be
+    /// answered until it expires (`ticket accept`), then the next member is asked.
+    pub offer_hidden: Option<String>,
+    /// The signed-in member's unseen on-call alerts (tickets that found nobody online).
+    pub on_call: Vec<Alert>,
     /// The last read failure, shown in the status line until a read succeeds again.
     pub last_error: Option<String>,
     /// The header's counts: crisis tickets nobody holds, breaches (`None` before the first
@@ -108,6 +123,11 @@ impl App {
             statistics: StatisticsScreen::default(),
             knowledge: KnowledgeScreen::default(),
             audit: AuditScreen::default(),
+            shift: ShiftScreen::default(),
+            admin: AdminScreen::default(),
+            offers: Vec::new(),
+            offer_hidden: None,
+            on_call: Vec::new(),
             last_error: None,
             alerts: None,
             alert: None,
@@ -135,6 +155,8 @@ impl App {
             ScreenId::Statistics => &self.statistics,
             ScreenId::Knowledge => &self.knowledge,
             ScreenId::Audit => &self.audit,
+            ScreenId::Shift => &self.shift,
+            ScreenId::Admin => &self.admin,
         }
     }
 
@@ -147,6 +169,8 @@ impl App {
             ScreenId::Statistics => &mut self.statistics,
             ScreenId::Knowledge => &mut self.knowledge,
             ScreenId::Audit => &mut self.audit,
+            ScreenId::Shift => &mut self.shift,
+            ScreenId::Admin => &mut self.admin,
         };
         (screen, &self.ctx)
     }
@@ -182,7 +206,7 @@ impl App {
             self.dirty = true;
         }
         let signed_in = self.ctx.session.is_some();
-        if signed_in && self.current().counting() {
+        if signed_in && (self.current().counting() || self.offer_shown().is_some()) {
             self.dirty = true;
         }
         if self.screen == ScreenId::Queue && signed_in && self.queue.reread_due(now) {
@@ -200,6 +224,66 @@ impl App {
     fn ask_alerts(&mut self) {
         self.alerts_asked = Some(self.ctx.now);
         self.send(Request::Alerts);
+        self.send(Request::Duty);
+    }
+
+    /// The offer whose prompt is shown: the soonest one not yet expired, unless put away.
+    pub fn offer_shown(&self) -> Option<(&str, DateTime<Utc>)> {
+        self.offers
+            .iter()
+            .find(|(n, until)| {
+                *until > self.ctx.now && self.offer_hidden.as_deref() != Some(n.as_str())
+            })
+            .map(|(n, until)| (n.as_str(), *until))
+    }
+
+    /// The member's offers and on-call alerts: a new offer shows its prompt (with the bell); a
+    /// new alert raises the on-call banner and the bell.
+    fn on_duty(&mut self, offers: Vec<(String, DateTime<Utc>)>, alerts: Vec<Alert>) {
+        let new_offer = offers
+            .iter()
+            .any(|(n, _)| !self.offers.iter().any(|(m, _)| m == n));
+        // A new offer rings and brings the prompt back.
+        if new_offer {
+            self.ring = self.bell;
+            self.offer_hidden = None;
+        }
+        self.offers = offers;
+        let fresh: Vec<&Alert> = alerts
+            .iter()
+            .filter(|a| !self.on_call.iter().any(|b| b.id == a.id))
+            .collect();
+        if !fresh.is_empty() {
+            let crisis = alerts.iter().filter(|a| a.crisis).count();
+            let numbers: Vec<&str> = alerts
+                .iter()
+                .filter_map(|a| a.ticket_number.as_deref())
+                .take(3)
+                .collect();
+            let text = match alerts.as_slice() {
+                [one] => format!(
+                    "ON CALL: {}{} found nobody online",
+                    one.ticket_number.as_deref().unwrap_or("a ticket"),
+                    if one.crisis { " (crisis)" } else { "" }
+                ),
+                _ => format!(
+                    "ON CALL: {} tickets found nobody online{}: {}",
+                    alerts.len(),
+                    if crisis > 0 {
+                        format!(" ({crisis} crisis)")
+                    } else {
+                        String::new()
+                    },
+                    numbers.join(", ")
+                ),
+            };
+            self.alert = Some(AlertBanner {
+                text,
+                since: self.ctx.now,
+            });
+            self.ring = self.bell;
+        }
+        self.on_call = alerts;
     }
 
     /// New counts: a crisis ticket nobody holds that was not there before raises the banner
@@ -290,6 +374,9 @@ impl App {
             DataEvent::Documents(docs) => self.knowledge.documents.replace(docs),
             DataEvent::Audit(rows) => self.audit.records.replace(rows),
             DataEvent::Alerts(alerts) => self.on_alerts(alerts),
+            DataEvent::Shift(board) => self.shift.members.replace(board),
+            DataEvent::Duty(offers, alerts) => self.on_duty(offers, alerts),
+            DataEvent::Admin(view) => self.admin.on_view(*view),
             DataEvent::Done(command, result) => self.on_done(command, result),
             DataEvent::Failed(e) => {
                 tracing::warn!(error = %e, "read failed");
@@ -304,6 +391,11 @@ impl App {
                 // The header's counts are on every screen.
                 if crate::screens::ticket_change(&notice) {
                     self.ask_alerts();
+                } else if [ChangeKind::Offer, ChangeKind::Alert, ChangeKind::Presence]
+                    .iter()
+                    .any(|k| notice.kinds.contains(k))
+                {
+                    self.send(Request::Duty);
                 }
             }
             DataEvent::Connection(state) => {
@@ -332,8 +424,15 @@ impl App {
                 {
                     self.open_ticket(n.clone());
                 }
+                // An accepted offer is to work on it too.
+                if let Command::AnswerOffer(n, OfferAnswer::Accept) = &command {
+                    self.open_ticket(n.clone());
+                }
             }
             Err(e) => self.toast(e, true),
+        }
+        if matches!(command, Command::AnswerOffer(..) | Command::AlertsSeen) {
+            self.send(Request::Duty);
         }
         self.refresh(self.screen);
     }
@@ -362,11 +461,39 @@ impl App {
             }
             return;
         }
-        // Esc first puts away an alert banner.
+        // A ticket offered to the member: its prompt takes its keys first.
+        if let Some((number, _)) = self.offer_shown() {
+            let number = number.to_string();
+            match action::action_for(&key, &[Scope::Offer]) {
+                Some(Action::AcceptOffer) => {
+                    self.send(Request::Act(Command::AnswerOffer(
+                        number,
+                        OfferAnswer::Accept,
+                    )));
+                    return;
+                }
+                Some(Action::DeclineOffer) => {
+                    self.send(Request::Act(Command::AnswerOffer(
+                        number,
+                        OfferAnswer::Decline,
+                    )));
+                    return;
+                }
+                Some(Action::Back) => {
+                    self.offer_hidden = Some(number);
+                    return;
+                }
+                _ => {}
+            }
+        }
+        // Esc first puts away an alert banner (the on-call alerts are then seen).
         if self.alert.is_some()
             && action::action_for(&key, &self.screen.scopes()) == Some(Action::Back)
         {
             self.alert = None;
+            if !self.on_call.is_empty() {
+                self.send(Request::Act(Command::AlertsSeen));
+            }
             return;
         }
         if let Some(action) = action::action_for(&key, &self.screen.scopes()) {
@@ -398,7 +525,13 @@ impl App {
             Answer::Text(PromptPurpose::RejectReason(id), text) => {
                 KnowledgeScreen::reject_reason(id, text, &mut out)
             }
+            Answer::Text(PromptPurpose::Admin(edit), text) => {
+                self.admin.text_answered(edit, text, &mut out)
+            }
             Answer::Text(purpose, text) => TicketScreen::answer(purpose, text, &mut out),
+            Answer::Choice(ChooserPurpose::Admin(edit), choice) => {
+                self.admin.choice_made(edit, &choice, &mut out)
+            }
             Answer::Choice(ChooserPurpose::Tier(n), choice) => {
                 TicketScreen::tier_chosen(n, &choice, &mut out)
             }
@@ -447,6 +580,8 @@ impl App {
             ScreenId::Queue => self.queue.tickets.set_filter(&text),
             ScreenId::Knowledge => self.knowledge.documents.set_filter(&text),
             ScreenId::Audit => self.audit.records.set_filter(&text),
+            ScreenId::Shift => self.shift.members.set_filter(&text),
+            ScreenId::Admin => self.admin.staff.set_filter(&text),
             ScreenId::Ticket | ScreenId::Statistics => {}
         }
     }
@@ -526,6 +661,8 @@ impl App {
                     ScreenId::Queue => self.queue.tickets.filter(),
                     ScreenId::Knowledge => self.knowledge.documents.filter(),
                     ScreenId::Audit => self.audit.records.filter(),
+                    ScreenId::Shift => self.shift.members.filter(),
+                    ScreenId::Admin => self.admin.staff.filter(),
                     _ => None,
                 }
                 .unwrap_or_default()
@@ -594,7 +731,9 @@ impl App {
             MouseEventKind::Down(_) => {
                 let at = Position::new(mouse.column, mouse.row);
                 if hit.tabs.contains(at) {
-                    if let Some(screen) = chrome::tab_at(hit.tabs.x, at.x, hit.tabs_compact) {
+                    if let Some(screen) =
+                        chrome::tab_at(hit.tabs.x, at.x, hit.tabs_compact, self.screen)
+                    {
                         self.perform(Action::Screen(screen.index() as u8 + 1));
                         return;
                     }

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use uuid::Uuid;
 
+use amal_engine::admin::{self, AdminView};
 use amal_engine::audit::{self, AuditRecord};
 use amal_engine::config::RoutingSettings;
 use amal_engine::conversations::{
@@ -18,9 +19,13 @@ use amal_engine::conversations::{
 use amal_engine::events::{self, ChangeNotice};
 use amal_engine::knowledge::store::{self, DocumentSummary};
 use amal_engine::lookups::{self, Labels};
-use amal_engine::roster::ShiftKeeper;
+use amal_engine::presence::{self, OnShift, Presence, PresenceCause, ProfileChange};
+use amal_engine::retention::{self, RetentionKind};
+use amal_engine::roster::{self, ShiftKeeper};
+use amal_engine::routing::{self, Alert, OfferAnswer};
 use amal_engine::sessions::ClientInfo;
-use amal_engine::staff::{self, Actor, StaffPreferences};
+use amal_engine::sla::{self, Calendar};
+use amal_engine::staff::{self, Actor, StaffPreferences, StaffRole};
 use amal_engine::stats::{self, Statistics};
 use amal_engine::tickets::{
     self, Alerts, CommentText, QueueFilter, Ticket, TicketDetail, TicketStatus, Tier, Triage,
@@ -65,6 +70,32 @@ pub enum Command {
     Reject(Uuid, String),
     /// Save the theme preference.
     SaveTheme(String),
+    /// Admin: clear a sign-in lock.
+    Unlock(String),
+    /// Admin: disable an account (its tickets go back to the queue).
+    Disable(String),
+    /// Admin: enable a disabled account.
+    Enable(String),
+    /// Admin: change an account's role.
+    SetRole(String, StaffRole),
+    /// Admin: change a member's routing profile.
+    SetProfile(String, ProfileChange),
+    /// Admin: a priority's SLA targets in minutes (first response, resolution).
+    SetTargets(String, i32, i32),
+    /// Admin: the business-hours calendar.
+    SetCalendar(Calendar),
+    /// Admin: add (or rename) a holiday.
+    AddHoliday(chrono::NaiveDate, String),
+    /// Admin: remove a holiday.
+    RemoveHoliday(chrono::NaiveDate),
+    /// Admin: a retention period in days.
+    SetRetention(RetentionKind, i32),
+    /// The signed-in member's own presence (online or away).
+    SetPresence(Presence),
+    /// Answer a ticket offered to the signed-in member.
+    AnswerOffer(String, OfferAnswer),
+    /// The signed-in member has seen their on-call alerts.
+    AlertsSeen,
 }
 
 impl Command {
@@ -84,6 +115,22 @@ impl Command {
             Command::Approve(_) => "document approved".into(),
             Command::Reject(_, _) => "document rejected".into(),
             Command::SaveTheme(t) => format!("theme {t} saved"),
+            Command::Unlock(e) => format!("unlocked {e}"),
+            Command::Disable(e) => format!("disabled {e}"),
+            Command::Enable(e) => format!("enabled {e}"),
+            Command::SetRole(e, r) => format!("{e} is now {r}"),
+            Command::SetProfile(e, _) => format!("profile of {e} saved"),
+            Command::SetTargets(p, f, r) => {
+                format!("{p}: first response {f} min, resolution {r} min")
+            }
+            Command::SetCalendar(_) => "business hours saved".into(),
+            Command::AddHoliday(d, n) => format!("{d} is a holiday: {n}"),
+            Command::RemoveHoliday(d) => format!("{d} is a working day again"),
+            Command::SetRetention(k, d) => format!("{k} kept {d} days"),
+            Command::SetPresence(p) => format!("you are {p}"),
+            Command::AnswerOffer(n, OfferAnswer::Accept) => format!("{n} is yours"),
+            Command::AnswerOffer(n, OfferAnswer::Decline) => format!("declined {n}"),
+            Command::AlertsSeen => "on-call alerts seen".into(),
         }
     }
 }
@@ -114,6 +161,12 @@ pub enum Request {
     Audit,
     /// The counts every screen's header shows (crisis tickets nobody holds, breaches).
     Alerts,
+    /// The shift board: who is online, their languages, tier and load.
+    Shift,
+    /// The signed-in member's pending offers and unseen on-call alerts.
+    Duty,
+    /// What the admin screen shows (admins only).
+    Admin,
     /// A change.
     Act(Command),
 }
@@ -130,6 +183,9 @@ impl Request {
             Request::Documents => 6,
             Request::Audit => 7,
             Request::Alerts => 8,
+            Request::Shift => 9,
+            Request::Duty => 10,
+            Request::Admin => 11,
             Request::SignIn { .. } | Request::Act(_) => return None,
         })
     }
@@ -177,6 +233,12 @@ pub enum DataEvent {
     Audit(Vec<AuditRecord>),
     /// The header's counts.
     Alerts(Alerts),
+    /// The shift board.
+    Shift(Vec<OnShift>),
+    /// The signed-in member's pending offers (ticket, expiry) and unseen on-call alerts.
+    Duty(Vec<(String, DateTime<Utc>)>, Vec<Alert>),
+    /// The admin screen's data.
+    Admin(Box<AdminView>),
     /// A change was made (or refused: the error text).
     Done(Command, Result<(), String>),
     /// A read failed.
@@ -200,6 +262,9 @@ impl DataEvent {
                 | DataEvent::Documents(_)
                 | DataEvent::Audit(_)
                 | DataEvent::Alerts(_)
+                | DataEvent::Shift(_)
+                | DataEvent::Duty(..)
+                | DataEvent::Admin(_)
         )
     }
 }
@@ -346,6 +411,35 @@ async fn run(
             Ok(a) => DataEvent::Alerts(a),
             Err(e) => fail(e.to_string()),
         },
+        Request::Shift => {
+            let timeout = routing_settings().presence_timeout_seconds;
+            match presence::board(&mut conn, timeout, now).await {
+                Ok(board) => DataEvent::Shift(board),
+                Err(e) => fail(e.to_string()),
+            }
+        }
+        Request::Duty => {
+            let Some(me) = actor.as_ref() else {
+                return fail("not signed in".into());
+            };
+            let offers = match routing::pending_offers(&mut conn, me.id).await {
+                Ok(o) => o,
+                Err(e) => return fail(e.to_string()),
+            };
+            match routing::unseen_alerts(&mut conn, me.id).await {
+                Ok(alerts) => DataEvent::Duty(offers, alerts),
+                Err(e) => fail(e.to_string()),
+            }
+        }
+        Request::Admin => {
+            let Some(viewer) = actor.as_ref() else {
+                return fail("not signed in".into());
+            };
+            match admin::view(&mut conn, viewer).await {
+                Ok(view) => DataEvent::Admin(Box::new(view)),
+                Err(e) => fail(e.to_string()),
+            }
+        }
         Request::Act(command) => {
             let Some(actor) = actor.as_ref() else {
                 return DataEvent::Done(command, Err("not signed in".into()));
@@ -409,6 +503,44 @@ async fn act(
         Command::Approve(id) => outcome(store::approve(pool, *id, actor).await),
         Command::Reject(id, reason) => outcome(store::reject(pool, *id, actor, reason).await),
         Command::SaveTheme(theme) => outcome(staff::save_theme(c, actor, theme).await),
+        Command::Unlock(email) => outcome(staff::unlock(c, Some(actor), email, now).await),
+        Command::Disable(email) => outcome(roster::disable(c, Some(actor), email, now).await),
+        Command::Enable(email) => outcome(staff::enable(c, Some(actor), email).await),
+        Command::SetRole(email, role) => {
+            outcome(staff::set_role(c, Some(actor), email, *role).await)
+        }
+        Command::SetProfile(email, change) => {
+            outcome(presence::set_profile(c, actor, email, change).await)
+        }
+        Command::SetTargets(priority, first, resolution) => {
+            outcome(sla::set_targets(c, Some(actor), priority, *first, *resolution).await)
+        }
+        Command::SetCalendar(calendar) => {
+            outcome(sla::set_calendar(c, Some(actor), calendar).await)
+        }
+        Command::AddHoliday(day, name) => {
+            outcome(sla::add_holiday(c, Some(actor), *day, name).await)
+        }
+        Command::RemoveHoliday(day) => outcome(sla::remove_holiday(c, Some(actor), *day).await),
+        Command::SetRetention(kind, days) => {
+            outcome(retention::set(c, Some(actor), *kind, *days).await)
+        }
+        Command::SetPresence(to) => outcome(
+            roster::set_presence(
+                c,
+                Some(actor),
+                &actor.email,
+                *to,
+                PresenceCause::SelfSet,
+                &routing_settings(),
+                now,
+            )
+            .await,
+        ),
+        Command::AnswerOffer(number, answer) => outcome(
+            routing::answer_offer(c, actor, number, *answer, &routing_settings(), now).await,
+        ),
+        Command::AlertsSeen => outcome(routing::mark_alerts_seen(c, actor.id, now).await),
     }
 }
 
@@ -452,13 +584,19 @@ pub async fn listener(pool: PgPool, events: UnboundedSender<DataEvent>) {
 /// The signed-in member's presence (online, heartbeat, idle away), kept by the engine.
 static SHIFT: std::sync::OnceLock<std::sync::Arc<ShiftKeeper>> = std::sync::OnceLock::new();
 
+/// The routing and presence settings from the environment (the defaults, logged, when a
+/// variable is wrong: the console still works).
+fn routing_settings() -> RoutingSettings {
+    RoutingSettings::from_env().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "presence settings not used");
+        RoutingSettings::default()
+    })
+}
+
 /// Sets the member online and starts the heartbeat. Presence is not worth refusing a sign-in
 /// over: a failure is logged.
 async fn start_shift(pool: &PgPool, member: &Actor, now: DateTime<Utc>) {
-    let settings = RoutingSettings::from_env().unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "presence settings not used");
-        RoutingSettings::default()
-    });
+    let settings = routing_settings();
     match ShiftKeeper::start(pool.clone(), member.clone(), settings, now).await {
         Ok(keeper) if SHIFT.set(keeper.clone()).is_ok() => {
             keeper.spawn();

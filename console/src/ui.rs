@@ -21,8 +21,8 @@ pub struct HitAreas {
     pub list: Rect,
     /// The first row index shown in the list.
     pub list_offset: usize,
-    /// The tabs are drawn with their short titles.
-    pub tabs_compact: bool,
+    /// How the tabs were drawn (full, short or numbered titles).
+    pub tabs_compact: chrome::TabWidth,
 }
 
 /// Draws the whole console.
@@ -79,6 +79,12 @@ pub fn draw(frame: &mut Frame, app: &App) {
     );
     chrome::draw_footer(frame, footer, theme, app.screen, app.composing());
     app.hit.set(hit);
+    if app.overlay.is_none()
+        && let Some((number, until)) = app.offer_shown()
+    {
+        let left = (until - ctx.now).num_seconds().max(0);
+        chrome::draw_offer(frame, area, theme, number, left);
+    }
     if let Some(overlay) = &app.overlay {
         overlay.draw(frame, area, theme, app.screen, ctx.bidi);
     }

@@ -28,6 +28,7 @@
 //! - [`server`]: the HTTP API for chat clients (`amal-engine serve`);
 //! - [`workers`]: the server's background jobs, safe with several instances.
 
+pub mod admin;
 pub mod audit;
 pub mod config;
 pub mod conversations;

@@ -53,7 +53,10 @@ enum Command {
     Retention(cli::retention::RetentionCommand),
     /// Serve the HTTP API for chat clients, with the background workers.
     Serve(Box<cli::serve::ServeArgs>),
-    /// Staff accounts: add, list, disable, passwd, role.
+    /// SLA targets per priority, business hours and holidays (admins change them, audited).
+    #[command(subcommand)]
+    Sla(cli::sla::SlaCommand),
+    /// Staff accounts: add, list, disable, enable, unlock, passwd, role, set, presence, shift.
     #[command(subcommand)]
     Staff(cli::staff::StaffCommand),
     /// Support tickets: list, show, take, comment, status, assign, escalate, sweep.
@@ -151,6 +154,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Retention(cmd) => cli::retention::run(&config, cmd).await,
         Command::Serve(args) => cli::serve::run(&config, *args).await,
         Command::Staff(cmd) => cli::staff::run(&config, cmd).await,
+        Command::Sla(cmd) => cli::sla::run(&config, cmd).await,
         Command::Ticket(cmd) => cli::ticket::run(&config, cmd).await,
         Command::Stats(args) => cli::stats::run(&config, args).await,
         Command::Conversation(cmd) => cli::conversation::run(&config, cmd).await,

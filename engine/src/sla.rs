@@ -317,6 +317,12 @@ pub async fn set_calendar(
         staff::require(actor, StaffRole::Admin, "editing the SLA calendar")?;
     }
     let mut tx = conn.begin().await?;
+    let before: Calendar = sqlx::query_as(
+        "SELECT business_hours, timezone::text AS timezone, workday_start, workday_end, working_days \
+         FROM sla_calendar WHERE id FOR UPDATE",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     let known: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)")
             .bind(&calendar.timezone)
@@ -358,7 +364,7 @@ pub async fn set_calendar(
             action: "sla.calendar",
             resource_type: "sla_calendar",
             resource_id: None,
-            details: serde_json::to_value(calendar).unwrap_or_default(),
+            details: json!({ "before": before, "after": calendar }),
         },
     )
     .await?;
@@ -376,13 +382,19 @@ pub async fn add_holiday(
     if let Some(actor) = by {
         staff::require(actor, StaffRole::Admin, "editing holidays")?;
     }
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > HOLIDAY_NAME_MAX_CHARS {
+        return Err(SlaError::InvalidCalendar(format!(
+            "a holiday needs a name of 1 to {HOLIDAY_NAME_MAX_CHARS} characters"
+        )));
+    }
     let mut tx = conn.begin().await?;
     sqlx::query(
         "INSERT INTO sla_holidays (day, name) VALUES ($1, $2) \
          ON CONFLICT (day) DO UPDATE SET name = EXCLUDED.name",
     )
     .bind(day)
-    .bind(name.trim())
+    .bind(name)
     .execute(&mut *tx)
     .await
     .map_err(|e| match violated_constraint(&e) {
@@ -396,12 +408,137 @@ pub async fn add_holiday(
             action: "sla.holiday_add",
             resource_type: "sla_holiday",
             resource_id: None,
-            details: json!({ "day": day, "name": name.trim() }),
+            details: json!({ "day": day, "name": name }),
         },
     )
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Longest holiday name.
+pub const HOLIDAY_NAME_MAX_CHARS: usize = 100;
+
+/// A day without working time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Holiday {
+    /// The day, in the calendar's time zone.
+    pub day: NaiveDate,
+    /// What it is.
+    pub name: String,
+}
+
+/// The holidays, in date order.
+pub async fn holidays(conn: &mut PgConnection) -> sqlx::Result<Vec<Holiday>> {
+    sqlx::query_as("SELECT day, name FROM sla_holidays ORDER BY day")
+        .fetch_all(conn)
+        .await
+}
+
+/// Removes a holiday (admin; audited `sla.holiday_remove`); a day that is not a holiday is
+/// refused, naming the day.
+pub async fn remove_holiday(
+    conn: &mut PgConnection,
+    by: Option<&Actor>,
+    day: NaiveDate,
+) -> Result<Holiday, SlaError> {
+    if let Some(actor) = by {
+        staff::require(actor, StaffRole::Admin, "editing holidays")?;
+    }
+    let mut tx = conn.begin().await?;
+    let removed: Option<Holiday> =
+        sqlx::query_as("DELETE FROM sla_holidays WHERE day = $1 RETURNING day, name")
+            .bind(day)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let removed =
+        removed.ok_or_else(|| SlaError::InvalidCalendar(format!("{day} is not a holiday")))?;
+    audit::record(
+        &mut tx,
+        &AuditEntry {
+            actor: by.map(|a| a.id),
+            action: "sla.holiday_remove",
+            resource_type: "sla_holiday",
+            resource_id: None,
+            details: json!({ "day": removed.day, "name": removed.name }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(removed)
+}
+
+const DAY_NAMES: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+
+/// Working days as typed: names or numbers (0 = Sunday), separated by commas, with ranges
+/// (`sun-thu`, `0-4`, `mon,wed,fri`).
+pub fn parse_working_days(text: &str) -> Result<Vec<i16>, SlaError> {
+    let day = |t: &str| -> Result<i16, SlaError> {
+        let t = t.trim().to_lowercase();
+        if let Some(i) = DAY_NAMES
+            .iter()
+            .position(|d| t.starts_with(d) && t.len() >= 3)
+        {
+            return Ok(i as i16);
+        }
+        t.parse::<i16>()
+            .ok()
+            .filter(|n| (0..=6).contains(n))
+            .ok_or_else(|| {
+                SlaError::InvalidCalendar(format!(
+                    "`{t}` is not a day (sun, mon, ... sat, or 0 = Sunday to 6 = Saturday)"
+                ))
+            })
+    };
+    let mut days = Vec::new();
+    for part in text.split(',').filter(|p| !p.trim().is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (day(a)?, day(b)?);
+                let mut d = a;
+                loop {
+                    days.push(d);
+                    if d == b {
+                        break;
+                    }
+                    d = (d + 1) % 7;
+                }
+            }
+            None => days.push(day(part)?),
+        }
+    }
+    days.sort_unstable();
+    days.dedup();
+    if days.is_empty() {
+        return Err(SlaError::InvalidCalendar("no working day given".into()));
+    }
+    Ok(days)
+}
+
+/// Working days as [`parse_working_days`] reads them: `sun,mon,tue`.
+pub fn working_days_text(days: &[i16]) -> String {
+    days.iter()
+        .filter_map(|d| DAY_NAMES.get(usize::try_from(*d).ok()?))
+        .copied()
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A working day's hours as typed: `08:00-17:00`.
+pub fn parse_hours(text: &str) -> Result<(NaiveTime, NaiveTime), SlaError> {
+    let bad = || {
+        SlaError::InvalidCalendar(format!(
+            "hours must read like 08:00-17:00 (start before end), not `{}`",
+            text.trim()
+        ))
+    };
+    let (a, b) = text.trim().split_once('-').ok_or_else(bad)?;
+    let start = NaiveTime::parse_from_str(a.trim(), "%H:%M").map_err(|_| bad())?;
+    let end = NaiveTime::parse_from_str(b.trim(), "%H:%M").map_err(|_| bad())?;
+    if start >= end {
+        return Err(bad());
+    }
+    Ok((start, end))
 }
 
 /// `from` plus `seconds` of working time under the calendar in force.

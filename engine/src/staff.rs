@@ -595,6 +595,90 @@ pub async fn set_password(
     })
 }
 
+/// Clears a sign-in lock (admin; audited `staff.unlock`): the failed attempts start again
+/// from zero. Returns `None` when the account was not locked (nothing changed, no audit row).
+pub async fn unlock(
+    conn: &mut PgConnection,
+    by: Option<&Actor>,
+    email: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<StaffAccount>, StaffError> {
+    require_admin(by, "unlocking staff accounts")?;
+    let mut tx = conn.begin().await?;
+    let account = account_for_update(&mut tx, email).await?;
+    let locked = account.locked_until.is_some_and(|t| t > now);
+    if !locked && account.failed_login_attempts == 0 {
+        return Ok(None);
+    }
+    sqlx::query("UPDATE users SET failed_login_attempts = 0, locked_until = NULL WHERE id = $1")
+        .bind(account.id)
+        .execute(&mut *tx)
+        .await?;
+    audit::record(
+        &mut tx,
+        &AuditEntry {
+            actor: by.map(|a| a.id),
+            action: "staff.unlock",
+            resource_type: "user",
+            resource_id: Some(account.id),
+            details: json!({
+                "email": account.email,
+                "locked_until": account.locked_until.filter(|t| *t > now),
+                "failed_attempts": account.failed_login_attempts,
+            }),
+        },
+    )
+    .await?;
+    events::notify(&mut tx, &ChangeNotice::new(ChangeKind::Staff)).await?;
+    tx.commit().await?;
+    Ok(Some(StaffAccount {
+        failed_login_attempts: 0,
+        locked_until: None,
+        ..account
+    }))
+}
+
+/// Enables a disabled account again (admin; audited `staff.enable`): it may sign in with its
+/// password. Returns `None` when it was already active.
+pub async fn enable(
+    conn: &mut PgConnection,
+    by: Option<&Actor>,
+    email: &str,
+) -> Result<Option<StaffAccount>, StaffError> {
+    require_admin(by, "enabling staff accounts")?;
+    let mut tx = conn.begin().await?;
+    let account = account_for_update(&mut tx, email).await?;
+    if account.is_active {
+        return Ok(None);
+    }
+    sqlx::query(
+        "UPDATE users SET is_active = true, failed_login_attempts = 0, locked_until = NULL \
+         WHERE id = $1",
+    )
+    .bind(account.id)
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        &AuditEntry {
+            actor: by.map(|a| a.id),
+            action: "staff.enable",
+            resource_type: "user",
+            resource_id: Some(account.id),
+            details: json!({ "email": account.email }),
+        },
+    )
+    .await?;
+    events::notify(&mut tx, &ChangeNotice::new(ChangeKind::Staff)).await?;
+    tx.commit().await?;
+    Ok(Some(StaffAccount {
+        is_active: true,
+        failed_login_attempts: 0,
+        locked_until: None,
+        ..account
+    }))
+}
+
 /// Changes an account's role (never leaving the service without an active admin).
 pub async fn set_role(
     conn: &mut PgConnection,

@@ -75,7 +75,13 @@ pub fn draw_header(
     );
     let counts = alert_counts(alerts);
     let counts_width = counts.chars().count() as u16;
-    let compact = tabs_width(false) + counts_width > area.width;
+    let compact = if tabs_width(TabWidth::Full, current) + counts_width <= area.width {
+        TabWidth::Full
+    } else if tabs_width(TabWidth::Short, current) + counts_width <= area.width {
+        TabWidth::Short
+    } else {
+        TabWidth::Numbers
+    };
     hit.tabs_compact = compact;
     let mut spans = Vec::new();
     for (i, screen) in ScreenId::ALL.iter().enumerate() {
@@ -86,10 +92,10 @@ pub fn draw_header(
         } else {
             theme.fg(ThemeKey::TabsInactive)
         };
-        spans.push(Span::styled(tab_label(i, *screen, compact), style));
+        spans.push(Span::styled(tab_label(i, *screen, compact, current), style));
         spans.push(Span::raw(" "));
     }
-    let tabs_width = tabs_width(compact);
+    let tabs_width = tabs_width(compact, current);
     hit.tabs = Rect {
         width: tabs_width.min(area.width),
         ..area
@@ -128,30 +134,42 @@ pub fn draw_header(
     );
 }
 
-/// A tab as drawn: ` n Title `, or with the short title.
-fn tab_label(index: usize, screen: ScreenId, compact: bool) -> String {
-    let title = if compact {
-        screen.short_title()
-    } else {
-        screen.title()
+/// How much of each tab's title the header has room for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TabWidth {
+    /// ` 1 Conversations `.
+    #[default]
+    Full,
+    /// ` 1 Conv `.
+    Short,
+    /// ` 1 `, the current tab with its short title (eight tabs and the counts at 80 columns).
+    Numbers,
+}
+
+/// A tab as drawn: ` n Title `, with the short title, or the number alone.
+fn tab_label(index: usize, screen: ScreenId, width: TabWidth, current: ScreenId) -> String {
+    let title = match width {
+        TabWidth::Full => screen.title(),
+        TabWidth::Numbers if screen != current => return format!(" {} ", index + 1),
+        TabWidth::Short | TabWidth::Numbers => screen.short_title(),
     };
     format!(" {} {title} ", index + 1)
 }
 
 /// The tab bar's width, one space after each tab.
-fn tabs_width(compact: bool) -> u16 {
+fn tabs_width(width: TabWidth, current: ScreenId) -> u16 {
     ScreenId::ALL
         .iter()
         .enumerate()
-        .map(|(i, s)| tab_label(i, *s, compact).chars().count() as u16 + 1)
+        .map(|(i, s)| tab_label(i, *s, width, current).chars().count() as u16 + 1)
         .sum()
 }
 
 /// The tab under column `x` of the tab bar that starts at column `left`, one space between
-/// tabs (`compact`: drawn with short titles).
-pub fn tab_at(mut left: u16, x: u16, compact: bool) -> Option<ScreenId> {
+/// tabs, drawn at `width` with `current` the current screen.
+pub fn tab_at(mut left: u16, x: u16, width: TabWidth, current: ScreenId) -> Option<ScreenId> {
     for (i, screen) in ScreenId::ALL.iter().enumerate() {
-        let width = tab_label(i, *screen, compact).chars().count() as u16;
+        let width = tab_label(i, *screen, width, current).chars().count() as u16;
         if x >= left && x < left + width {
             return Some(*screen);
         }
@@ -191,6 +209,39 @@ pub fn draw_banner(
             area,
         );
     }
+}
+
+/// The prompt of a ticket offered to the signed-in member: which ticket, the time left to
+/// answer, and the keys (from the key map).
+pub fn draw_offer(frame: &mut Frame, area: Rect, theme: &Theme, number: &str, seconds_left: i64) {
+    use ratatui::widgets::{Clear, Wrap};
+    let key = |a| action::key_label(a, action::Scope::Offer);
+    let lines = vec![
+        Line::from(vec![
+            Span::styled(
+                format!("{number} is offered to you"),
+                theme.fg(ThemeKey::BaseTitle).add_modifier(Modifier::BOLD),
+            ),
+            Span::raw(format!(" · {seconds_left} s left to answer")),
+        ]),
+        Line::from("Only you are asked until then; then the next member is."),
+        Line::from(vec![
+            Span::styled(key(action::Action::AcceptOffer), key_style(theme)),
+            Span::raw(" accept   "),
+            Span::styled(key(action::Action::DeclineOffer), key_style(theme)),
+            Span::raw(" decline   "),
+            Span::styled(key(action::Action::Back), key_style(theme)),
+            Span::raw(" hide"),
+        ]),
+    ];
+    let rect = crate::widgets::centered(area, 64, 5);
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: true })
+            .block(crate::widgets::block(theme, " Ticket offered ", true)),
+        rect,
+    );
 }
 
 /// The status line: the passing message if there is one, else the last read failure while

@@ -16,6 +16,7 @@ use amal_engine::tickets::{Tier, Triage};
 use crate::action::{self, Action, Scope};
 use crate::data::Command;
 use crate::screens::ScreenId;
+use crate::screens::admin::AdminEdit;
 use crate::theme::{Theme, ThemeKey};
 use crate::widgets::{block, centered, draw_edit};
 
@@ -38,6 +39,8 @@ pub enum PromptPurpose {
     PendingReason(String),
     /// Why a ticket is re-triaged so.
     TriageReason(String, Triage),
+    /// An admin screen edit.
+    Admin(AdminEdit),
 }
 
 /// A one-line text prompt.
@@ -61,6 +64,8 @@ pub enum ChooserPurpose {
     TriageValue(String, String),
     /// A theme.
     Theme,
+    /// An admin screen edit.
+    Admin(AdminEdit),
 }
 
 /// A pick from a short list.

@@ -3,6 +3,7 @@
 //! them touches another screen or the console around it: what they want done elsewhere they
 //! put in an [`Outbox`], which [`crate::app::App`] carries out in order.
 
+pub mod admin;
 pub mod audit;
 pub mod clock;
 pub mod composer;
@@ -10,6 +11,7 @@ pub mod conversations;
 pub mod knowledge;
 pub mod list;
 pub mod queue;
+pub mod shift;
 pub mod sign_in;
 pub mod statistics;
 pub mod ticket;
@@ -47,17 +49,23 @@ pub enum ScreenId {
     Knowledge,
     /// The audit log (supervisors and admins).
     Audit,
+    /// Who is on shift.
+    Shift,
+    /// Staff accounts, SLA targets, business hours and retention (admins).
+    Admin,
 }
 
 impl ScreenId {
     /// Tab order.
-    pub const ALL: [ScreenId; 6] = [
+    pub const ALL: [ScreenId; 8] = [
         ScreenId::Conversations,
         ScreenId::Queue,
         ScreenId::Ticket,
         ScreenId::Statistics,
         ScreenId::Knowledge,
         ScreenId::Audit,
+        ScreenId::Shift,
+        ScreenId::Admin,
     ];
 
     /// The tab's title.
@@ -69,6 +77,8 @@ impl ScreenId {
             ScreenId::Statistics => "Statistics",
             ScreenId::Knowledge => "Knowledge",
             ScreenId::Audit => "Audit",
+            ScreenId::Shift => "Shift",
+            ScreenId::Admin => "Admin",
         }
     }
 
@@ -81,6 +91,8 @@ impl ScreenId {
             ScreenId::Statistics => "Stats",
             ScreenId::Knowledge => "KB",
             ScreenId::Audit => "Audit",
+            ScreenId::Shift => "Shift",
+            ScreenId::Admin => "Admin",
         }
     }
 
@@ -98,6 +110,8 @@ impl ScreenId {
             ScreenId::Statistics => vec![Scope::Statistics, Scope::Global],
             ScreenId::Knowledge => vec![Scope::Knowledge, Scope::List, Scope::Global],
             ScreenId::Audit => vec![Scope::List, Scope::Global],
+            ScreenId::Shift => vec![Scope::Shift, Scope::List, Scope::Global],
+            ScreenId::Admin => vec![Scope::Admin, Scope::List, Scope::Global],
         }
     }
 
@@ -116,6 +130,13 @@ impl ScreenId {
             }
             Action::RangeShorter | Action::RangeLonger => ScreenId::Statistics,
             Action::Approve | Action::Reject => ScreenId::Knowledge,
+            Action::GoOnline | Action::GoAway => ScreenId::Shift,
+            Action::Edit
+            | Action::Unlock
+            | Action::ToggleActive
+            | Action::ChangeRole
+            | Action::AddHoliday
+            | Action::RemoveHoliday => ScreenId::Admin,
             _ => current,
         }
     }

@@ -269,7 +269,8 @@ impl TicketScreen {
             PromptPurpose::TriageReason(n, change) => {
                 out.send(Request::Act(Command::Triage(n, change, text)))
             }
-            PromptPurpose::Filter(_) | PromptPurpose::RejectReason(_) => {}
+            PromptPurpose::Filter(_) | PromptPurpose::RejectReason(_) | PromptPurpose::Admin(_) => {
+            }
         }
     }
 

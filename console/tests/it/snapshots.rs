@@ -308,10 +308,11 @@ fn notices_refresh_only_what_is_shown() {
     app.on_data(DataEvent::Notice(ChangeNotice::new(
         ChangeKind::TicketCreated,
     )));
-    // The queue on screen, and the header's counts (on every screen).
+    // The queue on screen, and the header's counts and the member's offers and on-call
+    // alerts (on every screen).
     assert!(matches!(
         drain(&mut rx).as_slice(),
-        [Request::Queue(_), Request::Alerts]
+        [Request::Queue(_), Request::Alerts, Request::Duty]
     ));
 }
 

@@ -9,6 +9,7 @@ pub mod kb;
 pub mod retention;
 pub mod serve;
 pub mod simulate;
+pub mod sla;
 pub mod staff;
 pub mod stats;
 pub mod ticket;

@@ -49,6 +49,22 @@ pub enum StaffCommand {
         #[arg(long = "as", value_name = "EMAIL")]
         actor: Option<String>,
     },
+    /// Enable a disabled account again (admins only; audited).
+    Enable {
+        /// The account.
+        email: String,
+        /// Act as this admin account.
+        #[arg(long = "as", value_name = "EMAIL")]
+        actor: Option<String>,
+    },
+    /// Clear a sign-in lock after too many failed attempts (admins only; audited).
+    Unlock {
+        /// The account.
+        email: String,
+        /// Act as this admin account.
+        #[arg(long = "as", value_name = "EMAIL")]
+        actor: Option<String>,
+    },
     /// Set a new password (read from standard input); clears a lock, revokes sessions.
     Passwd {
         /// The account.
@@ -162,6 +178,26 @@ pub async fn run(config: &Config, cmd: StaffCommand) -> Result<ExitCode> {
                     .await
                     .with_context(|| format!("disabling {email}"))?;
             println!("disabled {}", account.email);
+        }
+        StaffCommand::Enable { email, actor } => {
+            let by = resolve_actor(&mut conn, actor.as_deref()).await?;
+            match staff::enable(&mut conn, by.as_ref(), &email)
+                .await
+                .with_context(|| format!("enabling {email}"))?
+            {
+                Some(a) => println!("enabled {}", a.email),
+                None => println!("{} is already enabled", email.trim()),
+            }
+        }
+        StaffCommand::Unlock { email, actor } => {
+            let by = resolve_actor(&mut conn, actor.as_deref()).await?;
+            match staff::unlock(&mut conn, by.as_ref(), &email, now)
+                .await
+                .with_context(|| format!("unlocking {email}"))?
+            {
+                Some(a) => println!("unlocked {}", a.email),
+                None => println!("{} is not locked", email.trim()),
+            }
         }
         StaffCommand::Passwd { email, actor } => {
             let by = resolve_actor(&mut conn, actor.as_deref()).await?;

@@ -460,3 +460,121 @@ async fn business_hours_calendar(pool: PgPool) -> TestResult {
     assert_eq!(deadline, ts("2026-03-15T11:30:00Z"), "Sunday 12:30 Algiers");
     Ok(())
 }
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn holidays_and_hours_are_edited_by_admins_and_counted_by_the_clocks(
+    pool: PgPool,
+) -> TestResult {
+    let mut conn = pool.acquire().await?;
+    let admin = staff_account(&pool, "admin@amal.example", "admin").await;
+    let agent = staff_account(&pool, "agent@amal.example", "agent").await;
+    // Typed forms, with errors that name the problem.
+    assert_eq!(sla::parse_working_days("sun-thu")?, vec![0, 1, 2, 3, 4]);
+    assert_eq!(sla::parse_working_days("fri-sun")?, vec![0, 5, 6]);
+    assert_eq!(sla::parse_working_days("mon, 3,Friday")?, vec![1, 3, 5]);
+    assert_eq!(
+        sla::working_days_text(&[0, 1, 2, 3, 4]),
+        "sun,mon,tue,wed,thu"
+    );
+    let e = sla::parse_working_days("sun-funday")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`funday` is not a day"), "{e}");
+    assert!(sla::parse_working_days(" , ").is_err());
+    let (start, end) = sla::parse_hours("08:30-17:00")?;
+    assert_eq!(
+        (start.to_string(), end.to_string()),
+        ("08:30:00".into(), "17:00:00".into())
+    );
+    let e = sla::parse_hours("17:00-08:00").unwrap_err().to_string();
+    assert!(
+        e.contains("08:00-17:00") && e.contains("17:00-08:00"),
+        "{e}"
+    );
+    assert!(sla::parse_hours("8h-5pm").is_err());
+
+    // Business hours on (Algiers, Sunday to Thursday 08:00-17:00) by an admin; agents refused.
+    let mut cal = sla::calendar(&mut conn).await?;
+    cal.business_hours = true;
+    let refused = sla::set_calendar(&mut conn, Some(&agent), &cal).await;
+    assert!(
+        matches!(refused, Err(sla::SlaError::Staff(_))),
+        "{refused:?}"
+    );
+    let bad_zone = Calendar {
+        timezone: "Mars/Olympus".into(),
+        ..cal.clone()
+    };
+    let e = sla::set_calendar(&mut conn, Some(&admin), &bad_zone)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unknown time zone Mars/Olympus"), "{e}");
+    sla::set_calendar(&mut conn, Some(&admin), &cal).await?;
+    let audited: serde_json::Value = sqlx::query_scalar(
+        "SELECT details FROM audit_logs WHERE action = 'sla.calendar' ORDER BY created_at DESC LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(audited["before"]["business_hours"], false);
+    assert_eq!(audited["after"]["business_hours"], true);
+
+    // Thursday 16:00 Algiers + 4 working hours: Sunday 11:00; with Sunday a holiday, Monday.
+    let thursday_4pm = ts("2026-03-12T15:00:00Z");
+    let sunday = NaiveDate::from_ymd_opt(2026, 3, 15).unwrap();
+    assert_eq!(
+        sla::add_working_seconds(&mut conn, thursday_4pm, 4.0 * 3600.0).await?,
+        ts("2026-03-15T10:00:00Z")
+    );
+    let e = sla::add_holiday(&mut conn, Some(&admin), sunday, "  ")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("a holiday needs a name"), "{e}");
+    assert!(
+        sla::add_holiday(&mut conn, Some(&agent), sunday, "Test")
+            .await
+            .is_err()
+    );
+    sla::add_holiday(&mut conn, Some(&admin), sunday, "Spring day").await?;
+    assert_eq!(
+        sla::holidays(&mut conn).await?,
+        vec![sla::Holiday {
+            day: sunday,
+            name: "Spring day".into()
+        }]
+    );
+    assert_eq!(
+        sla::add_working_seconds(&mut conn, thursday_4pm, 4.0 * 3600.0).await?,
+        ts("2026-03-16T10:00:00Z")
+    );
+    // Removing it gives Sunday back; removing it twice names the day.
+    assert!(
+        sla::remove_holiday(&mut conn, Some(&agent), sunday)
+            .await
+            .is_err()
+    );
+    let removed = sla::remove_holiday(&mut conn, Some(&admin), sunday).await?;
+    assert_eq!(removed.name, "Spring day");
+    assert_eq!(
+        sla::add_working_seconds(&mut conn, thursday_4pm, 4.0 * 3600.0).await?,
+        ts("2026-03-15T10:00:00Z")
+    );
+    let e = sla::remove_holiday(&mut conn, Some(&admin), sunday)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("2026-03-15 is not a holiday"), "{e}");
+    let actions: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_logs WHERE action LIKE 'sla.holiday%' AND user_id = $1 \
+         ORDER BY created_at",
+    )
+    .bind(admin.id)
+    .fetch_all(&pool)
+    .await?;
+    assert_eq!(actions, vec!["sla.holiday_add", "sla.holiday_remove"]);
+    Ok(())
+}

@@ -444,7 +444,6 @@ async fn demo_seed_gives_demo_staff_a_password(pool: PgPool) -> TestResult {
         .await
         .is_ok()
     );
-    let _ = staff_account; // shared helper, used by other modules
     Ok(())
 }
 
@@ -546,5 +545,96 @@ async fn cli_actions_keep_the_machine_user_and_the_ssh_client(pool: PgPool) -> T
     assert!(os_user.is_some_and(|u| !u.is_empty()));
     assert_eq!(ssh.as_deref(), Some("203.0.113.9 52144 22"));
     assert_eq!(ip.as_deref(), Some("203.0.113.9"));
+    Ok(())
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn admins_unlock_and_enable_accounts_audited(pool: PgPool) -> TestResult {
+    let mut conn = pool.acquire().await?;
+    let admin = staff_account(&pool, "admin@amal.example", "admin").await;
+    let agent = staff_account(&pool, "agent@amal.example", "agent").await;
+    let now = now_us();
+    sqlx::query("UPDATE users SET failed_login_attempts = 5, locked_until = $2 WHERE id = $1")
+        .bind(agent.id)
+        .bind(now + Duration::minutes(LOCKOUT_MINUTES))
+        .execute(&pool)
+        .await?;
+    // Only admins unlock, and nobody unlocks themselves into a role they lack.
+    let refused = staff::unlock(&mut conn, Some(&agent), "agent@amal.example", now).await;
+    assert!(
+        matches!(refused, Err(StaffError::Forbidden { .. })),
+        "{refused:?}"
+    );
+    let unlocked = staff::unlock(&mut conn, Some(&admin), "Agent@Amal.Example", now)
+        .await?
+        .expect("it was locked");
+    assert_eq!(
+        (unlocked.failed_login_attempts, unlocked.locked_until),
+        (0, None)
+    );
+    let (attempts, until): (i32, Option<DateTime<Utc>>) =
+        sqlx::query_as("SELECT failed_login_attempts, locked_until FROM users WHERE id = $1")
+            .bind(agent.id)
+            .fetch_one(&pool)
+            .await?;
+    assert_eq!((attempts, until), (0, None));
+    // Unlocking an unlocked account changes nothing and writes nothing.
+    assert!(
+        staff::unlock(&mut conn, Some(&admin), "agent@amal.example", now)
+            .await?
+            .is_none()
+    );
+    assert!(matches!(
+        staff::unlock(&mut conn, Some(&admin), "nobody@amal.example", now).await,
+        Err(StaffError::NotStaff(_))
+    ));
+
+    // Disabled, then enabled again; agents may not enable.
+    amal_engine::roster::disable(&mut conn, Some(&admin), "agent@amal.example", now).await?;
+    assert!(matches!(
+        staff::enable(&mut conn, Some(&agent), "agent@amal.example").await,
+        Err(StaffError::Forbidden { .. })
+    ));
+    let enabled = staff::enable(&mut conn, Some(&admin), "agent@amal.example")
+        .await?
+        .expect("it was disabled");
+    assert!(enabled.is_active);
+    assert!(
+        staff::enable(&mut conn, Some(&admin), "agent@amal.example")
+            .await?
+            .is_none()
+    );
+    let actions: Vec<(String, serde_json::Value)> = sqlx::query_as(
+        "SELECT action, details FROM audit_logs WHERE user_id = $1 AND resource_id = $2 \
+         ORDER BY created_at",
+    )
+    .bind(admin.id)
+    .bind(agent.id)
+    .fetch_all(&pool)
+    .await?;
+    let names: Vec<&str> = actions.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(names, vec!["staff.unlock", "staff.disable", "staff.enable"]);
+    assert_eq!(actions[0].1["failed_attempts"], 5);
+
+    // The admin screen's view: admins only, everything in one read.
+    let refused = amal_engine::admin::view(&mut conn, &agent).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("the admin screen needs admin")),
+        "{refused:?}"
+    );
+    let view = amal_engine::admin::view(&mut conn, &admin).await?;
+    assert_eq!(view.staff.len(), 2);
+    assert_eq!(view.staff[0].account.email, "admin@amal.example");
+    assert_eq!(
+        view.staff[1].profile.capacity, 5,
+        "defaults for a member never set"
+    );
+    assert_eq!(view.targets.len(), 4);
+    assert_eq!(view.retention.len(), 3);
     Ok(())
 }
