@@ -504,7 +504,9 @@ async fn act(
         Command::Reject(id, reason) => outcome(store::reject(pool, *id, actor, reason).await),
         Command::SaveTheme(theme) => outcome(staff::save_theme(c, actor, theme).await),
         Command::Unlock(email) => outcome(staff::unlock(c, Some(actor), email, now).await),
-        Command::Disable(email) => outcome(roster::disable(c, Some(actor), email, now).await),
+        Command::Disable(email) => {
+            outcome(roster::disable(c, Some(actor), email, &routing_settings(), now).await)
+        }
         Command::Enable(email) => outcome(staff::enable(c, Some(actor), email).await),
         Command::SetRole(email, role) => {
             outcome(staff::set_role(c, Some(actor), email, *role).await)

@@ -593,7 +593,14 @@ async fn admins_unlock_and_enable_accounts_audited(pool: PgPool) -> TestResult {
     ));
 
     // Disabled, then enabled again; agents may not enable.
-    amal_engine::roster::disable(&mut conn, Some(&admin), "agent@amal.example", now).await?;
+    amal_engine::roster::disable(
+        &mut conn,
+        Some(&admin),
+        "agent@amal.example",
+        &Default::default(),
+        now,
+    )
+    .await?;
     assert!(matches!(
         staff::enable(&mut conn, Some(&agent), "agent@amal.example").await,
         Err(StaffError::Forbidden { .. })
