@@ -221,7 +221,7 @@ pub struct AuditRecord {
 }
 
 /// Which audit rows to read; every field narrows.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFilter {
     /// Actions starting with this (e.g. `ticket.`).
     pub action_prefix: Option<String>,
