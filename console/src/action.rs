@@ -284,13 +284,13 @@ pub const BINDINGS: &[Binding] = &[
     b(code(KeyCode::Tab), Action::FocusNext, Scope::Conversations, "list / transcript", true),
     b(k('['), Action::RangeShorter, Scope::Statistics, "shorter range", true),
     b(k(']'), Action::RangeLonger, Scope::Statistics, "longer range", true),
-    b(k(' '), Action::Mark, Scope::Queue, "mark for bulk", true),
+    b(k(' '), Action::Mark, Scope::Queue, "mark for bulk", false),
     b(k('a'), Action::Assign, Scope::Queue, "assign (marked)", false),
     b(k('C'), Action::Close, Scope::Queue, "close (marked)", false),
     b(k('c'), Action::InsertCanned, Scope::Ticket, "canned reply", false),
     b(k('K'), Action::ManageCanned, Scope::Ticket, "manage canned replies", false),
-    b(ctrl('g'), Action::InsertCanned, Scope::Composer, "canned reply", true),
-    b(k('a'), Action::Approve, Scope::Knowledge, "read, then approve", true),
+    b(ctrl('g'), Action::InsertCanned, Scope::Composer, "canned reply", false),
+    b(k('a'), Action::Approve, Scope::Knowledge, "approve", true),
     b(k('x'), Action::Reject, Scope::Knowledge, "reject", true),
 ];
 

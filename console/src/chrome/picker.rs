@@ -186,7 +186,15 @@ impl Picker {
     /// highlighted one.
     pub fn draw(&self, frame: &mut Frame, area: Rect, theme: &Theme, reorder: bool) {
         let width = area.width.saturating_sub(4).min(90);
-        let rect = centered(area, width, area.height.saturating_sub(4).min(20));
+        let visible = self.visible();
+        let per_row: u16 = if visible.iter().any(|r| r.detail.is_some()) {
+            2
+        } else {
+            1
+        };
+        // The box fits its rows (at least a few, so that it does not jump while filtering).
+        let wanted = 3 + u16::from(self.header.is_some()) + per_row * (visible.len().max(4) as u16);
+        let rect = centered(area, width, wanted.min(area.height.saturating_sub(4)));
         frame.render_widget(Clear, rect);
         let help = match self.purpose {
             PickerPurpose::ManageCanned => " Enter edit · Ctrl-N new · Ctrl-D remove · Esc ",
@@ -212,7 +220,6 @@ impl Picker {
                 theme.fg(ThemeKey::BaseDim).bold(),
             )));
         }
-        let visible = self.visible();
         if self.loading {
             lines.push(Line::from(Span::styled(
                 "loading…",

@@ -6,3 +6,4 @@ mod fixtures;
 mod shift;
 mod snapshots;
 mod themes;
+mod tools;
