@@ -353,3 +353,96 @@ async fn a_document_s_text_is_read_for_review(pool: PgPool) -> TestResult {
     );
     Ok(())
 }
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference", "canned"))
+)]
+async fn the_canned_command_lists_for_all_and_writes_for_supervisors(pool: PgPool) -> TestResult {
+    staff_account(&pool, "agent@amal.example", "agent").await;
+    staff_account(&pool, "sup@amal.example", "supervisor").await;
+    let url = crate::fixtures::own_database_url(&pool);
+    let dir = tempfile::tempdir()?;
+    let engine = |args: &[&str]| {
+        crate::fixtures::engine_command(dir.path(), args)
+            .env("DATABASE_URL", &url)
+            .output()
+            .expect("run amal-engine")
+    };
+    let add = |who: &'static str| {
+        vec![
+            "canned",
+            "add",
+            "--lang",
+            "fr",
+            "--title",
+            "Respiration",
+            "Bonjour",
+            "{{name}},",
+            "respirez.",
+            "--as",
+            who,
+        ]
+    };
+    let refused = engine(&add("agent@amal.example"));
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("writing canned replies needs supervisor"),
+        "{err}"
+    );
+    let done = engine(&add("sup@amal.example"));
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+
+    let list = engine(&[
+        "canned",
+        "list",
+        "--lang",
+        "fr",
+        "--json",
+        "--as",
+        "agent@amal.example",
+    ]);
+    assert!(list.status.success());
+    let replies: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout)?;
+    assert_eq!(replies.len(), 4);
+    let mine = replies
+        .iter()
+        .find(|r| r["title"] == "Respiration")
+        .expect("the added reply");
+    assert_eq!(mine["body"], "Bonjour {{name}}, respirez.");
+    let id = mine["id"].as_str().unwrap().to_string();
+
+    let edit = engine(&[
+        "canned",
+        "edit",
+        &id,
+        "--text",
+        "Bonjour {{name}}, on respire.",
+        "--as",
+        "sup@amal.example",
+    ]);
+    assert!(
+        edit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&edit.stderr)
+    );
+    let bad = engine(&[
+        "canned",
+        "edit",
+        &id,
+        "--text",
+        "Bonjour {{prenom}}",
+        "--as",
+        "sup@amal.example",
+    ]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("{{prenom}}"));
+    let remove = engine(&["canned", "remove", &id, "--as", "sup@amal.example"]);
+    assert!(remove.status.success());
+    assert_eq!(audit_count(&pool, "canned.remove").await, 1);
+    Ok(())
+}
