@@ -206,6 +206,12 @@ pub enum Action {
     AddHoliday,
     /// Admin: remove the selected holiday.
     RemoveHoliday,
+    /// Queue: mark or unmark the ticket for a bulk assign or close.
+    Mark,
+    /// Ticket: insert a canned reply into the draft (a picker in the ticket's language).
+    InsertCanned,
+    /// Ticket: add, edit and remove canned replies (supervisors and admins).
+    ManageCanned,
 }
 
 /// One binding: a key, an action, where it applies and what the help says.
@@ -306,6 +312,12 @@ pub const BINDINGS: &[Binding] = &[
     b(code(KeyCode::Tab), Action::FocusNext, Scope::Conversations, "list / transcript", true),
     b(k('['), Action::RangeShorter, Scope::Statistics, "shorter range", true),
     b(k(']'), Action::RangeLonger, Scope::Statistics, "longer range", true),
+    b(k(' '), Action::Mark, Scope::Queue, "mark for bulk", false),
+    b(k('a'), Action::Assign, Scope::Queue, "assign (marked)", false),
+    b(k('C'), Action::Close, Scope::Queue, "close (marked)", false),
+    b(k('c'), Action::InsertCanned, Scope::Ticket, "canned reply", false),
+    b(k('K'), Action::ManageCanned, Scope::Ticket, "manage canned replies", false),
+    b(ctrl('g'), Action::InsertCanned, Scope::Composer, "canned reply", false),
     b(k('a'), Action::Approve, Scope::Knowledge, "approve", true),
     b(k('x'), Action::Reject, Scope::Knowledge, "reject", true),
     b(k('o'), Action::GoOnline, Scope::Shift, "set me online", true),

@@ -13,6 +13,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::action::{self, Action, Scope};
 use crate::chrome::overlay::{Answer, Chooser, ChooserPurpose, Confirmed, Overlay, PromptPurpose};
+use crate::chrome::picker::{DocumentStep, DocumentView, PickKey, Picker, PickerPurpose};
 use crate::chrome::{self, AlertBanner, Toast};
 use crate::data::{Command, Connection, DataEvent, Request};
 use crate::screens::admin::AdminScreen;
@@ -29,7 +30,13 @@ use crate::theme::Theme;
 use crate::ui::HitAreas;
 use amal_engine::events::ChangeKind;
 use amal_engine::routing::{Alert, OfferAnswer};
+use amal_engine::canned::{CannedChange, CannedReply};
+use amal_engine::lang::Lang;
+use amal_engine::staff::StaffRole;
 use amal_engine::tickets::Alerts;
+
+/// How often the open ticket's viewing mark is renewed (the engine lets it expire after 30 s).
+const VIEWING_HEARTBEAT_SECONDS: i64 = 10;
 
 /// How often the header's counts are read without a notice (deadlines pass by themselves).
 const ALERTS_REREAD_SECONDS: i64 = 15;
@@ -84,6 +91,8 @@ pub struct App {
     pub bell: bool,
     /// The bell is to ring after the next frame.
     pub ring: bool,
+    /// The canned replies as last read (the picker shows these at once, then the fresh ones).
+    pub canned: Vec<CannedReply>,
     /// When the counts were last asked for (they change with time too: deadlines pass).
     alerts_asked: Option<DateTime<Utc>>,
     /// Leave the loop.
@@ -134,6 +143,7 @@ impl App {
             bell: true,
             ring: false,
             alerts_asked: None,
+            canned: Vec::new(),
             should_quit: false,
             dirty: true,
             hit: Cell::new(HitAreas::default()),
@@ -211,6 +221,17 @@ impl App {
         }
         if self.screen == ScreenId::Queue && signed_in && self.queue.reread_due(now) {
             self.refresh(ScreenId::Queue);
+        }
+        if signed_in
+            && self.screen == ScreenId::Ticket
+            && let Some(n) = self.ticket.number.clone()
+            && self
+                .ticket
+                .viewing_at
+                .is_none_or(|at| now - at >= chrono::Duration::seconds(VIEWING_HEARTBEAT_SECONDS))
+        {
+            self.ticket.viewing_at = Some(now);
+            self.send(Request::Viewing(n));
         }
         if signed_in
             && self
@@ -350,6 +371,7 @@ impl App {
         match event {
             DataEvent::SignedIn(Ok(session)) => {
                 let saved = session.preferences.theme.clone();
+                self.audit.allowed = session.actor.role >= StaffRole::Supervisor;
                 self.ctx.session = Some(*session);
                 self.sign_in = None;
                 if let Some(name) = saved
@@ -377,6 +399,24 @@ impl App {
             DataEvent::Shift(board) => self.shift.members.replace(board),
             DataEvent::Duty(offers, alerts) => self.on_duty(offers, alerts),
             DataEvent::Admin(view) => self.admin.on_view(*view),
+            DataEvent::Staff(board) => {
+                if let Some(Overlay::Picker(p)) = &mut self.overlay
+                    && matches!(p.purpose, PickerPurpose::Assign(_))
+                {
+                    p.set_staff(&board);
+                }
+            }
+            DataEvent::Canned(list) => {
+                self.canned = list;
+                self.refill_canned_picker();
+            }
+            DataEvent::CannedText(number, text) => self.ticket.insert(&number, &text),
+            DataEvent::Viewers(number, viewers) => self.ticket.on_viewers(&number, viewers),
+            DataEvent::Document(doc) => {
+                if self.overlay.is_none() && self.screen == ScreenId::Knowledge {
+                    self.overlay = Some(Overlay::Document(Box::new(DocumentView::new(*doc))));
+                }
+            }
             DataEvent::Done(command, result) => self.on_done(command, result),
             DataEvent::Failed(e) => {
                 tracing::warn!(error = %e, "read failed");
@@ -418,6 +458,13 @@ impl App {
         match result {
             Ok(()) => {
                 self.toast(command.describe(), false);
+                match &command {
+                    Command::CannedAdd(..) | Command::CannedEdit(..) | Command::CannedRemove(_) => {
+                        self.send(Request::Canned)
+                    }
+                    Command::BulkAssign(..) | Command::BulkClose(..) => self.queue.marked.clear(),
+                    _ => {}
+                }
                 // Taking a ticket from the queue is to work on it.
                 if let Command::Take(n) = &command
                     && self.screen == ScreenId::Queue
@@ -429,12 +476,102 @@ impl App {
                     self.open_ticket(n.clone());
                 }
             }
-            Err(e) => self.toast(e, true),
+            Err(e) => {
+                // A bulk change that refused some tickets did the others: the marks go.
+                if matches!(command, Command::BulkAssign(..) | Command::BulkClose(..)) {
+                    self.queue.marked.clear();
+                }
+                self.toast(e, true)
+            }
         }
         if matches!(command, Command::AnswerOffer(..) | Command::AlertsSeen) {
             self.send(Request::Duty);
         }
         self.refresh(self.screen);
+    }
+
+    /// The open canned-reply picker shows the replies as last read: the open ticket's
+    /// language when inserting, every language when managing.
+    fn refill_canned_picker(&mut self) {
+        let lang = self.ticket.language().unwrap_or(self.ctx.lang());
+        if let Some(Overlay::Picker(p)) = &mut self.overlay {
+            match p.purpose {
+                PickerPurpose::Canned(_) => p.set_canned(&self.canned, Some(lang)),
+                PickerPurpose::ManageCanned => p.set_canned(&self.canned, None),
+                PickerPurpose::Assign(_) => {}
+            }
+        }
+    }
+
+    /// A canned reply's title was given: its text is written next (the current one when
+    /// editing).
+    fn canned_title(&mut self, id: Option<uuid::Uuid>, lang: Lang, title: String) {
+        if title.is_empty() {
+            self.toast("a canned reply needs a title", true);
+            return;
+        }
+        let body = id
+            .and_then(|id| self.canned.iter().find(|r| r.id == id))
+            .map(|r| r.body.clone())
+            .unwrap_or_default();
+        self.overlay = Some(Overlay::editor(
+            PromptPurpose::CannedBody(id, lang, title.clone()),
+            format!(
+                "{} · {title}: the text ({{{{name}}}}, {{{{crisis_line}}}})",
+                lang.code()
+            ),
+            &body,
+        ));
+    }
+
+    /// A picker's row was picked.
+    fn picked(&mut self, purpose: PickerPurpose, how: PickKey, value: Option<String>) {
+        let reply = |app: &Self, v: &Option<String>| {
+            v.as_deref()
+                .and_then(|v| v.parse::<uuid::Uuid>().ok())
+                .and_then(|id| app.canned.iter().find(|r| r.id == id).cloned())
+        };
+        match (purpose, how) {
+            (PickerPurpose::Assign(numbers), PickKey::Use) => {
+                let Some(email) = value else { return };
+                let command = match numbers.as_slice() {
+                    [one] => Command::Assign(one.clone(), email),
+                    _ => Command::BulkAssign(numbers, email),
+                };
+                self.send(Request::Act(command));
+            }
+            (PickerPurpose::Canned(number), PickKey::Use) => {
+                if let Some(r) = reply(self, &value) {
+                    self.send(Request::CannedFill(number, r.id));
+                }
+            }
+            (PickerPurpose::ManageCanned, PickKey::Use) => {
+                if let Some(r) = reply(self, &value) {
+                    self.overlay = Some(Overlay::prompt(
+                        PromptPurpose::CannedTitle(Some(r.id), r.lang),
+                        format!("Title of the {} canned reply", r.lang.code()),
+                        &r.title,
+                    ));
+                }
+            }
+            (PickerPurpose::ManageCanned, PickKey::New) => {
+                self.overlay = Some(Overlay::Chooser(Chooser {
+                    purpose: ChooserPurpose::CannedLang,
+                    title: "New canned reply: language".into(),
+                    options: Lang::ALL.iter().map(|l| l.code().to_string()).collect(),
+                    selected: 0,
+                }));
+            }
+            (PickerPurpose::ManageCanned, PickKey::Remove) => {
+                if let Some(r) = reply(self, &value) {
+                    self.overlay = Some(Overlay::confirm(
+                        format!("Remove the {} canned reply “{}”?", r.lang.code(), r.title),
+                        Command::CannedRemove(r.id),
+                    ));
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Handles a key press: the sign-in form, an open overlay or the composer take it before
@@ -528,10 +665,51 @@ impl App {
             Answer::Text(PromptPurpose::Admin(edit), text) => {
                 self.admin.text_answered(edit, text, &mut out)
             }
+            Answer::Text(PromptPurpose::CannedTitle(id, lang), title) => {
+                self.canned_title(id, lang, title)
+            }
+            Answer::Text(PromptPurpose::CannedBody(_, _, _), body) if body.is_empty() => {
+                self.toast("a canned reply needs a text", true)
+            }
+            Answer::Text(PromptPurpose::CannedBody(None, lang, title), body) => {
+                self.send(Request::Act(Command::CannedAdd(lang, title, body)))
+            }
+            Answer::Text(PromptPurpose::CannedBody(Some(id), _, title), body) => {
+                let change = CannedChange {
+                    title: Some(title),
+                    body: Some(body),
+                    lang: None,
+                };
+                self.send(Request::Act(Command::CannedEdit(id, change)))
+            }
             Answer::Text(purpose, text) => TicketScreen::answer(purpose, text, &mut out),
             Answer::Choice(ChooserPurpose::Admin(edit), choice) => {
                 self.admin.choice_made(edit, &choice, &mut out)
             }
+            Answer::Choice(ChooserPurpose::CannedLang, code) => {
+                if let Ok(lang) = code.parse::<Lang>() {
+                    self.overlay = Some(Overlay::prompt(
+                        PromptPurpose::CannedTitle(None, lang),
+                        format!("Title of the new {code} canned reply"),
+                        "",
+                    ));
+                }
+            }
+            Answer::Picked(purpose, how, value) => self.picked(purpose, how, value),
+            Answer::Document(DocumentStep::Approve(id)) => {
+                self.overlay = Some(Overlay::confirm(
+                    "Approve this document? The assistant will cite it to people from now on.",
+                    Command::Approve(id),
+                ))
+            }
+            Answer::Document(DocumentStep::Reject(id)) => {
+                self.overlay = Some(Overlay::prompt(
+                    PromptPurpose::RejectReason(id),
+                    "Reject this document: the reason",
+                    "",
+                ))
+            }
+            Answer::Document(DocumentStep::Close | DocumentStep::Stay) => {}
             Answer::Choice(ChooserPurpose::Tier(n), choice) => {
                 TicketScreen::tier_chosen(n, &choice, &mut out)
             }
@@ -579,7 +757,10 @@ impl App {
             }
             ScreenId::Queue => self.queue.tickets.set_filter(&text),
             ScreenId::Knowledge => self.knowledge.documents.set_filter(&text),
-            ScreenId::Audit => self.audit.records.set_filter(&text),
+            ScreenId::Audit => match self.audit.set_query(&text, self.ctx.now) {
+                Ok(()) => self.refresh(screen),
+                Err(e) => self.toast(e, true),
+            },
             ScreenId::Shift => self.shift.members.set_filter(&text),
             ScreenId::Admin => self.admin.staff.set_filter(&text),
             ScreenId::Ticket | ScreenId::Statistics => {}
@@ -587,11 +768,25 @@ impl App {
     }
 
     fn open_ticket(&mut self, number: String) {
+        if let Some(old) = self.ticket.number.clone()
+            && old != number
+        {
+            self.send(Request::StopViewing(old));
+        }
         self.ticket.open(number);
         self.switch(ScreenId::Ticket);
     }
 
     fn switch(&mut self, screen: ScreenId) {
+        // Leaving the ticket: others stop seeing this member on it at once.
+        if self.screen == ScreenId::Ticket
+            && screen != ScreenId::Ticket
+            && let Some(n) = self.ticket.number.clone()
+        {
+            self.send(Request::StopViewing(n));
+            self.ticket.viewing_at = None;
+            self.ticket.viewers.clear();
+        }
         self.screen = screen;
         self.ticket.composing = false;
         self.refresh(screen);
@@ -660,16 +855,21 @@ impl App {
                 let current = match self.screen {
                     ScreenId::Queue => self.queue.tickets.filter(),
                     ScreenId::Knowledge => self.knowledge.documents.filter(),
-                    ScreenId::Audit => self.audit.records.filter(),
+                    ScreenId::Audit => Some(self.audit.query.as_str()),
                     ScreenId::Shift => self.shift.members.filter(),
                     ScreenId::Admin => self.admin.staff.filter(),
                     _ => None,
                 }
                 .unwrap_or_default()
                 .to_string();
+                let title = if self.screen == ScreenId::Audit {
+                    format!("Filter: {}", crate::screens::audit::FILTER_HELP)
+                } else {
+                    format!("Filter {}", self.screen.title().to_lowercase())
+                };
                 self.overlay = Some(Overlay::prompt(
                     PromptPurpose::Filter(self.screen),
-                    format!("Filter {}", self.screen.title().to_lowercase()),
+                    title,
                     &current,
                 ));
             }
@@ -679,6 +879,37 @@ impl App {
             | Action::PageDown
             | Action::Top
             | Action::Bottom => self.split(self.screen).0.scroll(action, page, &mut out),
+            Action::Assign | Action::Close
+                if self.screen == ScreenId::Queue && !self.queue.marked.is_empty() =>
+            {
+                self.queue.bulk(action, &mut out)
+            }
+            Action::InsertCanned => {
+                if let Some(n) = self.ticket.number.clone() {
+                    let lang = self.ticket.language().unwrap_or(self.ctx.lang());
+                    let mut picker = Picker::new(
+                        PickerPurpose::Canned(n.clone()),
+                        format!("Canned reply ({}) for {n}", lang.code()),
+                    );
+                    if !self.canned.is_empty() {
+                        picker.set_canned(&self.canned, Some(lang));
+                    }
+                    self.overlay = Some(Overlay::Picker(Box::new(picker)));
+                    self.send(Request::Canned);
+                }
+            }
+            Action::ManageCanned => {
+                if self.ctx.role().is_some_and(|r| r >= StaffRole::Supervisor) {
+                    let mut picker = Picker::new(PickerPurpose::ManageCanned, "Canned replies");
+                    if !self.canned.is_empty() {
+                        picker.set_canned(&self.canned, None);
+                    }
+                    self.overlay = Some(Overlay::Picker(Box::new(picker)));
+                    self.send(Request::Canned);
+                } else {
+                    self.toast("canned replies are managed by supervisors and admins", true);
+                }
+            }
             Action::Take
             | Action::Release
             | Action::Assign

@@ -11,13 +11,16 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use uuid::Uuid;
 
 use amal_engine::admin::{self, AdminView};
-use amal_engine::audit::{self, AuditRecord};
+use amal_engine::audit::{AuditFilter, AuditRecord};
+use amal_engine::canned::{self, CannedChange, CannedReply};
 use amal_engine::config::RoutingSettings;
 use amal_engine::conversations::{
     self, ConversationFilter, ConversationSummary, StaffReader, TranscriptEntry,
 };
+use amal_engine::decision::crisis::CrisisNumbers;
 use amal_engine::events::{self, ChangeNotice};
-use amal_engine::knowledge::store::{self, DocumentSummary};
+use amal_engine::knowledge::store::{self, DocumentSummary, DocumentText};
+use amal_engine::lang::Lang;
 use amal_engine::lookups::{self, Labels};
 use amal_engine::presence::{self, OnShift, Presence, PresenceCause, ProfileChange};
 use amal_engine::retention::{self, RetentionKind};
@@ -28,8 +31,8 @@ use amal_engine::sla::{self, Calendar};
 use amal_engine::staff::{self, Actor, StaffPreferences, StaffRole};
 use amal_engine::stats::{self, Statistics};
 use amal_engine::tickets::{
-    self, Alerts, CommentText, QueueFilter, Ticket, TicketDetail, TicketStatus, Tier, Triage,
-    Visibility,
+    self, Alerts, BulkSummary, CommentText, QueueFilter, Ticket, TicketDetail, TicketStatus, Tier,
+    Triage, Viewer, Visibility,
 };
 
 /// Who is signed in, with what the console needs to show things their way.
@@ -96,6 +99,17 @@ pub enum Command {
     AnswerOffer(String, OfferAnswer),
     /// The signed-in member has seen their on-call alerts.
     AlertsSeen,
+    /// Assign these tickets to a staff member (by e-mail), ticket by ticket.
+    BulkAssign(Vec<String>, String),
+    /// Close these tickets, ticket by ticket; `true` when crisis tickets among them were
+    /// confirmed.
+    BulkClose(Vec<String>, bool),
+    /// Add a canned reply: language, title, text.
+    CannedAdd(Lang, String, String),
+    /// Edit a canned reply.
+    CannedEdit(Uuid, CannedChange),
+    /// Remove a canned reply.
+    CannedRemove(Uuid),
 }
 
 impl Command {
@@ -131,6 +145,11 @@ impl Command {
             Command::AnswerOffer(n, OfferAnswer::Accept) => format!("{n} is yours"),
             Command::AnswerOffer(n, OfferAnswer::Decline) => format!("declined {n}"),
             Command::AlertsSeen => "on-call alerts seen".into(),
+            Command::BulkAssign(ns, e) => format!("assigned {} ticket(s) to {e}", ns.len()),
+            Command::BulkClose(ns, _) => format!("closed {} ticket(s)", ns.len()),
+            Command::CannedAdd(_, t, _) => format!("canned reply “{t}” added"),
+            Command::CannedEdit(..) => "canned reply saved".into(),
+            Command::CannedRemove(_) => "canned reply removed".into(),
         }
     }
 }
@@ -157,8 +176,20 @@ pub enum Request {
     Statistics(i32),
     /// Knowledge documents for review.
     Documents,
-    /// The audit log.
-    Audit,
+    /// The audit log, as filtered.
+    Audit(AuditFilter),
+    /// The staff with their presence, profile and load (the assign picker).
+    Staff,
+    /// The canned replies (all languages).
+    Canned,
+    /// A canned reply filled in for a ticket: ticket number, reply.
+    CannedFill(String, Uuid),
+    /// Mark the ticket as viewed here (the heartbeat) and read who else views it.
+    Viewing(String),
+    /// The ticket is no longer viewed here.
+    StopViewing(String),
+    /// A knowledge document's text.
+    DocumentText(Uuid),
     /// The counts every screen's header shows (crisis tickets nobody holds, breaches).
     Alerts,
     /// The shift board: who is online, their languages, tier and load.
@@ -181,11 +212,16 @@ impl Request {
             Request::Ticket(_) => 4,
             Request::Statistics(_) => 5,
             Request::Documents => 6,
-            Request::Audit => 7,
+            Request::Audit(_) => 7,
             Request::Alerts => 8,
             Request::Shift => 9,
             Request::Duty => 10,
             Request::Admin => 11,
+            Request::Staff => 12,
+            Request::Canned => 13,
+            Request::Viewing(_) => 14,
+            Request::DocumentText(_) => 15,
+            Request::CannedFill(..) | Request::StopViewing(_) => return None,
             Request::SignIn { .. } | Request::Act(_) => return None,
         })
     }
@@ -239,6 +275,16 @@ pub enum DataEvent {
     Duty(Vec<(String, DateTime<Utc>)>, Vec<Alert>),
     /// The admin screen's data.
     Admin(Box<AdminView>),
+    /// The staff board.
+    Staff(Vec<OnShift>),
+    /// The canned replies.
+    Canned(Vec<CannedReply>),
+    /// A canned reply filled in for the ticket with this number.
+    CannedText(String, String),
+    /// The others viewing the ticket with this number.
+    Viewers(String, Vec<Viewer>),
+    /// A knowledge document's text.
+    Document(Box<DocumentText>),
     /// A change was made (or refused: the error text).
     Done(Command, Result<(), String>),
     /// A read failed.
@@ -265,6 +311,10 @@ impl DataEvent {
                 | DataEvent::Shift(_)
                 | DataEvent::Duty(..)
                 | DataEvent::Admin(_)
+                | DataEvent::Staff(_)
+                | DataEvent::Canned(_)
+                | DataEvent::Viewers(..)
+                | DataEvent::Document(_)
         )
     }
 }
@@ -394,19 +444,61 @@ async fn run(
             Ok(docs) => DataEvent::Documents(docs),
             Err(e) => fail(e.to_string()),
         },
-        Request::Audit => {
+        Request::Audit(filter) => {
             let Some(viewer) = actor.as_ref() else {
                 return fail("not signed in".into());
             };
-            let filter = audit::AuditFilter {
-                limit: 300,
-                ..Default::default()
+            let filter = AuditFilter {
+                limit: AUDIT_ROWS,
+                ..filter
             };
             match staff::audit_trail(&mut conn, viewer, &filter).await {
                 Ok(rows) => DataEvent::Audit(rows),
                 Err(e) => fail(e.to_string()),
             }
         }
+        Request::Staff => {
+            let timeout = RoutingSettings::from_env()
+                .unwrap_or_default()
+                .presence_timeout_seconds;
+            match presence::board(&mut conn, timeout, now).await {
+                Ok(board) => DataEvent::Staff(board),
+                Err(e) => fail(e.to_string()),
+            }
+        }
+        Request::Canned => match canned::list(&mut conn, None).await {
+            Ok(list) => DataEvent::Canned(list),
+            Err(e) => fail(e.to_string()),
+        },
+        Request::CannedFill(number, id) => {
+            let numbers = CrisisNumbers::from_env();
+            match canned::fill_for_ticket(&mut conn, id, &number, &numbers).await {
+                Ok(text) => DataEvent::CannedText(number, text),
+                Err(e) => fail(e.to_string()),
+            }
+        }
+        Request::Viewing(number) => {
+            let Some(me) = actor.as_ref() else {
+                return fail("not signed in".into());
+            };
+            match tickets::viewing(&mut conn, me, &number, now).await {
+                Ok(others) => DataEvent::Viewers(number, others),
+                Err(e) => fail(e.to_string()),
+            }
+        }
+        Request::StopViewing(number) => {
+            let Some(me) = actor.as_ref() else {
+                return fail("not signed in".into());
+            };
+            match tickets::stop_viewing(&mut conn, me, &number).await {
+                Ok(()) => DataEvent::Viewers(number, Vec::new()),
+                Err(e) => fail(e.to_string()),
+            }
+        }
+        Request::DocumentText(id) => match store::document_text(&mut conn, id).await {
+            Ok(doc) => DataEvent::Document(Box::new(doc)),
+            Err(e) => fail(e.to_string()),
+        },
         Request::Alerts => match tickets::alerts(&mut conn, now).await {
             Ok(a) => DataEvent::Alerts(a),
             Err(e) => fail(e.to_string()),
@@ -543,7 +635,44 @@ async fn act(
             routing::answer_offer(c, actor, number, *answer, &routing_settings(), now).await,
         ),
         Command::AlertsSeen => outcome(routing::mark_alerts_seen(c, actor.id, now).await),
+        Command::BulkAssign(numbers, email) => {
+            let outcomes = tickets::bulk_assign(c, actor, numbers, email, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            bulk_outcome(BulkSummary::of(&outcomes))
+        }
+        Command::BulkClose(numbers, crisis_confirmed) => {
+            let outcomes = tickets::bulk_close(c, actor, numbers, *crisis_confirmed, now).await;
+            bulk_outcome(BulkSummary::of(&outcomes))
+        }
+        Command::CannedAdd(lang, title, body) => {
+            outcome(canned::add(c, actor, *lang, title, body).await)
+        }
+        Command::CannedEdit(id, change) => outcome(canned::edit(c, actor, *id, change).await),
+        Command::CannedRemove(id) => outcome(canned::remove(c, actor, *id).await),
     }
+}
+
+/// Rows of the audit log one read shows.
+const AUDIT_ROWS: i64 = 300;
+
+/// A bulk change's outcome: done when every ticket changed, else how many did and why each
+/// refused one was refused.
+fn bulk_outcome(summary: BulkSummary) -> Result<(), String> {
+    if summary.refused.is_empty() {
+        return Ok(());
+    }
+    let why: Vec<String> = summary
+        .refused
+        .iter()
+        .map(|(n, e)| format!("{n}: {e}"))
+        .collect();
+    Err(format!(
+        "{} done, {} refused: {}",
+        summary.done,
+        summary.refused.len(),
+        why.join("; ")
+    ))
 }
 
 /// First wait after a lost connection; doubled up to [`MAX_BACKOFF_MS`].

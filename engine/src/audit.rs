@@ -214,10 +214,14 @@ pub struct AuditRecord {
     pub status_code: Option<i32>,
     /// What went wrong, when the request failed.
     pub error_message: Option<String>,
+    /// What the entry is about, in words: `ticket TKT-2026-000012`, `conversation 1a2b3c4d
+    /// (TKT-2026-000012)`, `document “…”`, `search “…”`, an account's e-mail; for a read entry,
+    /// what was read (`None`: no resource).
+    pub target: Option<String>,
 }
 
 /// Which audit rows to read; every field narrows.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFilter {
     /// Actions starting with this (e.g. `ticket.`).
     pub action_prefix: Option<String>,
@@ -227,6 +231,15 @@ pub struct AuditFilter {
     pub user_agent: Option<String>,
     /// The machine's user, exactly.
     pub os_user: Option<String>,
+    /// The actor's e-mail contains this (case-insensitive); `system` matches entries without
+    /// an actor.
+    pub actor: Option<String>,
+    /// The channel: `server`, `cli` or `console`.
+    pub channel: Option<String>,
+    /// Entries at or after this instant.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Entries before this instant.
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
     /// Outcome: `Some(true)` succeeded (status below 400, or no status: not a request),
     /// `Some(false)` failed.
     pub succeeded: Option<bool>,
@@ -249,13 +262,34 @@ pub(crate) async fn list(
         "SELECT a.id, a.created_at, u.email::text AS actor_email, a.action, a.resource_type, \
                 a.resource_id, a.details, a.channel::text AS channel, \
                 host(a.ip_address) AS ip_address, a.user_agent, a.os_user, a.status_code, \
-                a.error_message \
+                a.error_message, \
+                coalesce(CASE a.resource_type \
+                  WHEN 'support_ticket' THEN (SELECT 'ticket ' || t.ticket_number \
+                      FROM support_tickets t WHERE t.id = a.resource_id) \
+                  WHEN 'conversation' THEN (SELECT 'conversation ' || left(c.id::text, 8) || \
+                      coalesce(' (' || (SELECT string_agg(t.ticket_number, ', ' ORDER BY t.created_at) \
+                                          FROM support_tickets t WHERE t.conversation_id = c.id) || ')', '') \
+                      FROM conversations c WHERE c.id = a.resource_id) \
+                  WHEN 'user' THEN (SELECT CASE WHEN x.staff_role IS NULL THEN 'person ' \
+                                                ELSE 'staff ' END || x.email::text \
+                      FROM users x WHERE x.id = a.resource_id) \
+                  WHEN 'document' THEN (SELECT 'document “' || d.title || '”' \
+                      FROM documents d WHERE d.id = a.resource_id) \
+                  WHEN 'canned_reply' THEN (SELECT 'canned reply “' || r.title || '”' \
+                      FROM canned_replies r WHERE r.id = a.resource_id) \
+                  WHEN 'message' THEN 'search “' || (a.details->>'query') || '”' \
+                END, a.resource_type || ' ' || left(a.resource_id::text, 8)) AS target \
            FROM audit_logs a LEFT JOIN users u ON u.id = a.user_id \
           WHERE ($1::text IS NULL OR a.action LIKE $1 || '%') \
             AND ($2::text IS NULL OR a.ip_address = $2::text::inet) \
             AND ($3::text IS NULL OR a.user_agent ILIKE '%' || $3 || '%') \
             AND ($4::text IS NULL OR a.os_user = $4) \
             AND ($5::boolean IS NULL OR (coalesce(a.status_code, 200) < 400) = $5) \
+            AND ($7::text IS NULL OR (CASE WHEN lower($7) = 'system' THEN a.user_id IS NULL \
+                                          ELSE u.email::text ILIKE '%' || $7 || '%' END)) \
+            AND ($8::text IS NULL OR a.channel::text = $8) \
+            AND ($9::timestamptz IS NULL OR a.created_at >= $9) \
+            AND ($10::timestamptz IS NULL OR a.created_at < $10) \
           ORDER BY a.created_at DESC, a.id LIMIT $6",
     )
     .bind(filter.action_prefix.as_deref())
@@ -264,6 +298,10 @@ pub(crate) async fn list(
     .bind(filter.os_user.as_deref())
     .bind(filter.succeeded)
     .bind(filter.limit.clamp(1, MAX_LIST))
+    .bind(filter.actor.as_deref())
+    .bind(filter.channel.as_deref())
+    .bind(filter.since)
+    .bind(filter.until)
     .fetch_all(conn)
     .await
 }

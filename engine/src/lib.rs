@@ -19,6 +19,7 @@
 //! - [`lookups`]: the reference lookups' names in the three languages;
 //! - [`lang`]: the three languages, detection and folding for matching;
 //! - [`knowledge`]: the knowledge base (ingestion, review, embeddings, hybrid retrieval);
+//! - [`canned`]: canned replies staff insert into a reply, with placeholders;
 //! - [`tickets`]: support tickets, the work queue, assignment, lifecycle, escalation, comments;
 //! - [`sla`]: SLA targets and clocks, pause and resume, business hours, the breach sweeper;
 //! - [`simulator`]: demo traffic for the console;
@@ -30,6 +31,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod canned;
 pub mod config;
 pub mod conversations;
 pub mod db;

@@ -62,6 +62,9 @@ enum Command {
     /// Support tickets: list, show, take, comment, status, assign, escalate, sweep.
     #[command(subcommand)]
     Ticket(cli::ticket::TicketCommand),
+    /// Canned replies staff insert into a reply: list, add, edit, remove.
+    #[command(subcommand)]
+    Canned(cli::canned::CannedCommand),
     /// Demo traffic: simulated people writing in Arabic, French and English, some in crisis.
     Simulate(cli::simulate::SimulateArgs),
     /// Support statistics (refreshes the daily statistics first).
@@ -156,6 +159,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Staff(cmd) => cli::staff::run(&config, cmd).await,
         Command::Sla(cmd) => cli::sla::run(&config, cmd).await,
         Command::Ticket(cmd) => cli::ticket::run(&config, cmd).await,
+        Command::Canned(cmd) => cli::canned::run(&config, cmd).await,
         Command::Stats(args) => cli::stats::run(&config, args).await,
         Command::Conversation(cmd) => cli::conversation::run(&config, cmd).await,
         Command::Simulate(args) => cli::simulate::run(&config, args).await,

@@ -9,13 +9,17 @@ use sqlx::PgPool;
 /// French and English.
 pub const REFERENCE_SQL: &str = include_str!("../../seeds/reference.sql");
 
+/// The starter canned replies in the three languages.
+pub const CANNED_SQL: &str = include_str!("../../seeds/canned.sql");
+
 /// The demo data set: people, conversations, messages, decisions and tickets.
 pub const DEMO_SQL: &str = include_str!("../../seeds/demo.sql");
 
-/// Loads the reference data in one transaction. Running it again changes nothing.
+/// Loads the reference data and the starter canned replies in one transaction. Running it again changes nothing.
 pub async fn reference(pool: &PgPool) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::raw_sql(REFERENCE_SQL).execute(&mut *tx).await?;
+    sqlx::raw_sql(CANNED_SQL).execute(&mut *tx).await?;
     tx.commit().await
 }
 
@@ -26,6 +30,7 @@ pub async fn demo(
 ) -> Result<Vec<crate::staff::DemoAccount>, crate::staff::StaffError> {
     let mut tx = pool.begin().await?;
     sqlx::raw_sql(REFERENCE_SQL).execute(&mut *tx).await?;
+    sqlx::raw_sql(CANNED_SQL).execute(&mut *tx).await?;
     sqlx::raw_sql(DEMO_SQL).execute(&mut *tx).await?;
     tx.commit().await?;
     let mut conn = pool.acquire().await?;

@@ -3,6 +3,7 @@
 //! ([`overlay`]).
 
 pub mod overlay;
+pub mod picker;
 
 use amal_engine::tickets::Alerts;
 use chrono::{DateTime, Utc};

@@ -11,6 +11,7 @@ use ratatui::widgets::{Clear, Paragraph, Wrap};
 use tui_textarea::TextArea;
 use uuid::Uuid;
 
+use amal_engine::lang::Lang;
 use amal_engine::tickets::{Tier, Triage};
 
 use crate::action::{self, Action, Scope};
@@ -21,14 +22,13 @@ use crate::theme::{Theme, ThemeKey};
 use crate::widgets::{block, centered, draw_edit};
 
 use super::key_style;
+use super::picker::{DocumentStep, DocumentView, PickKey, Picker, PickerPurpose};
 
 /// What a prompt's text is for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PromptPurpose {
     /// The current list's text filter.
     Filter(ScreenId),
-    /// Assign the ticket to this e-mail.
-    Assign(String),
     /// The reason for moving the ticket to the tier.
     EscalateReason(String, Tier),
     /// Resolution notes.
@@ -41,6 +41,10 @@ pub enum PromptPurpose {
     TriageReason(String, Triage),
     /// An admin screen edit.
     Admin(AdminEdit),
+    /// A canned reply's title (a new one when no id), in a language.
+    CannedTitle(Option<Uuid>, Lang),
+    /// A canned reply's text (the multi-line editor), after its title.
+    CannedBody(Option<Uuid>, Lang, String),
 }
 
 /// A one-line text prompt.
@@ -66,6 +70,8 @@ pub enum ChooserPurpose {
     Theme,
     /// An admin screen edit.
     Admin(AdminEdit),
+    /// The language of a new canned reply.
+    CannedLang,
 }
 
 /// A pick from a short list.
@@ -104,6 +110,12 @@ pub enum Overlay {
     Chooser(Chooser),
     /// A yes/no question.
     Confirm(String, Confirmed),
+    /// A filterable pick of staff or canned replies.
+    Picker(Box<Picker>),
+    /// A knowledge document read before review.
+    Document(Box<DocumentView>),
+    /// A multi-line text (a canned reply's): Enter is a new line, Ctrl-S saves.
+    Editor(Box<Prompt>),
 }
 
 /// What the console does once an overlay has taken a key.
@@ -121,6 +133,10 @@ pub enum Answer {
     Choice(ChooserPurpose, String),
     /// A yes.
     Yes(Confirmed),
+    /// A picker's row (or Ctrl-N on the canned replies' manager).
+    Picked(PickerPurpose, PickKey, Option<String>),
+    /// What the reader of a document asked for.
+    Document(DocumentStep),
 }
 
 impl Overlay {
@@ -129,6 +145,18 @@ impl Overlay {
         let mut input = TextArea::new(vec![initial.to_string()]);
         input.move_cursor(tui_textarea::CursorMove::End);
         Overlay::Prompt(Box::new(Prompt {
+            purpose,
+            title: title.into(),
+            input,
+        }))
+    }
+
+    /// The multi-line editor for `purpose`, holding `initial`.
+    pub fn editor(purpose: PromptPurpose, title: impl Into<String>, initial: &str) -> Overlay {
+        let mut input = TextArea::new(initial.lines().map(String::from).collect());
+        input.move_cursor(tui_textarea::CursorMove::Bottom);
+        input.move_cursor(tui_textarea::CursorMove::End);
+        Overlay::Editor(Box::new(Prompt {
             purpose,
             title: title.into(),
             input,
@@ -209,6 +237,30 @@ impl Overlay {
                 }
                 _ => nothing(Overlay::Chooser(chooser)),
             },
+            Overlay::Picker(mut picker) => match key.code {
+                KeyCode::Esc => (None, Answer::Nothing),
+                _ => match picker.key(key) {
+                    Some((how, value)) => {
+                        (None, Answer::Picked(picker.purpose.clone(), how, value))
+                    }
+                    None => nothing(Overlay::Picker(picker)),
+                },
+            },
+            Overlay::Document(mut view) => match view.key(key) {
+                DocumentStep::Stay => nothing(Overlay::Document(view)),
+                step => (None, Answer::Document(step)),
+            },
+            Overlay::Editor(mut editor) => match key.code {
+                KeyCode::Esc => (None, Answer::Nothing),
+                KeyCode::Char('s') if ctrl => {
+                    let text = editor.input.lines().join("\n").trim().to_string();
+                    (None, Answer::Text(editor.purpose, text))
+                }
+                _ => {
+                    editor.input.input(key);
+                    nothing(Overlay::Editor(editor))
+                }
+            },
             Overlay::Confirm(text, confirmed) => match key.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
                     (None, Answer::Yes(confirmed))
@@ -229,6 +281,15 @@ impl Overlay {
             Overlay::Palette(typed, selected) => {
                 typed.push_str(&one_line);
                 *selected = 0;
+            }
+            Overlay::Editor(editor) => {
+                editor
+                    .input
+                    .insert_str(text.replace("\r\n", "\n").replace('\r', "\n"));
+            }
+            Overlay::Picker(picker) => {
+                picker.query.push_str(&one_line);
+                picker.selected = 0;
             }
             _ => {}
         }
@@ -285,6 +346,21 @@ impl Overlay {
                 let inner = b.inner(rect);
                 frame.render_widget(b, rect);
                 draw_edit(frame, inner, theme, &prompt.input, reorder, "");
+            }
+            Overlay::Picker(picker) => picker.draw(frame, area, theme, reorder),
+            Overlay::Document(view) => view.draw(frame, area, theme, reorder),
+            Overlay::Editor(editor) => {
+                let rect = centered(area, 72, area.height.saturating_sub(6).clamp(5, 14));
+                frame.render_widget(Clear, rect);
+                let b = block(theme, format!(" {} ", editor.title), true).title_bottom(Line::from(
+                    Span::styled(
+                        " Enter new line · Ctrl-S save · Esc cancel ",
+                        key_style(theme),
+                    ),
+                ));
+                let inner = b.inner(rect);
+                frame.render_widget(b, rect);
+                draw_edit(frame, inner, theme, &editor.input, reorder, "");
             }
             Overlay::Chooser(chooser) => {
                 let rect = centered(area, 40, chooser.options.len() as u16 + 2);

@@ -86,7 +86,8 @@ impl Screen for KnowledgeScreen {
             return;
         };
         match action {
-            Action::Approve => out.send(Request::Act(Command::Approve(d.id))),
+            // A document is read before it is approved: its text first, then the question.
+            Action::Open | Action::Approve => out.send(Request::DocumentText(d.id)),
             Action::Reject => out.overlay(Overlay::prompt(
                 PromptPurpose::RejectReason(d.id),
                 format!("Reject “{}”: the reason", d.title),

@@ -125,6 +125,11 @@ impl<T: Clone> Rows<T> {
         self.selection = Selection::default();
     }
 
+    /// Every row as read, whether the filter shows it or not.
+    pub fn all(&self) -> &[T] {
+        &self.all
+    }
+
     /// The text filter in use.
     pub fn filter(&self) -> Option<&str> {
         self.filter.as_deref()

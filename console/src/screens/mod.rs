@@ -124,7 +124,9 @@ impl ScreenId {
             | Action::CycleMode
             | Action::CycleLanguage
             | Action::CycleEscalated => ScreenId::Conversations,
-            Action::CycleQueue | Action::CycleCategory | Action::CyclePriority => ScreenId::Queue,
+            Action::CycleQueue | Action::CycleCategory | Action::CyclePriority | Action::Mark => {
+                ScreenId::Queue
+            }
             Action::Compose | Action::Send | Action::ToggleInternal | Action::Triage => {
                 ScreenId::Ticket
             }

@@ -13,7 +13,9 @@ use amal_engine::tickets::{Queue, QueueFilter, Ticket};
 
 use crate::action::Action;
 use crate::bidi;
-use crate::data::Request;
+use crate::chrome::overlay::Overlay;
+use crate::chrome::picker::{Picker, PickerPurpose};
+use crate::data::{Command, Request};
 use crate::theme::ThemeKey;
 use crate::ui::HitAreas;
 use crate::widgets::priority_style;
@@ -35,6 +37,8 @@ pub struct QueueScreen {
     requested_at: DateTime<Utc>,
     /// The view and filters in use.
     pub filter: QueueFilter,
+    /// Tickets marked for a bulk assign or close, by number.
+    pub marked: std::collections::BTreeSet<String>,
 }
 
 impl QueueScreen {
@@ -58,6 +62,7 @@ impl QueueScreen {
                 limit: 200,
                 ..QueueFilter::new(Queue::Open)
             },
+            marked: Default::default(),
         }
     }
 
@@ -81,6 +86,49 @@ impl QueueScreen {
             self.requested_at = now;
         }
         due
+    }
+
+    /// Assign or close every marked ticket: assigning asks whom (the staff picker), closing
+    /// asks for a confirmation that names the crisis tickets among them, if any.
+    pub fn bulk(&self, action: Action, out: &mut Outbox) {
+        let numbers: Vec<String> = self.marked.iter().cloned().collect();
+        match action {
+            Action::Assign => {
+                out.overlay(Overlay::Picker(Box::new(Picker::new(
+                    PickerPurpose::Assign(numbers.clone()),
+                    format!("Assign {} marked tickets to", numbers.len()),
+                ))));
+                out.send(Request::Staff);
+            }
+            Action::Close => {
+                let crisis: Vec<&str> = self
+                    .tickets
+                    .all()
+                    .iter()
+                    .filter(|t| t.category == "crisis" && self.marked.contains(&t.ticket_number))
+                    .map(|t| t.ticket_number.as_str())
+                    .collect();
+                let question = if crisis.is_empty() {
+                    format!(
+                        "Close {} marked tickets? Only internal notes can be added afterwards.",
+                        numbers.len()
+                    )
+                } else {
+                    format!(
+                        "Close {} marked tickets, INCLUDING {} CRISIS ticket(s) ({})? \
+                         Only internal notes can be added afterwards.",
+                        numbers.len(),
+                        crisis.len(),
+                        crisis.join(", ")
+                    )
+                };
+                out.overlay(Overlay::confirm(
+                    question,
+                    Command::BulkClose(numbers, !crisis.is_empty()),
+                ));
+            }
+            _ => {}
+        }
     }
 
     fn refilter(&mut self, out: &mut Outbox) {
@@ -116,8 +164,13 @@ impl Screen for QueueScreen {
                 .map(|c| ctx.label(kind, c))
                 .unwrap_or_else(|| "any".into())
         };
+        let marked = if self.marked.is_empty() {
+            String::new()
+        } else {
+            format!("{} marked (a assign, C close) · ", self.marked.len())
+        };
         format!(
-            "{} tickets · view: {} · category: {} · priority: {}",
+            "{marked}{} tickets · view: {} · category: {} · priority: {}",
             self.tickets.items.len(),
             queue_name(f.queue),
             label(LookupKind::TicketCategory, &f.category),
@@ -151,6 +204,16 @@ impl Screen for QueueScreen {
                 if let Some(n) = self.selected_number() {
                     out.open_ticket(n);
                 }
+            }
+            Action::Mark => {
+                if let Some(n) = self.selected_number()
+                    && !self.marked.remove(&n)
+                {
+                    self.marked.insert(n);
+                }
+                // Marking moves on, as file managers do, to mark a run of tickets quickly.
+                let len = self.tickets.items.len();
+                self.tickets.selection.apply(Action::Down, len, 1);
             }
             _ => {}
         }
@@ -205,10 +268,16 @@ impl Screen for QueueScreen {
             widths: &widths,
         };
         draw_list(frame, ctx, area, spec, &self.tickets, hit, |t| {
+            let marked = self.marked.contains(&t.ticket_number);
             let number = if breached(ctx.now, t, self.read_at) {
                 Span::styled(
-                    format!("!{}", t.ticket_number),
+                    format!("{}{}", if marked { '●' } else { '!' }, t.ticket_number),
                     theme.alarm(ThemeKey::SlaBreached),
+                )
+            } else if marked {
+                Span::styled(
+                    format!("●{}", t.ticket_number),
+                    theme.fg(ThemeKey::BaseTitle),
                 )
             } else {
                 Span::raw(format!(" {}", t.ticket_number))

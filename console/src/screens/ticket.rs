@@ -16,11 +16,12 @@ use amal_engine::events::ChangeNotice;
 use amal_engine::lang::Lang;
 use amal_engine::lookups::LookupKind;
 use amal_engine::staff::StaffRole;
-use amal_engine::tickets::{TicketDetail, TicketStatus, Tier, Triage};
+use amal_engine::tickets::{TicketDetail, TicketStatus, Tier, Triage, Viewer};
 
 use crate::action::{self, Action, Scope};
 use crate::bidi;
 use crate::chrome::overlay::{Chooser, ChooserPurpose, Confirmed, Overlay, PromptPurpose};
+use crate::chrome::picker::{Picker, PickerPurpose};
 use crate::data::{Command, Request, TicketView};
 use crate::theme::ThemeKey;
 use crate::ui::HitAreas;
@@ -58,6 +59,10 @@ pub struct TicketScreen {
     pub composing: bool,
     /// Drafts by ticket number.
     pub drafts: HashMap<String, Draft>,
+    /// The other staff who have the open ticket open too.
+    pub viewers: Vec<Viewer>,
+    /// When this console last marked the open ticket as viewed (the heartbeat).
+    pub viewing_at: Option<DateTime<Utc>>,
 }
 
 impl TicketScreen {
@@ -68,8 +73,38 @@ impl TicketScreen {
             self.conversation = ScrollBack::default();
             self.comments = ScrollBack::default();
             self.composing = false;
+            self.viewers.clear();
+            self.viewing_at = None;
         }
         self.number = Some(number);
+    }
+
+    /// Who else views ticket `number`, as the heartbeat read it.
+    pub fn on_viewers(&mut self, number: &str, viewers: Vec<Viewer>) {
+        if self.number.as_deref() == Some(number) {
+            self.viewers = viewers;
+        }
+    }
+
+    /// A canned reply filled in for ticket `number`: inserted into its draft where the cursor
+    /// is, and the composer takes the keyboard to edit it.
+    pub fn insert(&mut self, number: &str, text: &str) {
+        if self.number.as_deref() != Some(number) {
+            return;
+        }
+        let draft = self.drafts.entry(number.to_string()).or_default();
+        if !draft.sending {
+            draft.paste(text);
+            self.composing = true;
+        }
+    }
+
+    /// The open ticket's language, if it has one.
+    pub fn language(&self) -> Option<Lang> {
+        self.view
+            .as_ref()
+            .and_then(|(v, _)| v.detail.ticket.language.as_deref())
+            .and_then(|l| l.parse().ok())
     }
 
     /// A ticket as read; kept only if it is still the open one.
@@ -179,11 +214,13 @@ impl TicketScreen {
                 format!("Release {n} back to the unassigned queue?"),
                 Command::Release(n),
             )),
-            Action::Assign => out.overlay(Overlay::prompt(
-                PromptPurpose::Assign(n.clone()),
-                format!("Assign {n} to (staff e-mail)"),
-                "",
-            )),
+            Action::Assign => {
+                out.overlay(Overlay::Picker(Box::new(Picker::new(
+                    PickerPurpose::Assign(vec![n.clone()]),
+                    format!("Assign {n} to"),
+                ))));
+                out.send(Request::Staff);
+            }
             Action::Escalate => {
                 let current = self
                     .view
@@ -233,14 +270,10 @@ impl TicketScreen {
         }
     }
 
-    /// The words a ticket change asked for: an assignee, an escalation's reason, resolution
+    /// The words a ticket change asked for: an escalation's reason, resolution
     /// notes (which may be left empty).
     pub fn answer(purpose: PromptPurpose, text: String, out: &mut Outbox) {
         match purpose {
-            PromptPurpose::Assign(_) if text.is_empty() => {
-                out.toast("assigning needs an e-mail address", true)
-            }
-            PromptPurpose::Assign(n) => out.send(Request::Act(Command::Assign(n, text))),
             PromptPurpose::EscalateReason(..) if text.is_empty() => {
                 out.toast("an escalation needs a reason", true)
             }
@@ -269,8 +302,11 @@ impl TicketScreen {
             PromptPurpose::TriageReason(n, change) => {
                 out.send(Request::Act(Command::Triage(n, change, text)))
             }
-            PromptPurpose::Filter(_) | PromptPurpose::RejectReason(_) | PromptPurpose::Admin(_) => {
-            }
+            PromptPurpose::Filter(_)
+            | PromptPurpose::RejectReason(_)
+            | PromptPurpose::Admin(_)
+            | PromptPurpose::CannedTitle(..)
+            | PromptPurpose::CannedBody(..) => {}
         }
     }
 
@@ -414,7 +450,7 @@ impl Screen for TicketScreen {
             Constraint::Length(composer_height),
         ])
         .areas(area);
-        draw_info(frame, info, ctx, &view.detail, *read_at);
+        draw_info(frame, info, ctx, &view.detail, *read_at, &self.viewers);
 
         let [left, right] = if middle.width >= 100 {
             Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
@@ -459,6 +495,7 @@ fn draw_info(
     ctx: &Context,
     d: &TicketDetail,
     read_at: DateTime<Utc>,
+    viewers: &[Viewer],
 ) {
     let theme = &ctx.theme;
     let t = &d.ticket;
@@ -506,13 +543,28 @@ fn draw_info(
             Block::new()
                 .borders(Borders::TOP)
                 .border_style(theme.fg(ThemeKey::BaseBorder))
-                .title(Span::styled(
-                    format!(" {} ", t.ticket_number),
-                    theme.fg(ThemeKey::BaseTitle).add_modifier(Modifier::BOLD),
-                )),
+                .title(Line::from(vec![
+                    Span::styled(
+                        format!(" {} ", t.ticket_number),
+                        theme.fg(ThemeKey::BaseTitle).add_modifier(Modifier::BOLD),
+                    ),
+                    Span::styled(
+                        also_viewing(viewers),
+                        theme.fg(ThemeKey::SlaWarning).add_modifier(Modifier::BOLD),
+                    ),
+                ])),
         ),
         area,
     );
+}
+
+/// `also viewing: Karim, Nadia ` when others have the ticket open, else nothing.
+fn also_viewing(viewers: &[Viewer]) -> String {
+    if viewers.is_empty() {
+        return String::new();
+    }
+    let names: Vec<&str> = viewers.iter().map(|v| v.name.as_str()).collect();
+    format!("also viewing: {} ", names.join(", "))
 }
 
 /// The ticket's thread: its description, escalations, comments (internal notes marked down

@@ -549,6 +549,7 @@ pub fn audit() -> Vec<AuditRecord> {
             resource_type: Some("support_ticket".into()),
             resource_id: Some(id(1012)),
             details: json!({"status": "open"}),
+            target: Some("ticket TKT-2026-000012".into()),
             ..Default::default()
         },
         AuditRecord {

@@ -7,3 +7,4 @@ mod fixtures;
 mod shift;
 mod snapshots;
 mod themes;
+mod tools;

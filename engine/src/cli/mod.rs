@@ -1,5 +1,6 @@
 //! The admin CLI's subcommands, one module per domain area.
 
+pub mod canned;
 pub mod chat;
 pub mod conversation;
 pub mod crisis;

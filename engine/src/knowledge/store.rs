@@ -498,6 +498,37 @@ pub async fn list_documents(
     .await?)
 }
 
+/// A document's whole text as a reviewer reads it before approving.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct DocumentText {
+    /// Its id.
+    pub id: Uuid,
+    /// Its title.
+    pub title: String,
+    /// ar, fr or en.
+    pub lang: String,
+    /// pending, approved or rejected.
+    pub review_status: String,
+    /// The text as stored (after PII redaction), which the assistant would cite.
+    pub content: String,
+}
+
+/// The text of document `id` (deleted ones are not found). Knowledge documents are the
+/// service's own published material, not people's data: any staff member may read them.
+pub async fn document_text(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<DocumentText, KnowledgeError> {
+    sqlx::query_as(
+        "SELECT id, title::text AS title, lang::text AS lang, review_status::text AS review_status, \
+                content FROM documents WHERE id = $1 AND deleted_at IS NULL",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .ok_or(KnowledgeError::DocumentNotFound(id))
+}
+
 /// Approves a pending or rejected document (admins only). Its chunks become retrievable.
 pub async fn approve(pool: &PgPool, id: Uuid, actor: &Actor) -> Result<(), KnowledgeError> {
     staff::require(actor, StaffRole::Admin, "approving knowledge")?;

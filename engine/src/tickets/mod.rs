@@ -24,8 +24,10 @@
 //! breach events): [`model`] holds the types, [`queue`] the reads, [`create`] the one way a
 //! ticket comes to be, [`lifecycle`] every change to one locked ticket, [`clock`] the SLA
 //! clock's stops, starts and breaches, [`comments`] the conversation between staff and the
-//! person, and [`person`] what the person's data rights need.
+//! person, [`person`] what the person's data rights need, [`bulk`] changes to several
+//! tickets at once and [`viewers`] who has a ticket open.
 
+pub mod bulk;
 pub mod clock;
 pub mod comments;
 pub mod create;
@@ -33,12 +35,14 @@ pub mod lifecycle;
 pub mod model;
 pub mod person;
 pub mod queue;
+pub mod viewers;
 
 use uuid::Uuid;
 
 use crate::sla;
 use crate::staff::StaffError;
 
+pub use bulk::{BulkOutcome, BulkSummary, bulk_assign, bulk_close};
 pub use clock::{SWEEP_BATCH, SweepReport, resume_pending, sweep};
 pub use comments::{comment, delete_comment, edit_comment};
 pub use create::{HandOver, HandOverReason, NewTicket, create, hand_over};
@@ -54,6 +58,7 @@ pub use person::{export_for_person, redact_for_person};
 pub use queue::{
     Alerts, Queue, QueueFilter, alerts, comments, detail, find, get, open, open_ticket_of, queue,
 };
+pub use viewers::{VIEWING_EXPIRY, Viewer, stop_viewing, viewing};
 
 /// Why a ticket operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +143,9 @@ pub enum TicketError {
         /// Why the confirmation failed.
         source: sqlx::Error,
     },
+    /// A crisis ticket in a bulk close that was not confirmed for crisis tickets.
+    #[error("ticket {0} is a crisis ticket; closing it with others needs an explicit confirmation")]
+    CrisisNotConfirmed(String),
     /// A database error.
     #[error(transparent)]
     Sql(#[from] sqlx::Error),

@@ -6,6 +6,7 @@
 //! One file (or folder) per domain; what several of them share lives in [`fixtures`].
 
 mod backup;
+mod console_tools;
 mod conversations;
 mod crisis;
 mod db_commands;
