@@ -27,6 +27,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
 use crate::conversations::{Cursor, person};
+use crate::db::person::Scope;
 use crate::events::{CHANNEL, ChangeKind, ChangeNotice};
 use crate::users;
 
@@ -272,7 +273,7 @@ pub fn stream(
                 if !std::mem::take(&mut first) && session_ended(&pool, session_id, &tx).await {
                     return;
                 }
-                match send_new(&pool, &tx, conversation_id, &mut cursor).await {
+                match send_new(&pool, user_id, &tx, conversation_id, &mut cursor).await {
                     Ok(true) => {}
                     Ok(false) => return,
                     Err(e) => tracing::warn!("live events: {e}"),
@@ -301,7 +302,7 @@ pub fn stream(
                             if session_ended(&pool, session_id, &tx).await {
                                 return;
                             }
-                            let _ = send_status(&pool, &tx, conversation_id).await;
+                            let _ = send_status(&pool, user_id, &tx, conversation_id).await;
                         }
                     }
                     Ok(HubEvent::State(s)) if s.conversation_id == conversation_id => {
@@ -326,14 +327,16 @@ pub fn stream(
 /// Sends the messages after `cursor`; false when the client is gone.
 async fn send_new(
     pool: &PgPool,
+    user_id: Uuid,
     tx: &mpsc::Sender<Result<Event, Infallible>>,
     conversation_id: Uuid,
     cursor: &mut Option<Cursor>,
 ) -> Result<bool, users::UserError> {
     loop {
-        let mut conn = pool.acquire().await?;
-        let batch = person::messages_after(&mut conn, conversation_id, *cursor, BATCH).await?;
-        drop(conn);
+        // Read behind the row-level wall, as every end-user request.
+        let mut read = Scope::Person(user_id).begin(pool).await?;
+        let batch = person::messages_after(&mut read, conversation_id, *cursor, BATCH).await?;
+        read.commit().await?;
         let n = batch.len();
         for m in batch {
             let event = Event::default()
@@ -357,14 +360,17 @@ async fn send_new(
 
 async fn send_status(
     pool: &PgPool,
+    user_id: Uuid,
     tx: &mpsc::Sender<Result<Event, Infallible>>,
     conversation_id: Uuid,
 ) -> Result<(), sqlx::Error> {
+    let mut read = Scope::Person(user_id).begin(pool).await?;
     let status: Option<String> =
         sqlx::query_scalar("SELECT status FROM conversations WHERE id = $1")
             .bind(conversation_id)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *read)
             .await?;
+    read.commit().await?;
     if let Some(status) = status {
         let event = Event::default()
             .event("conversation")

@@ -8,6 +8,7 @@
 mod backup;
 mod conversations;
 mod crisis;
+mod database_tls;
 mod db_commands;
 mod decision;
 mod doctor;
@@ -19,6 +20,7 @@ mod mail;
 mod overview;
 mod retention;
 mod routing;
+mod row_security;
 mod schema;
 mod server;
 mod sla;
