@@ -21,6 +21,8 @@ cd "$(dirname "$0")/.."
 
 if [[ -z "${DATABASE_URL:-}" ]]; then
     export AMAL_DATA_DIR=${AMAL_DATA_DIR:-$PWD/target/amal-test-db}
+    # Gigabytes of WAL are written: not into the test cluster's archive.
+    export AMAL_WAL_ARCHIVE=off
     cargo build -q -p amal-engine
     ./target/debug/amal-engine db start >/dev/null
     DATABASE_URL=$(./target/debug/amal-engine db url | tail -n1)
