@@ -315,7 +315,9 @@ fn check_tls(report: &mut DoctorReport) {
 /// Whether the engine's own connection to the database is encrypted (pg_stat_ssl of this
 /// backend): required in practice for a server on another machine, pointless on loopback.
 async fn check_database_tls(config: &Config, pool: &PgPool, report: &mut DoctorReport) {
-    let row: Result<(bool, Option<String>, Option<String>, Option<String>), _> = sqlx::query_as(
+    /// Encrypted, TLS version, cipher, the server's address (none on a Unix socket).
+    type SslRow = (bool, Option<String>, Option<String>, Option<String>);
+    let row: Result<SslRow, _> = sqlx::query_as(
         "SELECT s.ssl, s.version, s.cipher, host(inet_server_addr()) \
            FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid()",
     )

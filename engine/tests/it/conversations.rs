@@ -664,7 +664,7 @@ async fn pages_close_archive_and_search(pool: PgPool) {
         .await;
     }
     // Newest first by page, oldest first within a page; the cursor walks back without gaps.
-    let newest = conversations::page(&mut *pool.acquire().await.unwrap(), conv, None, 4)
+    let newest = conversations::page(&mut pool.acquire().await.unwrap(), conv, None, 4)
         .await
         .unwrap();
     assert_eq!(newest.messages.len(), 4);
@@ -673,14 +673,14 @@ async fn pages_close_archive_and_search(pool: PgPool) {
     assert_eq!(newest.messages[3].role, "assistant");
     let cursor = newest.older.expect("an older page");
     let cursor: conversations::Cursor = cursor.to_string().parse().unwrap();
-    let older = conversations::page(&mut *pool.acquire().await.unwrap(), conv, Some(cursor), 4)
+    let older = conversations::page(&mut pool.acquire().await.unwrap(), conv, Some(cursor), 4)
         .await
         .unwrap();
     assert_eq!(older.messages.len(), 2);
     assert!(older.messages[0].content.ends_with("day 0"));
     assert!(older.older.is_none());
     assert!(
-        conversations::page(&mut *pool.acquire().await.unwrap(), Uuid::new_v4(), None, 4)
+        conversations::page(&mut pool.acquire().await.unwrap(), Uuid::new_v4(), None, 4)
             .await
             .is_err()
     );
@@ -716,7 +716,7 @@ async fn pages_close_archive_and_search(pool: PgPool) {
             >= 3
     );
 
-    let closed = conversations::close(&mut *pool.acquire().await.unwrap(), conv)
+    let closed = conversations::close(&mut pool.acquire().await.unwrap(), conv)
         .await
         .unwrap();
     assert_eq!(closed.status, "closed");
