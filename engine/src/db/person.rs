@@ -15,8 +15,8 @@ use uuid::Uuid;
 pub const END_USER_ROLE: &str = "amal_end_user";
 
 /// Makes the rest of the current transaction act for `user_id` only: role [`END_USER_ROLE`]
-/// and setting `amal.user_id`, both until the transaction ends. Outside a transaction the
-/// settings would last for the connection: callers enter only in a transaction.
+/// and setting `amal.user_id`, both until the transaction ends. Outside a transaction they
+/// would end with this very statement: callers enter only in a transaction.
 pub async fn enter(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
     sqlx::query("SELECT set_config('amal.user_id', $1, true), set_config('role', $2, true)")
         .bind(user_id.to_string())
