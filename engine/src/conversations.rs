@@ -13,7 +13,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::audit::{self, AuditEntry};
@@ -267,7 +267,17 @@ pub async fn start(
     mode: Mode,
     lang: Option<Lang>,
 ) -> Result<Conversation, ConversationError> {
-    let mut tx = pool.begin().await?;
+    start_on(&mut *pool.acquire().await?, user_id, mode, lang).await
+}
+
+/// [`start`] on a connection, or in the caller's transaction.
+pub async fn start_on(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    mode: Mode,
+    lang: Option<Lang>,
+) -> Result<Conversation, ConversationError> {
+    let mut tx = conn.begin().await?;
     let conversation: Conversation = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO conversations (user_id, mode, language) VALUES ($1, $2, $3) RETURNING {CONVERSATION_COLUMNS}"
     )))
@@ -288,11 +298,16 @@ pub async fn start(
 
 /// Reads a conversation.
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<Conversation, ConversationError> {
+    get_on(&mut *pool.acquire().await?, id).await
+}
+
+/// [`get`] on a connection, or in the caller's transaction.
+pub async fn get_on(conn: &mut PgConnection, id: Uuid) -> Result<Conversation, ConversationError> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1"
     )))
     .bind(id)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?
     .ok_or(ConversationError::NotFound(id))
 }
@@ -696,7 +711,7 @@ fn serialize_cursor<S: serde::Serializer>(c: &Option<Cursor>, s: S) -> Result<S:
 
 /// The newest `limit` messages before `before` (the newest of all when `None`), oldest first.
 pub async fn page(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     conversation_id: Uuid,
     before: Option<Cursor>,
     limit: i64,
@@ -709,7 +724,7 @@ pub async fn page(
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM conversations WHERE id = $1)")
             .bind(conversation_id)
-            .fetch_one(pool)
+            .fetch_one(&mut *conn)
             .await?;
     if !exists {
         return Err(ConversationError::NotFound(conversation_id));
@@ -724,7 +739,7 @@ pub async fn page(
     .bind(before.map(|c| c.created_at))
     .bind(before.map(|c| c.id).unwrap_or_default())
     .bind(limit + 1)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
@@ -746,10 +761,10 @@ pub async fn page(
 /// Closes a conversation (the person or staff ended it). Closing a closed conversation changes
 /// nothing; an archived one stays archived.
 pub async fn close(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     conversation_id: Uuid,
 ) -> Result<Conversation, ConversationError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     let changed = sqlx::query(
         "UPDATE conversations SET status = 'closed', updated_at = now() \
           WHERE id = $1 AND status NOT IN ('closed', 'archived')",
@@ -765,8 +780,9 @@ pub async fn close(
         )
         .await?;
     }
+    let conversation = get_on(&mut tx, conversation_id).await?;
     tx.commit().await?;
-    get(pool, conversation_id).await
+    Ok(conversation)
 }
 
 /// Archives conversations idle for more than `days` days (`archive_old_conversations`);

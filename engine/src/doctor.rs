@@ -169,6 +169,8 @@ pub async fn run(config: &Config) -> DoctorReport {
             let mut report = examine(&pool).await;
             check_backups(config, &mut report);
             check_tls(&mut report);
+            check_database_tls(config, &pool, &mut report).await;
+            check_row_security(&pool, &mut report).await;
             check_retention(&pool, &mut report).await;
             check_archiving(config, &pool, &mut report).await;
             pool.close().await;
@@ -306,6 +308,101 @@ fn check_tls(report: &mut DoctorReport) {
             "tls",
             CheckStatus::Fail,
             "only one of AMAL_TLS_CERT and AMAL_TLS_KEY is set: serve needs both",
+        ),
+    }
+}
+
+/// Whether the engine's own connection to the database is encrypted (pg_stat_ssl of this
+/// backend): required in practice for a server on another machine, pointless on loopback.
+async fn check_database_tls(config: &Config, pool: &PgPool, report: &mut DoctorReport) {
+    /// Encrypted, TLS version, cipher, the server's address (none on a Unix socket).
+    type SslRow = (bool, Option<String>, Option<String>, Option<String>);
+    let row: Result<SslRow, _> = sqlx::query_as(
+        "SELECT s.ssl, s.version, s.cipher, host(inet_server_addr()) \
+           FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid()",
+    )
+    .fetch_one(pool)
+    .await;
+    let (ssl, version, cipher, server) = match row {
+        Ok(row) => row,
+        Err(e) => {
+            report.push(
+                "database-tls",
+                CheckStatus::Warn,
+                format!("cannot tell: {e}"),
+            );
+            return;
+        }
+    };
+    let embedded = !matches!(config.database, crate::config::DatabaseSource::External(_));
+    // No server address: a Unix socket, which never leaves the machine.
+    let local = server.as_deref().is_none_or(|a| {
+        a.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+    });
+    if ssl {
+        report.push(
+            "database-tls",
+            CheckStatus::Ok,
+            format!(
+                "the database connection uses TLS ({}, {})",
+                version.unwrap_or_default(),
+                cipher.unwrap_or_default()
+            ),
+        );
+    } else if embedded || local {
+        report.push(
+            "database-tls",
+            CheckStatus::Ok,
+            "the database connection is not encrypted: it stays on this machine",
+        );
+    } else {
+        report.push(
+            "database-tls",
+            CheckStatus::Warn,
+            format!(
+                "the connection to the database at {} is NOT encrypted: add \
+                 sslmode=verify-full (and sslrootcert=CA.pem for a private CA) to DATABASE_URL",
+                server.unwrap_or_default()
+            ),
+        );
+    }
+}
+
+/// Whether end-user requests can run behind row-level security: the login role must be able to
+/// SET ROLE amal_end_user (a superuser can; others need membership).
+async fn check_row_security(pool: &PgPool, report: &mut DoctorReport) {
+    let row: Result<(bool, String), _> = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) \
+                AND (pg_has_role(current_user, $1, 'MEMBER') \
+                     OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)), \
+                current_user::text",
+    )
+    .bind(db::person::END_USER_ROLE)
+    .fetch_one(pool)
+    .await;
+    match row {
+        Ok((true, _)) => report.push(
+            "row-security",
+            CheckStatus::Ok,
+            format!(
+                "end-user requests run as {} (their own rows only)",
+                db::person::END_USER_ROLE
+            ),
+        ),
+        Ok((false, user)) => report.push(
+            "row-security",
+            CheckStatus::Fail,
+            format!(
+                "{user} cannot SET ROLE {role}, so serve cannot answer people: run \
+                 GRANT {role} TO {user} as an administrator (docs/database.md)",
+                role = db::person::END_USER_ROLE
+            ),
+        ),
+        Err(e) => report.push(
+            "row-security",
+            CheckStatus::Warn,
+            format!("cannot tell: {e}"),
         ),
     }
 }

@@ -31,6 +31,8 @@ pub async fn export(
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;
+    // Behind the row-level wall: whatever the queries below select, only this person's rows.
+    crate::db::person::enter(&mut tx, user_id).await?;
     let profile = users::profile(&mut tx, user_id).await?;
     let prefs = users::preferences(&mut tx, user_id).await?;
     let sessions = sessions::export(&mut tx, user_id).await?;

@@ -24,6 +24,7 @@ use crate::conversations::{
     self, ConversationError, DecisionRecord, MAX_CLIENT_MESSAGE_ID_CHARS, Message, MessageContent,
     NewDecision, NewReply, TurnTarget,
 };
+use crate::db::person::Scope;
 use crate::decision::auto::{Decision, DecisionEngine, Mode, Route, TurnContext, reason};
 use crate::decision::crisis::{self, CrisisMatch};
 use crate::decision::replies;
@@ -116,6 +117,28 @@ pub async fn post_message(
     client_message_id: Option<&str>,
     content: &MessageContent,
 ) -> Result<Turn, TurnError> {
+    post_message_in(
+        pool,
+        engine,
+        Scope::Engine,
+        conversation_id,
+        client_message_id,
+        content,
+    )
+    .await
+}
+
+/// [`post_message`] for a request of `scope`: for [`Scope::Person`] the person's part of the
+/// turn (reading their conversation, storing their message) runs behind the row-level wall,
+/// and the engine's answer to it in the engine's role.
+pub async fn post_message_in(
+    pool: &PgPool,
+    engine: &DecisionEngine,
+    scope: Scope,
+    conversation_id: Uuid,
+    client_message_id: Option<&str>,
+    content: &MessageContent,
+) -> Result<Turn, TurnError> {
     let started = Instant::now();
     if let Some(key) = client_message_id {
         let n = key.chars().count();
@@ -125,11 +148,20 @@ pub async fn post_message(
         }
     }
     let crisis = engine.assess_crisis(content.as_str()).await;
-    let key = match admit(pool, conversation_id, client_message_id, content, &crisis).await? {
+    let key = match admit(
+        pool,
+        scope,
+        conversation_id,
+        client_message_id,
+        content,
+        &crisis,
+    )
+    .await?
+    {
         Admitted::Replay(turn) => return Ok(*turn),
         Admitted::New(key) => key,
     };
-    let ctx = context(pool, conversation_id, content, &crisis).await?;
+    let ctx = context(pool, scope, conversation_id, content, &crisis).await?;
     // Retrieval reads approved knowledge only; it runs before the write transaction, with no
     // connection held: a turn holding one while retrieval waits for another would, with as
     // many concurrent turns as connections, leave every turn waiting.
@@ -139,6 +171,7 @@ pub async fn post_message(
     write(
         pool,
         engine,
+        scope,
         conversation_id,
         key.as_deref(),
         content,
@@ -163,6 +196,7 @@ enum Admitted {
 /// retries of it stay idempotent.
 async fn admit(
     pool: &PgPool,
+    scope: Scope,
     conversation_id: Uuid,
     key: Option<&str>,
     content: &MessageContent,
@@ -171,7 +205,7 @@ async fn admit(
     let Some(key) = key else {
         return Ok(Admitted::New(None));
     };
-    let mut conn = pool.acquire().await?;
+    let mut conn = scope.begin(pool).await?;
     match replay_key(&mut conn, conversation_id, key, content).await {
         Ok(Some(turn)) => Ok(Admitted::Replay(Box::new(turn))),
         Ok(None) => Ok(Admitted::New(Some(key.to_string()))),
@@ -211,11 +245,12 @@ struct Context {
 
 async fn context(
     pool: &PgPool,
+    scope: Scope,
     conversation_id: Uuid,
     content: &MessageContent,
     crisis: &Option<CrisisMatch>,
 ) -> Result<Context, TurnError> {
-    let mut conn = pool.acquire().await?;
+    let mut conn = scope.begin(pool).await?;
     let t = conversations::target(&mut conn, conversation_id, false).await?;
     refuse_inactive(conversation_id, &t, crisis)?;
     let conversation_lang = t.language.as_deref().and_then(|l| l.parse::<Lang>().ok());
@@ -258,6 +293,7 @@ fn refuse_inactive(
 async fn write(
     pool: &PgPool,
     engine: &DecisionEngine,
+    scope: Scope,
     conversation_id: Uuid,
     key: Option<&str>,
     content: &MessageContent,
@@ -267,6 +303,10 @@ async fn write(
 ) -> Result<Turn, TurnError> {
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
+    // The person's part of the turn (their conversation, their message) runs behind the
+    // row-level wall; the engine's answer to it (tickets, routing, the decision and the reply)
+    // in the engine's role, below.
+    scope.enter(&mut tx).await?;
     let t = conversations::target(&mut tx, conversation_id, true).await?;
     refuse_inactive(conversation_id, &t, &decision.crisis)?;
     if !t.is_active() {
@@ -296,6 +336,7 @@ async fn write(
     if t.language.is_none() {
         conversations::settle_language(&mut tx, conversation_id, lang).await?;
     }
+    scope.leave(&mut tx).await?;
     let now = Utc::now().trunc_subsecs(6);
     // The person wrote: tickets waiting on them are worked again and their clocks run, before
     // a SUPPORT decision joins the conversation's ticket.

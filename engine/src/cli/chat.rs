@@ -86,7 +86,7 @@ async fn show_team_replies(
     conversation: Uuid,
     seen: &mut HashSet<Uuid>,
 ) -> Result<()> {
-    let page = conversations::page(pool, conversation, None, 50)
+    let page = conversations::page(&mut *pool.acquire().await?, conversation, None, 50)
         .await
         .context("reading the conversation")?;
     for m in page.messages {

@@ -35,7 +35,7 @@ const DUMP_PREFIX: &str = "amal-";
 const DUMP_SUFFIX: &str = ".dump";
 /// The roles the migrations create (global objects, outside any dump): a restore into a server
 /// that lacks them creates them first, so that the dump's privileges can be granted.
-const ROLES: &[&str] = &["amal_app", "amal_readonly", "amal_admin"];
+const ROLES: &[&str] = &["amal_app", "amal_readonly", "amal_admin", "amal_end_user"];
 
 /// Why a backup or a restore failed.
 #[derive(Debug, thiserror::Error)]

@@ -5,6 +5,7 @@
 
 pub mod backup;
 pub mod embedded;
+pub mod person;
 
 use std::time::Duration;
 

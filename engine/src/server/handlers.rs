@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
+use sqlx::{Postgres, Transaction};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -24,6 +25,7 @@ use super::problem::{ApiJson, ApiPath, ApiQuery, Problem, ProblemBody};
 use super::sse::{self, TurnState};
 use crate::conversations::person::{self, PublicMessage};
 use crate::conversations::{self, Conversation, Cursor, MessageContent};
+use crate::db::person::Scope;
 use crate::decision::auto::Mode;
 use crate::lang::Lang;
 use crate::privacy;
@@ -111,6 +113,16 @@ impl FromRequestParts<AppState> for OwnConversation {
         let user = users::authenticate_for(&mut conn, token, Some(id), Utc::now()).await?;
         Ok(OwnConversation { user, id })
     }
+}
+
+/// A transaction that acts for the signed-in person only: their rows are all its statements
+/// can see or change (row-level security, [`crate::db::person`]). Authentication itself, and
+/// the engine's answer within a turn, run in the engine's role.
+async fn as_person(
+    state: &AppState,
+    user: &EndUser,
+) -> Result<Transaction<'static, Postgres>, Problem> {
+    Ok(Scope::Person(user.id).begin(&state.pool).await?)
 }
 
 fn client_info(peer: SocketAddr, headers: &HeaderMap) -> ClientInfo {
@@ -294,8 +306,9 @@ async fn sign_out(
     State(state): State<AppState>,
     Session(user): Session,
 ) -> Result<StatusCode, Problem> {
-    let mut conn = state.pool.acquire().await?;
-    users::sign_out(&mut conn, user.session_id, Utc::now()).await?;
+    let mut tx = as_person(&state, &user).await?;
+    users::sign_out(&mut tx, user.session_id, Utc::now()).await?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -312,8 +325,10 @@ async fn me(
     State(state): State<AppState>,
     Session(user): Session,
 ) -> Result<axum::Json<Profile>, Problem> {
-    let mut conn = state.pool.acquire().await?;
-    Ok(axum::Json(users::profile(&mut conn, user.id).await?))
+    let mut tx = as_person(&state, &user).await?;
+    let profile = users::profile(&mut tx, user.id).await?;
+    tx.commit().await?;
+    Ok(axum::Json(profile))
 }
 
 /// Give or withdraw consent to data storage.
@@ -337,12 +352,13 @@ async fn consent(
     Session(user): Session,
     ApiJson(body): ApiJson<ConsentRequest>,
 ) -> Result<axum::Json<Profile>, Problem> {
-    let mut conn = state.pool.acquire().await?;
+    let mut tx = as_person(&state, &user).await?;
     let profile = if body.consent_data_storage {
-        users::give_consent(&mut conn, user.id, Some(peer.ip()), Utc::now()).await?
+        users::give_consent(&mut tx, user.id, Some(peer.ip()), Utc::now()).await?
     } else {
-        users::withdraw_consent(&mut conn, user.id, Utc::now()).await?
+        users::withdraw_consent(&mut tx, user.id, Utc::now()).await?
     };
+    tx.commit().await?;
     Ok(axum::Json(profile))
 }
 
@@ -353,8 +369,10 @@ async fn get_preferences(
     State(state): State<AppState>,
     Session(user): Session,
 ) -> Result<axum::Json<Preferences>, Problem> {
-    let mut conn = state.pool.acquire().await?;
-    Ok(axum::Json(users::preferences(&mut conn, user.id).await?))
+    let mut tx = as_person(&state, &user).await?;
+    let preferences = users::preferences(&mut tx, user.id).await?;
+    tx.commit().await?;
+    Ok(axum::Json(preferences))
 }
 
 /// A change of preferences: absent fields stay as they are.
@@ -393,10 +411,10 @@ async fn update_preferences(
         email_notifications: body.email_notifications,
         accessibility_mode: body.accessibility_mode,
     };
-    let mut conn = state.pool.acquire().await?;
-    Ok(axum::Json(
-        users::update_preferences(&mut conn, &user, &update).await?,
-    ))
+    let mut tx = as_person(&state, &user).await?;
+    let preferences = users::update_preferences(&mut tx, &user, &update).await?;
+    tx.commit().await?;
+    Ok(axum::Json(preferences))
 }
 
 /// Everything the service holds about the person, as one JSON document.
@@ -424,6 +442,8 @@ async fn delete_me(
     State(state): State<AppState>,
     Session(user): Session,
 ) -> Result<StatusCode, Problem> {
+    // In the engine's role: forgetting erases texts the person may not read themselves
+    // (internal ticket comments, decision evidence) and the sign-in links of their address.
     let mut conn = state.pool.acquire().await?;
     privacy::forget(&mut conn, user.id, Utc::now()).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -457,7 +477,9 @@ async fn create_conversation(
 ) -> Result<(StatusCode, axum::Json<Conversation>), Problem> {
     user.require_consent()?;
     let mode = body.mode.unwrap_or(Mode::Auto);
-    let c = conversations::start(&state.pool, user.id, mode, body.language).await?;
+    let mut tx = as_person(&state, &user).await?;
+    let c = conversations::start_on(&mut tx, user.id, mode, body.language).await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(c)))
 }
 
@@ -491,8 +513,9 @@ async fn list_conversations(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<axum::Json<Vec<Conversation>>, Problem> {
     let limit = page_size(q.limit, 50)?;
-    let mut conn = state.pool.acquire().await?;
-    let list = person::conversations(&mut conn, user.id, limit).await?;
+    let mut tx = as_person(&state, &user).await?;
+    let list = person::conversations(&mut tx, user.id, limit).await?;
+    tx.commit().await?;
     Ok(axum::Json(list))
 }
 
@@ -532,11 +555,10 @@ async fn get_conversation(
 ) -> Result<axum::Json<ConversationPage>, Problem> {
     let limit = page_size(q.limit, 50)?;
     let before = q.before.as_deref().map(str::parse::<Cursor>).transpose()?;
-    let conversation = {
-        let mut conn = state.pool.acquire().await?;
-        person::own_conversation(&mut conn, user.id, id).await?
-    };
-    let page = conversations::page(&state.pool, id, before, limit).await?;
+    let mut tx = as_person(&state, &user).await?;
+    let conversation = person::own_conversation(&mut tx, user.id, id).await?;
+    let page = conversations::page(&mut tx, id, before, limit).await?;
+    tx.commit().await?;
     Ok(axum::Json(ConversationPage {
         conversation,
         messages: page.messages.iter().map(PublicMessage::from).collect(),
@@ -625,9 +647,10 @@ async fn post_message(
         .await
         .map_err(|e| Problem::internal(&e))?;
     state.hub.publish_state(turn_state("processing"));
-    let turn = crate::turn::post_message(
+    let turn = crate::turn::post_message_in(
         &state.pool,
         &state.engine,
+        Scope::Person(user.id),
         id,
         body.client_message_id.as_deref(),
         &content,
@@ -677,9 +700,12 @@ async fn post_message(
     ))]
 async fn close_conversation(
     State(state): State<AppState>,
-    OwnConversation { id, .. }: OwnConversation,
+    OwnConversation { id, user }: OwnConversation,
 ) -> Result<axum::Json<Conversation>, Problem> {
-    Ok(axum::Json(conversations::close(&state.pool, id).await?))
+    let mut tx = as_person(&state, &user).await?;
+    let conversation = conversations::close(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(axum::Json(conversation))
 }
 
 /// Live updates of a conversation (Server-Sent Events): `event: message` for every new
@@ -711,8 +737,10 @@ async fn conversation_events(
     let after = match after {
         Some(cursor) => Some(cursor),
         None => {
-            let mut conn = state.pool.acquire().await?;
-            person::latest_cursor(&mut conn, id).await?
+            let mut tx = as_person(&state, &user).await?;
+            let latest = person::latest_cursor(&mut tx, id).await?;
+            tx.commit().await?;
+            latest
         }
     };
     let slot = state

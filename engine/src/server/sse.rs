@@ -33,6 +33,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
 use crate::conversations::{Cursor, person};
+use crate::db::person::Scope;
 use crate::events::{CHANNEL, ChangeKind, ChangeNotice};
 use crate::users;
 
@@ -462,6 +463,7 @@ pub fn stream(
         let Keys {
             session_id,
             conversation_id,
+            user_id,
             ..
         } = slot.keys;
         let waker = slot.waker.clone();
@@ -493,14 +495,14 @@ pub fn stream(
                 }
             }
             if wake & WAKE_MESSAGES != 0 {
-                match send_new(&pool, &tx, conversation_id, &mut cursor).await {
+                match send_new(&pool, user_id, &tx, conversation_id, &mut cursor).await {
                     Ok(true) => {}
                     Ok(false) => return,
                     Err(e) => tracing::warn!("live events: {e}"),
                 }
             }
             if wake & WAKE_STATUS != 0 {
-                let _ = send_status(&pool, &tx, conversation_id).await;
+                let _ = send_status(&pool, user_id, &tx, conversation_id).await;
             }
             tokio::select! {
                 _ = tx.closed() => return,
@@ -515,14 +517,16 @@ pub fn stream(
 /// Sends the messages after `cursor`; false when the client is gone.
 async fn send_new(
     pool: &PgPool,
+    user_id: Uuid,
     tx: &mpsc::Sender<Result<Event, Infallible>>,
     conversation_id: Uuid,
     cursor: &mut Option<Cursor>,
 ) -> Result<bool, users::UserError> {
     loop {
-        let mut conn = pool.acquire().await?;
-        let batch = person::messages_after(&mut conn, conversation_id, *cursor, BATCH).await?;
-        drop(conn);
+        // Read behind the row-level wall, as every end-user request.
+        let mut read = Scope::Person(user_id).begin(pool).await?;
+        let batch = person::messages_after(&mut read, conversation_id, *cursor, BATCH).await?;
+        read.commit().await?;
         let n = batch.len();
         for m in batch {
             let event = Event::default()
@@ -546,14 +550,17 @@ async fn send_new(
 
 async fn send_status(
     pool: &PgPool,
+    user_id: Uuid,
     tx: &mpsc::Sender<Result<Event, Infallible>>,
     conversation_id: Uuid,
 ) -> Result<(), sqlx::Error> {
+    let mut read = Scope::Person(user_id).begin(pool).await?;
     let status: Option<String> =
         sqlx::query_scalar("SELECT status FROM conversations WHERE id = $1")
             .bind(conversation_id)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *read)
             .await?;
+    read.commit().await?;
     if let Some(status) = status {
         let event = Event::default()
             .event("conversation")

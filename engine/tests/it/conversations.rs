@@ -664,21 +664,23 @@ async fn pages_close_archive_and_search(pool: PgPool) {
         .await;
     }
     // Newest first by page, oldest first within a page; the cursor walks back without gaps.
-    let newest = conversations::page(&pool, conv, None, 4).await.unwrap();
+    let newest = conversations::page(&mut pool.acquire().await.unwrap(), conv, None, 4)
+        .await
+        .unwrap();
     assert_eq!(newest.messages.len(), 4);
     assert_eq!(newest.messages[0].role, "user");
     assert!(newest.messages[0].content.ends_with("day 1"));
     assert_eq!(newest.messages[3].role, "assistant");
     let cursor = newest.older.expect("an older page");
     let cursor: conversations::Cursor = cursor.to_string().parse().unwrap();
-    let older = conversations::page(&pool, conv, Some(cursor), 4)
+    let older = conversations::page(&mut pool.acquire().await.unwrap(), conv, Some(cursor), 4)
         .await
         .unwrap();
     assert_eq!(older.messages.len(), 2);
     assert!(older.messages[0].content.ends_with("day 0"));
     assert!(older.older.is_none());
     assert!(
-        conversations::page(&pool, Uuid::new_v4(), None, 4)
+        conversations::page(&mut pool.acquire().await.unwrap(), Uuid::new_v4(), None, 4)
             .await
             .is_err()
     );
@@ -714,7 +716,9 @@ async fn pages_close_archive_and_search(pool: PgPool) {
             >= 3
     );
 
-    let closed = conversations::close(&pool, conv).await.unwrap();
+    let closed = conversations::close(&mut pool.acquire().await.unwrap(), conv)
+        .await
+        .unwrap();
     assert_eq!(closed.status, "closed");
     let err = amal_engine::turn::post_message(
         &pool,
