@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 // AssertSqlSafe: the only text spliced into SQL here is constant column lists, never input.
-use sqlx::{AssertSqlSafe, PgConnection, Postgres, QueryBuilder};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, QueryBuilder};
 use std::str::FromStr;
 use uuid::Uuid;
 
@@ -227,9 +227,10 @@ pub async fn queue(
     now: DateTime<Utc>,
 ) -> Result<Vec<Ticket>, TicketError> {
     let limit = filter.limit.clamp(1, 10_000);
+    let mut tx = in_index_order(conn).await?;
     let rows: Vec<TicketRow> = open_page(actor, filter, now, limit, false)?
         .build_query_as()
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut *tx)
         .await?;
     let mut tickets: Vec<Ticket> = rows.into_iter().map(Ticket::from).collect();
 
@@ -250,10 +251,30 @@ pub async fn queue(
             ") t LEFT JOIN users u ON u.id = t.assigned_to \
              ORDER BY t.created_at DESC, t.id",
         );
-        let rows: Vec<TicketRow> = qb.build_query_as().fetch_all(&mut *conn).await?;
+        let rows: Vec<TicketRow> = qb.build_query_as().fetch_all(&mut *tx).await?;
         tickets.extend(rows.into_iter().map(Ticket::from));
     }
+    // Nothing was written: rolling back also ends the setting (and is all a savepoint allows).
+    tx.rollback().await?;
     Ok(tickets)
+}
+
+/// A transaction (a savepoint inside the caller's) in which the planner reads a page in its
+/// index's order rather than sorting: `enable_sort = off` until it ends. Every queue and
+/// single filter has an index returning its rows in due order (`open_page`), but left to its
+/// estimates the planner would still sort a bitmap scan whenever the statistics put the
+/// matching rows below a few hundred, right or wrong: 10.5 ms at 100,000 tickets when it
+/// guessed a tenth of the unassigned tickets. With sorting priced out, the plan is the index
+/// range scan at every size and with any statistics; a combination of filters without an index
+/// of its own scans the most selective index in order and filters the rest.
+async fn in_index_order(
+    conn: &mut PgConnection,
+) -> Result<sqlx::Transaction<'_, Postgres>, TicketError> {
+    let mut tx = conn.begin().await?;
+    sqlx::query("SET LOCAL enable_sort = off")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
 }
 
 /// The plan PostgreSQL runs for the open tickets of [`queue`]'s page (EXPLAIN ANALYZE, text
@@ -265,10 +286,13 @@ pub async fn queue_plan(
     now: DateTime<Utc>,
 ) -> Result<Vec<String>, TicketError> {
     let limit = filter.limit.clamp(1, 10_000);
-    Ok(open_page(actor, filter, now, limit, true)?
+    let mut tx = in_index_order(conn).await?;
+    let plan = open_page(actor, filter, now, limit, true)?
         .build_query_scalar()
-        .fetch_all(conn)
-        .await?)
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.rollback().await?;
+    Ok(plan)
 }
 
 const OPEN: &str = concat!("t.status IN ", open_statuses!());
