@@ -254,7 +254,7 @@ pub async fn queue(
         let rows: Vec<TicketRow> = qb.build_query_as().fetch_all(&mut *tx).await?;
         tickets.extend(rows.into_iter().map(Ticket::from));
     }
-    // Nothing was written: rolling back also ends the setting (and is all a savepoint allows).
+    // Nothing was written: the rollback ends the setting, inside a caller's transaction too.
     tx.rollback().await?;
     Ok(tickets)
 }
