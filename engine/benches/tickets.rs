@@ -7,12 +7,16 @@
 //!    `synchronous_commit = off`, checking by SQL that no number repeats;
 //! 2. the platform documents' `COUNT(*) + 1` numbering trigger on a scratch table, same load,
 //!    with its duplicate rate;
-//! 3. the SLA-ordered queue page (`tickets::queue`, 50 open tickets by next deadline) filtered
-//!    by category and by assignee at 1,000,000 tickets: p50 / p95 / p99;
+//! 3. the SLA-ordered queue page (`tickets::queue`, 50 open tickets by next deadline) for every
+//!    queue and filter (unassigned, mine, all open, priority, category, crisis nobody holds,
+//!    breached, language, tier) at 1,000, 10,000, 100,000 and 1,000,000 tickets: p50 / p95 /
+//!    p99 and the plan, first with the statistics of the previous size (stale, as between two
+//!    autovacuum analyses), then after ANALYZE; beside a reference, one ticket read by its id;
 //! 4. one breach-sweeper pass (`tickets::sweep`) over those 1,000,000 tickets.
 //!
-//! Environment: AMAL_BENCH_TICKETS (default 1000000), AMAL_BENCH_SECONDS (default 5, per
-//! creation run), AMAL_BENCH_QUERIES (default 200 per filter).
+//! Environment: AMAL_BENCH_TICKETS (default 1000000: the largest size), AMAL_BENCH_SECONDS
+//! (default 5, per creation run), AMAL_BENCH_QUERIES (default 200 per filter and size),
+//! AMAL_BENCH_QUEUE_ONLY=1 (skip the creation runs).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,8 +26,10 @@ use chrono::Utc;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use amal_engine::lang::Lang;
 use amal_engine::seed;
-use amal_engine::tickets::{self, NewTicket, Queue, QueueFilter, Subject};
+use amal_engine::staff::{self, Actor};
+use amal_engine::tickets::{self, NewTicket, Queue, QueueFilter, Subject, Tier};
 
 #[path = "common/mod.rs"]
 mod common;
@@ -161,7 +167,7 @@ async fn documented_run(pool: &PgPool, seconds: u64) -> anyhow::Result<(f64, i64
     Ok((total as f64 / elapsed, total, total - distinct))
 }
 
-/// Bulk-loads `n` tickets in chunks with INSERT ... SELECT generate_series. Triggers are off for
+/// Bulk-loads tickets `first..=last` in chunks with INSERT ... SELECT generate_series. Triggers are off for
 /// the load (session_replication_role = replica): the statement computes what they would
 /// (numbers, due dates, effective deadlines, next deadline), which keeps 1,000,000 rows to well
 /// under a minute. About 10% are open (open, in_progress, pending) with deadlines around now;
@@ -169,7 +175,8 @@ async fn documented_run(pool: &PgPool, seconds: u64) -> anyhow::Result<(f64, i64
 /// last `backlog_minutes`, which the measured sweeper pass records.
 async fn bulk_load(
     pool: &PgPool,
-    n: usize,
+    first: usize,
+    last: usize,
     agents: &[Uuid],
     user: Uuid,
     backlog_minutes: i64,
@@ -179,15 +186,18 @@ async fn bulk_load(
         .execute(&mut *conn)
         .await?;
     let chunk = 100_000usize;
-    let mut from = 1usize;
-    while from <= n {
-        let to = (from + chunk - 1).min(n);
+    let mut from = first;
+    while from <= last {
+        let to = (from + chunk - 1).min(last);
         sqlx::query(
             r#"
 WITH g AS (
     SELECT i,
            (ARRAY['addiction','mental_health','prevention','resources','crisis'])[1 + (i / 7) % 5] AS category,
            (ARRAY['low','medium','high','urgent'])[1 + (i / 3) % 4] AS priority,
+           (ARRAY['ar','fr','en',NULL])[1 + (i / 11) % 4] AS language,
+           CASE WHEN i % 97 = 0 THEN 'manager' WHEN i % 31 = 0 THEN 'T3'
+                WHEN i % 9 = 0 THEN 'T2' ELSE 'T1' END AS tier,
            CASE WHEN i % 10 = 0 THEN (ARRAY['open','in_progress','pending'])[1 + (i / 10) % 3]
                 WHEN i % 10 < 5 THEN 'resolved' ELSE 'closed' END AS status,
            $4::uuid[] AS agents
@@ -211,13 +221,14 @@ WITH g AS (
       FROM t
 )
 INSERT INTO support_tickets (
-    ticket_number, user_id, subject, category, priority, status, assigned_to, assigned_at,
+    ticket_number, user_id, subject, category, priority, language, escalation_tier, status,
+    assigned_to, assigned_at,
     created_at, updated_at, first_response_due_at, resolution_due_at,
     first_response_deadline_at, resolution_deadline_at, sla_next_due_at,
     first_response_at, sla_paused_at, first_response_breached, resolution_breached,
     resolved_at, closed_at)
 SELECT format('TKT-2025-%s', lpad(d.i::text, 7, '0')), $3, 'Benchmark ticket', d.category,
-       d.priority, d.status, d.assignee, CASE WHEN d.assignee IS NOT NULL THEN d.created_at END,
+       d.priority, d.language, d.tier, d.status, d.assignee, CASE WHEN d.assignee IS NOT NULL THEN d.created_at END,
        d.created_at, d.created_at, d.fr_due, d.res_due, d.fr_due, d.res_due,
        CASE WHEN d.answered IS NULL THEN d.fr_due ELSE d.res_due END,
        d.answered,
@@ -245,35 +256,125 @@ SELECT format('TKT-2025-%s', lpad(d.i::text, 7, '0')), $3, 'Benchmark ticket', d
         .await?;
     // The triggers were off: the year's sequence continues after the generated numbers.
     sqlx::query("SELECT setval(ticket_number_sequence(2025), $1)")
-        .bind(n as i64)
+        .bind(last as i64)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("VACUUM ANALYZE support_tickets")
+    // Hint bits and the visibility map, as a table long in use has them; the statistics are
+    // left as they were (the caller measures with them, then analyses).
+    sqlx::query("VACUUM support_tickets")
         .execute(&mut *conn)
         .await?;
     Ok(())
 }
 
+/// One queue page as the benchmark asks for it: the `i`-th filter of a kind and who asks.
+type PageOf<'a> = Box<dyn Fn(usize) -> (QueueFilter, Option<&'a Actor>) + 'a>;
+
+/// `queries` pages (after a warm-up that fills the statement cache and settles on the generic
+/// plan), sorted durations, on a connection of its own (a fresh statement cache: the plan is
+/// chosen with the statistics of the moment).
 async fn queue_latency(
     pool: &PgPool,
     queries: usize,
-    filter: impl Fn(usize) -> QueueFilter,
+    page_of: &PageOf<'_>,
 ) -> anyhow::Result<Vec<Duration>> {
     let mut conn = pool.acquire().await?;
-    // Warm-up: the statement cache and the generic plan.
+    sqlx::Connection::clear_cached_statements(&mut *conn).await?;
     for i in 0..10 {
-        tickets::queue(&mut conn, None, &filter(i), Utc::now()).await?;
+        let (f, actor) = page_of(i);
+        tickets::queue(&mut conn, actor, &f, Utc::now()).await?;
     }
     let mut times = Vec::with_capacity(queries);
     for i in 0..queries {
-        let f = filter(i * 7 + 3);
+        let (f, actor) = page_of(i * 7 + 3);
         let start = Instant::now();
-        let page = tickets::queue(&mut conn, None, &f, Utc::now()).await?;
+        let page = tickets::queue(&mut conn, actor, &f, Utc::now()).await?;
         times.push(start.elapsed());
-        assert!(page.len() <= 50);
+        anyhow::ensure!(page.len() <= 50, "a page of {} tickets", page.len());
     }
     times.sort();
     Ok(times)
+}
+
+/// The reference: one ticket read by its primary key (`tickets::get`, the same clock columns
+/// and join as a page row), sorted durations.
+async fn by_id_latency(
+    pool: &PgPool,
+    size: usize,
+    queries: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut conn = pool.acquire().await?;
+    // Tickets spread over the generated numbers, as the pages' rows are.
+    let numbers: Vec<String> = (0..queries.max(10))
+        .map(|k| format!("TKT-2025-{:07}", k * 7919 % size + 1))
+        .collect();
+    let ids: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM support_tickets WHERE ticket_number = ANY($1)")
+            .bind(&numbers)
+            .fetch_all(&mut *conn)
+            .await?;
+    anyhow::ensure!(!ids.is_empty(), "no tickets to read");
+    for id in ids.iter().take(10) {
+        tickets::get(&mut conn, *id, Utc::now()).await?;
+    }
+    let mut times = Vec::with_capacity(queries);
+    for i in 0..queries {
+        let start = Instant::now();
+        tickets::get(&mut conn, ids[i % ids.len()], Utc::now()).await?;
+        times.push(start.elapsed());
+    }
+    times.sort();
+    Ok(times)
+}
+
+/// The scan a page's plan uses (index name, or the node when there is no index), with
+/// `+sort` / `+bitmap` when the plan sorts or goes through a bitmap, under the planner's
+/// custom plan and its generic plan (`plan_cache_mode`), the latter only when it differs.
+async fn plan_of(
+    pool: &PgPool,
+    filter: &QueueFilter,
+    actor: Option<&Actor>,
+) -> anyhow::Result<String> {
+    let mut conn = pool.acquire().await?;
+    let mut plans = Vec::new();
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("SET plan_cache_mode = {mode}")))
+            .execute(&mut *conn)
+            .await?;
+        let lines = tickets::queue_plan(&mut conn, actor, filter, Utc::now()).await?;
+        plans.push(summarize_plan(&lines));
+    }
+    sqlx::query("RESET plan_cache_mode")
+        .execute(&mut *conn)
+        .await?;
+    let shape = |p: &str| p.split(" (").next().unwrap_or("").to_string();
+    Ok(if shape(&plans[0]) == shape(&plans[1]) {
+        plans.swap_remove(0)
+    } else {
+        format!("{}; generic: {}", plans[0], plans[1])
+    })
+}
+
+/// The inner scan of the page (the first scan on support_tickets, its index without the
+/// common prefix), `+sort` when the page is sorted rather than read in order, and the
+/// server's execution time of that page.
+fn summarize_plan(lines: &[String]) -> String {
+    let scan = lines
+        .iter()
+        .find(|l| l.contains("on support_tickets"))
+        .map(|l| {
+            let node = l.trim().trim_start_matches("->").trim();
+            let node = node.split("  (").next().unwrap_or(node);
+            let node = node.split(" on support_tickets").next().unwrap_or(node);
+            node.replace("using idx_support_tickets_", "")
+        })
+        .unwrap_or_else(|| "?".into());
+    let sorts = lines.iter().any(|l| l.contains("Sort Key: t_1."));
+    let execution = lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("Execution Time: "))
+        .unwrap_or("?");
+    format!("{scan}{} ({execution})", if sorts { " +sort" } else { "" })
 }
 
 #[tokio::main]
@@ -281,6 +382,7 @@ async fn main() -> anyhow::Result<()> {
     let n = env_usize("AMAL_BENCH_TICKETS", 1_000_000);
     let seconds = env_usize("AMAL_BENCH_SECONDS", 5) as u64;
     let queries = env_usize("AMAL_BENCH_QUERIES", 200);
+    let queue_only = env_usize("AMAL_BENCH_QUEUE_ONLY", 0) == 1;
     let total = Instant::now();
     let (pool, _url) = private_database().await?;
     let server: String = sqlx::query_scalar("SHOW server_version")
@@ -298,51 +400,53 @@ async fn main() -> anyhow::Result<()> {
     .fetch_one(&pool)
     .await?;
 
-    // 1. Creation through the engine.
-    let (raw_durable, raw_durable_n) = creation_run(&pool, user, seconds, "on", false).await?;
-    let (raw_fast, raw_fast_n) = creation_run(&pool, user, seconds, "off", false).await?;
-    let (durable, durable_n) = creation_run(&pool, user, seconds, "on", true).await?;
-    let (fast, fast_n) = creation_run(&pool, user, seconds, "off", true).await?;
-    let (count, duplicates): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(*) - count(DISTINCT ticket_number) FROM support_tickets",
-    )
-    .fetch_one(&pool)
-    .await?;
-    let gaps: i64 = sqlx::query_scalar(
-        "SELECT max(substr(ticket_number, 10)::int) - count(*) FROM support_tickets",
-    )
-    .fetch_one(&pool)
-    .await?;
-    println!("\n## 1. ticket creation, 8 concurrent clients");
-    println!(
-        "INSERT per transaction (numbering + SLA triggers), durable commits:  {raw_durable:>7.0} tickets/s ({raw_durable_n} in {seconds} s)"
-    );
-    println!(
-        "INSERT per transaction (numbering + SLA triggers), async commits:    {raw_fast:>7.0} tickets/s ({raw_fast_n} in {seconds} s)"
-    );
-    println!(
-        "tickets::create (ticket, audit row, notice in one statement; then the shared flush wait), durable:{durable:>7.0} tickets/s ({durable_n} in {seconds} s)"
-    );
-    println!(
-        "tickets::create, session synchronous_commit = off (flush not awaited):          {fast:>7.0} tickets/s ({fast_n} in {seconds} s)"
-    );
-    println!("numbers: {count} tickets, {duplicates} duplicates, {gaps} unused (rolled back)");
-    println!("load average after the creation runs: {}", load_average());
-
-    // 2. The documents' trigger.
-    let (rate, total_doc, dup) = documented_run(&pool, seconds).await?;
-    println!(
-        "\n## 2. documents' COUNT(*)+1 trigger, 8 concurrent clients (scratch table, durable)"
-    );
-    println!(
-        "{rate:>8.0} inserts/s, {total_doc} rows, {dup} duplicate numbers ({:.1}% of rows)",
-        100.0 * dup as f64 / total_doc.max(1) as f64
-    );
-    sqlx::query("DROP TABLE bench_documented_tickets")
-        .execute(&pool)
+    if !queue_only {
+        // 1. Creation through the engine.
+        let (raw_durable, raw_durable_n) = creation_run(&pool, user, seconds, "on", false).await?;
+        let (raw_fast, raw_fast_n) = creation_run(&pool, user, seconds, "off", false).await?;
+        let (durable, durable_n) = creation_run(&pool, user, seconds, "on", true).await?;
+        let (fast, fast_n) = creation_run(&pool, user, seconds, "off", true).await?;
+        let (count, duplicates): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(*) - count(DISTINCT ticket_number) FROM support_tickets",
+        )
+        .fetch_one(&pool)
         .await?;
+        let gaps: i64 = sqlx::query_scalar(
+            "SELECT max(substr(ticket_number, 10)::int) - count(*) FROM support_tickets",
+        )
+        .fetch_one(&pool)
+        .await?;
+        println!("\n## 1. ticket creation, 8 concurrent clients");
+        println!(
+            "INSERT per transaction (numbering + SLA triggers), durable commits:  {raw_durable:>7.0} tickets/s ({raw_durable_n} in {seconds} s)"
+        );
+        println!(
+            "INSERT per transaction (numbering + SLA triggers), async commits:    {raw_fast:>7.0} tickets/s ({raw_fast_n} in {seconds} s)"
+        );
+        println!(
+            "tickets::create (ticket, audit row, notice in one statement; then the shared flush wait), durable:{durable:>7.0} tickets/s ({durable_n} in {seconds} s)"
+        );
+        println!(
+            "tickets::create, session synchronous_commit = off (flush not awaited):          {fast:>7.0} tickets/s ({fast_n} in {seconds} s)"
+        );
+        println!("numbers: {count} tickets, {duplicates} duplicates, {gaps} unused (rolled back)");
+        println!("load average after the creation runs: {}", load_average());
 
-    // 3. Queue page at n tickets.
+        // 2. The documents' trigger.
+        let (rate, total_doc, dup) = documented_run(&pool, seconds).await?;
+        println!(
+            "\n## 2. documents' COUNT(*)+1 trigger, 8 concurrent clients (scratch table, durable)"
+        );
+        println!(
+            "{rate:>8.0} inserts/s, {total_doc} rows, {dup} duplicate numbers ({:.1}% of rows)",
+            100.0 * dup as f64 / total_doc.max(1) as f64
+        );
+        sqlx::query("DROP TABLE bench_documented_tickets")
+            .execute(&pool)
+            .await?;
+    }
+
+    // 3. Queue pages at every size.
     let mut agents = Vec::new();
     for i in 0..50 {
         let id: Uuid = sqlx::query_scalar(
@@ -354,24 +458,17 @@ async fn main() -> anyhow::Result<()> {
         .await?;
         agents.push(id);
     }
+    let mut actors = Vec::new();
+    {
+        let mut conn = pool.acquire().await?;
+        for id in &agents {
+            actors.push(staff::actor_by_id(&mut conn, *id).await?);
+        }
+    }
     sqlx::query("DELETE FROM audit_logs").execute(&pool).await?;
     sqlx::query("DELETE FROM support_tickets")
         .execute(&pool)
         .await?;
-    let load = Instant::now();
-    bulk_load(&pool, n, &agents, user, BACKLOG_MINUTES).await?;
-    let (rows, open): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(*) FILTER (WHERE status IN ('open','in_progress','pending')) FROM support_tickets",
-    )
-    .fetch_one(&pool)
-    .await?;
-    println!(
-        "\n## 3. SLA-ordered queue page (50 open tickets by next deadline), {rows} tickets ({open} open)"
-    );
-    println!(
-        "generated in {:.1} s (INSERT ... SELECT generate_series, 100,000 per statement)",
-        load.elapsed().as_secs_f64()
-    );
     let categories = [
         "addiction",
         "mental_health",
@@ -379,53 +476,148 @@ async fn main() -> anyhow::Result<()> {
         "resources",
         "crisis",
     ];
-    let by_category = queue_latency(&pool, queries, |i| QueueFilter {
-        queue: Queue::Open,
-        category: Some(categories[i % 5].into()),
-        assignee: None,
-        limit: 50,
-        ..QueueFilter::new(Queue::Open)
-    })
-    .await?;
-    let agents_for_filter = agents.clone();
-    let by_assignee = queue_latency(&pool, queries, move |i| QueueFilter {
-        queue: Queue::Open,
-        category: None,
-        assignee: Some(agents_for_filter[i % 50]),
-        limit: 50,
-        ..QueueFilter::new(Queue::Open)
-    })
-    .await?;
-    let unassigned = queue_latency(&pool, queries, |_| QueueFilter::new(Queue::Unassigned)).await?;
-    println!("load average after the queue pages: {}", load_average());
-    for (name, t) in [
-        ("by category", &by_category),
-        ("by assignee", &by_assignee),
-        ("unassigned", &unassigned),
-    ] {
-        println!(
-            "{name:<12} {} queries: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms",
-            t.len(),
-            percentile(t, 0.50),
-            percentile(t, 0.95),
-            percentile(t, 0.99)
+    let priorities = ["low", "medium", "high", "urgent"];
+    let tiers = [Tier::T1, Tier::T2, Tier::T3, Tier::Manager];
+    let open = |f: QueueFilter| (f, None);
+    let pages: Vec<(&str, PageOf)> = vec![
+        (
+            "unassigned",
+            Box::new(|_| open(QueueFilter::new(Queue::Unassigned))),
+        ),
+        (
+            "mine",
+            Box::new(|i| {
+                (
+                    QueueFilter::new(Queue::Mine),
+                    Some(&actors[i % actors.len()]),
+                )
+            }),
+        ),
+        (
+            "all open",
+            Box::new(|_| open(QueueFilter::new(Queue::Open))),
+        ),
+        (
+            "by priority",
+            Box::new(|i| {
+                open(QueueFilter {
+                    priority: Some(priorities[i % 4].into()),
+                    ..QueueFilter::new(Queue::Open)
+                })
+            }),
+        ),
+        (
+            "by category",
+            Box::new(|i| {
+                open(QueueFilter {
+                    category: Some(categories[i % 5].into()),
+                    ..QueueFilter::new(Queue::Open)
+                })
+            }),
+        ),
+        (
+            "crisis, nobody holds",
+            Box::new(|_| {
+                open(QueueFilter {
+                    category: Some("crisis".into()),
+                    ..QueueFilter::new(Queue::Unassigned)
+                })
+            }),
+        ),
+        (
+            "breached",
+            Box::new(|_| open(QueueFilter::new(Queue::Breached))),
+        ),
+        (
+            "by language",
+            Box::new(|i| {
+                open(QueueFilter {
+                    language: Some(Lang::ALL[i % 3]),
+                    ..QueueFilter::new(Queue::Open)
+                })
+            }),
+        ),
+        (
+            "by tier",
+            Box::new(|i| {
+                open(QueueFilter {
+                    tier: Some(tiers[i % 4]),
+                    ..QueueFilter::new(Queue::Open)
+                })
+            }),
+        ),
+    ];
+    let mut sizes: Vec<usize> = [1_000, 10_000, 100_000, 1_000_000]
+        .into_iter()
+        .filter(|&s| s < n)
+        .collect();
+    sizes.push(n);
+    println!(
+        "\n## 3. queue pages (50 open tickets by next deadline), {queries} pages per filter, size and statistics"
+    );
+    println!(
+        "| tickets (open) | statistics | page | p50 ms | p95 ms | p99 ms | plan: scan (server time of one page; the generic plan when it differs) |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    let mut worst: Vec<(usize, &str, f64)> = Vec::new();
+    let mut loaded = 0usize;
+    for &size in &sizes {
+        let load = Instant::now();
+        bulk_load(&pool, loaded + 1, size, &agents, user, BACKLOG_MINUTES).await?;
+        loaded = size;
+        let (rows, open_rows): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(*) FILTER (WHERE status IN ('open','in_progress','pending')) FROM support_tickets",
+        )
+        .fetch_one(&pool)
+        .await?;
+        eprintln!(
+            "{rows} tickets ({open_rows} open), generated in {:.1} s",
+            load.elapsed().as_secs_f64()
         );
+        for statistics in ["previous size's", "analysed"] {
+            if statistics == "analysed" {
+                sqlx::query("ANALYZE support_tickets")
+                    .execute(&pool)
+                    .await?;
+            }
+            let reference = by_id_latency(&pool, size, queries).await?;
+            println!(
+                "| {rows} ({open_rows}) | {statistics} | reference: one ticket by id | {:.2} | {:.2} | {:.2} | primary key |",
+                percentile(&reference, 0.50),
+                percentile(&reference, 0.95),
+                percentile(&reference, 0.99)
+            );
+            for (name, page_of) in &pages {
+                let times = queue_latency(&pool, queries, page_of).await?;
+                let mut plans: Vec<String> = Vec::new();
+                for i in 0..5 {
+                    let (f, actor) = page_of(i);
+                    let plan = plan_of(&pool, &f, actor).await?;
+                    let shape = |p: &str| p.split(" (").next().unwrap_or("").to_string();
+                    if !plans.iter().any(|p| shape(p) == shape(&plan)) {
+                        plans.push(plan);
+                    }
+                }
+                let p95 = percentile(&times, 0.95);
+                println!(
+                    "| {rows} ({open_rows}) | {statistics} | {name} | {:.2} | {p95:.2} | {:.2} | {} |",
+                    percentile(&times, 0.50),
+                    percentile(&times, 0.99),
+                    plans.join("; ")
+                );
+                match worst.iter_mut().find(|(s, _, _)| *s == size) {
+                    Some(w) if w.2 >= p95 => {}
+                    Some(w) => *w = (size, name, p95),
+                    None => worst.push((size, name, p95)),
+                }
+            }
+        }
+        println!("load average: {}", load_average());
     }
-
-    // The database's share of a page: planning and execution of the statement, from EXPLAIN.
-    let plan: Vec<String> = sqlx::query_scalar(
-        "EXPLAIN (ANALYZE, FORMAT TEXT) SELECT t.id FROM (SELECT now() AS at) n CROSS JOIN LATERAL \
-         (SELECT * FROM support_tickets t WHERE t.status IN ('open', 'in_progress', 'pending') \
-            AND t.category = 'crisis' ORDER BY t.sla_next_due_at, t.id LIMIT 50) t",
-    )
-    .fetch_all(&pool)
-    .await?;
-    for line in plan
-        .iter()
-        .filter(|l| l.contains("Planning Time") || l.contains("Execution Time"))
-    {
-        println!("server side, one page by category: {}", line.trim());
+    for (size, name, p95) in &worst {
+        println!("worst p95 at {size} tickets: {p95:.2} ms ({name})");
     }
+    let rows = loaded;
 
     // 4. One sweeper pass.
     let mut conn = pool.acquire().await?;

@@ -34,6 +34,15 @@ pub enum TicketCommand {
         /// Only this category.
         #[arg(long)]
         category: Option<String>,
+        /// Only this priority (low, medium, high, urgent).
+        #[arg(long)]
+        priority: Option<String>,
+        /// Only tickets worked in this language (ar, fr, en).
+        #[arg(long = "lang", value_name = "LANG")]
+        language: Option<String>,
+        /// Only tickets at this tier (T1, T2, T3, manager).
+        #[arg(long)]
+        tier: Option<String>,
         /// The staff account asking (needed for --queue mine).
         #[arg(long = "as", value_name = "EMAIL")]
         actor: Option<String>,
@@ -216,6 +225,9 @@ pub async fn run(config: &Config, cmd: TicketCommand) -> Result<ExitCode> {
         TicketCommand::List {
             queue,
             category,
+            priority,
+            language,
+            tier,
             actor,
             limit,
             json,
@@ -228,8 +240,10 @@ pub async fn run(config: &Config, cmd: TicketCommand) -> Result<ExitCode> {
             let filter = QueueFilter {
                 queue,
                 category,
-                priority: None,
+                priority,
                 assignee: None,
+                language: language.as_deref().map(str::parse).transpose()?,
+                tier: tier.as_deref().map(str::parse).transpose()?,
                 limit,
             };
             let list = tickets::queue(&mut conn, actor.as_ref(), &filter, now)

@@ -57,6 +57,7 @@ pub use model::{
 pub use person::{export_for_person, redact_for_person};
 pub use queue::{
     Alerts, Queue, QueueFilter, alerts, comments, detail, find, get, open, open_ticket_of, queue,
+    queue_plan,
 };
 pub use viewers::{VIEWING_EXPIRY, Viewer, stop_viewing, viewing};
 

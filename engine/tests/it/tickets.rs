@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
+use amal_engine::lang::Lang;
 use amal_engine::staff;
 use amal_engine::tickets::{
     self, CommentText, NewTicket, Queue, QueueFilter, Subject, Ticket, TicketError, TicketStatus,
@@ -772,6 +773,62 @@ async fn queues_order_by_the_next_deadline(pool: PgPool) -> TestResult {
     assert_eq!(
         ids(tickets::queue(&mut conn, None, &by_assignee, now).await?),
         [low.id]
+    );
+
+    // Language and tier, as re-triage sets them.
+    sqlx::query("UPDATE support_tickets SET language = 'ar', escalation_tier = 'T2' WHERE id = $1")
+        .bind(late.id)
+        .execute(&pool)
+        .await?;
+    sqlx::query("UPDATE support_tickets SET language = 'fr' WHERE id = $1")
+        .bind(urgent.id)
+        .execute(&pool)
+        .await?;
+    let by_language = |lang| QueueFilter {
+        language: Some(lang),
+        ..QueueFilter::new(Queue::Open)
+    };
+    assert_eq!(
+        ids(tickets::queue(&mut conn, None, &by_language(Lang::Ar), now).await?),
+        [late.id]
+    );
+    assert_eq!(
+        ids(tickets::queue(&mut conn, None, &by_language(Lang::Fr), now).await?),
+        [urgent.id]
+    );
+    assert!(
+        tickets::queue(&mut conn, None, &by_language(Lang::En), now)
+            .await?
+            .is_empty()
+    );
+    let by_tier = |tier| QueueFilter {
+        tier: Some(tier),
+        ..QueueFilter::new(Queue::All)
+    };
+    assert_eq!(
+        ids(tickets::queue(&mut conn, None, &by_tier(Tier::T2), now).await?),
+        [late.id]
+    );
+    assert_eq!(
+        ids(tickets::queue(&mut conn, None, &by_tier(Tier::T1), now).await?),
+        [urgent.id, low.id, done.id]
+    );
+
+    // Inside a caller's transaction: the page's planner setting ends with the page, and the
+    // transaction goes on.
+    let mut tx = pool.begin().await?;
+    let page = tickets::queue(&mut tx, None, &QueueFilter::new(Queue::Open), now).await?;
+    assert_eq!(ids(page), [late.id, urgent.id, low.id]);
+    let sort: String = sqlx::query_scalar("SHOW enable_sort")
+        .fetch_one(&mut *tx)
+        .await?;
+    assert_eq!(sort, "on");
+    tx.commit().await?;
+    let plan = tickets::queue_plan(&mut conn, None, &by_language(Lang::Ar), now).await?;
+    assert!(
+        plan.iter()
+            .any(|l| l.contains("idx_support_tickets_queue_language")),
+        "{plan:#?}"
     );
     Ok(())
 }
