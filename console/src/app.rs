@@ -28,10 +28,10 @@ use crate::screens::ticket::TicketScreen;
 use crate::screens::{Context, Effect, Outbox, Screen, ScreenId};
 use crate::theme::Theme;
 use crate::ui::HitAreas;
-use amal_engine::events::ChangeKind;
-use amal_engine::routing::{Alert, OfferAnswer};
 use amal_engine::canned::{CannedChange, CannedReply};
+use amal_engine::events::ChangeKind;
 use amal_engine::lang::Lang;
+use amal_engine::routing::{Alert, OfferAnswer};
 use amal_engine::staff::StaffRole;
 use amal_engine::tickets::Alerts;
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use amal_engine::db::PgPool;
+use amal_engine::db::{PgConnection, PgPool};
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use uuid::Uuid;
@@ -555,6 +555,30 @@ pub fn locked_message(until: DateTime<Utc>, now: DateTime<Utc>) -> String {
     )
 }
 
+/// Who holds the ticket now (before a change that may give it back).
+async fn holder(c: &mut PgConnection, number: &str, now: DateTime<Utc>) -> Option<Uuid> {
+    tickets::find(c, number, now)
+        .await
+        .ok()
+        .and_then(|t| t.assigned_to_id)
+}
+
+/// Routes a ticket a change left waiting (unassigned, open, no offer) at once, as
+/// `AMAL_ROUTING` says ([`routing::route_now`]), never back to `gave_back`, as the CLI does. The
+/// change itself is done: a routing failure is logged, and the shift worker routes the ticket
+/// on its next pass.
+async fn route_after(
+    c: &mut PgConnection,
+    t: &tickets::Ticket,
+    gave_back: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    if let Err(e) = routing::route_now(c, &routing_settings(), t.id, gave_back, now).await {
+        tracing::warn!(ticket = %t.ticket_number, error = %e, "routing after a change failed");
+    }
+    Ok(())
+}
+
 /// A change's outcome as the console reports it: done, or the engine's words for the refusal.
 fn outcome<T, E: std::fmt::Display>(result: Result<T, E>) -> Result<(), String> {
     result.map(drop).map_err(|e| e.to_string())
@@ -571,18 +595,39 @@ async fn act(
     match command {
         Command::Take(n) => outcome(tickets::take(c, actor, n, now).await),
         Command::TakeOver(id) => outcome(amal_engine::turn::take_over(c, actor, *id, now).await),
-        Command::Release(n) => outcome(tickets::release(c, actor, n, now).await),
+        Command::Release(n) => {
+            let before = holder(c, n, now).await;
+            let t = tickets::release(c, actor, n, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            route_after(c, &t, before, now).await
+        }
         Command::Assign(n, email) => outcome(tickets::assign(c, actor, n, email, now).await),
         Command::Escalate(n, tier, reason) => {
-            outcome(tickets::escalate(c, actor, n, *tier, reason, now).await)
+            let t = tickets::escalate(c, actor, n, *tier, reason, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            route_after(c, &t, None, now).await
         }
         Command::Triage(n, change, reason) => {
-            outcome(tickets::triage(c, actor, n, change, reason, now).await)
+            let t = tickets::triage(c, actor, n, change, reason, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            route_after(c, &t, None, now).await
         }
         Command::Status(n, status, note) => {
-            outcome(tickets::set_status(c, actor, n, *status, note.as_deref(), now).await)
+            let before = holder(c, n, now).await;
+            let t = tickets::set_status(c, actor, n, *status, note.as_deref(), now)
+                .await
+                .map_err(|e| e.to_string())?;
+            route_after(c, &t, before, now).await
         }
-        Command::Reopen(n) => outcome(tickets::reopen(c, actor, n, now).await),
+        Command::Reopen(n) => {
+            let t = tickets::reopen(c, actor, n, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            route_after(c, &t, None, now).await
+        }
         Command::Comment(n, text, internal) => {
             let text = CommentText::new(text).map_err(|e| e.to_string())?;
             let visibility = if *internal {
