@@ -526,7 +526,8 @@ async fn check_mail(pool: &PgPool, report: &mut DoctorReport) {
                 "mail",
                 CheckStatus::Warn,
                 format!(
-                    "no SMTP settings ({} and {}): sign-in links and reply notices are appended                      to the outbox file ({outbox}) for a mail relay to pick up",
+                    "no SMTP settings ({} and {}): sign-in links and reply notices are appended \
+                     to the outbox file ({outbox}) for a mail relay to pick up",
                     crate::mail::SMTP_URL_ENV,
                     crate::mail::MAIL_FROM_ENV
                 ),
