@@ -1,5 +1,6 @@
-//! The real `amal` binary in tmux against a real database: sign in, open the queue, take a
-//! ticket, post a public reply and an internal note, resolve it, and check the rows.
+//! The real `amal` binary in tmux against a real database. An agent: sign in, open the queue,
+//! take a ticket, post a public reply and an internal note, resolve it, and check the rows. A
+//! supervisor: a crisis ticket opened meanwhile raises the banner; re-triage from the palette.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -19,7 +20,10 @@ struct Tmux {
 
 impl Tmux {
     fn start(command: &str, width: u16, height: u16) -> Self {
-        let session = format!("amal-e2e-{}", std::process::id());
+        // One session per console started: the tests of this file run at the same time.
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let session = format!("amal-e2e-{}-{n}", std::process::id());
         let status = Command::new("tmux")
             .args([
                 "new-session",
@@ -290,4 +294,97 @@ async fn sign_in_take_reply_note_and_resolve(pool: PgPool) {
         1,
         "{actions:?}"
     );
+}
+
+/// A supervisor at 80×24: a crisis ticket opened by a person's message while the console is open
+/// raises the banner; the supervisor goes to it from the palette and re-triages its tier, which
+/// the ticket and the audit log show.
+#[sqlx::test(migrator = "amal_engine::db::MIGRATOR")]
+async fn a_new_crisis_raises_the_banner_and_a_supervisor_re_triages_it(pool: PgPool) {
+    use amal_engine::conversations::{self, MessageContent};
+    use amal_engine::decision::auto::{DecisionEngine, Mode};
+    use amal_engine::decision::crisis::CrisisNumbers;
+    use amal_engine::knowledge::{Embedder, Retriever};
+
+    amal_engine::seed::demo(&pool).await.unwrap();
+    let name: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let data_dir = tempfile::tempdir().unwrap();
+    let command = format!(
+        "env DATABASE_URL='{}' AMAL_DATA_DIR='{}' TERM=xterm-256color {} --as supervisor.demo@amal.example",
+        database_url(&name),
+        data_dir.path().display(),
+        env!("CARGO_BIN_EXE_amal"),
+    );
+    let tmux = Tmux::start(&command, 80, 24);
+    tmux.wait_for("Password");
+    tmux.text("amal-demo-2026");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("breached");
+
+    // A person writes in crisis: the turn opens an urgent crisis ticket nobody holds.
+    let person: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO users (email, password_hash, name, locale, consent_data_storage, consent_timestamp) \
+         VALUES ('e2e.person@example.org', '!', 'Person', 'ar-DZ', true, now()) RETURNING id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let engine = DecisionEngine::new(
+        Retriever::new(Embedder::hashed()),
+        CrisisNumbers {
+            crisis_line: "3033".into(),
+            emergency_number: "14".into(),
+        },
+        0.5,
+        false,
+    )
+    .unwrap();
+    let conversation = conversations::start(&pool, person, Mode::Auto, None)
+        .await
+        .unwrap()
+        .id;
+    let content = MessageContent::parse("je veux me suicider ce soir").unwrap();
+    let turn = amal_engine::turn::post_message(&pool, &engine, conversation, None, &content)
+        .await
+        .unwrap();
+    let ticket = turn.ticket.expect("the crisis gate opens a ticket");
+    let number = ticket.ticket_number.clone();
+    tmux.wait_for("NEW CRISIS TICKET");
+    tmux.keys(&["Escape"]);
+
+    // Straight to it from the palette, then re-triage: tier (third field), T2 (second value).
+    tmux.keys(&[":"]);
+    tmux.text(&number);
+    tmux.wait_for(&format!("go to ticket {number}"));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("press i to write");
+    tmux.keys(&["y"]);
+    tmux.wait_for(&format!("Re-triage {number}"));
+    tmux.keys(&["j", "j", "Enter"]);
+    tmux.wait_for("new tier");
+    tmux.keys(&["j", "Enter"]);
+    tmux.wait_for("Why set");
+    tmux.text("needs a senior counsellor");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(&format!("re-triaged {number}"));
+    tmux.keys(&["q"]);
+
+    let tier: String =
+        sqlx::query_scalar("SELECT escalation_tier FROM support_tickets WHERE id = $1")
+            .bind(ticket.id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(tier, "T2");
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_logs WHERE resource_id = $1 AND action = 'ticket.triage'",
+    )
+    .bind(ticket.id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 1);
 }
