@@ -10,10 +10,18 @@
 //! On a private database (a fresh database on DATABASE_URL's server, else the embedded
 //! cluster under target/amal-bench-db). Environment: AMAL_BENCH_CHUNKS (default 10000),
 //! AMAL_BENCH_SECONDS (default 10), AMAL_BENCH_CLIENTS (default 8).
+//!
+//! `AMAL_BENCH_EMBEDDER=e5`: the same turns on multilingual-e5-small over the starter knowledge
+//! base alone (embedding 10,000 chunks with the model takes most of an hour here), measured
+//! three ways: every message new (no query-cache hit: the cold case), the questions repeating
+//! (the cache's case), and users who each write once every `AMAL_BENCH_PACE_MS` (default 1000)
+//! instead of at once after each reply. Then one user, every message new, splits a turn into the
+//! model's time (the query embedded first, timed), the engine's own CPU time (the process's CPU
+//! during the turn) and the rest (waiting on PostgreSQL: SQL and round trips).
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use amal_engine::conversations::{self, MessageContent};
@@ -86,39 +94,122 @@ fn synthetic_corpus(root: &std::path::Path, dir: &std::path::Path, target: usize
     n
 }
 
+/// The process's CPU time so far (user and system), from /proc/self/stat.
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // Linux reports in clock ticks of 1/100 s on every architecture it runs on here.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// One user, every message new: each question embedded first (the model's time, timed), then
+/// its turn, which finds the embedding in the query cache (the rest of the turn), with the
+/// process's CPU time during the turn (the engine's own share; the rest is waiting on
+/// PostgreSQL).
+async fn breakdown(
+    pool: &sqlx::PgPool,
+    engine: &DecisionEngine,
+    user: Uuid,
+    questions: &[String],
+) -> anyhow::Result<()> {
+    let (mut model, mut rest, mut cpu) = (Vec::new(), Vec::new(), Duration::ZERO);
+    let mut conversation = None;
+    for (i, question) in questions.iter().enumerate() {
+        let text = format!("{question} ·{i}");
+        let conv = match conversation {
+            Some(c) => c,
+            None => {
+                let c = conversations::start(pool, user, Mode::Auto, None).await?.id;
+                conversation = Some(c);
+                c
+            }
+        };
+        let started = Instant::now();
+        engine.retriever().embed_query(&text).await?;
+        model.push(started.elapsed());
+        let content = MessageContent::parse(&text).expect("content");
+        let (started, cpu_before) = (Instant::now(), process_cpu());
+        let turn = amal_engine::turn::post_message(pool, engine, conv, None, &content).await?;
+        rest.push(started.elapsed());
+        cpu += process_cpu().saturating_sub(cpu_before);
+        if turn.ticket.is_some() {
+            conversation = None;
+        }
+    }
+    let n = questions.len() as f64;
+    let mean = |v: &[Duration]| v.iter().map(Duration::as_secs_f64).sum::<f64>() * 1000.0 / n;
+    let (model_ms, rest_ms, cpu_ms) = (mean(&model), mean(&rest), cpu.as_secs_f64() * 1000.0 / n);
+    println!(
+        "\none user, {} new messages, mean per turn: {:.1} ms = model {model_ms:.1} ms (query embedding) \
+         + engine CPU {cpu_ms:.1} ms + waiting on PostgreSQL {:.1} ms; engine share {:.0}% \
+         (CPU time from /proc at 10 ms resolution, summed over the turns)",
+        questions.len(),
+        model_ms + rest_ms,
+        (rest_ms - cpu_ms).max(0.0),
+        100.0 * cpu_ms / (model_ms + rest_ms)
+    );
+    model.sort();
+    println!(
+        "model alone, p50 {:.1} ms, p95 {:.1} ms",
+        percentile(&model, 0.5),
+        percentile(&model, 0.95)
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let target = env_usize("AMAL_BENCH_CHUNKS", 10_000);
     let seconds = env_usize("AMAL_BENCH_SECONDS", 10) as u64;
     let clients = env_usize("AMAL_BENCH_CLIENTS", 8);
+    let pace = Duration::from_millis(env_usize("AMAL_BENCH_PACE_MS", 1000) as u64);
     let (pool, url) = common::fresh_database("amal_bench_turns", "amal-bench-db", 16).await?;
     seed::reference(&pool).await?;
     println!("## Conversation-turn benchmark\n");
     println!("load average at the start: {}", load_average());
 
-    // The knowledge base: the starter documents plus synthetic ones.
+    // The knowledge base: the starter documents plus synthetic ones (hashed), or the starter
+    // documents alone (e5).
+    let e5 = std::env::var("AMAL_BENCH_EMBEDDER").is_ok_and(|v| v == "e5");
     let corpus = std::env::temp_dir().join(format!("amal-bench-turns-{}", std::process::id()));
-    let docs = synthetic_corpus(&root, &corpus, target);
-    let embedder = Embedder::Hash(HashEmbedder::default());
+    let (embedder, paths, docs) = if e5 {
+        let embedder = Embedder::from_env().await?;
+        anyhow::ensure!(
+            !matches!(embedder, Embedder::Hash(_)),
+            "AMAL_BENCH_EMBEDDER=e5: unset AMAL_EMBEDDER (the model is the default)"
+        );
+        (embedder, vec![root.join("seeds/knowledge")], 0)
+    } else {
+        let docs = synthetic_corpus(&root, &corpus, target);
+        (
+            Embedder::Hash(HashEmbedder::default()),
+            vec![root.join("seeds/knowledge"), corpus.clone()],
+            docs,
+        )
+    };
     let options = IngestOptions {
         approve: true,
         ..Default::default()
     };
-    let summary = store::ingest_paths(
-        &pool,
-        &embedder,
-        &[root.join("seeds/knowledge"), corpus.clone()],
-        &options,
-        2,
-        |_| {},
-    )
-    .await?;
+    let summary = store::ingest_paths(&pool, &embedder, &paths, &options, 2, |_| {}).await?;
     std::fs::remove_dir_all(&corpus).ok();
     sqlx::query("VACUUM ANALYZE").execute(&pool).await?;
     println!(
-        "knowledge base: {} documents ({docs} synthetic), {} chunks",
-        summary.new, summary.chunks
+        "knowledge base: {} documents ({docs} synthetic), {} chunks, embedder {}",
+        summary.new,
+        summary.chunks,
+        embedder.model()
     );
 
     // The questions: the shipped evaluation set (its crisis-like and off-topic lines lead to
@@ -152,18 +243,27 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // Warm-up: every connection's statement cache.
-    let run = |seconds: u64| {
+    // Every message new (`fresh`: the question with a number no other message has, so that the
+    // query cache never answers) or the questions as they are; each user at once after each
+    // reply, or once every `pace`.
+    let serial = Arc::new(AtomicUsize::new(0));
+    let run = |seconds: u64, fresh: bool, pace: Option<Duration>| {
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::new();
         for (i, user) in users.iter().enumerate() {
-            let (pool, engine, questions, stop, user) = (
+            let (pool, engine, questions, stop, user, serial) = (
                 pool.clone(),
                 engine.clone(),
                 questions.clone(),
                 stop.clone(),
                 *user,
+                serial.clone(),
             );
             tasks.push(tokio::spawn(async move {
+                if let Some(pace) = pace {
+                    // Users do not all write in the same millisecond.
+                    tokio::time::sleep(pace * i as u32 / clients as u32).await;
+                }
                 let mut times = Vec::new();
                 let (mut rag, mut support) = (0u64, 0u64);
                 let mut q = i * 13;
@@ -180,15 +280,24 @@ async fn main() -> anyhow::Result<()> {
                             c
                         }
                     };
-                    let content =
-                        MessageContent::parse(&questions[q % questions.len()]).expect("content");
+                    let question = &questions[q % questions.len()];
+                    let text = if fresh {
+                        format!("{question} #{}", serial.fetch_add(1, Ordering::Relaxed))
+                    } else {
+                        question.clone()
+                    };
+                    let content = MessageContent::parse(&text).expect("content");
                     q += 1;
                     let started = Instant::now();
                     let turn =
                         amal_engine::turn::post_message(&pool, &engine, conv, None, &content)
                             .await
                             .expect("turn");
-                    times.push(started.elapsed());
+                    let took = started.elapsed();
+                    times.push(took);
+                    if let Some(pace) = pace {
+                        tokio::time::sleep(pace.saturating_sub(took)).await;
+                    }
                     if turn.ticket.is_some() {
                         support += 1;
                         // A conversation with an open ticket is the team's: its later messages
@@ -216,20 +325,48 @@ async fn main() -> anyhow::Result<()> {
             (all, rag, support)
         }
     };
-    run(2).await;
-    let started = Instant::now();
-    let (times, rag, support) = run(seconds).await;
-    let elapsed = started.elapsed().as_secs_f64();
-    println!(
-        "\nAUTO turns, {clients} concurrent users, {seconds} s: {} turns = {:.0} turns/s ({rag} answered, {support} to a ticket); \
-         p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms (load average {})",
-        times.len(),
-        times.len() as f64 / elapsed,
-        percentile(&times, 0.5),
-        percentile(&times, 0.95),
-        percentile(&times, 0.99),
-        load_average()
-    );
+    let report = |label: &str, times: &[Duration], rag: u64, support: u64, elapsed: f64| {
+        println!(
+            "\nAUTO turns, {clients} users, {label}, {seconds} s: {} turns = {:.0} turns/s ({rag} answered, {support} to a ticket); \
+             p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms (load average {})",
+            times.len(),
+            times.len() as f64 / elapsed,
+            percentile(times, 0.5),
+            percentile(times, 0.95),
+            percentile(times, 0.99),
+            load_average()
+        );
+    };
+    run(2, e5, None).await;
+    let ways: &[(&str, bool, Option<Duration>)] = if e5 {
+        &[
+            (
+                "each at once after each reply, every message new (cold)",
+                true,
+                None,
+            ),
+            (
+                "each at once after each reply, questions repeating (query cache)",
+                false,
+                None,
+            ),
+            (
+                "each writing once every AMAL_BENCH_PACE_MS, every message new",
+                true,
+                Some(pace),
+            ),
+        ]
+    } else {
+        &[("each at once after each reply", false, None)]
+    };
+    for &(label, fresh, pace) in ways {
+        let started = Instant::now();
+        let (times, rag, support) = run(seconds, fresh, pace).await;
+        report(label, &times, rag, support, started.elapsed().as_secs_f64());
+    }
+    if e5 {
+        breakdown(&pool, &engine, users[0], &questions).await?;
+    }
     pool.close().await;
 
     // pgbench TPC-B on the same cluster, same clients, as the reference.

@@ -417,6 +417,11 @@ impl DecisionEngine {
             .map(|m| crisis::unstored_safety_message(m.language, &self.numbers))
     }
 
+    /// The retriever (and through it the embedder and the query cache).
+    pub fn retriever(&self) -> &Retriever {
+        &self.retriever
+    }
+
     /// The crisis numbers substituted into safety messages.
     pub fn numbers(&self) -> &CrisisNumbers {
         &self.numbers
