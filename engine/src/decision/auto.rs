@@ -399,7 +399,10 @@ impl DecisionEngine {
         }
         let net = self.scope_net().await?;
         match self.retriever.embed_query(text).await {
-            Ok(v) => Some((net.score(&v), net.assess(&v).map(|(m, _)| m))),
+            Ok(v) => {
+                let score = net.score(&v);
+                Some((score, net.verdict(&score)))
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "scope net skipped: embedding failed");
                 None

@@ -206,15 +206,14 @@ impl ScopeNet {
                     && score.off_topic - score.service >= settings.margin))
     }
 
-    /// The net's verdict on a message whose query embedding is `vector`: a match naming the
-    /// nearest off-topic exemplar, with the classifier's probability, or `None`.
-    pub fn assess(&self, vector: &[f32]) -> Option<(OffTopicMatch, f32)> {
-        let score = self.score(vector);
-        if !Self::fires(&score, &self.settings) {
+    /// The net's verdict on a message of this [`Self::score`]: a match naming the nearest
+    /// off-topic exemplar, or `None`.
+    pub fn verdict(&self, score: &ScopeScore) -> Option<OffTopicMatch> {
+        if !Self::fires(score, &self.settings) {
             return None;
         }
         let nearest = &self.bank[score.nearest_off_topic];
-        let m = OffTopicMatch {
+        Some(OffTopicMatch {
             rule_id: RULE_ID.to_string(),
             // What the message was found close to, with the classifier's probability: the
             // explanation a reviewer of the decision log needs.
@@ -222,8 +221,7 @@ impl ScopeNet {
                 "≈ {:?} ({:.3}, p = {:.2})",
                 nearest.text, score.off_topic, score.probability
             ),
-        };
-        Some((m, score.probability))
+        })
     }
 }
 
