@@ -33,20 +33,25 @@ fn starter_articles() -> Vec<std::path::PathBuf> {
     .collect()
 }
 
-#[sqlx::test(
-    migrations = "../migrations",
-    fixtures(path = "../../../seeds", scripts("reference"))
-)]
-async fn cannabis_is_answered_from_the_cannabis_article_in_the_persons_language(pool: PgPool) {
+/// An engine on the model over [`starter_articles`], ingested and approved.
+async fn engine_over_starter_articles(pool: &PgPool) -> DecisionEngine {
     let embedder = e5();
     let options = IngestOptions {
         approve: true,
         ..Default::default()
     };
-    store::ingest_paths(&pool, &embedder, &starter_articles(), &options, 2, |_| {})
+    store::ingest_paths(pool, &embedder, &starter_articles(), &options, 2, |_| {})
         .await
         .unwrap();
-    let engine = engine_with(embedder);
+    engine_with(embedder)
+}
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn cannabis_is_answered_from_the_cannabis_article_in_the_persons_language(pool: PgPool) {
+    let engine = engine_over_starter_articles(&pool).await;
 
     for (question, lang, source) in [
         (
@@ -138,15 +143,7 @@ async fn the_second_net_only_adds_escalations_and_needs_a_semantic_model(_pool: 
     fixtures(path = "../../../seeds", scripts("reference"))
 )]
 async fn other_subjects_no_rule_names_get_the_scope_reply_by_meaning(pool: PgPool) {
-    let embedder = e5();
-    let options = IngestOptions {
-        approve: true,
-        ..Default::default()
-    };
-    store::ingest_paths(&pool, &embedder, &starter_articles(), &options, 2, |_| {})
-        .await
-        .unwrap();
-    let engine = engine_with(embedder);
+    let engine = engine_over_starter_articles(&pool).await;
     assert!(engine.scope_net().await.is_some());
     for (text, lang) in [
         (
