@@ -29,7 +29,7 @@ use pgvector::Vector;
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{env_usize, load_average, percentile};
+use common::{env_usize, load_average, parse_csv, percentile};
 use sqlx::PgPool;
 
 /// xorshift64*: a tiny deterministic generator, so every run builds the same corpus.
@@ -342,64 +342,14 @@ async fn main() -> anyhow::Result<()> {
     // Exact neighbours with their distances: the corpus repeats sentences, so several chunks can
     // tie at the 10th distance; a hit no farther than the exact 10th neighbour counts as found
     // (distance recall, as ann-benchmarks counts), besides the plain id overlap.
-    let mut exact: Vec<(Vec<uuid::Uuid>, f64)> = Vec::new();
-    {
-        let mut tx = pool.begin().await?;
-        sqlx::query("SET LOCAL enable_indexscan = off")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("SET LOCAL enable_bitmapscan = off")
-            .execute(&mut *tx)
-            .await?;
-        for (lang, v) in &sample {
-            let rows: Vec<(uuid::Uuid, f64)> = sqlx::query_as(
-                "SELECT id, embedding <=> $1 FROM document_chunks WHERE retrievable AND lang = $2 ORDER BY embedding <=> $1 LIMIT 10",
-            )
-            .bind(v)
-            .bind(lang.code())
-            .fetch_all(&mut *tx)
-            .await?;
-            let tenth = rows.last().map_or(f64::MAX, |r| r.1);
-            exact.push((rows.into_iter().map(|r| r.0).collect(), tenth));
-        }
-        tx.commit().await?;
-    }
-    let ef_list: Vec<u32> = std::env::var("AMAL_BENCH_EF")
-        .unwrap_or_else(|_| "40,100,160,200,400".into())
-        .split(',')
-        .map(|v| v.trim().parse().expect("AMAL_BENCH_EF: numbers"))
-        .collect();
-    for ef in ef_list {
-        let mut tx = pool.begin().await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SET LOCAL hnsw.ef_search = {ef}"
-        )))
-        .execute(&mut *tx)
-        .await?;
-        let (mut by_id, mut by_distance) = (0usize, 0usize);
-        let mut times = Vec::new();
-        for ((lang, v), (truth, tenth)) in sample.iter().zip(&exact) {
-            let sql = format!(
-                "SELECT id, embedding <=> $1 FROM document_chunks WHERE retrievable AND lang = '{}' ORDER BY {order_expr} LIMIT 10",
-                lang.code()
-            );
-            let t = Instant::now();
-            let rows: Vec<(uuid::Uuid, f64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(v)
-                .fetch_all(&mut *tx)
-                .await?;
-            times.push(t.elapsed());
-            by_id += rows.iter().filter(|(id, _)| truth.contains(id)).count();
-            by_distance += rows.iter().filter(|(_, d)| *d <= tenth + 1e-6).count();
-        }
-        tx.commit().await?;
-        times.sort();
-        let n = (10 * sample.len()) as f64;
+    let (exact, _) = common::exact_neighbours(&pool, &sample).await?;
+    for ef in common::ef_search_values("40,100,160,200,400") {
+        let recall = common::hnsw_recall(&pool, &sample, &exact, ef, &order_expr).await?;
         println!(
             "HNSW ef_search = {ef:>3}: recall@10 {:.3} by distance, {:.3} by id, vs exact scan; p50 {:.2} ms",
-            by_distance as f64 / n,
-            by_id as f64 / n,
-            percentile(&times, 0.5)
+            recall.by_distance,
+            recall.by_id,
+            percentile(&recall.times, 0.5)
         );
     }
 
@@ -684,39 +634,4 @@ fn counsel_chat(eval: &Path) -> anyhow::Result<Option<PublicSet>> {
         documents,
         queries,
     }))
-}
-
-/// Parses CSV/TSV text: quoted fields may hold delimiters, doubled quotes and newlines.
-fn parse_csv(text: &str, delimiter: char) -> Vec<Vec<String>> {
-    let mut rows = Vec::new();
-    let mut row = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if quoted {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    field.push('"');
-                    chars.next();
-                }
-                '"' => quoted = false,
-                c => field.push(c),
-            }
-        } else if c == '"' && field.is_empty() {
-            quoted = true;
-        } else if c == delimiter {
-            row.push(std::mem::take(&mut field));
-        } else if c == '\n' {
-            row.push(std::mem::take(&mut field));
-            rows.push(std::mem::take(&mut row));
-        } else if c != '\r' {
-            field.push(c);
-        }
-    }
-    if !field.is_empty() || !row.is_empty() {
-        row.push(field);
-        rows.push(row);
-    }
-    rows
 }

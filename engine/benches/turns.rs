@@ -135,7 +135,7 @@ async fn breakdown(
             }
         };
         let started = Instant::now();
-        engine.retriever().embed_query(&text).await?;
+        engine.retriever().message_vector(&text).await?;
         model.push(started.elapsed());
         let content = MessageContent::parse(&text).expect("content");
         let (started, cpu_before) = (Instant::now(), process_cpu());

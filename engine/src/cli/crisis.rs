@@ -14,6 +14,7 @@ use amal_engine::decision::crisis::semantic::{
 use amal_engine::decision::crisis::{CrisisGate, CrisisMatch, CrisisNumbers, safety_message};
 use amal_engine::decision::human_request::HumanRequestDetector;
 use amal_engine::knowledge::query_cache::normalise;
+use amal_engine::knowledge::retrieval::message_text;
 use amal_engine::knowledge::{Embedder, TextKind};
 use amal_engine::lang::normalize::guess_message_language;
 
@@ -115,7 +116,7 @@ impl Assessor {
         let mut todo: Vec<String> = texts
             .into_iter()
             .filter(|t| self.gate.assess(t).is_none())
-            .map(normalise)
+            .map(|t| normalise(&message_text(t)))
             .filter(|t| !self.vectors.contains_key(t))
             .collect();
         todo.sort();
@@ -129,7 +130,7 @@ impl Assessor {
     fn assess(&self, text: &str) -> Option<CrisisMatch> {
         self.gate.assess(text).or_else(|| {
             let net = self.net.as_ref()?;
-            let v = self.vectors.get(&normalise(text))?;
+            let v = self.vectors.get(&normalise(&message_text(text)))?;
             net.assess(text, v)
         })
     }
@@ -302,7 +303,7 @@ async fn net_grid(
         let todo: Vec<(String, bool)> = items
             .into_iter()
             .filter(|(t, _)| gate.assess(t).is_none())
-            .map(|(t, y)| (normalise(&t), y))
+            .map(|(t, y)| (normalise(&message_text(&t)), y))
             .collect();
         let refs: Vec<&str> = todo.iter().map(|(t, _)| t.as_str()).collect();
         let vectors = embedder.embed_all(TextKind::Query, &refs).await?;

@@ -346,7 +346,7 @@ impl DecisionEngine {
             return None;
         }
         let net = self.semantic_net().await?;
-        match self.retriever.embed_query(text).await {
+        match self.retriever.message_vector(text).await {
             Ok(v) => net.assess(text, &v),
             Err(e) => {
                 // The rules have already run; the net failing must not stop the turn.
@@ -398,7 +398,7 @@ impl DecisionEngine {
             return None;
         }
         let net = self.scope_net().await?;
-        match self.retriever.embed_query(text).await {
+        match self.retriever.message_vector(text).await {
             Ok(v) => {
                 let score = net.score(&v);
                 Some((score, net.verdict(&score)))

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::knowledge::embed::{EmbedError, Embedder, TextKind};
+use crate::knowledge::query_cache::normalise;
+use crate::knowledge::retrieval::message_text;
 
 /// A logistic classifier over embeddings, trained on a bank: the probability that a message
 /// belongs with the bank's positive exemplars (crisis messages; messages on other subjects)
@@ -89,13 +91,17 @@ impl Classifier {
 const FEATURE_SCALE: f32 = 10.0;
 const FIT_ROUNDS: usize = 400;
 const FIT_RATE: f32 = 0.5;
-/// `texts` embedded as queries (messages, like what is compared with them), read from the cache
-/// `name` when it holds this model's vectors of exactly these texts, else embedded and cached.
+/// `texts` embedded as the engine embeds a message ([`message_text`], as a query: what they
+/// are compared with), read from the cache `name` when it holds this model's vectors of exactly
+/// these texts, else embedded and cached.
 pub async fn embed_cached(
     embedder: &Embedder,
     name: &str,
     texts: &[&str],
 ) -> Result<Vec<Vec<f32>>, EmbedError> {
+    let texts: Vec<String> = texts.iter().map(|t| normalise(&message_text(t))).collect();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let texts = texts.as_slice();
     let cache = cache_path(name, embedder.model(), texts);
     if let Some(v) = cache
         .as_deref()
