@@ -7,6 +7,15 @@
 //! speed re-embedding keeps. Queries: the shipped evaluation set's questions, one at a time.
 //!
 //! Knobs: `AMAL_BENCH_ROUNDS` (default 2), `AMAL_BENCH_QUERIES` (default 121: the whole set).
+//!
+//! `AMAL_BENCH_INGEST_CHUNKS=N` (the issue's figure: 10000; about an hour here) measures
+//! ingestion instead: documents made of the public corpora's texts (counsel-chat's answers
+//! under their question, MentalQA's answers, the FAQ set's answers; ../shared/eval) until the
+//! chunker makes N chunks, ingested by `kb ingest`'s code (`store::ingest_paths`, its workers,
+//! reading, PII stripping, chunking, embedding, writing, then the search indexes). The model's
+//! raw passage throughput on the same chunk texts is measured on a sample of
+//! `AMAL_BENCH_RAW_SAMPLE` (default 300) chunks just before and just after the ingestion, in
+//! the same run, as the reference.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,12 +23,12 @@ use std::time::{Duration, Instant};
 
 use amal_engine::knowledge::embed::{Embedder, TextKind};
 use amal_engine::knowledge::store::{self, IngestOptions};
-use amal_engine::knowledge::{e5, eval};
+use amal_engine::knowledge::{chunk, e5, eval, source};
 use amal_engine::seed;
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{env_usize, load_average, percentile};
+use common::{env_usize, load_average, parse_csv, percentile};
 
 /// The texts `kb reembed` embeds: every chunk with its document's context.
 async fn chunk_texts(pool: &sqlx::PgPool) -> anyhow::Result<Vec<String>> {
@@ -61,6 +70,145 @@ async fn raw_passages(embedder: &Embedder, texts: &Arc<Vec<String>>) -> anyhow::
     Ok(texts.len() as f64 / started.elapsed().as_secs_f64())
 }
 
+/// Markdown documents (language, title, paragraphs) from the public corpora.
+fn corpus_documents() -> anyhow::Result<Vec<(&'static str, String, Vec<String>)>> {
+    let eval = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/eval");
+    let read = |p: &str| {
+        std::fs::read_to_string(eval.join(p))
+            .map_err(|e| anyhow::anyhow!("{p}: {e} (the public corpora are needed)"))
+    };
+    let mut docs: Vec<(&'static str, String, Vec<String>)> = Vec::new();
+    // counsel-chat: every therapist's answer under its question, one document per question.
+    let mut by_question: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for row in parse_csv(&read("counsel-chat-en/20200325_counsel_chat.csv")?, ',')
+        .iter()
+        .skip(1)
+    {
+        if let (Some(title), Some(answer)) = (row.get(2), row.get(8)) {
+            by_question
+                .entry(title.trim().to_string())
+                .or_default()
+                .push(answer.trim().to_string());
+        }
+    }
+    docs.extend(by_question.into_iter().map(|(t, a)| ("en", t, a)));
+    for row in parse_csv(&read("mentalqa-ar/MentalQA_500_data.tsv")?, '\t')
+        .iter()
+        .skip(1)
+    {
+        if let (Some(q), Some(a)) = (row.first(), row.get(1)) {
+            let title: String = q.split_whitespace().take(12).collect::<Vec<_>>().join(" ");
+            docs.push((
+                "ar",
+                title,
+                vec![q.trim().to_string(), a.trim().to_string()],
+            ));
+        }
+    }
+    let faq: serde_json::Value =
+        serde_json::from_str(&read("mh-faq-retrieval-en/documents.json")?)?;
+    for item in faq.as_array().into_iter().flatten() {
+        if let (Some(q), Some(a)) = (item["Questions"].as_str(), item["Answers"].as_str()) {
+            docs.push(("en", q.trim().to_string(), vec![a.trim().to_string()]));
+        }
+    }
+    Ok(docs)
+}
+
+/// Ingestion of about `target` chunks on the model beside the model's raw passage throughput.
+async fn ingestion(e5: &Embedder, target: usize) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("amal-bench-ingest-{}", std::process::id()));
+    let mut texts = Vec::new();
+    for (i, (lang, title, paragraphs)) in corpus_documents()?.into_iter().enumerate() {
+        if texts.len() >= target {
+            break;
+        }
+        let path = dir.join(lang).join(format!("{i:05}.md"));
+        std::fs::create_dir_all(path.parent().expect("a directory"))?;
+        let title = title.replace(['\n', '#'], " ");
+        let body = format!(
+            "---\nlang: {lang}\ncategory: mental_health\n---\n# {title}\n\n{}\n",
+            paragraphs.join("\n\n")
+        );
+        std::fs::write(&path, body)?;
+        // The texts ingestion will embed: the document as read, chunked, with its context.
+        let doc = source::read(&path)?;
+        let tags = doc.front_matter.get("tags").map(String::as_str);
+        texts.extend(
+            chunk::chunk(&doc.content, Default::default())
+                .iter()
+                .map(|c| store::chunk_text(&doc.title, tags, &c.content)),
+        );
+    }
+    let sample_size = env_usize("AMAL_BENCH_RAW_SAMPLE", 300).clamp(1, texts.len());
+    let step = texts.len() / sample_size;
+    let sample: Arc<Vec<String>> = Arc::new(
+        texts
+            .iter()
+            .step_by(step.max(1))
+            .take(sample_size)
+            .cloned()
+            .collect(),
+    );
+    let (pool, _) =
+        common::fresh_database("amal_bench_ingestion", "amal-bench-embeddings-db", 8).await?;
+    println!(
+        "ingestion on {}: {} chunks planned from the public corpora, {} workers; load average {}",
+        e5::E5_MODEL,
+        texts.len(),
+        store::INGEST_WORKERS,
+        load_average()
+    );
+    let before = raw_passages(e5, &sample).await?;
+    println!(
+        "  raw passages before, {sample_size} of the chunks: {before:.2} chunks/s (load average {})",
+        load_average()
+    );
+    let options = IngestOptions {
+        approve: true,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let summary = store::ingest_paths(
+        &pool,
+        e5,
+        std::slice::from_ref(&dir),
+        &options,
+        store::INGEST_WORKERS,
+        |_| {},
+    )
+    .await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let after = raw_passages(e5, &sample).await?;
+    println!(
+        "  raw passages after: {after:.2} chunks/s (load average {})",
+        load_average()
+    );
+    let rate = summary.chunks as f64 / seconds;
+    let raw = (before + after) / 2.0;
+    println!(
+        "  ingestion: {} documents, {} chunks in {seconds:.0} s = {rate:.2} chunks/s (the search indexes built after the load: {:.1} s of it); \
+         ratio to the raw throughput (mean of before and after) {:.2}; load average {}",
+        summary.new,
+        summary.chunks,
+        summary.index_seconds,
+        rate / raw,
+        load_average()
+    );
+    if summary.chunks as usize != texts.len() {
+        // Repeated texts in the corpora are rejected as duplicates, as ingestion should.
+        println!(
+            "  {} of the {} planned chunks stored: {} files rejected",
+            summary.chunks,
+            texts.len(),
+            summary.files.len() - summary.new
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    pool.close().await;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let rounds = env_usize("AMAL_BENCH_ROUNDS", 2);
@@ -69,6 +217,10 @@ async fn main() -> anyhow::Result<()> {
         matches!(e5, Embedder::E5(_)),
         "this benchmark measures multilingual-e5-small: unset AMAL_EMBEDDER and AMAL_EMBED_URL"
     );
+    let ingest_chunks = env_usize("AMAL_BENCH_INGEST_CHUNKS", 0);
+    if ingest_chunks > 0 {
+        return ingestion(&e5, ingest_chunks).await;
+    }
     let (pool, _) =
         common::fresh_database("amal_bench_embeddings", "amal-bench-embeddings-db", 8).await?;
     let options = IngestOptions {
