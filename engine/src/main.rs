@@ -180,6 +180,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 let kb = seed::demo_knowledge(&pool, &embedder)
                     .await
                     .context("loading the starter knowledge base")?;
+                cli::kb::fill_sentences(&pool, &embedder).await?;
                 println!(
                     "reference and demo data loaded; knowledge base: {} new, {} updated, {} unchanged, {} rejected documents",
                     kb.new, kb.updated, kb.unchanged, kb.rejected

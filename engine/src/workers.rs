@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::RoutingSettings;
 use crate::conversations::{self, ConversationError};
+use crate::knowledge::sentences;
 use crate::mail::{self, Mailer};
 use crate::sessions;
 use crate::stats;
@@ -95,6 +96,8 @@ pub struct WorkerConfig {
     pub mail_notice_interval_seconds: u64,
     /// The shift job (presence expiry, offers, waiting tickets).
     pub shift_interval_seconds: u64,
+    /// Sentence vectors of newly ingested chunks ([`spawn_sentences`]).
+    pub sentences_interval_seconds: u64,
     /// Routing and presence settings for the shift job.
     pub routing: RoutingSettings,
 }
@@ -112,6 +115,7 @@ impl Default for WorkerConfig {
             retention_interval_seconds: 3600,
             mail_notice_interval_seconds: 30,
             shift_interval_seconds: 15,
+            sentences_interval_seconds: 30,
             routing: RoutingSettings::default(),
         }
     }
@@ -318,24 +322,98 @@ pub fn spawn_notices(
     page_url: String,
     interval: Duration,
     instance: String,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
+    spawn_claimed(
+        pool.clone(),
+        NOTICE_JOB,
+        interval,
+        instance,
+        shutdown,
+        move || {
+            let (pool, mailer, page_url) = (pool.clone(), mailer.clone(), page_url.clone());
+            async move {
+                match mail::run_notices(&pool, mailer, &page_url, 100).await {
+                    Ok(run) => tracing::debug!(?run, "reply notices"),
+                    Err(e) => tracing::warn!("reply notices failed: {e}"),
+                }
+            }
+        },
+    )
+}
+
+/// The name of the sentence vectors' job in `worker_runs`.
+pub const SENTENCES_JOB: &str = "sentence_vectors";
+
+/// Chunks whose sentences one run of [`spawn_sentences`] embeds at most: about ten seconds of
+/// one core.
+const SENTENCE_CHUNKS_PER_RUN: usize = 64;
+
+/// Embeds the sentences of chunks that have none ([`sentences::fill`]) every `interval`, a few
+/// chunks at a time on one core, so that people's messages keep the other cores; claimed in
+/// `worker_runs` like the other jobs. Nothing to do with the hashed embedder.
+pub fn spawn_sentences(
+    pool: PgPool,
+    embedder: crate::knowledge::Embedder,
+    interval: Duration,
+    instance: String,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    spawn_claimed(
+        pool.clone(),
+        SENTENCES_JOB,
+        interval,
+        instance,
+        shutdown,
+        move || {
+            let (pool, embedder) = (pool.clone(), embedder.clone());
+            async move {
+                let mut done = 0;
+                while done < SENTENCE_CHUNKS_PER_RUN {
+                    match sentences::fill(&pool, &embedder, 4, sentences::Share::OneCore).await {
+                        Ok(0) => break,
+                        Ok(n) => done += n,
+                        Err(e) => {
+                            tracing::warn!("sentence vectors: {e}");
+                            break;
+                        }
+                    }
+                }
+                if done > 0 {
+                    tracing::debug!(chunks = done, "sentence vectors");
+                }
+            }
+        },
+    )
+}
+
+/// Runs `run` once per `interval` across every instance sharing the database (claimed by
+/// `name` in `worker_runs`), until `shutdown` turns true.
+fn spawn_claimed<F, R>(
+    pool: PgPool,
+    name: &'static str,
+    interval: Duration,
+    instance: String,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    run: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> R + Send + 'static,
+    R: std::future::Future<Output = ()> + Send,
+{
     tokio::spawn(async move {
         let tick = (interval / 4).max(Duration::from_millis(250));
         loop {
             let due = match pool.acquire().await {
                 Ok(mut conn) => {
-                    claim_named(&mut conn, NOTICE_JOB, interval.as_secs().max(1), &instance).await
+                    claim_named(&mut conn, name, interval.as_secs().max(1), &instance).await
                 }
                 Err(e) => Err(e),
             };
             match due {
-                Ok(true) => match mail::run_notices(&pool, mailer.clone(), &page_url, 100).await {
-                    Ok(run) => tracing::debug!(?run, "reply notices"),
-                    Err(e) => tracing::warn!("reply notices failed: {e}"),
-                },
+                Ok(true) => run().await,
                 Ok(false) => {}
-                Err(e) => tracing::warn!("reply notices: cannot claim the run: {e}"),
+                Err(e) => tracing::warn!("{name}: cannot claim the run: {e}"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(tick) => {}

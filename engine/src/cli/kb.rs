@@ -15,7 +15,7 @@ use uuid::Uuid;
 use amal_engine::config::Config;
 use amal_engine::db;
 use amal_engine::knowledge::store::{self, IngestOptions, IngestOutcome};
-use amal_engine::knowledge::{Embedder, Retriever, SearchRequest, eval};
+use amal_engine::knowledge::{Embedder, Retriever, SearchRequest, eval, sentences};
 use amal_engine::lang::Lang;
 use amal_engine::staff;
 
@@ -56,6 +56,9 @@ pub enum KbCommand {
     },
     /// Re-embed every chunk with the configured embedder (changes the vector dimension if needed).
     Reembed,
+    /// Embed the sentences of every chunk that has no sentence vectors yet (answers then choose
+    /// sentences by meaning as well as words; the server does it in the background).
+    Sentences,
     /// Fit the confidence calibration on an evaluation set plus out-of-scope queries.
     Calibrate {
         /// The evaluation set (in-scope queries).
@@ -371,6 +374,24 @@ pub async fn run(config: &Config, cmd: KbCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        KbCommand::Sentences => {
+            let embedder = embedder(&pool).await?;
+            if !sentences::has_meaning(&embedder) {
+                println!(
+                    "the {} embedder has no notion of meaning: answers choose sentences by words",
+                    embedder.model()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let started = std::time::Instant::now();
+            let done = fill_sentences(&pool, &embedder).await?;
+            println!(
+                "sentence vectors for {done} chunks in {:.1} s; {} chunks still without",
+                started.elapsed().as_secs_f64(),
+                sentences::missing(&pool, embedder.model()).await?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         KbCommand::Calibrate { file, negatives } => {
             let retriever = Retriever::new(embedder(&pool).await?);
             let cases = eval::load_cases(&file)?;
@@ -429,4 +450,29 @@ async fn run_review(pool: &PgPool, cmd: ReviewCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Embeds the sentences of every chunk without sentence vectors ([`sentences::fill_all`]), on
+/// every core, with a progress bar on a terminal; returns how many chunks it did.
+pub async fn fill_sentences(pool: &PgPool, embedder: &Embedder) -> Result<usize> {
+    let bar = ProgressBar::hidden();
+    let done = sentences::fill_all(pool, embedder, 16, {
+        let bar = bar.clone();
+        move |done, total| {
+            if bar.is_hidden()
+                && total >= MIN_PROGRESS_BAR as usize
+                && std::io::stderr().is_terminal()
+            {
+                bar.set_style(progress_style());
+                bar.set_draw_target(ProgressDrawTarget::stderr());
+                bar.enable_steady_tick(Duration::from_millis(200));
+            }
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        }
+    })
+    .await
+    .context("embedding the chunks' sentences")?;
+    bar.finish_and_clear();
+    Ok(done)
 }

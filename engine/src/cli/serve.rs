@@ -64,6 +64,9 @@ pub struct ServeArgs {
     /// Reply notices by e-mail are queued and sent this often, in seconds.
     #[arg(long, env = "AMAL_MAIL_NOTICE_INTERVAL_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     mail_notice_interval_seconds: u64,
+    /// New chunks' sentences are embedded this often, in seconds (a few at a time, on one core).
+    #[arg(long, env = "AMAL_SENTENCES_INTERVAL_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    sentences_interval_seconds: u64,
     /// Do not run the background workers in this instance.
     #[arg(long, env = "AMAL_NO_WORKERS")]
     no_workers: bool,
@@ -156,6 +159,7 @@ impl ServeArgs {
                 session_retention_days: self.session_retention_days,
                 retention_interval_seconds: self.retention_interval_seconds,
                 mail_notice_interval_seconds: self.mail_notice_interval_seconds,
+                sentences_interval_seconds: self.sentences_interval_seconds,
                 ..WorkerConfig::default()
             },
             metrics_token: self.metrics_token.clone().filter(|t| !t.trim().is_empty()),

@@ -1,6 +1,8 @@
 //! The offline extractive answer: the sentences of the approved chunks that best match the
 //! question, framed and cited. Also the frame a chat model's answer gets.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -9,10 +11,26 @@ use super::replies::{closing, intro, source_in_other_language, sources_label};
 use crate::knowledge::Hit;
 use crate::knowledge::chunk::count_tokens;
 use crate::knowledge::lexicon::Lexicon;
+use crate::knowledge::sentences::split as sentences;
 use crate::lang::{Lang, fold, is_stopword};
 
 /// How many sentences an extractive answer has at most.
 const ANSWER_SENTENCES: usize = 3;
+
+/// Weight of a sentence's closeness in meaning to the question against its shared words: the
+/// model's similarities between one article's sentences and a question differ by a few
+/// hundredths, so 0.05 of similarity weighs about as much as one shared word in a sentence of a
+/// dozen.
+const MEANING_WEIGHT: f64 = 6.0;
+
+/// A sentence sharing no word with the question is still a candidate when its similarity is
+/// within this of the closest sentence's.
+const MEANING_MARGIN: f32 = 0.03;
+
+/// The similarity of each sentence of the answer's chunks to the question, by chunk and
+/// position among [`sentences`] (`knowledge::sentences::similarities`); empty when the chunks
+/// have no sentence vectors, and the answer goes by words alone.
+pub type SentenceMeaning = HashMap<(Uuid, usize), f32>;
 
 /// A document the answer drew from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,38 +54,6 @@ pub struct Answer {
     pub citations: Vec<Citation>,
     /// Token count of the text ([`count_tokens`]).
     pub tokens: usize,
-}
-
-/// Splits chunk text into sentences (keeping their end marks), as the chunker does. Lines
-/// without an end mark are headings or list stubs, which read badly inside a paragraph: they
-/// are left out.
-fn sentences(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    for c in text.chars() {
-        if c == '\n' {
-            // A line break without an end mark ends a heading: drop it.
-            current.clear();
-            continue;
-        }
-        current.push(c);
-        if matches!(c, '.' | '!' | '?' | '…' | '؟') {
-            push_sentence(&mut out, &mut current);
-        }
-    }
-    out
-}
-
-fn push_sentence(out: &mut Vec<String>, current: &mut String) {
-    let s = current
-        .trim()
-        .trim_start_matches(['#', '-', '*', ' '])
-        .trim();
-    // A few words ("Yes." "See below.") carry no answer.
-    if count_tokens(s) >= 4 {
-        out.push(s.to_string());
-    }
-    current.clear();
 }
 
 /// At most `max` characters of `text` (whole words, lines joined), with an ellipsis when cut.
@@ -104,10 +90,11 @@ fn words_match(a: &str, b: &str) -> bool {
 }
 
 /// Composes the offline extractive answer: the two or three sentences of the best article's
-/// top chunks (retrieval chose the article and its chunks by meaning and words) that share most
-/// words with the query (and its lexicon expansion), in their original order, a one-line
-/// introduction and a "Sources" line citing the article.
-pub fn compose_answer(query: &str, lang: Lang, hits: &[Hit]) -> Answer {
+/// top chunks (retrieval chose the article and its chunks by meaning and words) that best
+/// address the query, by the words they share with it (and its lexicon expansion) and, when
+/// the chunks have sentence vectors (`meaning`), by their closeness in meaning to it; in their
+/// original order, with a one-line introduction and a "Sources" line citing the article.
+pub fn compose_answer(query: &str, lang: Lang, hits: &[Hit], meaning: &SentenceMeaning) -> Answer {
     let mut query_words = content_words(query);
     for w in Lexicon::builtin().expand(query) {
         for f in content_words(&w) {
@@ -119,8 +106,9 @@ pub fn compose_answer(query: &str, lang: Lang, hits: &[Hit]) -> Answer {
     // The answer's language is the top hit's: the person's own whenever retrieval found the
     // article, or its translation, in it ([`crate::knowledge::Retriever::search_across`]).
     let source_lang = answer_source_lang(lang, hits);
-    // Candidate sentences: (hit index, position, overlap score, sentence).
-    let mut candidates: Vec<(usize, usize, f64, String)> = Vec::new();
+    // Candidate sentences: (hit index, position, word score, sentence, shares a word with the
+    // query, similarity to the query).
+    let mut candidates = Vec::new();
     // One article answers: the best one's chunks. Sentences picked by shared words across
     // several articles could quote the tobacco article to a question about smoking cannabis.
     let article = hits
@@ -143,9 +131,29 @@ pub fn compose_answer(query: &str, lang: Lang, hits: &[Hit]) -> Answer {
             // and earlier sentences (articles put the gist first).
             let score =
                 overlap / (words.len().max(1) as f64).sqrt() - 0.05 * hi as f64 - 0.01 * pos as f64;
-            candidates.push((hi, pos, if overlap > 0.0 { score } else { f64::MIN }, s));
+            let similarity = meaning.get(&(hit.chunk_id, pos)).copied();
+            candidates.push((hi, pos, score, s, overlap > 0.0, similarity));
         }
     }
+    // By meaning: each sentence's similarity against the closest one's, so that the weight
+    // does not depend on where the model's similarities sit for this question.
+    let closest = candidates
+        .iter()
+        .filter_map(|c| c.5)
+        .fold(f32::MIN, f32::max);
+    let candidates: Vec<(usize, usize, f64, String)> = candidates
+        .into_iter()
+        .map(|(hi, pos, score, s, shares_words, similarity)| {
+            let score = match similarity {
+                Some(sim) if shares_words || sim >= closest - MEANING_MARGIN => {
+                    score + MEANING_WEIGHT * f64::from(sim - closest)
+                }
+                _ if shares_words => score,
+                _ => f64::MIN,
+            };
+            (hi, pos, score, s)
+        })
+        .collect();
     let mut chosen: Vec<(usize, usize, String)> = Vec::new();
     let mut ranked = candidates.clone();
     ranked.sort_by(|a, b| b.2.total_cmp(&a.2));
@@ -271,7 +279,12 @@ mod tests {
                 "Nicotine cravings pass within minutes.",
             ),
         ];
-        let a = compose_answer("I can't sleep, insomnia every night", Lang::En, &hits);
+        let a = compose_answer(
+            "I can't sleep, insomnia every night",
+            Lang::En,
+            &hits,
+            &SentenceMeaning::new(),
+        );
         assert!(
             a.text.starts_with("Here is what our approved sources say:"),
             "{}",
@@ -304,12 +317,18 @@ mod tests {
             "sleep bedtime",
             Lang::En,
             &[sleep_en.clone(), sommeil_fr.clone()],
+            &SentenceMeaning::new(),
         );
         assert_eq!(a.citations.len(), 1);
         assert_eq!(a.citations[0].title, "Sleep");
         assert!(!a.text.contains("article in"), "{}", a.text);
         // The best article exists only in French: answered from it, saying so in English.
-        let a = compose_answer("sleep bedtime", Lang::En, &[sommeil_fr, sleep_en]);
+        let a = compose_answer(
+            "sleep bedtime",
+            Lang::En,
+            &[sommeil_fr, sleep_en],
+            &SentenceMeaning::new(),
+        );
         assert_eq!(a.citations.len(), 1);
         assert_eq!(a.citations[0].title, "Sommeil");
         assert!(
@@ -327,7 +346,7 @@ mod tests {
             "Tabac",
             "Tabac et nicotine : arrêter de fumer\n\nArrêter de fumer demande souvent plusieurs tentatives.",
         )];
-        let a = compose_answer("arrêter de fumer", Lang::Fr, &hits);
+        let a = compose_answer("arrêter de fumer", Lang::Fr, &hits, &SentenceMeaning::new());
         assert!(
             a.text.contains("\n\nArrêter de fumer demande"),
             "{}",
@@ -340,8 +359,47 @@ mod tests {
             "Cut",
             "a chunk cut in the middle of a long sentence, without",
         )];
-        let a = compose_answer("long sentence", Lang::En, &hits);
+        let a = compose_answer("long sentence", Lang::En, &hits, &SentenceMeaning::new());
         assert!(a.text.contains("a chunk cut in the middle"), "{}", a.text);
         assert_eq!(a.citations.len(), 1);
+    }
+
+    #[test]
+    fn sentences_are_chosen_by_meaning_when_they_share_no_words() {
+        let content = "Sleep matters to everyone in many different ways. Keep a regular bedtime \
+                       and put screens away an hour before. Our team can talk with you on any day.";
+        let h = hit(7, "en", "Sleep", content);
+        let query = "my nights feel endless lately";
+        // By words alone nothing matches: the chunk's opening sentences.
+        let a = compose_answer(
+            query,
+            Lang::En,
+            std::slice::from_ref(&h),
+            &SentenceMeaning::new(),
+        );
+        assert!(a.text.contains("Sleep matters"), "{}", a.text);
+        // By meaning: the sentence closest to the question, and not those far below it.
+        let meaning: SentenceMeaning = [0.80, 0.86, 0.78]
+            .into_iter()
+            .enumerate()
+            .map(|(pos, sim)| ((h.chunk_id, pos), sim))
+            .collect();
+        let a = compose_answer(query, Lang::En, std::slice::from_ref(&h), &meaning);
+        assert!(a.text.contains("Keep a regular bedtime"), "{}", a.text);
+        assert!(!a.text.contains("Sleep matters"), "{}", a.text);
+        assert!(!a.text.contains("Our team"), "{}", a.text);
+        // Shared words still count: a sentence sharing the question's words stays beside the
+        // closest in meaning.
+        let a = compose_answer(
+            "why does sleep matter",
+            Lang::En,
+            std::slice::from_ref(&h),
+            &meaning,
+        );
+        assert!(
+            a.text.contains("Sleep matters") && a.text.contains("Keep a regular bedtime"),
+            "{}",
+            a.text
+        );
     }
 }

@@ -18,8 +18,9 @@ use std::str::FromStr;
 use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use uuid::Uuid;
 
-use super::answer::{Answer, compose_answer, finish_answer};
+use super::answer::{Answer, SentenceMeaning, compose_answer, finish_answer};
 use super::crisis::semantic::SemanticNet;
 use super::crisis::{self, CrisisGate, CrisisKind, CrisisMatch, CrisisNumbers};
 use super::human_request::{self, HumanRequestDetector, HumanRequestMatch};
@@ -32,7 +33,7 @@ use super::scope::net::{ScopeNet, ScopeScore};
 use super::scope::{self, OffTopicMatch, ScopeDetector};
 
 use crate::config::RoutingSettings;
-use crate::knowledge::{Hit, Retriever};
+use crate::knowledge::{Hit, Retriever, sentences};
 use crate::lang::Lang;
 
 /// Environment variable: the confidence a top hit needs for a RAG answer (0..1).
@@ -410,6 +411,26 @@ impl DecisionEngine {
         }
     }
 
+    /// How close in meaning each sentence of the hits' chunks is to `text`, from the chunks'
+    /// sentence vectors and the message's vector (already in the query cache): empty with the
+    /// hashed embedder, for chunks whose sentences are not embedded yet, or on an error
+    /// (logged; the answer then goes by words alone).
+    async fn sentence_meaning(&self, pool: &PgPool, text: &str, hits: &[Hit]) -> SentenceMeaning {
+        let embedder = self.retriever.embedder();
+        if !sentences::has_meaning(embedder) || hits.is_empty() {
+            return SentenceMeaning::new();
+        }
+        let chunks: Vec<Uuid> = hits.iter().map(|h| h.chunk_id).collect();
+        let found = match self.retriever.message_vector(text).await {
+            Ok(v) => sentences::similarities(pool, &chunks, embedder.model(), &v).await,
+            Err(e) => Err(e),
+        };
+        found.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "sentences chosen by words alone");
+            SentenceMeaning::new()
+        })
+    }
+
     /// The safety message for `text` when the crisis gate fires on it (in the language the
     /// gate read, as [`crisis_decision`] does), on paths that store nothing and open no ticket,
     /// such as a person without consent: the `unstored` text, which promises nobody (no one
@@ -684,7 +705,14 @@ impl DecisionEngine {
                 }
             }
         }
-        let mut answer = answer.unwrap_or_else(|| compose_answer(text, lang, &hits));
+        let mut answer = match answer {
+            Some(a) => a,
+            None => {
+                let meaning = self.sentence_meaning(pool, text, &hits).await;
+                evidence["sentences_by_meaning"] = json!(!meaning.is_empty());
+                compose_answer(text, lang, &hits, &meaning)
+            }
+        };
         // The articles name the service's numbers as placeholders: the person reads the
         // configured numbers (or plain words when none are configured), never `{{...}}`.
         answer.text = crisis::fill_numbers(&answer.text, lang, &self.numbers);

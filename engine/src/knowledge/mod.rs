@@ -20,6 +20,7 @@ pub mod lexicon;
 pub mod pii;
 pub mod query_cache;
 pub mod retrieval;
+pub mod sentences;
 pub mod source;
 pub mod store;
 

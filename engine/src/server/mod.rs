@@ -294,6 +294,13 @@ pub async fn serve(
             workers::instance_name(),
             state.shutdown.subscribe(),
         ));
+        background.push(workers::spawn_sentences(
+            state.pool.clone(),
+            state.engine.retriever().embedder().clone(),
+            Duration::from_secs(state.config.workers.sentences_interval_seconds.max(1)),
+            workers::instance_name(),
+            state.shutdown.subscribe(),
+        ));
     }
     let app = router(state.clone());
     let stopper = state.clone();

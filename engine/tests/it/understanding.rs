@@ -172,3 +172,78 @@ async fn other_subjects_no_rule_names_get_the_scope_reply_by_meaning(pool: PgPoo
     // The hashed embedder has no notion of meaning: no scope net.
     assert!(engine_with(Embedder::hashed()).scope_net().await.is_none());
 }
+
+#[sqlx::test(
+    migrations = "../migrations",
+    fixtures(path = "../../../seeds", scripts("reference"))
+)]
+async fn answers_choose_sentences_by_meaning_once_they_are_embedded(pool: PgPool) {
+    use amal_engine::knowledge::sentences;
+
+    let embedder = e5();
+    let article = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../seeds/knowledge/fr/01-alcohol.md");
+    let options = IngestOptions {
+        approve: true,
+        ..Default::default()
+    };
+    store::ingest_paths(&pool, &embedder, &[article], &options, 2, |_| {})
+        .await
+        .unwrap();
+    let engine = engine_with(embedder.clone());
+    let question = "peut-on arrêter l'alcool du jour au lendemain sans risque";
+
+    // Before the sentences are embedded: by words alone, said in the decision log.
+    let d = engine.decide(&pool, question, Lang::Fr).await;
+    assert_eq!(d.decision, Route::Rag, "{:?}", d.evidence);
+    assert_eq!(d.evidence["sentences_by_meaning"], false, "{}", d.evidence);
+
+    let chunks = sentences::missing(&pool, embedder.model()).await.unwrap();
+    assert!(chunks > 0);
+    let done = sentences::fill_all(&pool, &embedder, 2, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(done as i64, chunks);
+    assert_eq!(
+        sentences::missing(&pool, embedder.model()).await.unwrap(),
+        0
+    );
+    // Every chunk has one row per sentence the answer splits it into (or one empty marker).
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT c.content, (SELECT count(*) FROM chunk_sentences s WHERE s.chunk_id = c.id) \
+         FROM document_chunks c",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for (content, n) in rows {
+        assert_eq!(
+            n as usize,
+            sentences::split(&content).len().max(1),
+            "{content}"
+        );
+    }
+    assert_eq!(
+        sentences::fill(&pool, &embedder, 8, sentences::Share::OneCore)
+            .await
+            .unwrap(),
+        0
+    );
+
+    // By meaning: the sentence that answers (do not stop suddenly and alone when drinking
+    // heavily every day) shares almost no word with the question.
+    let d = engine.decide(&pool, question, Lang::Fr).await;
+    assert_eq!(d.evidence["sentences_by_meaning"], true, "{}", d.evidence);
+    assert!(d.reply.contains("n'arrêtez pas brutalement"), "{}", d.reply);
+
+    // A re-ingested (changed) document's chunks take their sentence vectors with them.
+    sqlx::query("DELETE FROM document_chunks")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM chunk_sentences")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
