@@ -14,7 +14,7 @@ use sqlx::PgPool;
 use crate::config::Config;
 use crate::db::{self, PgvectorStatus, backup};
 use crate::knowledge::embed::{EMBEDDER_ENV, SelfTest};
-use crate::knowledge::{Embedder, KnowledgeError, store};
+use crate::knowledge::{Embedder, KnowledgeError, sentences, store};
 
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -662,6 +662,43 @@ async fn check_stored_vectors(
         )
     };
     report.push("vectors", status, detail);
+    check_sentences(pool, embedder, report).await
+}
+
+/// Whether the retrievable chunks' sentences are embedded: until they are, answers from those
+/// chunks choose sentences by words alone.
+async fn check_sentences(
+    pool: &PgPool,
+    embedder: &Embedder,
+    report: &mut DoctorReport,
+) -> Result<(), KnowledgeError> {
+    let table: bool =
+        sqlx::query_scalar("SELECT to_regclass('public.chunk_sentences') IS NOT NULL")
+            .fetch_one(pool)
+            .await?;
+    if !table || !sentences::has_meaning(embedder) {
+        return Ok(());
+    }
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM document_chunks WHERE retrievable")
+        .fetch_one(pool)
+        .await?;
+    let missing = sentences::missing(pool, embedder.model()).await?;
+    let (status, detail) = if missing == 0 {
+        (
+            CheckStatus::Ok,
+            format!("the sentences of all {total} retrievable chunks are embedded"),
+        )
+    } else {
+        (
+            CheckStatus::Warn,
+            format!(
+                "{missing} of {total} retrievable chunks have no sentence vectors yet: answers \
+                 from them choose sentences by words alone until the server's background job \
+                 or `amal-engine kb sentences` embeds them"
+            ),
+        )
+    };
+    report.push("sentences", status, detail);
     Ok(())
 }
 

@@ -30,6 +30,7 @@ async fn healthy_on_a_migrated_database(pool: PgPool) {
         "indexes",
         "embedder",
         "vectors",
+        "sentences",
     ] {
         assert!(
             report.checks.iter().any(|c| c.name == name),
