@@ -29,6 +29,8 @@ use pgvector::Vector;
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "common/recall.rs"]
+mod recall;
 use common::{env_usize, load_average, parse_csv, percentile};
 use sqlx::PgPool;
 
@@ -342,9 +344,9 @@ async fn main() -> anyhow::Result<()> {
     // Exact neighbours with their distances: the corpus repeats sentences, so several chunks can
     // tie at the 10th distance; a hit no farther than the exact 10th neighbour counts as found
     // (distance recall, as ann-benchmarks counts), besides the plain id overlap.
-    let (exact, _) = common::exact_neighbours(&pool, &sample).await?;
-    for ef in common::ef_search_values("40,100,160,200,400") {
-        let recall = common::hnsw_recall(&pool, &sample, &exact, ef, &order_expr).await?;
+    let (exact, _) = recall::exact_neighbours(&pool, &sample).await?;
+    for ef in recall::ef_search_values("40,100,160,200,400") {
+        let recall = recall::hnsw_recall(&pool, &sample, &exact, ef, &order_expr).await?;
         println!(
             "HNSW ef_search = {ef:>3}: recall@10 {:.3} by distance, {:.3} by id, vs exact scan; p50 {:.2} ms",
             recall.by_distance,

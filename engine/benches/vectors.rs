@@ -42,6 +42,8 @@ use sqlx::PgPool;
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "common/recall.rs"]
+mod recall;
 use common::{env_usize, load_average, parse_csv, percentile};
 
 /// Texts embedded per append to the vector file.
@@ -463,7 +465,7 @@ async fn main() -> anyhow::Result<()> {
         let v = Vector::from(retriever.message_vector(q).await?.as_ref().clone());
         searches.extend(Lang::ALL.iter().map(|l| (*l, v.clone())));
     }
-    let (exact, mut exact_times) = common::exact_neighbours(&pool, &searches).await?;
+    let (exact, mut exact_times) = recall::exact_neighbours(&pool, &searches).await?;
     exact_times.sort();
     println!(
         "\nrecall@10 of the HNSW indexes (half precision) against the exact scan of the full-precision vectors, {} questions x {} languages; reference, the exact scan: p50 {:.2} ms",
@@ -473,8 +475,8 @@ async fn main() -> anyhow::Result<()> {
     );
     let dim = embedder.dimension();
     let order = format!("embedding::halfvec({dim}) <=> $1::halfvec({dim})");
-    for ef in common::ef_search_values("40,100,200,400") {
-        let recall = common::hnsw_recall(&pool, &searches, &exact, ef, &order).await?;
+    for ef in recall::ef_search_values("40,100,200,400") {
+        let recall = recall::hnsw_recall(&pool, &searches, &exact, ef, &order).await?;
         println!(
             "  ef_search = {ef:>3}: recall@10 {:.3} by distance, {:.3} by id; p50 {:.2} ms, p95 {:.2} ms",
             recall.by_distance,
