@@ -10,8 +10,8 @@
 //!
 //! `AMAL_BENCH_INGEST_CHUNKS=N` (the figure: 10000; about an hour here) measures
 //! ingestion instead: documents made of the public corpora's texts (counsel-chat's answers
-//! under their question, MentalQA's answers, the FAQ set's answers; ../shared/eval) until the
-//! chunker makes N chunks, ingested by `kb ingest`'s code (`store::ingest_paths`, its workers,
+//! under their question, MentalQA's answers, the FAQ set's answers; ../shared/eval; numbered
+//! copies after the first 4,000 chunks or so) until the chunker makes N chunks, ingested by `kb ingest`'s code (`store::ingest_paths`, its workers,
 //! reading, PII stripping, chunking, embedding, writing, then the search indexes). The model's
 //! raw passage throughput on the same chunk texts is measured on a sample of
 //! `AMAL_BENCH_RAW_SAMPLE` (default 300) chunks just before and just after the ingestion, in
@@ -119,17 +119,25 @@ fn corpus_documents() -> anyhow::Result<Vec<(&'static str, String, Vec<String>)>
 async fn ingestion(e5: &Embedder, target: usize) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("amal-bench-ingest-{}", std::process::id()));
     let mut texts = Vec::new();
-    for (i, (lang, title, paragraphs)) in corpus_documents()?.into_iter().enumerate() {
+    let docs = corpus_documents()?;
+    // The corpora make about 4,000 chunks: further passes number their documents, whose
+    // content then differs (ingestion would reject exact duplicates) and costs the model the
+    // same.
+    for (i, (lang, title, paragraphs)) in docs.iter().cycle().enumerate() {
         if texts.len() >= target {
             break;
         }
-        let path = dir.join(lang).join(format!("{i:05}.md"));
+        let pass = i / docs.len();
+        let path = dir.join(lang).join(format!("{i:06}.md"));
         std::fs::create_dir_all(path.parent().expect("a directory"))?;
-        let title = title.replace(['\n', '#'], " ");
-        let body = format!(
-            "---\nlang: {lang}\ncategory: mental_health\n---\n# {title}\n\n{}\n",
-            paragraphs.join("\n\n")
-        );
+        let mut title = title.replace(['\n', '#'], " ");
+        let mut body = paragraphs.join("\n\n");
+        if pass > 0 {
+            title = format!("{title} ({pass})");
+            body = format!("Copy {pass}.\n\n{body}");
+        }
+        let body =
+            format!("---\nlang: {lang}\ncategory: mental_health\n---\n# {title}\n\n{body}\n");
         std::fs::write(&path, body)?;
         // The texts ingestion will embed: the document as read, chunked, with its context.
         let doc = source::read(&path)?;
