@@ -102,37 +102,39 @@ pub async fn fill(
     if chunks.is_empty() {
         return Ok(0);
     }
-    let mut rows: Vec<(Uuid, i32, Option<usize>)> = Vec::new();
+    // One row per sentence, in the order the sentences are embedded; a chunk without a
+    // sentence gets one row with no vector.
+    let (mut chunk_ids, mut positions, mut embedded) = (Vec::new(), Vec::new(), Vec::new());
     let mut texts: Vec<String> = Vec::new();
     for (id, content) in &chunks {
         let sentences = split(content);
         if sentences.is_empty() {
-            rows.push((*id, 0, None));
+            chunk_ids.push(*id);
+            positions.push(0i32);
+            embedded.push(false);
         }
         for (position, s) in sentences.into_iter().enumerate() {
-            rows.push((*id, position as i32, Some(texts.len())));
+            chunk_ids.push(*id);
+            positions.push(position as i32);
+            embedded.push(true);
             texts.push(s);
         }
     }
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let vectors = match share {
+    let mut vectors = match share {
         Share::AllCores => embedder.embed_all(TextKind::Passage, &refs).await?,
         Share::OneCore => embedder.embed(TextKind::Passage, &refs).await?,
-    };
+    }
+    .into_iter();
+    let embeddings: Vec<Option<Vector>> = embedded
+        .iter()
+        .map(|&e| e.then(|| Vector::from(vectors.next().expect("one vector per sentence"))))
+        .collect();
     let ids: Vec<Uuid> = chunks.iter().map(|(id, _)| *id).collect();
     sqlx::query("DELETE FROM chunk_sentences WHERE chunk_id = ANY($1)")
         .bind(&ids)
         .execute(&mut *tx)
         .await?;
-    let (chunk_ids, positions, embeddings): (Vec<Uuid>, Vec<i32>, Vec<Option<Vector>>) = rows
-        .into_iter()
-        .map(|(id, position, v)| (id, position, v.map(|i| Vector::from(vectors[i].clone()))))
-        .fold(Default::default(), |mut acc, (id, position, v)| {
-            acc.0.push(id);
-            acc.1.push(position);
-            acc.2.push(v);
-            acc
-        });
     sqlx::query(
         "INSERT INTO chunk_sentences (chunk_id, position, embedding, embedding_model) \
          SELECT u.chunk_id, u.position, u.embedding, $4 \
